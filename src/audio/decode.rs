@@ -1,0 +1,208 @@
+//! File decoding through symphonia: any supported container and codec, any channel count,
+//! mixed down to mono f32 at the file's own sample rate.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{DecoderOptions, CODEC_TYPE_FLAC, CODEC_TYPE_NULL};
+use symphonia::core::errors::Error as SymError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+use crate::{Error, Result};
+
+/// A decoded clip: mono samples in [-1, 1] at `sample_rate`, plus what the file said.
+#[derive(Debug, Clone)]
+pub struct AudioClip {
+    pub path: PathBuf,
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+    /// Channel count of the file before the mono mix-down.
+    pub channels: usize,
+    /// Container and codec, e.g. "wav/pcm_s24le".
+    pub format: String,
+}
+
+impl AudioClip {
+    /// Length in seconds.
+    pub fn duration(&self) -> f64 {
+        self.samples.len() as f64 / self.sample_rate as f64
+    }
+}
+
+/// Fails with [`Error::NonFinite`] at the first NaN or infinite sample.
+pub fn check_finite(what: &str, samples: &[f32]) -> Result<()> {
+    match samples.iter().position(|x| !x.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(Error::NonFinite {
+            what: what.to_string(),
+            index,
+            value: samples[index],
+        }),
+    }
+}
+
+fn codec_name(codec: symphonia::core::codecs::CodecType) -> String {
+    symphonia::default::get_codecs()
+        .get_codec(codec)
+        .map(|d| d.short_name.to_string())
+        .unwrap_or_else(|| format!("{codec}"))
+}
+
+/// Decodes `path` to mono f32 at its own sample rate.
+///
+/// Errors name the file: missing, empty, not audio, truncated (WAV/FLAC whose header
+/// promises more frames than the file holds), zero-length, or holding NaN/inf samples.
+pub fn decode_file(path: &Path) -> Result<AudioClip> {
+    let file = File::open(path).map_err(|source| Error::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 {
+        return Err(Error::EmptyFile {
+            path: path.to_path_buf(),
+        });
+    }
+    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    let probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            mss,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
+        .map_err(|e| Error::NotAudio {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let mut format = probed.format;
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| Error::NotAudio {
+            path: path.to_path_buf(),
+            reason: "no audio track".into(),
+        })?
+        .clone();
+    let params = &track.codec_params;
+    let sample_rate = params.sample_rate.ok_or_else(|| Error::Decode {
+        path: path.to_path_buf(),
+        reason: "the stream does not state its sample rate".into(),
+    })?;
+    let mut channels = params.channels.map(|c| c.count()).unwrap_or(0);
+    let codec = codec_name(params.codec);
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("?")
+        .to_ascii_lowercase();
+    // Lossless codecs state an exact frame count: fewer decoded frames means truncation.
+    let exact_frames = if codec.starts_with("pcm") || params.codec == CODEC_TYPE_FLAC {
+        params.n_frames
+    } else {
+        None
+    };
+    let mut decoder = symphonia::default::get_codecs()
+        .make(params, &DecoderOptions::default())
+        .map_err(|e| Error::Decode {
+            path: path.to_path_buf(),
+            reason: format!("unsupported codec {codec}: {e}"),
+        })?;
+
+    let mut samples: Vec<f32> = Vec::with_capacity(
+        params
+            .n_frames
+            .map(|n| n.min(1 << 28) as usize)
+            .unwrap_or(1 << 16),
+    );
+    let mut buf: Option<SampleBuffer<f32>> = None;
+    let mut frames: u64 = 0;
+    let mut decode_error: Option<String> = None;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(p) => p,
+            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(SymError::ResetRequired) => break,
+            Err(e) => {
+                decode_error = Some(e.to_string());
+                break;
+            }
+        };
+        if packet.track_id() != track.id {
+            continue;
+        }
+        let decoded = match decoder.decode(&packet) {
+            Ok(d) => d,
+            Err(SymError::DecodeError(e)) => {
+                decode_error = Some(e.to_string());
+                continue;
+            }
+            Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => {
+                decode_error = Some(e.to_string());
+                break;
+            }
+        };
+        let spec = *decoded.spec();
+        let n = decoded.frames();
+        if n == 0 {
+            continue;
+        }
+        channels = spec.channels.count();
+        let sb = buf.get_or_insert_with(|| SampleBuffer::new(decoded.capacity() as u64, spec));
+        if sb.capacity() < n * channels {
+            *sb = SampleBuffer::new(decoded.capacity() as u64, spec);
+        }
+        sb.copy_interleaved_ref(decoded);
+        let inter = &sb.samples()[..n * channels];
+        if channels == 1 {
+            samples.extend_from_slice(inter);
+        } else {
+            let scale = 1.0 / channels as f32;
+            samples.extend(
+                inter
+                    .chunks_exact(channels)
+                    .map(|f| f.iter().sum::<f32>() * scale),
+            );
+        }
+        frames += n as u64;
+    }
+
+    if let Some(expected) = exact_frames {
+        if frames < expected {
+            return Err(Error::Truncated {
+                path: path.to_path_buf(),
+                expected,
+                got: frames,
+            });
+        }
+    }
+    if samples.is_empty() {
+        return Err(match decode_error {
+            Some(reason) => Error::Decode {
+                path: path.to_path_buf(),
+                reason,
+            },
+            None => Error::NoSamples {
+                path: path.to_path_buf(),
+            },
+        });
+    }
+    check_finite(&path.display().to_string(), &samples)?;
+    Ok(AudioClip {
+        path: path.to_path_buf(),
+        samples,
+        sample_rate,
+        channels: channels.max(1),
+        format: format!("{ext}/{codec}"),
+    })
+}

@@ -1,0 +1,47 @@
+//! Writing WAV files through hound.
+
+use std::path::Path;
+
+use crate::{Error, Result};
+
+fn werr(path: &Path, e: hound::Error) -> Error {
+    let source = match e {
+        hound::Error::IoError(io) => io,
+        other => std::io::Error::other(other.to_string()),
+    };
+    Error::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes mono 16-bit PCM (samples clipped to [-1, 1]).
+pub fn write_wav_i16(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).map_err(|e| werr(path, e))?;
+    for &x in samples {
+        let v = (x.clamp(-1.0, 1.0) * 32767.0).round() as i16;
+        w.write_sample(v).map_err(|e| werr(path, e))?;
+    }
+    w.finalize().map_err(|e| werr(path, e))
+}
+
+/// Writes mono 32-bit float WAV, samples unchanged.
+pub fn write_wav_f32(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(path, spec).map_err(|e| werr(path, e))?;
+    for &x in samples {
+        w.write_sample(x).map_err(|e| werr(path, e))?;
+    }
+    w.finalize().map_err(|e| werr(path, e))
+}

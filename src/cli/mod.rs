@@ -1,0 +1,145 @@
+//! The command line: argument definitions (clap) and one small function per command that
+//! calls into the library and reports errors with context. No signal processing here.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::audio::{dbfs, decode_file, peak, resample, rms};
+use crate::features::{FeatureExtractor, FeatureKind, FeatureSpec};
+use crate::npy::write_npy_f32;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "emoscope",
+    version,
+    about = "Real-time speech emotion monitor: waveform, spectrogram and eight emotion bars",
+    long_about = "emoscope analyses emotional speech.\n\n\
+        Typical first steps:\n  \
+        emoscope info clip.flac                      show format, rate, level\n  \
+        emoscope features clip.wav --kind mfcc --out m.npy   librosa-identical features\n\n\
+        Features match librosa 0.11 (Slaney mel, center=True, power_to_db ref 1, top_db 80)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print an audio file's format, sample rate, channels, duration, peak and RMS level.
+    Info(InfoArgs),
+    /// Compute a mel spectrogram or MFCCs exactly as librosa does and save them as .npy.
+    Features(FeaturesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// Audio files (WAV, FLAC, MP3, OGG/Vorbis).
+    #[arg(required = true)]
+    pub audio: Vec<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    emoscope features speech.wav --kind mel --db --out mel_db.npy\n  \
+    emoscope features speech.flac --kind mfcc --sr 22050 --n-fft 4096 --hop-length 1024 --n-mfcc 40 --out m.npy\n\n\
+    The output is float32, C order, shape (n_mels or n_mfcc, frames); load it with numpy.load.\n\
+    Equivalent librosa call: librosa.feature.melspectrogram(y=y, sr=sr, n_fft=..., hop_length=..., n_mels=..., fmin=..., fmax=...)\n\
+    (then librosa.power_to_db for --db), or librosa.feature.mfcc(y=y, sr=sr, n_mfcc=..., same mel arguments).")]
+pub struct FeaturesArgs {
+    /// Input audio file (WAV, FLAC, MP3, OGG/Vorbis); multi-channel audio is averaged to mono.
+    pub audio: PathBuf,
+    /// Feature kind: `mel` (mel spectrogram) or `mfcc`.
+    #[arg(long, value_enum, default_value = "mel")]
+    pub kind: FeatureKind,
+    /// Resample to this rate (Hz) first; default: the file's own rate.
+    #[arg(long)]
+    pub sr: Option<u32>,
+    /// FFT size in samples (also the Hann window length).
+    #[arg(long, default_value_t = 2048)]
+    pub n_fft: usize,
+    /// Samples between frames.
+    #[arg(long, default_value_t = 512)]
+    pub hop_length: usize,
+    /// Number of mel bands.
+    #[arg(long, default_value_t = 128)]
+    pub n_mels: usize,
+    /// Number of MFCCs kept (for --kind mfcc).
+    #[arg(long, default_value_t = 20)]
+    pub n_mfcc: usize,
+    /// Lowest mel frequency, Hz.
+    #[arg(long, default_value_t = 0.0)]
+    pub fmin: f32,
+    /// Highest mel frequency, Hz (default: half the sample rate).
+    #[arg(long)]
+    pub fmax: Option<f32>,
+    /// Mel only: output power_to_db(S, ref=1, amin=1e-10, top_db=80) instead of power.
+    #[arg(long)]
+    pub db: bool,
+    /// Output .npy path.
+    #[arg(long, short)]
+    pub out: PathBuf,
+}
+
+/// Parses the command line, runs the command, and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Info(a) => info(a),
+        Command::Features(a) => features(a),
+    }
+}
+
+fn info(a: InfoArgs) -> Result<()> {
+    for path in &a.audio {
+        let clip = decode_file(path)?;
+        let (pk, r) = (peak(&clip.samples), rms(&clip.samples));
+        println!("{}", path.display());
+        println!("  format:      {}", clip.format);
+        println!("  sample rate: {} Hz", clip.sample_rate);
+        println!("  channels:    {}", clip.channels);
+        println!(
+            "  duration:    {:.3} s ({} samples)",
+            clip.duration(),
+            clip.samples.len()
+        );
+        println!("  peak:        {:.4} ({:.1} dBFS)", pk, dbfs(pk));
+        println!("  rms:         {:.4} ({:.1} dBFS)", r, dbfs(r));
+    }
+    Ok(())
+}
+
+fn features(a: FeaturesArgs) -> Result<()> {
+    let clip = decode_file(&a.audio)?;
+    let sr = a.sr.unwrap_or(clip.sample_rate);
+    let spec = FeatureSpec {
+        kind: a.kind,
+        sample_rate: sr,
+        n_fft: a.n_fft,
+        hop_length: a.hop_length,
+        n_mels: a.n_mels,
+        n_mfcc: a.n_mfcc,
+        fmin: a.fmin,
+        fmax: a.fmax,
+        db: a.db,
+        ..FeatureSpec::default()
+    };
+    let extractor = FeatureExtractor::new(&spec)?;
+    let samples = resample(&clip.samples, clip.sample_rate, sr)
+        .with_context(|| format!("{}: resampling to {sr} Hz", a.audio.display()))?;
+    let m = extractor.compute(&a.audio.display().to_string(), &samples)?;
+    write_npy_f32(&a.out, &[m.rows, m.frames], &m.data)?;
+    Ok(())
+}

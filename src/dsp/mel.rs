@@ -1,0 +1,112 @@
+//! Mel filterbank as librosa's `filters.mel(htk=False, norm="slaney")`: Slaney mel scale,
+//! triangular filters with area normalisation, stored sparsely (each filter's non-zero span).
+
+/// Hz to mel on the Slaney scale (linear below 1 kHz, logarithmic above).
+pub fn hz_to_mel(hz: f64) -> f64 {
+    let f_sp = 200.0 / 3.0;
+    let min_log_hz = 1000.0;
+    let min_log_mel = min_log_hz / f_sp;
+    let logstep = (6.4f64).ln() / 27.0;
+    if hz >= min_log_hz {
+        min_log_mel + (hz / min_log_hz).ln() / logstep
+    } else {
+        hz / f_sp
+    }
+}
+
+/// Mel (Slaney scale) to Hz.
+pub fn mel_to_hz(mel: f64) -> f64 {
+    let f_sp = 200.0 / 3.0;
+    let min_log_hz = 1000.0;
+    let min_log_mel = min_log_hz / f_sp;
+    let logstep = (6.4f64).ln() / 27.0;
+    if mel >= min_log_mel {
+        min_log_hz * (logstep * (mel - min_log_mel)).exp()
+    } else {
+        f_sp * mel
+    }
+}
+
+/// `n` frequencies (Hz) evenly spaced on the mel scale from `fmin` to `fmax`.
+pub fn mel_frequencies(n: usize, fmin: f64, fmax: f64) -> Vec<f64> {
+    let (lo, hi) = (hz_to_mel(fmin), hz_to_mel(fmax));
+    (0..n)
+        .map(|i| {
+            let m = if n > 1 {
+                lo + (hi - lo) * i as f64 / (n - 1) as f64
+            } else {
+                lo
+            };
+            mel_to_hz(m)
+        })
+        .collect()
+}
+
+/// A Slaney-normalised mel filterbank mapping `n_fft/2+1` power bins to `n_mels` bands.
+#[derive(Debug, Clone)]
+pub struct MelFilterbank {
+    n_bins: usize,
+    /// Per filter: first non-zero bin and its weights.
+    filters: Vec<(usize, Vec<f32>)>,
+}
+
+impl MelFilterbank {
+    pub fn new(sample_rate: u32, n_fft: usize, n_mels: usize, fmin: f64, fmax: f64) -> Self {
+        let n_bins = n_fft / 2 + 1;
+        let fftfreqs: Vec<f64> = (0..n_bins)
+            .map(|k| k as f64 * sample_rate as f64 / n_fft as f64)
+            .collect();
+        let mel_f = mel_frequencies(n_mels + 2, fmin, fmax);
+        let fdiff: Vec<f64> = mel_f.windows(2).map(|w| w[1] - w[0]).collect();
+        let filters = (0..n_mels)
+            .map(|i| {
+                let enorm = 2.0 / (mel_f[i + 2] - mel_f[i]);
+                let w: Vec<f32> = fftfreqs
+                    .iter()
+                    .map(|&f| {
+                        let lower = -(mel_f[i] - f) / fdiff[i];
+                        let upper = (mel_f[i + 2] - f) / fdiff[i + 1];
+                        // librosa builds float64 weights, then stores them as float32.
+                        (0.0f64.max(lower.min(upper)) * enorm) as f32
+                    })
+                    .collect();
+                let first = w.iter().position(|&x| x != 0.0).unwrap_or(0);
+                let last = w.iter().rposition(|&x| x != 0.0).map_or(0, |l| l + 1);
+                (first, w[first..last.max(first)].to_vec())
+            })
+            .collect();
+        Self { n_bins, filters }
+    }
+
+    pub fn n_mels(&self) -> usize {
+        self.filters.len()
+    }
+
+    pub fn n_bins(&self) -> usize {
+        self.n_bins
+    }
+
+    /// Indices of filters that are all zero (librosa warns about these).
+    pub fn empty_filters(&self) -> Vec<usize> {
+        (0..self.filters.len())
+            .filter(|&i| self.filters[i].1.is_empty())
+            .collect()
+    }
+
+    /// Mel band energies of one power spectrum frame into `out` (`n_mels` values).
+    pub fn apply(&self, power: &[f32], out: &mut [f32]) {
+        for (o, (first, w)) in out.iter_mut().zip(&self.filters) {
+            let p = &power[*first..*first + w.len()];
+            *o = w.iter().zip(p).map(|(a, b)| a * b).sum();
+        }
+    }
+
+    /// The dense (n_mels x n_bins) matrix, row-major, for inspection and tests.
+    pub fn dense(&self) -> Vec<f32> {
+        let mut m = vec![0.0; self.filters.len() * self.n_bins];
+        for (i, (first, w)) in self.filters.iter().enumerate() {
+            m[i * self.n_bins + first..i * self.n_bins + first + w.len()].copy_from_slice(w);
+        }
+        m
+    }
+}

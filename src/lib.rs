@@ -1,0 +1,11 @@
+//! emoscope: a real-time speech emotion monitor. The library holds everything; `main.rs`
+//! only parses the command line and prints errors.
+
+pub mod audio;
+pub mod cli;
+pub mod dsp;
+pub mod error;
+pub mod features;
+pub mod npy;
+
+pub use error::{Error, Result};
