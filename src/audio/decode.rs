@@ -76,7 +76,10 @@ pub fn decode_file(path: &Path) -> Result<AudioClip> {
         .format(
             &hint,
             mss,
-            &FormatOptions::default(),
+            &FormatOptions {
+                enable_gapless: true,
+                ..Default::default()
+            },
             &MetadataOptions::default(),
         )
         .map_err(|e| Error::NotAudio {
@@ -93,7 +96,7 @@ pub fn decode_file(path: &Path) -> Result<AudioClip> {
             reason: "no audio track".into(),
         })?
         .clone();
-    let params = &track.codec_params;
+    let params = track.codec_params.clone();
     let sample_rate = params.sample_rate.ok_or_else(|| Error::Decode {
         path: path.to_path_buf(),
         reason: "the stream does not state its sample rate".into(),
@@ -112,7 +115,7 @@ pub fn decode_file(path: &Path) -> Result<AudioClip> {
         None
     };
     let mut decoder = symphonia::default::get_codecs()
-        .make(params, &DecoderOptions::default())
+        .make(&params, &DecoderOptions::default())
         .map_err(|e| Error::Decode {
             path: path.to_path_buf(),
             reason: format!("unsupported codec {codec}: {e}"),
@@ -140,6 +143,8 @@ pub fn decode_file(path: &Path) -> Result<AudioClip> {
         if packet.track_id() != track.id {
             continue;
         }
+        // Gapless playback: encoder delay and padding are marked on packets, not removed.
+        let (trim_start, trim_end) = (packet.trim_start() as usize, packet.trim_end() as usize);
         let decoded = match decoder.decode(&packet) {
             Ok(d) => d,
             Err(SymError::DecodeError(e)) => {
@@ -163,7 +168,9 @@ pub fn decode_file(path: &Path) -> Result<AudioClip> {
             *sb = SampleBuffer::new(decoded.capacity() as u64, spec);
         }
         sb.copy_interleaved_ref(decoded);
-        let inter = &sb.samples()[..n * channels];
+        let keep_from = trim_start.min(n);
+        let keep_to = n.saturating_sub(trim_end).max(keep_from);
+        let inter = &sb.samples()[keep_from * channels..keep_to * channels];
         if channels == 1 {
             samples.extend_from_slice(inter);
         } else {
@@ -174,9 +181,18 @@ pub fn decode_file(path: &Path) -> Result<AudioClip> {
                     .map(|f| f.iter().sum::<f32>() * scale),
             );
         }
-        frames += n as u64;
+        frames += (keep_to - keep_from) as u64;
     }
 
+    // Some readers (OGG/Vorbis) state the gapless length and the encoder delay but do not
+    // mark packets: remove the delay and the padding here.
+    if let (Some(n), Some(delay)) = (params.n_frames, params.delay) {
+        if exact_frames.is_none() && frames > n {
+            let skip = (delay as usize).min(samples.len());
+            samples.drain(..skip);
+            samples.truncate(n as usize);
+        }
+    }
     if let Some(expected) = exact_frames {
         if frames < expected {
             return Err(Error::Truncated {
