@@ -76,7 +76,7 @@ fn integer_wavs_of_every_depth_decode_to_the_written_signal() {
     let x = sine(440.0, 16000, 4000, 0.5);
     for (bits, tol) in [(8u16, 1.0 / 100.0), (16, 1e-4), (24, 1e-6), (32, 1e-6)] {
         let p = dir.path().join(format!("s{bits}.wav"));
-        write_int_wav(&p, bits, &[x.clone()], 16000);
+        write_int_wav(&p, bits, std::slice::from_ref(&x), 16000);
         let c = decode_file(&p).unwrap();
         assert_eq!(
             (c.sample_rate, c.channels, c.samples.len()),

@@ -137,8 +137,12 @@ fn features(a: FeaturesArgs) -> Result<()> {
         ..FeatureSpec::default()
     };
     let extractor = FeatureExtractor::new(&spec)?;
-    let samples = resample(&clip.samples, clip.sample_rate, sr)
-        .with_context(|| format!("{}: resampling to {sr} Hz", a.audio.display()))?;
+    let samples = if sr == clip.sample_rate {
+        clip.samples
+    } else {
+        resample(&clip.samples, clip.sample_rate, sr)
+            .with_context(|| format!("{}: resampling to {sr} Hz", a.audio.display()))?
+    };
     let m = extractor.compute(&a.audio.display().to_string(), &samples)?;
     write_npy_f32(&a.out, &[m.rows, m.frames], &m.data)?;
     Ok(())

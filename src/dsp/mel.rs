@@ -97,7 +97,7 @@ impl MelFilterbank {
     pub fn apply(&self, power: &[f32], out: &mut [f32]) {
         for (o, (first, w)) in out.iter_mut().zip(&self.filters) {
             let p = &power[*first..*first + w.len()];
-            *o = w.iter().zip(p).map(|(a, b)| a * b).sum();
+            *o = super::dot(w, p);
         }
     }
 

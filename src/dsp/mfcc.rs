@@ -33,7 +33,7 @@ impl Dct2 {
     /// `out[k] = sum_n m[k][n] * x[n]` for each kept coefficient.
     pub fn apply(&self, x: &[f32], out: &mut [f32]) {
         for (o, row) in out.iter_mut().zip(self.matrix.chunks_exact(self.n_in)) {
-            *o = row.iter().zip(x).map(|(a, b)| a * b).sum();
+            *o = super::dot(row, x);
         }
     }
 }

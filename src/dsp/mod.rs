@@ -10,3 +10,23 @@ pub use db::{power_to_db, power_to_db_in_place, AMIN, TOP_DB};
 pub use mel::{hz_to_mel, mel_frequencies, mel_to_hz, MelFilterbank};
 pub use mfcc::Dct2;
 pub use stft::{n_frames, Stft};
+
+/// Dot product with eight independent accumulators, so the compiler can vectorise it
+/// (a plain `f32` fold cannot be reordered).
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f32; 8];
+    let chunks = n / 8;
+    for i in 0..chunks {
+        for l in 0..8 {
+            acc[l] += a[i * 8 + l] * b[i * 8 + l];
+        }
+    }
+    let mut s = acc.iter().sum::<f32>();
+    for i in chunks * 8..n {
+        s += a[i] * b[i];
+    }
+    s
+}

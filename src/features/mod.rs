@@ -154,7 +154,7 @@ impl FeatureSpec {
                 format!("must be >= 0 and below fmax = {}", self.fmax_hz()),
             ));
         }
-        if !(self.fmax_hz() <= nyquist) {
+        if self.fmax_hz().is_nan() || self.fmax_hz() > nyquist {
             return Err(Error::param(
                 "fmax",
                 self.fmax_hz(),
