@@ -9,3 +9,9 @@ pub mod features;
 pub mod npy;
 
 pub use error::{Error, Result};
+pub mod analysis;
+pub mod corpus;
+pub mod labels;
+pub mod model;
+pub mod train;
+pub mod util;

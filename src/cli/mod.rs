@@ -10,6 +10,8 @@ use crate::audio::{dbfs, decode_file, peak, resample, rms};
 use crate::features::{FeatureExtractor, FeatureKind, FeatureSpec};
 use crate::npy::write_npy_f32;
 
+mod recognition;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "emoscope",
@@ -17,6 +19,7 @@ use crate::npy::write_npy_f32;
     about = "Real-time speech emotion monitor: waveform, spectrogram and eight emotion bars",
     long_about = "emoscope analyses emotional speech.\n\n\
         Typical first steps:\n  \
+        emoscope analyze clip.wav                    emotion per 3 s window, with the shipped model\n  \
         emoscope info clip.flac                      show format, rate, level\n  \
         emoscope features clip.wav --kind mfcc --out m.npy   librosa-identical features\n\n\
         Features match librosa 0.11 (Slaney mel, center=True, power_to_db ref 1, top_db 80)."
@@ -32,6 +35,12 @@ pub enum Command {
     Info(InfoArgs),
     /// Compute a mel spectrogram or MFCCs exactly as librosa does and save them as .npy.
     Features(FeaturesArgs),
+    /// Classify emotions in audio files: probabilities per 3 s window and a whole-file summary.
+    Analyze(recognition::AnalyzeArgs),
+    /// Train a model on labelled corpora with speakers held out (or k folds by speaker).
+    Train(recognition::TrainCmdArgs),
+    /// Evaluate a model on labelled clips: accuracy, UAR, F1, ROC-AUC, calibration, confusion.
+    Eval(recognition::EvalArgs),
 }
 
 #[derive(Args, Debug)]
@@ -99,6 +108,9 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(a) => info(a),
         Command::Features(a) => features(a),
+        Command::Analyze(a) => recognition::analyze(a),
+        Command::Train(a) => recognition::train(a),
+        Command::Eval(a) => recognition::eval(a),
     }
 }
 

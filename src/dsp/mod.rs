@@ -5,11 +5,13 @@ mod db;
 mod mel;
 mod mfcc;
 mod stft;
+mod vad;
 
 pub use db::{power_to_db, power_to_db_in_place, AMIN, TOP_DB};
 pub use mel::{hz_to_mel, mel_frequencies, mel_to_hz, MelFilterbank};
 pub use mfcc::Dct2;
 pub use stft::{n_frames, Stft};
+pub use vad::Vad;
 
 /// Dot product with eight independent accumulators, so the compiler can vectorise it
 /// (a plain `f32` fold cannot be reordered).

@@ -284,11 +284,92 @@ impl FeatureExtractor {
         })
     }
 
-    /// [`compute`](Self::compute) followed by the spec's normalisation: what a model sees.
-    pub fn model_input(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
-        let mut m = self.compute(what, signal)?;
+    /// The dB mel spectrogram (`n_mels x frames`, top_db applied), whatever the spec's kind:
+    /// the stored form from which [`finish`](Self::finish) makes a model's input.
+    pub fn db_mel(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
+        if signal.len() < self.spec.n_fft {
+            return Err(Error::SignalTooShort {
+                what: what.into(),
+                len: signal.len(),
+                n_fft: self.spec.n_fft,
+            });
+        }
+        crate::audio::check_finite(what, signal)?;
+        let (frames, mut fm) = self.mel_power_frames(signal);
+        power_to_db_in_place(&mut fm, Some(TOP_DB));
+        let n_mels = self.spec.n_mels;
+        Ok(FeatureMatrix {
+            rows: n_mels,
+            frames,
+            data: transpose(&fm, frames, n_mels),
+        })
+    }
+
+    /// Turns a window of dB mel (as from [`db_mel`](Self::db_mel), possibly cropped,
+    /// padded or augmented) into the model's input: top_db re-applied against the window's
+    /// own maximum, DCT for MFCC specs, then the spec's normalisation. Training, `analyze`
+    /// and the live monitor all end here.
+    pub fn finish(&self, mut db_mel: FeatureMatrix) -> FeatureMatrix {
+        let max = db_mel.data.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let floor = max - TOP_DB;
+        db_mel.data.iter_mut().for_each(|x| *x = x.max(floor));
+        let mut m = match (&self.dct, self.spec.kind) {
+            (Some(dct), FeatureKind::Mfcc) => {
+                let (n_mels, frames) = (db_mel.rows, db_mel.frames);
+                let fm = transpose(&db_mel.data, n_mels, frames);
+                let n_mfcc = dct.n_out();
+                let mut out = vec![0.0f32; frames * n_mfcc];
+                for (o, m) in out.chunks_exact_mut(n_mfcc).zip(fm.chunks_exact(n_mels)) {
+                    dct.apply(m, o);
+                }
+                FeatureMatrix {
+                    rows: n_mfcc,
+                    frames,
+                    data: transpose(&out, frames, n_mfcc),
+                }
+            }
+            _ => db_mel,
+        };
         normalise(&mut m, self.spec.normalisation);
-        Ok(m)
+        m
+    }
+
+    /// The model input for exactly one window of samples (shorter input is zero-padded at
+    /// the end to the spec's window length, longer input is cut).
+    pub fn model_input(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
+        let n = self.spec.window_samples();
+        let db = if signal.len() == n {
+            self.db_mel(what, signal)?
+        } else {
+            let mut w = signal[..signal.len().min(n)].to_vec();
+            w.resize(n, 0.0);
+            self.db_mel(what, &w)?
+        };
+        Ok(self.finish(db))
+    }
+}
+
+impl FeatureMatrix {
+    /// Frames `start..start+len` of a frame-wise matrix; frames past the end are filled
+    /// with `fill` (for dB mel: the floor, i.e. silence).
+    pub fn crop(&self, start: usize, len: usize, fill: f32) -> FeatureMatrix {
+        let mut data = vec![fill; self.rows * len];
+        for r in 0..self.rows {
+            let src = &self.data[r * self.frames..(r + 1) * self.frames];
+            let avail = src.len().saturating_sub(start).min(len);
+            data[r * len..r * len + avail]
+                .copy_from_slice(&src[start.min(src.len())..start.min(src.len()) + avail]);
+        }
+        FeatureMatrix {
+            rows: self.rows,
+            frames: len,
+            data,
+        }
+    }
+
+    /// Smallest value (the dB floor for dB mel).
+    pub fn min(&self) -> f32 {
+        self.data.iter().fold(f32::INFINITY, |m, &x| m.min(x))
     }
 }
 

@@ -1,0 +1,182 @@
+//! Windowed classification of a whole recording: the 3 s windows every hop, their
+//! probabilities and voice activity, and a whole-file summary. `analyze`, `eval` and the
+//! live monitor cut windows and turn them into model input the same way.
+
+use serde::Serialize;
+
+use crate::dsp::Vad;
+use crate::features::FeatureMatrix;
+use crate::labels::{LABELS, N_LABELS};
+use crate::model::Classifier;
+use crate::train::metrics::argmax;
+use crate::Result;
+
+/// Frame offsets of the windows of `win` frames, every `hop` frames, covering `total`
+/// frames; one window (padded) when the clip is shorter than a window.
+pub fn window_starts(total: usize, win: usize, hop: usize) -> Vec<usize> {
+    if total <= win {
+        return vec![0];
+    }
+    let mut v: Vec<usize> = (0..=(total - win)).step_by(hop.max(1)).collect();
+    if *v.last().unwrap() != total - win {
+        v.push(total - win);
+    }
+    v
+}
+
+/// `len` frames of `m` starting at `start` (negative: padding in front), padded with
+/// `m`'s floor (silence) where the clip has no frames.
+pub fn place(m: &FeatureMatrix, start: isize, len: usize) -> FeatureMatrix {
+    let fill = m.min();
+    if start >= 0 {
+        return m.crop(start as usize, len, fill);
+    }
+    let front = (-start) as usize;
+    let inner = m.crop(0, len.saturating_sub(front), fill);
+    let mut data = vec![fill; m.rows * len];
+    for r in 0..m.rows {
+        let n = inner.frames;
+        data[r * len + front.min(len)..r * len + front.min(len) + n]
+            .copy_from_slice(&inner.data[r * n..(r + 1) * n]);
+    }
+    FeatureMatrix {
+        rows: m.rows,
+        frames: len,
+        data,
+    }
+}
+
+/// Model-input windows of a dB mel matrix, every `hop_frames`.
+pub fn windows_of(
+    clf: &Classifier,
+    db_mel: &FeatureMatrix,
+    hop_frames: usize,
+) -> (Vec<usize>, Vec<FeatureMatrix>) {
+    let win = clf.card.features.window_frames();
+    let starts = window_starts(db_mel.frames, win, hop_frames);
+    let inputs = starts
+        .iter()
+        .map(|&s| clf.extractor.finish(place(db_mel, s as isize, win)))
+        .collect();
+    (starts, inputs)
+}
+
+/// Mean of probability rows.
+pub fn mean_probs(rows: &[[f32; N_LABELS]]) -> [f32; N_LABELS] {
+    let mut m = [0.0f32; N_LABELS];
+    for r in rows {
+        for (a, b) in m.iter_mut().zip(r) {
+            *a += b / rows.len() as f32;
+        }
+    }
+    m
+}
+
+/// One analysed window.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowResult {
+    pub t_start: f64,
+    pub t_end: f64,
+    pub speech: bool,
+    pub top: Option<&'static str>,
+    pub probs: Vec<(&'static str, f32)>,
+}
+
+/// A whole recording's analysis.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileAnalysis {
+    pub file: String,
+    pub duration: f64,
+    pub windows: Vec<WindowResult>,
+    /// Mean probabilities over the windows with speech (all windows if none has speech).
+    pub summary: Vec<(&'static str, f32)>,
+    pub summary_top: &'static str,
+    pub speech_windows: usize,
+}
+
+fn labelled(p: &[f32; N_LABELS]) -> Vec<(&'static str, f32)> {
+    LABELS.iter().copied().zip(p.iter().copied()).collect()
+}
+
+/// Analyses `samples` (at the model's rate) in windows every `hop_seconds`.
+pub fn analyze_samples(
+    clf: &Classifier,
+    what: &str,
+    samples: &[f32],
+    hop_seconds: f32,
+) -> Result<FileAnalysis> {
+    let spec = &clf.card.features;
+    let sr = spec.sample_rate;
+    let mut padded;
+    let x = if samples.len() < spec.n_fft {
+        padded = samples.to_vec();
+        padded.resize(spec.n_fft, 0.0);
+        &padded[..]
+    } else {
+        samples
+    };
+    let db = clf.extractor.db_mel(what, x)?;
+    let hop_frames = ((hop_seconds * sr as f32) / spec.hop_length as f32)
+        .round()
+        .max(1.0) as usize;
+    let (starts, inputs) = windows_of(clf, &db, hop_frames);
+    let probs = clf.probs(&inputs)?;
+    let vad = Vad::default();
+    let win_s = spec.window_samples();
+    let mut windows = Vec::new();
+    let mut speech_rows = Vec::new();
+    for (&s, p) in starts.iter().zip(&probs) {
+        let a = s * spec.hop_length;
+        let b = (a + win_s).min(samples.len());
+        let speech = a < b && vad.is_speech(&samples[a..b], sr);
+        if speech {
+            speech_rows.push(*p);
+        }
+        windows.push(WindowResult {
+            t_start: a as f64 / sr as f64,
+            t_end: (a + win_s) as f64 / sr as f64,
+            speech,
+            top: speech.then(|| LABELS[argmax(p)]),
+            probs: labelled(p),
+        });
+    }
+    let summary = if speech_rows.is_empty() {
+        mean_probs(&probs)
+    } else {
+        mean_probs(&speech_rows)
+    };
+    Ok(FileAnalysis {
+        file: what.to_string(),
+        duration: samples.len() as f64 / sr as f64,
+        windows,
+        summary: labelled(&summary),
+        summary_top: LABELS[argmax(&summary)],
+        speech_windows: speech_rows.len(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_cover_the_clip_and_end_on_its_last_frame() {
+        assert_eq!(window_starts(100, 188, 31), vec![0]);
+        assert_eq!(window_starts(250, 188, 31), vec![0, 31, 62]);
+        assert_eq!(window_starts(240, 188, 31), vec![0, 31, 52]);
+    }
+
+    #[test]
+    fn place_pads_with_the_floor_on_either_side() {
+        let m = FeatureMatrix {
+            rows: 1,
+            frames: 3,
+            data: vec![-10.0, -20.0, -5.0],
+        };
+        assert_eq!(
+            place(&m, -2, 6).data,
+            vec![-20.0, -20.0, -10.0, -20.0, -5.0, -20.0]
+        );
+        assert_eq!(place(&m, 1, 3).data, vec![-20.0, -5.0, -20.0]);
+    }
+}

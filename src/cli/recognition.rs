@@ -1,0 +1,391 @@
+//! The recognition commands: `analyze`, `train`, `eval`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::analysis::analyze_samples;
+use crate::audio::{decode_file, resample};
+use crate::corpus::{holdout, load_all, parse_speaker_list, speaker_folds, DataSource};
+use crate::labels::LABELS;
+use crate::model::{default_device, device_name, Arch, Classifier, Metrics};
+use crate::train::{
+    cached_pack, default_recipe, default_spec, evaluate_clips, train as train_model,
+    validation_speakers, FeaturePack, Split, TrainArgs,
+};
+
+/// The model `analyze` and `eval` use when no `--model` is given.
+pub const DEFAULT_MODEL: &str = "weights/emocnn";
+
+fn model_dir(m: &Option<PathBuf>) -> PathBuf {
+    m.clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL))
+}
+
+fn load_model(m: &Option<PathBuf>) -> Result<Classifier> {
+    let dir = model_dir(m);
+    let dev = default_device();
+    Classifier::load(&dir, &dev).with_context(|| format!("loading model {}", dir.display()))
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    emoscope analyze speech.wav\n  \
+    emoscope analyze a.flac b.mp3 --json > out.json\n  \
+    emoscope analyze clip.wav --model weights/paper1_cnn --hop 1.0\n\n\
+    Windows without speech (voice activity detector) show 'no speech' and are left out of the summary.")]
+pub struct AnalyzeArgs {
+    /// Audio files (WAV, FLAC, MP3, OGG).
+    #[arg(required = true)]
+    pub audio: Vec<PathBuf>,
+    /// Model directory (card.json + model.safetensors); default: the shipped weights/emocnn.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Seconds between window starts.
+    #[arg(long, default_value_t = 0.5)]
+    pub hop: f32,
+    /// Print JSON (one object per file) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn analyze(a: AnalyzeArgs) -> Result<()> {
+    if !(a.hop > 0.0) {
+        bail!("--hop must be positive, got {}", a.hop);
+    }
+    let clf = load_model(&a.model)?;
+    if !a.json {
+        println!(
+            "model: {} ({})",
+            clf.card.headline(),
+            device_name(&clf.device)
+        );
+    }
+    for path in &a.audio {
+        let clip = decode_file(path)?;
+        let x = resample(
+            &clip.samples,
+            clip.sample_rate,
+            clf.card.features.sample_rate,
+        )?;
+        let r = analyze_samples(&clf, &path.display().to_string(), &x, a.hop)?;
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+            continue;
+        }
+        println!(
+            "\n{}  ({:.2} s, {} of {} windows with speech)",
+            path.display(),
+            r.duration,
+            r.speech_windows,
+            r.windows.len()
+        );
+        println!(
+            "  {:>13}  {:<10} {}",
+            "window (s)",
+            "top",
+            LABELS
+                .iter()
+                .map(|l| format!("{:>9}", &l[..l.len().min(9)]))
+                .collect::<String>()
+        );
+        for w in &r.windows {
+            println!(
+                "  {:>5.1} - {:>5.1}  {:<10} {}",
+                w.t_start,
+                w.t_end,
+                w.top.unwrap_or("no speech"),
+                w.probs
+                    .iter()
+                    .map(|(_, p)| format!("{:>9.3}", p))
+                    .collect::<String>()
+            );
+        }
+        println!(
+            "  {:>13}  {:<10} {}",
+            "summary",
+            r.summary_top,
+            r.summary
+                .iter()
+                .map(|(_, p)| format!("{:>9.3}", p))
+                .collect::<String>()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    emoscope train --data ravdess=../shared/data/ravdess --arch emocnn --test-speakers ravdess:1,2 --out weights/emocnn\n  \
+    emoscope train --data ravdess=../shared/data/ravdess --data csv=../shared/data/emovo/labels.csv --arch emocnn --folds 6 --out runs/cv\n  \
+    emoscope train --pack cache/ab12.pack --arch paper1_cnn --test-speakers ravdess:1,2 --out runs/p1\n\n\
+    Architectures: paper1_cnn, paper1_lstm, fser, emocnn. Features are computed once and cached\n\
+    (--cache); the test speakers never enter training; validation speakers (taken from the\n\
+    training speakers) pick the best epoch and fit the softmax temperature.")]
+pub struct TrainCmdArgs {
+    /// Labelled data as KIND=PATH (ravdess, emovo, emodb, savee, tess, cremad, csv); repeat for several corpora.
+    #[arg(long)]
+    pub data: Vec<DataSource>,
+    /// Train from a feature pack written by an earlier run (no audio needed).
+    #[arg(long, conflicts_with = "data")]
+    pub pack: Option<PathBuf>,
+    /// Architecture: paper1_cnn, paper1_lstm, fser or emocnn.
+    #[arg(long, default_value = "emocnn")]
+    pub arch: String,
+    /// Speakers held out for testing, e.g. `ravdess:1,2` or `ravdess:1,2;emovo:f1`.
+    #[arg(long)]
+    pub test_speakers: Option<String>,
+    /// Instead of one held-out set: K folds of whole speakers, one model per fold.
+    #[arg(long, conflicts_with = "test_speakers")]
+    pub folds: Option<usize>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output directory for the model (card.json, model.safetensors, checkpoint/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue from out/checkpoint after an interruption.
+    #[arg(long)]
+    pub resume: bool,
+    /// Feature cache folder.
+    #[arg(long, default_value = "cache")]
+    pub cache: PathBuf,
+    /// Turn augmentation off (emocnn trains with it by default).
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Only build the feature pack and print its path.
+    #[arg(long)]
+    pub pack_only: bool,
+}
+
+fn print_metrics(title: &str, m: &Metrics) {
+    println!(
+        "{title}: n={} accuracy {:.1} %  UAR {:.3}  macro F1 {:.3}  ROC-AUC {:.3}  ECE {:.3}",
+        m.n,
+        m.accuracy * 100.0,
+        m.uar,
+        m.macro_f1,
+        m.roc_auc_mean,
+        m.ece
+    );
+}
+
+pub fn train(a: TrainCmdArgs) -> Result<()> {
+    let arch = Arch::from_name(&a.arch).with_context(|| {
+        format!(
+            "unknown --arch '{}'; choose one of {}",
+            a.arch,
+            Arch::NAMES.join(", ")
+        )
+    })?;
+    let spec = default_spec(&arch);
+    let (pack, sources) = match (&a.pack, a.data.is_empty()) {
+        (Some(p), _) => {
+            let pack = FeaturePack::load(p)?;
+            if pack.spec.sample_rate != spec.sample_rate || pack.spec.n_fft != spec.n_fft || pack.spec.hop_length != spec.hop_length || pack.spec.n_mels != spec.n_mels {
+                bail!("{}: pack was computed for other features than {} needs (sr {}, n_fft {}, hop {}, {} mels)", p.display(), arch.name(), spec.sample_rate, spec.n_fft, spec.hop_length, spec.n_mels);
+            }
+            let mut pack = pack;
+            pack.spec = spec.clone();
+            let mut corpora: Vec<String> = pack.clips.iter().map(|c| c.clip.corpus.clone()).collect();
+            corpora.dedup();
+            (pack, corpora.into_iter().map(|c| format!("{c} (feature pack {})", p.display())).collect::<Vec<String>>())
+        }
+        (None, true) => bail!("no training data: pass --data KIND=PATH (e.g. --data ravdess=../shared/data/ravdess) or --pack FILE"),
+        (None, false) => {
+            let corpus = load_all(&a.data)?;
+            for line in corpus.report() {
+                eprintln!("note: {line}");
+            }
+            eprintln!("{} clips from {} speakers", corpus.clips.len(), crate::corpus::speakers_of(&corpus.clips).len());
+            let (pack, path) = cached_pack(&a.cache, &spec, &corpus.clips)?;
+            eprintln!("features: {}", path.display());
+            if a.pack_only {
+                println!("{}", path.display());
+                return Ok(());
+            }
+            (pack, a.data.iter().map(|d| format!("{}={}", d.kind.name(), d.path.display())).collect())
+        }
+    };
+    let mut recipe = default_recipe(&arch);
+    if let Some(e) = a.epochs {
+        recipe.epochs = e;
+    }
+    if let Some(b) = a.batch_size {
+        recipe.batch_size = b;
+    }
+    if a.no_augment {
+        recipe.augment = crate::train::Augment::NONE;
+        recipe.mixup_alpha = 0.0;
+    }
+    let clips: Vec<_> = pack.clips.iter().map(|c| c.clip.clone()).collect();
+    let device = default_device();
+    eprintln!("device: {}", device_name(&device));
+    let run = |test: Vec<String>, out: &Path| -> Result<crate::train::TrainOutcome> {
+        if !test.is_empty() {
+            holdout(&clips, &test)?;
+        }
+        let validation = validation_speakers(&clips, &test);
+        eprintln!(
+            "test speakers: {}; validation speakers: {}",
+            test.join(","),
+            validation.join(",")
+        );
+        Ok(train_model(
+            &pack,
+            TrainArgs {
+                arch: arch.clone(),
+                recipe,
+                seed: a.seed,
+                split: Split { test, validation },
+                out,
+                resume: a.resume,
+                training_data: sources.clone(),
+                device: device.clone(),
+            },
+        )?)
+    };
+    if let Some(k) = a.folds {
+        let folds = speaker_folds(&clips, k)?;
+        let mut rows = Vec::new();
+        for (i, f) in folds.iter().enumerate() {
+            let out = a.out.join(format!("fold{}", i + 1));
+            let o = run(f.clone(), &out)?;
+            let m = o.test_metrics.clone().expect("fold has test clips");
+            print_metrics(&format!("fold {} ({})", i + 1, f.join(",")), &m);
+            for (c, pm) in &o.per_corpus {
+                print_metrics(&format!("    {c}"), pm);
+            }
+            rows.push(serde_json::json!({"fold": i + 1, "test_speakers": f, "metrics": m, "per_corpus": o.per_corpus, "seconds_per_epoch": o.seconds_per_epoch}));
+        }
+        let mean = |key: &str| {
+            rows.iter()
+                .map(|r| r["metrics"][key].as_f64().unwrap())
+                .sum::<f64>()
+                / rows.len() as f64
+        };
+        let summary = serde_json::json!({"arch": arch.name(), "folds": rows, "mean_accuracy": mean("accuracy"), "mean_uar": mean("uar"), "mean_roc_auc": mean("roc_auc_mean"), "mean_ece": mean("ece")});
+        crate::util::write_atomic(
+            &a.out.join("folds.json"),
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
+        println!(
+            "{k}-fold mean: accuracy {:.1} %  UAR {:.3}  ROC-AUC {:.3}  ECE {:.3}  ({})",
+            mean("accuracy") * 100.0,
+            mean("uar"),
+            mean("roc_auc_mean"),
+            mean("ece"),
+            a.out.join("folds.json").display()
+        );
+    } else {
+        let test = match &a.test_speakers {
+            Some(t) => parse_speaker_list(t)?,
+            None => Vec::new(),
+        };
+        let o = run(test, &a.out)?;
+        println!(
+            "{} saved to {} ({:.1} s per epoch on {})",
+            arch.name(),
+            a.out.display(),
+            o.seconds_per_epoch,
+            device_name(&device)
+        );
+        if let Some(m) = &o.test_metrics {
+            print_metrics("held-out test", m);
+        }
+        for (c, pm) in &o.per_corpus {
+            print_metrics(&format!("    {c}"), pm);
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    emoscope eval --data ravdess=../shared/data/ravdess --test-speakers ravdess:1,2\n  \
+    emoscope eval --model weights/paper1_cnn --data csv=../shared/data/emovo/labels.csv --json m.json --plot cm.png\n\n\
+    Without --test-speakers every clip given is evaluated; make sure the model never saw those speakers\n\
+    (the model card lists its test speakers).")]
+pub struct EvalArgs {
+    /// Model directory; default: the shipped weights/emocnn.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Labelled data as KIND=PATH; repeatable.
+    #[arg(long, required = true)]
+    pub data: Vec<DataSource>,
+    /// Evaluate only these speakers, e.g. `ravdess:1,2`.
+    #[arg(long)]
+    pub test_speakers: Option<String>,
+    /// Write the metrics as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Draw the confusion matrix into this PNG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    #[arg(long, default_value = "cache")]
+    pub cache: PathBuf,
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let clf = load_model(&a.model)?;
+    let corpus = load_all(&a.data)?;
+    for line in corpus.report() {
+        eprintln!("note: {line}");
+    }
+    let clips = match &a.test_speakers {
+        Some(t) => {
+            let test = parse_speaker_list(t)?;
+            let (_, te) = holdout(&corpus.clips, &test)?;
+            te.into_iter().map(|i| corpus.clips[i].clone()).collect()
+        }
+        None => corpus.clips.clone(),
+    };
+    let seen: Vec<&String> = clips
+        .iter()
+        .map(|c| &c.speaker)
+        .filter(|s| !clf.card.test_speakers.contains(s) && !clf.card.training_data.is_empty())
+        .collect();
+    if !seen.is_empty() && !clf.card.test_speakers.is_empty() {
+        eprintln!("warning: {} clips are from speakers outside the model's held-out set ({}); their scores are not speaker-independent", seen.len(), clf.card.test_speakers.join(","));
+    }
+    let (pack, _) = cached_pack(&a.cache, &clf.card.features, &clips)?;
+    let idx: Vec<usize> = (0..pack.clips.len()).collect();
+    let (m, per_corpus, _) = evaluate_clips(&clf, &pack, &idx)?;
+    print_metrics(&format!("{} on {} clips", clf.card.arch.name(), m.n), &m);
+    for (c, pm) in &per_corpus {
+        print_metrics(&format!("    {c}"), pm);
+    }
+    println!(
+        "per-class recall: {}",
+        m.per_class
+            .iter()
+            .filter(|c| c.support > 0)
+            .map(|c| format!("{} {:.2}", c.label, c.recall))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !m.absent.is_empty() {
+        println!(
+            "absent from the data (left out of UAR and ROC-AUC): {}",
+            m.absent.join(", ")
+        );
+    }
+    if let Some(j) = &a.json {
+        let mut v = serde_json::to_value(&m)?;
+        v["per_corpus"] = serde_json::to_value(&per_corpus)?;
+        v["model"] = serde_json::to_value(clf.card.arch.name())?;
+        crate::util::write_atomic(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    if let Some(p) = &a.plot {
+        crate::train::plot::confusion_png(
+            p,
+            &m,
+            &format!("{} - {} clips", clf.card.arch.name(), m.n),
+        )?;
+    }
+    Ok(())
+}

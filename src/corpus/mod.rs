@@ -1,0 +1,274 @@
+//! Labelled speech corpora (RAVDESS, EMOVO, EmoDB, SAVEE, TESS, CREMA-D and the generic
+//! `labels.csv` folder) read into one label vocabulary, and speaker-aware splits.
+
+mod names;
+mod split;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use names::{parse_name, NameParse};
+pub use split::{holdout, parse_speaker_list, speaker_folds, speakers_of};
+
+use crate::labels::map_label;
+use crate::{Error, Result};
+
+/// The corpus naming conventions emoscope reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum CorpusKind {
+    Ravdess,
+    Emovo,
+    Emodb,
+    Savee,
+    Tess,
+    Cremad,
+    /// A `labels.csv` with `path,emotion,speaker` (paths relative to the csv).
+    Csv,
+}
+
+impl CorpusKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            CorpusKind::Ravdess => "ravdess",
+            CorpusKind::Emovo => "emovo",
+            CorpusKind::Emodb => "emodb",
+            CorpusKind::Savee => "savee",
+            CorpusKind::Tess => "tess",
+            CorpusKind::Cremad => "cremad",
+            CorpusKind::Csv => "csv",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        [
+            Self::Ravdess,
+            Self::Emovo,
+            Self::Emodb,
+            Self::Savee,
+            Self::Tess,
+            Self::Cremad,
+            Self::Csv,
+        ]
+        .into_iter()
+        .find(|k| k.name() == s.to_ascii_lowercase())
+    }
+}
+
+/// One labelled clip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clip {
+    pub path: PathBuf,
+    /// Index into [`crate::labels::LABELS`].
+    pub label: usize,
+    /// Corpus-qualified speaker id, e.g. `ravdess_01`, `emovo_f1`.
+    pub speaker: String,
+    pub corpus: String,
+}
+
+/// What reading a corpus found: the clips, and every label or file it could not use.
+#[derive(Debug, Clone, Default)]
+pub struct Corpus {
+    pub clips: Vec<Clip>,
+    /// Emotion names with no counterpart among the eight labels, with their counts.
+    pub unmapped: BTreeMap<String, usize>,
+    /// Files whose names do not follow the convention, with the reason.
+    pub bad_names: Vec<(PathBuf, String)>,
+}
+
+impl Corpus {
+    /// One line per problem, for the user.
+    pub fn report(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .unmapped
+            .iter()
+            .map(|(l, n)| {
+                format!(
+                    "label '{l}' has no counterpart among the eight emotions: {n} clips not used"
+                )
+            })
+            .collect();
+        for (p, why) in self.bad_names.iter().take(5) {
+            out.push(format!("{}: {why}", p.display()));
+        }
+        if self.bad_names.len() > 5 {
+            out.push(format!(
+                "... and {} more files with unreadable names",
+                self.bad_names.len() - 5
+            ));
+        }
+        out
+    }
+}
+
+/// A `KIND=PATH` data argument as given on the command line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSource {
+    pub kind: CorpusKind,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for DataSource {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (k, p) = s.split_once('=').ok_or_else(|| {
+            format!("'{s}' is not KIND=PATH (e.g. ravdess=../shared/data/ravdess)")
+        })?;
+        let kind = CorpusKind::from_name(k).ok_or_else(|| {
+            format!("unknown corpus kind '{k}'; use one of ravdess, emovo, emodb, savee, tess, cremad, csv")
+        })?;
+        Ok(Self {
+            kind,
+            path: PathBuf::from(p),
+        })
+    }
+}
+
+fn audio_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = std::fs::read_dir(&d).map_err(|source| Error::Open {
+            path: d.clone(),
+            source,
+        })?;
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(
+                p.extension()
+                    .and_then(|x| x.to_str())
+                    .map(|x| x.to_ascii_lowercase())
+                    .as_deref(),
+                Some("wav" | "flac" | "mp3" | "ogg")
+            ) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads a corpus of the given kind from `path` (a folder, or for `csv` a labels.csv).
+pub fn load(source: &DataSource) -> Result<Corpus> {
+    let path = &source.path;
+    if !path.exists() {
+        return Err(Error::Corpus {
+            path: path.clone(),
+            reason: "does not exist; pass the folder that holds the corpus".into(),
+        });
+    }
+    let mut c = Corpus::default();
+    if source.kind == CorpusKind::Csv {
+        read_csv(path, &mut c)?;
+    } else {
+        for p in audio_files(path)? {
+            let stem = p
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("")
+                .to_string();
+            match parse_name(source.kind, &stem) {
+                NameParse::Clip { emotion, speaker } => match map_label(&emotion) {
+                    Some(label) => c.clips.push(Clip {
+                        path: p,
+                        label,
+                        speaker,
+                        corpus: source.kind.name().into(),
+                    }),
+                    None => *c.unmapped.entry(emotion).or_default() += 1,
+                },
+                NameParse::Bad(why) => c.bad_names.push((p, why)),
+            }
+        }
+    }
+    if c.clips.is_empty() {
+        return Err(Error::Corpus {
+            path: path.clone(),
+            reason: format!(
+                "no usable {} clips found{}",
+                source.kind.name(),
+                c.report()
+                    .first()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    Ok(c)
+}
+
+fn read_csv(csv: &Path, c: &mut Corpus) -> Result<()> {
+    let csv = if csv.is_dir() {
+        csv.join("labels.csv")
+    } else {
+        csv.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&csv).map_err(|source| Error::Open {
+        path: csv.clone(),
+        source,
+    })?;
+    let base = csv.parent().unwrap_or(Path::new("."));
+    let corpus_name = base
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("csv")
+        .to_string();
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, h)) if h.trim().replace(' ', "") == "path,emotion,speaker" => {}
+        other => {
+            return Err(Error::Corpus {
+                path: csv.clone(),
+                reason: format!(
+                    "first line must be 'path,emotion,speaker', found {:?}",
+                    other.map(|o| o.1).unwrap_or("")
+                ),
+            })
+        }
+    }
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        if f.len() != 3 {
+            return Err(Error::Corpus {
+                path: csv.clone(),
+                reason: format!(
+                    "line {}: expected 3 fields, found {}: '{line}'",
+                    i + 1,
+                    f.len()
+                ),
+            });
+        }
+        match map_label(f[1]) {
+            Some(label) => c.clips.push(Clip {
+                path: base.join(f[0]),
+                label,
+                speaker: f[2].to_string(),
+                corpus: corpus_name.clone(),
+            }),
+            None => *c.unmapped.entry(f[1].to_string()).or_default() += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Reads several sources into one list; speakers stay corpus-qualified.
+pub fn load_all(sources: &[DataSource]) -> Result<Corpus> {
+    let mut all = Corpus::default();
+    for s in sources {
+        let c = load(s)?;
+        all.clips.extend(c.clips);
+        for (k, v) in c.unmapped {
+            *all.unmapped.entry(k).or_default() += v;
+        }
+        all.bad_names.extend(c.bad_names);
+    }
+    Ok(all)
+}

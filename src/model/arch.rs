@@ -1,0 +1,298 @@
+//! The architectures, each a struct built from a `VarBuilder` with a `forward`: the two
+//! models of paper 1 (MFCC CNN and LSTM), the FSER mel CNN of paper 2, and emoscope's own
+//! attention CNN. All take `(batch, 1, rows, frames)` and return `(batch, 8)` logits.
+
+use candle_core::{Module, ModuleT, Result, Tensor, D};
+use candle_nn::rnn::{LSTMConfig, LSTM, RNN};
+use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+use crate::labels::N_LABELS;
+
+/// Which architecture, with its size parameters; stored in the model card.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum Arch {
+    /// Paper 1 CNN: 3 conv layers of 32 kernels (first 10x3), 2x2 average pooling,
+    /// LeakyReLU 0.01, dropout 0.5, one dense layer.
+    Paper1Cnn,
+    /// Paper 1 LSTM: two stacked LSTM layers (dropout 0.5 between), MLP head.
+    Paper1Lstm { hidden: usize },
+    /// FSER (paper 2): four conv blocks (conv, ReLU, 2x2 max-pool, dropout), three dense layers.
+    Fser,
+    /// emoscope's model: four conv-BN-ReLU-pool blocks, attention + max pooling over time.
+    EmoCnn { width: usize },
+}
+
+impl Arch {
+    pub fn from_name(name: &str) -> Option<Arch> {
+        Some(match name {
+            "paper1_cnn" => Arch::Paper1Cnn,
+            "paper1_lstm" => Arch::Paper1Lstm { hidden: 1024 },
+            "fser" => Arch::Fser,
+            "emocnn" => Arch::EmoCnn { width: 24 },
+            _ => return None,
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Arch::Paper1Cnn => "paper1_cnn",
+            Arch::Paper1Lstm { .. } => "paper1_lstm",
+            Arch::Fser => "fser",
+            Arch::EmoCnn { .. } => "emocnn",
+        }
+    }
+
+    pub const NAMES: [&'static str; 4] = ["paper1_cnn", "paper1_lstm", "fser", "emocnn"];
+}
+
+fn leaky(x: &Tensor) -> Result<Tensor> {
+    // max(x, 0) + 0.01 * min(x, 0)
+    let pos = x.relu()?;
+    let neg = (x - &pos)?;
+    pos + (neg * 0.01)?
+}
+
+fn dropout(x: &Tensor, p: f32, train: bool) -> Result<Tensor> {
+    if train {
+        candle_nn::ops::dropout(x, p)
+    } else {
+        Ok(x.clone())
+    }
+}
+
+/// A conv layer with a rectangular kernel (candle's helper makes square ones only).
+fn conv_rect(
+    vb: VarBuilder,
+    c_in: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    padding: usize,
+) -> Result<Conv2d> {
+    let fan_in = (c_in * kh * kw) as f64;
+    let bound = 1.0 / fan_in.sqrt();
+    let init = candle_nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    let w = vb.get_with_hints((c_out, c_in, kh, kw), "weight", init)?;
+    let b = vb.get_with_hints(c_out, "bias", init)?;
+    Ok(Conv2d::new(
+        w,
+        Some(b),
+        Conv2dConfig {
+            padding,
+            ..Default::default()
+        },
+    ))
+}
+
+pub struct Paper1Cnn {
+    convs: Vec<Conv2d>,
+    fc: Linear,
+}
+
+impl Paper1Cnn {
+    /// `rows` x `frames` input (40 x 160 in the paper).
+    pub fn new(vb: VarBuilder, rows: usize, frames: usize) -> Result<Self> {
+        let c1 = conv_rect(vb.pp("conv1"), 1, 32, 10, 3, 0)?;
+        let c2 = conv_rect(vb.pp("conv2"), 32, 32, 3, 3, 0)?;
+        let c3 = conv_rect(vb.pp("conv3"), 32, 32, 3, 3, 0)?;
+        let (mut h, mut w) = ((rows - 9) / 2, (frames - 2) / 2);
+        h = (h - 2) / 2;
+        w = (w - 2) / 2;
+        h = (h - 2) / 2;
+        w = (w - 2) / 2;
+        let fc = candle_nn::linear(32 * h * w, N_LABELS, vb.pp("fc"))?;
+        Ok(Self {
+            convs: vec![c1, c2, c3],
+            fc,
+        })
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut x = x.clone();
+        for c in &self.convs {
+            x = leaky(&c.forward(&x)?)?.avg_pool2d(2)?;
+        }
+        let x = dropout(&x.flatten_from(1)?, 0.5, train)?;
+        self.fc.forward(&x)
+    }
+}
+
+pub struct Paper1Lstm {
+    l1: LSTM,
+    l2: LSTM,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+impl Paper1Lstm {
+    pub fn new(vb: VarBuilder, rows: usize, hidden: usize) -> Result<Self> {
+        let cfg = LSTMConfig::default();
+        Ok(Self {
+            l1: candle_nn::lstm(rows, hidden, cfg, vb.pp("lstm1"))?,
+            l2: candle_nn::lstm(hidden, hidden, LSTMConfig::default(), vb.pp("lstm2"))?,
+            fc1: candle_nn::linear(hidden, 128, vb.pp("fc1"))?,
+            fc2: candle_nn::linear(128, N_LABELS, vb.pp("fc2"))?,
+        })
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        // (b, 1, rows, frames) -> (b, frames, rows)
+        let x = x.squeeze(1)?.transpose(1, 2)?.contiguous()?;
+        let h1 = self.l1.states_to_tensor(&self.l1.seq(&x)?)?;
+        let h1 = dropout(&h1, 0.5, train)?;
+        let states = self.l2.seq(&h1)?;
+        let last = states.last().expect("at least one frame").h().clone();
+        let z = self.fc1.forward(&last)?.relu()?;
+        self.fc2.forward(&dropout(&z, 0.5, train)?)
+    }
+}
+
+pub struct Fser {
+    convs: Vec<Conv2d>,
+    fcs: Vec<Linear>,
+}
+
+impl Fser {
+    pub fn new(vb: VarBuilder, rows: usize, frames: usize) -> Result<Self> {
+        let chans = [1, 32, 64, 128, 128];
+        let cfg = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        let mut convs = Vec::new();
+        let (mut h, mut w) = (rows, frames);
+        for i in 0..4 {
+            convs.push(candle_nn::conv2d(
+                chans[i],
+                chans[i + 1],
+                3,
+                cfg,
+                vb.pp(format!("conv{i}")),
+            )?);
+            h /= 2;
+            w /= 2;
+        }
+        let dims = [128 * h * w, 256, 64, N_LABELS];
+        let fcs = (0..3)
+            .map(|i| candle_nn::linear(dims[i], dims[i + 1], vb.pp(format!("fc{i}"))))
+            .collect::<Result<_>>()?;
+        Ok(Self { convs, fcs })
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut x = x.clone();
+        for c in &self.convs {
+            x = dropout(&c.forward(&x)?.relu()?.max_pool2d(2)?, 0.25, train)?;
+        }
+        let mut x = x.flatten_from(1)?;
+        for (i, fc) in self.fcs.iter().enumerate() {
+            x = fc.forward(&x)?;
+            if i < 2 {
+                x = dropout(&x.relu()?, 0.5, train)?;
+            }
+        }
+        Ok(x)
+    }
+}
+
+struct ConvBlock {
+    conv: Conv2d,
+    bn: BatchNorm,
+    pool: (usize, usize),
+}
+
+impl ConvBlock {
+    fn new(vb: VarBuilder, c_in: usize, c_out: usize, pool: (usize, usize)) -> Result<Self> {
+        let cfg = Conv2dConfig {
+            padding: 1,
+            ..Default::default()
+        };
+        Ok(Self {
+            conv: candle_nn::conv2d_no_bias(c_in, c_out, 3, cfg, vb.pp("conv"))?,
+            bn: candle_nn::batch_norm(c_out, 1e-5, vb.pp("bn"))?,
+            pool,
+        })
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let x = self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()?;
+        x.avg_pool2d_with_stride(self.pool, self.pool)
+    }
+}
+
+/// emoscope's model: conv blocks over the log-mel image, then per-frame features pooled
+/// over time by learned attention (where the emotion is) and by max (its peaks).
+pub struct EmoCnn {
+    blocks: Vec<ConvBlock>,
+    att_hidden: Linear,
+    att_score: Linear,
+    head: Linear,
+}
+
+impl EmoCnn {
+    pub fn new(vb: VarBuilder, width: usize) -> Result<Self> {
+        let c = [1, width, width * 2, width * 4, width * 4];
+        let pools = [(2, 2), (2, 2), (2, 2), (2, 1)];
+        let blocks = (0..4)
+            .map(|i| ConvBlock::new(vb.pp(format!("block{i}")), c[i], c[i + 1], pools[i]))
+            .collect::<Result<_>>()?;
+        let d = c[4];
+        Ok(Self {
+            blocks,
+            att_hidden: candle_nn::linear(d, 64, vb.pp("att_hidden"))?,
+            att_score: candle_nn::linear(64, 1, vb.pp("att_score"))?,
+            head: candle_nn::linear(2 * d, N_LABELS, vb.pp("head"))?,
+        })
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let mut x = x.clone();
+        for b in &self.blocks {
+            x = b.forward_t(&x, train)?;
+        }
+        // (b, c, f, t) -> mean over frequency -> (b, t, c)
+        let h = x.mean(2)?.transpose(1, 2)?.contiguous()?;
+        let scores = self
+            .att_score
+            .forward(&self.att_hidden.forward(&h)?.tanh()?)?; // (b, t, 1)
+        let w = candle_nn::ops::softmax(&scores, 1)?;
+        let att = h.broadcast_mul(&w)?.sum(1)?; // (b, c)
+        let mx = h.max(1)?;
+        let z = dropout(&Tensor::cat(&[att, mx], D::Minus1)?, 0.3, train)?;
+        self.head.forward(&z)
+    }
+}
+
+/// A built model of any architecture.
+pub enum Net {
+    Paper1Cnn(Paper1Cnn),
+    Paper1Lstm(Paper1Lstm),
+    Fser(Fser),
+    EmoCnn(EmoCnn),
+}
+
+impl Net {
+    pub fn new(arch: &Arch, vb: VarBuilder, rows: usize, frames: usize) -> Result<Self> {
+        Ok(match arch {
+            Arch::Paper1Cnn => Net::Paper1Cnn(Paper1Cnn::new(vb, rows, frames)?),
+            Arch::Paper1Lstm { hidden } => Net::Paper1Lstm(Paper1Lstm::new(vb, rows, *hidden)?),
+            Arch::Fser => Net::Fser(Fser::new(vb, rows, frames)?),
+            Arch::EmoCnn { width } => Net::EmoCnn(EmoCnn::new(vb, *width)?),
+        })
+    }
+
+    /// Logits `(batch, 8)` for input `(batch, 1, rows, frames)`.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        match self {
+            Net::Paper1Cnn(m) => m.forward_t(x, train),
+            Net::Paper1Lstm(m) => m.forward_t(x, train),
+            Net::Fser(m) => m.forward_t(x, train),
+            Net::EmoCnn(m) => m.forward_t(x, train),
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Models: the architectures, the JSON model card stored beside the safetensors weights,
+//! loading with version/architecture checks, device choice, and window classification.
+
+mod arch;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+pub use arch::{Arch, Net};
+
+use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec};
+use crate::labels::{LABELS, N_LABELS};
+use crate::{Error, Result};
+
+/// Version of the card + weights layout. A card of another version is refused.
+pub const CARD_VERSION: u32 = 1;
+
+/// Metrics of one evaluation, as stored in cards and written by `emoscope eval --json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub n: usize,
+    pub accuracy: f64,
+    pub uar: f64,
+    pub macro_f1: f64,
+    pub roc_auc_mean: f64,
+    pub ece: f64,
+    pub labels: Vec<String>,
+    /// Labels with no clip in the data: left out of UAR, macro F1 and ROC-AUC.
+    pub absent: Vec<String>,
+    pub per_class: Vec<ClassMetrics>,
+    /// confusion[true][predicted], label order as `labels`.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    pub label: String,
+    pub support: usize,
+    pub recall: f64,
+    pub precision: f64,
+    pub f1: f64,
+    pub roc_auc: Option<f64>,
+}
+
+/// How a model was trained and what it scored: shipped beside every set of weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub card_version: u32,
+    pub emoscope_version: String,
+    pub arch: Arch,
+    pub features: FeatureSpec,
+    pub labels: Vec<String>,
+    /// Softmax temperature fitted on validation speakers (1.0 = uncalibrated).
+    pub temperature: f64,
+    /// `KIND=PATH` sources the model was trained on.
+    pub training_data: Vec<String>,
+    /// e.g. "speaker-independent: test speakers ravdess_01, ravdess_02 never in training".
+    pub protocol: String,
+    pub test_speakers: Vec<String>,
+    pub validation_speakers: Vec<String>,
+    pub epochs: usize,
+    pub seed: u64,
+    /// Metrics on the held-out test speakers (clip level), after calibration.
+    pub test_metrics: Option<Metrics>,
+    /// Per-corpus test metrics where the test set spans several corpora.
+    #[serde(default)]
+    pub test_metrics_per_corpus: Vec<(String, Metrics)>,
+    pub date: String,
+    #[serde(default)]
+    pub notes: String,
+}
+
+impl ModelCard {
+    /// One line for status bars: "emocnn — 71.2 % acc / 0.70 UAR on held-out ravdess_01, ravdess_02".
+    pub fn headline(&self) -> String {
+        match &self.test_metrics {
+            Some(m) => format!(
+                "{} - {:.1} % accuracy, UAR {:.3} on held-out speakers {}",
+                self.arch.name(),
+                m.accuracy * 100.0,
+                m.uar,
+                self.test_speakers.join(", ")
+            ),
+            None => format!("{} - not evaluated", self.arch.name()),
+        }
+    }
+}
+
+/// The device models run on: CUDA when built with the `cuda` feature and a GPU is present
+/// (unless `EMOSCOPE_CPU=1`), else the CPU.
+pub fn default_device() -> Device {
+    if std::env::var("EMOSCOPE_CPU").is_ok_and(|v| v == "1") {
+        return Device::Cpu;
+    }
+    Device::cuda_if_available(0).unwrap_or(Device::Cpu)
+}
+
+pub fn device_name(d: &Device) -> &'static str {
+    if d.is_cuda() {
+        "CUDA"
+    } else {
+        "CPU"
+    }
+}
+
+/// Paths of a model directory's two files.
+pub fn model_files(dir: &Path) -> (PathBuf, PathBuf) {
+    (dir.join("card.json"), dir.join("model.safetensors"))
+}
+
+/// A model ready to classify windows: network, its weights, card and feature extractor.
+pub struct Classifier {
+    pub card: ModelCard,
+    pub net: Net,
+    pub varmap: VarMap,
+    pub device: Device,
+    pub extractor: FeatureExtractor,
+}
+
+impl Classifier {
+    /// A freshly initialised model (for training).
+    pub fn new(card: ModelCard, device: &Device) -> Result<Self> {
+        let extractor = FeatureExtractor::new(&card.features)?;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let net = Net::new(
+            &card.arch,
+            vb,
+            card.features.n_rows(),
+            card.features.window_frames(),
+        )?;
+        Ok(Self {
+            card,
+            net,
+            varmap,
+            device: device.clone(),
+            extractor,
+        })
+    }
+
+    /// Loads `dir/card.json` and `dir/model.safetensors`, refusing other card versions,
+    /// other label orders and weights that do not fit the card's architecture.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let (card_path, weights) = model_files(dir);
+        let text = std::fs::read_to_string(&card_path).map_err(|source| Error::Open {
+            path: card_path.clone(),
+            source,
+        })?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Format {
+            path: card_path.clone(),
+            reason: format!("not a model card: {e}"),
+        })?;
+        let version = v.get("card_version").and_then(|x| x.as_u64());
+        if version != Some(CARD_VERSION as u64) {
+            return Err(Error::Format {
+                path: card_path,
+                reason: format!(
+                    "model card version {} but this emoscope ({}) reads version {CARD_VERSION}; retrain the model or use a matching emoscope",
+                    version.map_or("missing".into(), |x| x.to_string()),
+                    env!("CARGO_PKG_VERSION")
+                ),
+            });
+        }
+        let card: ModelCard = serde_json::from_value(v).map_err(|e| Error::Format {
+            path: card_path.clone(),
+            reason: format!("model card does not parse: {e}"),
+        })?;
+        if card.labels != LABELS {
+            return Err(Error::Format {
+                path: card_path,
+                reason: format!(
+                    "label order {:?} differs from emoscope's {:?}",
+                    card.labels, LABELS
+                ),
+            });
+        }
+        let mut c = Self::new(card, device)?;
+        c.varmap.load(&weights).map_err(|e| Error::Format {
+            path: weights.clone(),
+            reason: format!(
+                "weights do not fit architecture {} of card.json: {e}",
+                c.card.arch.name()
+            ),
+        })?;
+        Ok(c)
+    }
+
+    /// Saves card and weights into `dir` (created if needed).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let (card_path, weights) = model_files(dir);
+        self.varmap.save(&weights).map_err(|e| Error::Format {
+            path: weights.clone(),
+            reason: e.to_string(),
+        })?;
+        let text = serde_json::to_string_pretty(&self.card).expect("card serialises");
+        crate::util::write_atomic(&card_path, text.as_bytes())
+    }
+
+    /// Stacks model-input matrices into a `(n, 1, rows, frames)` tensor.
+    pub fn batch_tensor(&self, inputs: &[FeatureMatrix]) -> Result<Tensor> {
+        let (rows, frames) = (inputs[0].rows, inputs[0].frames);
+        let mut flat = Vec::with_capacity(inputs.len() * rows * frames);
+        for m in inputs {
+            flat.extend_from_slice(&m.data);
+        }
+        Ok(Tensor::from_vec(
+            flat,
+            (inputs.len(), 1, rows, frames),
+            &self.device,
+        )?)
+    }
+
+    /// Calibrated probabilities (rows of 8) for model-input matrices.
+    pub fn probs(&self, inputs: &[FeatureMatrix]) -> Result<Vec<[f32; N_LABELS]>> {
+        let mut out = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(64) {
+            let x = self.batch_tensor(chunk)?;
+            let logits = (self.net.forward_t(&x, false)? / self.card.temperature)?;
+            let p = candle_nn::ops::softmax(&logits, 1)?.to_vec2::<f32>()?;
+            out.extend(p.into_iter().map(|r| {
+                let mut a = [0.0; N_LABELS];
+                a.copy_from_slice(&r);
+                a
+            }));
+        }
+        Ok(out)
+    }
+}

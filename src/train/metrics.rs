@@ -1,0 +1,176 @@
+//! Classification metrics over clips: accuracy, unweighted average recall, macro F1,
+//! per-class recall/precision/F1, confusion matrix, one-vs-rest ROC-AUC and expected
+//! calibration error. Labels absent from the data are listed and left out of averages.
+
+use crate::labels::{LABELS, N_LABELS};
+use crate::model::{ClassMetrics, Metrics};
+
+/// Area under the ROC curve of `scores` for positives `pos` (Mann-Whitney, ties halved).
+pub fn roc_auc(scores: &[f32], pos: &[bool]) -> Option<f64> {
+    let n_pos = pos.iter().filter(|&&p| p).count();
+    let n_neg = pos.len() - n_pos;
+    if n_pos == 0 || n_neg == 0 {
+        return None;
+    }
+    let mut idx: Vec<usize> = (0..scores.len()).collect();
+    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Average ranks over ties.
+    let mut ranks = vec![0.0f64; scores.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+            j += 1;
+        }
+        let r = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            ranks[idx[k]] = r;
+        }
+        i = j + 1;
+    }
+    let sum_pos: f64 = (0..scores.len())
+        .filter(|&k| pos[k])
+        .map(|k| ranks[k])
+        .sum();
+    Some((sum_pos - (n_pos * (n_pos + 1)) as f64 / 2.0) / (n_pos * n_neg) as f64)
+}
+
+/// Expected calibration error of the top-class confidence over 15 equal-width bins.
+pub fn ece(probs: &[[f32; N_LABELS]], truth: &[usize]) -> f64 {
+    const BINS: usize = 15;
+    let mut conf = [0.0f64; BINS];
+    let mut acc = [0.0f64; BINS];
+    let mut cnt = [0usize; BINS];
+    for (p, &t) in probs.iter().zip(truth) {
+        let (top, &c) = p
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap();
+        let b = ((c as f64 * BINS as f64) as usize).min(BINS - 1);
+        conf[b] += c as f64;
+        acc[b] += (top == t) as u8 as f64;
+        cnt[b] += 1;
+    }
+    let n = probs.len().max(1) as f64;
+    (0..BINS)
+        .filter(|&b| cnt[b] > 0)
+        .map(|b| (acc[b] - conf[b]).abs() / n)
+        .sum()
+}
+
+/// Index of the largest probability.
+pub fn argmax(p: &[f32]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
+/// All metrics for clip-level probabilities against true labels.
+pub fn evaluate(probs: &[[f32; N_LABELS]], truth: &[usize]) -> Metrics {
+    let mut confusion = vec![vec![0usize; N_LABELS]; N_LABELS];
+    for (p, &t) in probs.iter().zip(truth) {
+        confusion[t][argmax(p)] += 1;
+    }
+    let n = truth.len();
+    let correct: usize = (0..N_LABELS).map(|i| confusion[i][i]).sum();
+    let mut per_class = Vec::new();
+    let mut absent = Vec::new();
+    let (mut recalls, mut f1s, mut aucs) = (Vec::new(), Vec::new(), Vec::new());
+    for c in 0..N_LABELS {
+        let support: usize = confusion[c].iter().sum();
+        let predicted: usize = (0..N_LABELS).map(|t| confusion[t][c]).sum();
+        let tp = confusion[c][c] as f64;
+        let recall = if support > 0 {
+            tp / support as f64
+        } else {
+            0.0
+        };
+        let precision = if predicted > 0 {
+            tp / predicted as f64
+        } else {
+            0.0
+        };
+        let f1 = if recall + precision > 0.0 {
+            2.0 * recall * precision / (recall + precision)
+        } else {
+            0.0
+        };
+        let scores: Vec<f32> = probs.iter().map(|p| p[c]).collect();
+        let pos: Vec<bool> = truth.iter().map(|&t| t == c).collect();
+        let auc = roc_auc(&scores, &pos);
+        if support == 0 {
+            absent.push(LABELS[c].to_string());
+        } else {
+            recalls.push(recall);
+            f1s.push(f1);
+            aucs.extend(auc);
+        }
+        per_class.push(ClassMetrics {
+            label: LABELS[c].into(),
+            support,
+            recall,
+            precision,
+            f1,
+            roc_auc: auc,
+        });
+    }
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    Metrics {
+        n,
+        accuracy: if n > 0 {
+            correct as f64 / n as f64
+        } else {
+            0.0
+        },
+        uar: mean(&recalls),
+        macro_f1: mean(&f1s),
+        roc_auc_mean: mean(&aucs),
+        ece: ece(probs, truth),
+        labels: LABELS.iter().map(|s| s.to_string()).collect(),
+        absent,
+        per_class,
+        confusion,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auc_of_perfect_random_and_inverted_scores() {
+        let pos = [true, true, false, false];
+        assert_eq!(roc_auc(&[0.9, 0.8, 0.2, 0.1], &pos), Some(1.0));
+        assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &pos), Some(0.0));
+        assert_eq!(roc_auc(&[0.5, 0.5, 0.5, 0.5], &pos), Some(0.5));
+        assert_eq!(roc_auc(&[0.5, 0.5], &[true, true]), None);
+    }
+
+    #[test]
+    fn uar_ignores_absent_labels_and_differs_from_accuracy() {
+        let one = |c: usize| {
+            let mut p = [0.0f32; N_LABELS];
+            p[c] = 1.0;
+            p
+        };
+        // 3 neutral all right, 1 angry wrong (predicted neutral).
+        let probs = vec![one(0), one(0), one(0), one(0)];
+        let truth = vec![0, 0, 0, 4];
+        let m = evaluate(&probs, &truth);
+        assert_eq!(m.accuracy, 0.75);
+        assert_eq!(m.uar, 0.5);
+        assert_eq!(m.absent.len(), 6);
+        assert_eq!(m.confusion[4][0], 1);
+        // confident and 75 % right: ECE = |0.75 - 1.0| = 0.25
+        assert!((m.ece - 0.25).abs() < 1e-9);
+    }
+}

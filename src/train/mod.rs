@@ -1,0 +1,629 @@
+//! Training and evaluation: the feature cache, augmentation, the training loop (seeded,
+//! checkpointed, resumable), temperature calibration on validation speakers, metrics.
+
+pub mod augment;
+pub mod metrics;
+pub mod pack;
+pub mod plot;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Tensor, D};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, SGD};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{mean_probs, place, window_starts};
+use crate::corpus::{speakers_of, Clip};
+use crate::features::{FeatureKind, FeatureMatrix, FeatureSpec, Normalisation};
+use crate::labels::{LABELS, N_LABELS};
+use crate::model::{Arch, Classifier, Metrics, ModelCard, CARD_VERSION};
+use crate::{Error, Result};
+
+pub use augment::Augment;
+pub use pack::{log_line, FeaturePack};
+
+/// The feature spec each architecture is trained with.
+pub fn default_spec(arch: &Arch) -> FeatureSpec {
+    match arch {
+        // Paper 1: librosa MFCCs at 22.05 kHz, n_fft 4096, 40 coefficients, clips padded
+        // to a 40 x 160 image (hop 1024: 160 frames = 7.4 s).
+        Arch::Paper1Cnn | Arch::Paper1Lstm { .. } => FeatureSpec {
+            kind: FeatureKind::Mfcc,
+            sample_rate: 22050,
+            n_fft: 4096,
+            hop_length: 1024,
+            n_mels: 128,
+            n_mfcc: 40,
+            fmin: 0.0,
+            fmax: None,
+            db: true,
+            window_seconds: 7.4,
+            normalisation: Normalisation::None,
+        },
+        // FSER: mel spectrogram, n_fft 512, hop 512, 64 bands.
+        Arch::Fser => FeatureSpec {
+            kind: FeatureKind::Mel,
+            sample_rate: 16000,
+            n_fft: 512,
+            hop_length: 512,
+            n_mels: 64,
+            n_mfcc: 20,
+            fmin: 0.0,
+            fmax: None,
+            db: true,
+            window_seconds: 3.0,
+            normalisation: Normalisation::Utterance,
+        },
+        // emoscope: 64 log-mel bands 50-7600 Hz, 32 ms frames every 16 ms, 3 s windows,
+        // per-utterance normalisation so level and channel colouring cannot decide.
+        Arch::EmoCnn { .. } => FeatureSpec {
+            kind: FeatureKind::Mel,
+            sample_rate: 16000,
+            n_fft: 512,
+            hop_length: 256,
+            n_mels: 64,
+            n_mfcc: 20,
+            fmin: 50.0,
+            fmax: Some(7600.0),
+            db: true,
+            window_seconds: 3.0,
+            normalisation: Normalisation::Utterance,
+        },
+    }
+}
+
+/// The optimiser and regularisation of one architecture's recipe.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub enum Optim {
+    /// Adam(W): lr, decoupled weight decay.
+    AdamW {
+        lr: f64,
+        weight_decay: f64,
+    },
+    Sgd {
+        lr: f64,
+    },
+}
+
+/// Hyper-parameters of a training run.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipe {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optim: Optim,
+    /// L2 penalty added to the loss (paper 1: 1e-4).
+    pub l2: f64,
+    pub augment: Augment,
+    pub mixup_alpha: f32,
+    pub cosine: bool,
+}
+
+pub fn default_recipe(arch: &Arch) -> Recipe {
+    match arch {
+        Arch::Paper1Cnn => Recipe {
+            epochs: 100,
+            batch_size: 32,
+            optim: Optim::AdamW {
+                lr: 5e-5,
+                weight_decay: 0.0,
+            },
+            l2: 1e-4,
+            augment: Augment::NONE,
+            mixup_alpha: 0.0,
+            cosine: false,
+        },
+        Arch::Paper1Lstm { .. } => Recipe {
+            epochs: 50,
+            batch_size: 32,
+            optim: Optim::AdamW {
+                lr: 5e-4,
+                weight_decay: 0.0,
+            },
+            l2: 0.0,
+            augment: Augment::NONE,
+            mixup_alpha: 0.0,
+            cosine: false,
+        },
+        Arch::Fser => Recipe {
+            epochs: 100,
+            batch_size: 64,
+            optim: Optim::Sgd { lr: 1e-3 },
+            l2: 0.0,
+            augment: Augment::NONE,
+            mixup_alpha: 0.0,
+            cosine: false,
+        },
+        Arch::EmoCnn { .. } => Recipe {
+            epochs: 60,
+            batch_size: 32,
+            optim: Optim::AdamW {
+                lr: 2e-3,
+                weight_decay: 5e-2,
+            },
+            l2: 0.0,
+            augment: Augment::DEFAULT,
+            mixup_alpha: 0.2,
+            cosine: true,
+        },
+    }
+}
+
+/// Speakers held out of a run.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub test: Vec<String>,
+    pub validation: Vec<String>,
+}
+
+/// Chooses validation speakers among the training speakers: the last one (corpora of up
+/// to 8 speakers) or two of each corpus, in sorted order.
+pub fn validation_speakers(clips: &[Clip], test: &[String]) -> Vec<String> {
+    let corpora: BTreeSet<&str> = clips.iter().map(|c| c.corpus.as_str()).collect();
+    let mut out = Vec::new();
+    for corpus in corpora {
+        let spk: Vec<String> = speakers_of(clips)
+            .into_iter()
+            .filter(|s| {
+                !test.contains(s) && clips.iter().any(|c| &c.speaker == s && c.corpus == corpus)
+            })
+            .collect();
+        let k = if spk.len() <= 8 { 1 } else { 2 };
+        if spk.len() > k {
+            out.extend(spk[spk.len() - k..].iter().cloned());
+        }
+    }
+    out
+}
+
+/// What a run produces.
+pub struct TrainOutcome {
+    pub classifier: Classifier,
+    pub test_metrics: Option<Metrics>,
+    pub per_corpus: Vec<(String, Metrics)>,
+    pub seconds_per_epoch: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointState {
+    epoch: usize,
+    best_epoch: usize,
+    best_val_uar: f64,
+    losses: Vec<f64>,
+}
+
+fn model_inputs(
+    clf: &Classifier,
+    pack: &FeaturePack,
+    idx: &[usize],
+    hop_frames: usize,
+) -> (Vec<usize>, Vec<FeatureMatrix>) {
+    let win = clf.card.features.window_frames();
+    let per: Vec<(usize, Vec<FeatureMatrix>)> = idx
+        .par_iter()
+        .enumerate()
+        .map(|(k, &i)| {
+            let m = pack.db_mel(i);
+            let ws = window_starts(m.frames, win, hop_frames)
+                .into_iter()
+                .map(|s| clf.extractor.finish(place(&m, s as isize, win)))
+                .collect();
+            (k, ws)
+        })
+        .collect();
+    let mut owner = Vec::new();
+    let mut inputs = Vec::new();
+    for (k, ws) in per {
+        owner.extend(std::iter::repeat_n(k, ws.len()));
+        inputs.extend(ws);
+    }
+    (owner, inputs)
+}
+
+/// Window logits for clips `idx` of the pack (windows every 0.5 s) and each window's clip.
+pub fn window_logits(
+    clf: &Classifier,
+    pack: &FeaturePack,
+    idx: &[usize],
+) -> Result<(Vec<usize>, Vec<Vec<f32>>)> {
+    let spec = &clf.card.features;
+    let hop_frames = ((0.5 * spec.sample_rate as f32) / spec.hop_length as f32)
+        .round()
+        .max(1.0) as usize;
+    let (owner, inputs) = model_inputs(clf, pack, idx, hop_frames);
+    let mut logits = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(128) {
+        let x = clf.batch_tensor(chunk)?;
+        logits.extend(clf.net.forward_t(&x, false)?.to_vec2::<f32>()?);
+    }
+    Ok((owner, logits))
+}
+
+/// Clip probabilities: the mean over a clip's windows of softmax(logits / t).
+pub fn clip_probs(
+    owner: &[usize],
+    logits: &[Vec<f32>],
+    n_clips: usize,
+    t: f64,
+) -> Vec<[f32; N_LABELS]> {
+    let mut rows: Vec<Vec<[f32; N_LABELS]>> = vec![Vec::new(); n_clips];
+    for (&o, l) in owner.iter().zip(logits) {
+        let mx = l.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let e: Vec<f32> = l
+            .iter()
+            .map(|&x| ((x - mx) as f64 / t).exp() as f32)
+            .collect();
+        let s: f32 = e.iter().sum();
+        let mut p = [0.0f32; N_LABELS];
+        for (a, b) in p.iter_mut().zip(&e) {
+            *a = b / s;
+        }
+        rows[o].push(p);
+    }
+    rows.iter().map(|r| mean_probs(r)).collect()
+}
+
+/// The temperature minimising clip-level negative log-likelihood on validation clips.
+pub fn fit_temperature(owner: &[usize], logits: &[Vec<f32>], truth: &[usize]) -> f64 {
+    let mut best = (f64::INFINITY, 1.0);
+    for k in 0..=60 {
+        let t = 0.25 * (16.0f64).powf(k as f64 / 60.0); // 0.25 .. 4
+        let p = clip_probs(owner, logits, truth.len(), t);
+        let nll: f64 = p
+            .iter()
+            .zip(truth)
+            .map(|(p, &y)| -(p[y].max(1e-7) as f64).ln())
+            .sum();
+        if nll < best.0 {
+            best = (nll, t);
+        }
+    }
+    best.1
+}
+
+/// Evaluates clips `idx` of the pack: metrics overall and per corpus.
+pub fn evaluate_clips(
+    clf: &Classifier,
+    pack: &FeaturePack,
+    idx: &[usize],
+) -> Result<(Metrics, Vec<(String, Metrics)>, Vec<[f32; N_LABELS]>)> {
+    let (owner, logits) = window_logits(clf, pack, idx)?;
+    let probs = clip_probs(&owner, &logits, idx.len(), clf.card.temperature);
+    let truth: Vec<usize> = idx.iter().map(|&i| pack.clips[i].clip.label).collect();
+    let overall = metrics::evaluate(&probs, &truth);
+    let corpora: BTreeSet<&str> = idx
+        .iter()
+        .map(|&i| pack.clips[i].clip.corpus.as_str())
+        .collect();
+    let per_corpus = if corpora.len() > 1 {
+        corpora
+            .into_iter()
+            .map(|c| {
+                let k: Vec<usize> = (0..idx.len())
+                    .filter(|&k| pack.clips[idx[k]].clip.corpus == c)
+                    .collect();
+                let p: Vec<_> = k.iter().map(|&k| probs[k]).collect();
+                let t: Vec<_> = k.iter().map(|&k| truth[k]).collect();
+                (c.to_string(), metrics::evaluate(&p, &t))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok((overall, per_corpus, probs))
+}
+
+fn training_batch(
+    clf: &Classifier,
+    pack: &FeaturePack,
+    idx: &[usize],
+    recipe: &Recipe,
+    seed: u64,
+) -> (Vec<FeatureMatrix>, Vec<usize>) {
+    let win = clf.card.features.window_frames();
+    let inputs: Vec<FeatureMatrix> = idx
+        .par_iter()
+        .map(|&i| {
+            let mut rng =
+                StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let m = recipe.augment.spectral(&pack.db_mel(i), &mut rng);
+            let start = if !recipe.augment.enabled {
+                if m.frames > win {
+                    rng.random_range(0..=(m.frames - win)) as isize
+                } else {
+                    0
+                }
+            } else if m.frames > win {
+                rng.random_range(0..=(m.frames - win)) as isize
+            } else {
+                -(rng.random_range(0..=(win - m.frames)) as isize)
+            };
+            let mut x = clf.extractor.finish(place(&m, start, win));
+            recipe.augment.mask(&mut x, &mut rng);
+            x
+        })
+        .collect();
+    (
+        inputs,
+        idx.iter().map(|&i| pack.clips[i].clip.label).collect(),
+    )
+}
+
+/// Settings of [`train`].
+pub struct TrainArgs<'a> {
+    pub arch: Arch,
+    pub recipe: Recipe,
+    pub seed: u64,
+    pub split: Split,
+    pub out: &'a Path,
+    pub resume: bool,
+    pub training_data: Vec<String>,
+    pub device: candle_core::Device,
+}
+
+fn progress(len: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}
+
+/// Trains one model on the pack's clips outside `split`, picks the epoch with the best
+/// validation UAR, fits the temperature on the validation speakers and evaluates the
+/// held-out test speakers. Checkpoints go to `out/checkpoint/` every epoch.
+pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
+    let clips: Vec<Clip> = pack.clips.iter().map(|c| c.clip.clone()).collect();
+    let (mut tr, mut va, mut te) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, c) in clips.iter().enumerate() {
+        if a.split.test.contains(&c.speaker) {
+            te.push(i)
+        } else if a.split.validation.contains(&c.speaker) {
+            va.push(i)
+        } else {
+            tr.push(i)
+        }
+    }
+    if tr.is_empty() {
+        return Err(Error::param(
+            "test-speakers",
+            a.split.test.join(","),
+            "leaves no training clips",
+        ));
+    }
+    let card = ModelCard {
+        card_version: CARD_VERSION,
+        emoscope_version: env!("CARGO_PKG_VERSION").into(),
+        arch: a.arch.clone(),
+        features: pack.spec.clone(),
+        labels: LABELS.iter().map(|s| s.to_string()).collect(),
+        temperature: 1.0,
+        training_data: a.training_data.clone(),
+        protocol: if a.split.test.is_empty() {
+            "trained on every speaker given; no held-out test speakers".into()
+        } else {
+            format!("speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature", a.split.test.join(", "), a.split.validation.join(", "))
+        },
+        test_speakers: a.split.test.clone(),
+        validation_speakers: a.split.validation.clone(),
+        epochs: a.recipe.epochs,
+        seed: a.seed,
+        test_metrics: None,
+        test_metrics_per_corpus: Vec::new(),
+        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        notes: String::new(),
+    };
+    let mut clf = Classifier::new(card, &a.device)?;
+    if a.device.is_cuda() {
+        a.device.set_seed(a.seed)?;
+    }
+    let ckpt = a.out.join("checkpoint");
+    std::fs::create_dir_all(&ckpt).map_err(|source| Error::Write {
+        path: ckpt.clone(),
+        source,
+    })?;
+    let mut state = CheckpointState {
+        epoch: 0,
+        best_epoch: 0,
+        best_val_uar: -1.0,
+        losses: Vec::new(),
+    };
+    if a.resume {
+        let sp = ckpt.join("state.json");
+        let text = std::fs::read_to_string(&sp).map_err(|source| Error::Open {
+            path: sp.clone(),
+            source,
+        })?;
+        state = serde_json::from_str(&text).map_err(|e| Error::Format {
+            path: sp.clone(),
+            reason: e.to_string(),
+        })?;
+        clf.varmap.load(ckpt.join("last.safetensors"))?;
+        log_line(&format!("resuming after epoch {} (best validation UAR {:.3} at epoch {}); optimiser moments restart", state.epoch, state.best_val_uar, state.best_epoch));
+    }
+    let vars = clf.varmap.all_vars();
+    enum Opt {
+        A(AdamW),
+        S(SGD),
+    }
+    let base_lr = match a.recipe.optim {
+        Optim::AdamW { lr, .. } | Optim::Sgd { lr } => lr,
+    };
+    let mut opt = match a.recipe.optim {
+        Optim::AdamW { lr, weight_decay } => Opt::A(AdamW::new(
+            vars.clone(),
+            ParamsAdamW {
+                lr,
+                weight_decay,
+                ..Default::default()
+            },
+        )?),
+        Optim::Sgd { lr } => Opt::S(SGD::new(vars.clone(), lr)?),
+    };
+    let weights: Vec<_> = vars.iter().filter(|v| v.rank() > 1).cloned().collect();
+    let mut rng = StdRng::seed_from_u64(a.seed);
+    for _ in 0..state.epoch {
+        tr.shuffle(&mut rng); // keep the shuffle sequence of an uninterrupted run
+    }
+    let epochs_pb = progress(
+        a.recipe.epochs as u64,
+        &format!("training {}", a.arch.name()),
+    );
+    epochs_pb.set_position(state.epoch as u64);
+    let t0 = std::time::Instant::now();
+    let first_epoch = state.epoch;
+    for epoch in state.epoch..a.recipe.epochs {
+        let lr = if a.recipe.cosine {
+            base_lr
+                * 0.5
+                * (1.0 + (std::f64::consts::PI * epoch as f64 / a.recipe.epochs as f64).cos())
+        } else {
+            base_lr
+        };
+        match &mut opt {
+            Opt::A(o) => o.set_learning_rate(lr),
+            Opt::S(o) => o.set_learning_rate(lr),
+        }
+        tr.shuffle(&mut rng);
+        let mut total = 0.0;
+        let mut batches = 0;
+        for (b, idx) in tr.chunks(a.recipe.batch_size).enumerate() {
+            if idx.len() < 2 {
+                continue;
+            }
+            let seed = a.seed ^ ((epoch as u64) << 40) ^ ((b as u64) << 20);
+            let (inputs, labels) = training_batch(&clf, pack, idx, &a.recipe, seed);
+            let x = clf.batch_tensor(&inputs)?;
+            let mut target = vec![0.0f32; labels.len() * N_LABELS];
+            for (k, &l) in labels.iter().enumerate() {
+                target[k * N_LABELS + l] = 1.0;
+            }
+            let mut y = Tensor::from_vec(target, (labels.len(), N_LABELS), &a.device)?;
+            let mut x = x;
+            if a.recipe.mixup_alpha > 0.0 {
+                // mixup with a partner permutation; lambda ~ Beta(a, a) via two gammas.
+                let mut r = StdRng::seed_from_u64(seed ^ 0xA5A5);
+                let lam = {
+                    let g = |r: &mut StdRng| -> f32 {
+                        let u: f32 = r.random_range(1e-6..1.0);
+                        u.powf(1.0 / a.recipe.mixup_alpha)
+                    };
+                    let (p, q) = (g(&mut r), g(&mut r));
+                    let l = p / (p + q);
+                    l.max(1.0 - l)
+                };
+                let mut perm: Vec<u32> = (0..labels.len() as u32).collect();
+                perm.shuffle(&mut r);
+                let perm = Tensor::from_vec(perm, labels.len(), &a.device)?;
+                x = ((&x * lam as f64)? + (x.index_select(&perm, 0)? * (1.0 - lam) as f64)?)?;
+                y = ((&y * lam as f64)? + (y.index_select(&perm, 0)? * (1.0 - lam) as f64)?)?;
+            }
+            let logits = clf.net.forward_t(&x, true)?;
+            let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+            let mut loss = (logp * &y)?.sum(D::Minus1)?.mean_all()?.neg()?;
+            if a.recipe.l2 > 0.0 {
+                let mut l2 = Tensor::zeros((), candle_core::DType::F32, &a.device)?;
+                for w in &weights {
+                    l2 = (l2 + w.as_tensor().sqr()?.sum_all()?)?;
+                }
+                loss = (loss + (l2 * a.recipe.l2)?)?;
+            }
+            match &mut opt {
+                Opt::A(o) => o.backward_step(&loss)?,
+                Opt::S(o) => o.backward_step(&loss)?,
+            }
+            total += loss.to_scalar::<f32>()? as f64;
+            batches += 1;
+        }
+        let mean_loss = total / batches.max(1) as f64;
+        state.losses.push(mean_loss);
+        let val_uar = if va.is_empty() {
+            0.0
+        } else {
+            evaluate_clips(&clf, pack, &va)?.0.uar
+        };
+        state.epoch = epoch + 1;
+        if val_uar > state.best_val_uar {
+            state.best_val_uar = val_uar;
+            state.best_epoch = epoch + 1;
+            clf.varmap.save(ckpt.join("best.safetensors"))?;
+        }
+        clf.varmap.save(ckpt.join("last.safetensors"))?;
+        crate::util::write_atomic(
+            &ckpt.join("state.json"),
+            serde_json::to_string(&state).unwrap().as_bytes(),
+        )?;
+        epochs_pb.inc(1);
+        epochs_pb.suspend(|| {
+            log_line(&format!(
+                "epoch {:3}/{}  loss {:.4}  val UAR {:.3}  lr {:.2e}  {:.1} s",
+                epoch + 1,
+                a.recipe.epochs,
+                mean_loss,
+                val_uar,
+                lr,
+                t0.elapsed().as_secs_f64()
+            ))
+        });
+    }
+    epochs_pb.finish_and_clear();
+    let trained = (a.recipe.epochs - first_epoch).max(1);
+    let seconds_per_epoch = t0.elapsed().as_secs_f64() / trained as f64;
+    if !va.is_empty() && ckpt.join("best.safetensors").exists() {
+        clf.varmap.load(ckpt.join("best.safetensors"))?;
+        let (owner, logits) = window_logits(&clf, pack, &va)?;
+        let truth: Vec<usize> = va.iter().map(|&i| pack.clips[i].clip.label).collect();
+        clf.card.temperature = fit_temperature(&owner, &logits, &truth);
+        clf.card.notes = format!("weights of epoch {} (best validation UAR {:.3}); temperature {:.2} fitted on the validation speakers", state.best_epoch, state.best_val_uar, clf.card.temperature);
+    }
+    let (test_metrics, per_corpus) = if te.is_empty() {
+        (None, Vec::new())
+    } else {
+        let (m, pc, _) = evaluate_clips(&clf, pack, &te)?;
+        (Some(m), pc)
+    };
+    clf.card.test_metrics = test_metrics.clone();
+    clf.card.test_metrics_per_corpus = per_corpus.clone();
+    clf.save(a.out)?;
+    Ok(TrainOutcome {
+        classifier: clf,
+        test_metrics,
+        per_corpus,
+        seconds_per_epoch,
+    })
+}
+
+/// Loads the pack for `spec` and `clips` from `cache_dir`, or builds and stores it.
+pub fn cached_pack(
+    cache_dir: &Path,
+    spec: &FeatureSpec,
+    clips: &[Clip],
+) -> Result<(FeaturePack, PathBuf)> {
+    let path = FeaturePack::cache_path(cache_dir, spec, clips);
+    if path.exists() {
+        if let Ok(p) = FeaturePack::load(&path) {
+            if p.spec.sample_rate == spec.sample_rate
+                && p.spec.n_fft == spec.n_fft
+                && p.spec.hop_length == spec.hop_length
+                && p.spec.n_mels == spec.n_mels
+            {
+                let mut p = p;
+                p.spec = spec.clone();
+                return Ok((p, path));
+            }
+        }
+    }
+    let pb = progress(clips.len() as u64, "computing features");
+    let p = FeaturePack::build(spec, clips, &|| pb.inc(1))?;
+    pb.finish_and_clear();
+    p.save(&path)?;
+    Ok((p, path))
+}

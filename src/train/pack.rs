@@ -1,0 +1,198 @@
+//! The feature cache: every clip's dB mel spectrogram, computed once per FeatureSpec and
+//! stored as 8-bit steps of the 80 dB range (0.31 dB) in one file. A second run (or a
+//! machine without the audio) trains from it without touching the DSP.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::audio::{decode_file, resample};
+use crate::corpus::Clip;
+use crate::dsp::TOP_DB;
+use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec};
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"EMOPACK1";
+
+/// One clip's entry in a pack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PackClip {
+    pub clip: Clip,
+    pub frames: usize,
+    pub offset: usize,
+    /// Maximum dB of the clip; stored value q means `max_db - 80 + q * 80 / 255`.
+    pub max_db: f32,
+    /// Clip length in samples at the spec's rate.
+    pub samples: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    spec: FeatureSpec,
+    clips: Vec<PackClip>,
+}
+
+/// dB mel spectrograms of a set of clips under one spec.
+pub struct FeaturePack {
+    pub spec: FeatureSpec,
+    pub clips: Vec<PackClip>,
+    data: Vec<u8>,
+}
+
+fn quantise(db: f32, max_db: f32) -> u8 {
+    (((db - (max_db - TOP_DB)) / TOP_DB) * 255.0)
+        .round()
+        .clamp(0.0, 255.0) as u8
+}
+
+impl FeaturePack {
+    /// Computes the pack for `clips` (decode, resample to the spec's rate, dB mel), in
+    /// parallel, reporting progress through `tick`. Files that fail to decode are errors.
+    pub fn build(spec: &FeatureSpec, clips: &[Clip], tick: &(dyn Fn() + Sync)) -> Result<Self> {
+        let ex = FeatureExtractor::new(spec)?;
+        let parts: Vec<(FeatureMatrix, usize)> = clips
+            .par_iter()
+            .map(|c| {
+                let a = decode_file(&c.path)?;
+                let mut x = resample(&a.samples, a.sample_rate, spec.sample_rate)?;
+                if x.len() < spec.n_fft {
+                    x.resize(spec.n_fft, 0.0);
+                }
+                let m = ex.db_mel(&c.path.display().to_string(), &x)?;
+                tick();
+                Ok((m, x.len()))
+            })
+            .collect::<Result<_>>()?;
+        let mut data = Vec::new();
+        let mut entries = Vec::with_capacity(clips.len());
+        for (c, (m, samples)) in clips.iter().zip(parts) {
+            let max_db = m.data.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+            let offset = data.len();
+            // frame-major: frame f, band r at offset + f * rows + r
+            for f in 0..m.frames {
+                for r in 0..m.rows {
+                    data.push(quantise(m.get(r, f), max_db));
+                }
+            }
+            entries.push(PackClip {
+                clip: c.clone(),
+                frames: m.frames,
+                offset,
+                max_db,
+                samples,
+            });
+        }
+        Ok(Self {
+            spec: spec.clone(),
+            clips: entries,
+            data,
+        })
+    }
+
+    /// The dB mel matrix (`n_mels x frames`) of clip `i`.
+    pub fn db_mel(&self, i: usize) -> FeatureMatrix {
+        let c = &self.clips[i];
+        let rows = self.spec.n_mels;
+        let base = c.max_db - TOP_DB;
+        let mut data = vec![0.0f32; rows * c.frames];
+        let src = &self.data[c.offset..c.offset + rows * c.frames];
+        for f in 0..c.frames {
+            for r in 0..rows {
+                data[r * c.frames + f] = base + src[f * rows + r] as f32 * (TOP_DB / 255.0);
+            }
+        }
+        FeatureMatrix {
+            rows,
+            frames: c.frames,
+            data,
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let header = serde_json::to_vec(&Header {
+            spec: self.spec.clone(),
+            clips: self.clips.clone(),
+        })
+        .expect("serialises");
+        let mut bytes = Vec::with_capacity(16 + header.len() + self.data.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        bytes.extend_from_slice(&self.data);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).map_err(|source| Error::Write {
+                path: d.to_path_buf(),
+                source,
+            })?;
+        }
+        crate::util::write_atomic(path, &bytes)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let mut f = std::fs::File::open(path).map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |r: &str| Error::Format {
+            path: path.to_path_buf(),
+            reason: format!("not an emoscope feature pack: {r}; delete it and it will be rebuilt"),
+        };
+        if bytes.len() < 16 || &bytes[..8] != MAGIC {
+            return Err(bad("bad magic"));
+        }
+        let hlen = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
+        let header: Header = serde_json::from_slice(
+            bytes
+                .get(16..16 + hlen)
+                .ok_or_else(|| bad("short header"))?,
+        )
+        .map_err(|e| bad(&e.to_string()))?;
+        let data = bytes.split_off(16 + hlen);
+        let need = header
+            .clips
+            .iter()
+            .map(|c| c.offset + c.frames * header.spec.n_mels)
+            .max()
+            .unwrap_or(0);
+        if data.len() < need {
+            return Err(bad("truncated data"));
+        }
+        Ok(Self {
+            spec: header.spec,
+            clips: header.clips,
+            data,
+        })
+    }
+
+    /// Where the pack for `spec` and `clips` is cached under `dir`: a name from a hash of
+    /// the spec's DSP parameters and the clips' paths, sizes and modification times.
+    pub fn cache_path(dir: &Path, spec: &FeatureSpec, clips: &[Clip]) -> PathBuf {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (spec.sample_rate, spec.n_fft, spec.hop_length, spec.n_mels).hash(&mut h);
+        spec.fmin.to_bits().hash(&mut h);
+        spec.fmax.map(f32::to_bits).hash(&mut h);
+        for c in clips {
+            c.path.hash(&mut h);
+            c.label.hash(&mut h);
+            c.speaker.hash(&mut h);
+            if let Ok(m) = std::fs::metadata(&c.path) {
+                m.len().hash(&mut h);
+                m.modified().ok().hash(&mut h);
+            }
+        }
+        dir.join(format!("{:016x}.pack", h.finish()))
+    }
+}
+
+/// Writes `text` plus a newline to stderr (progress lines for logs that are not terminals).
+pub fn log_line(text: &str) {
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
