@@ -148,6 +148,12 @@ pub struct TrainCmdArgs {
     /// Output directory for the model (card.json, model.safetensors, checkpoint/).
     #[arg(long)]
     pub out: PathBuf,
+    /// With --folds: run only this fold (1-based), e.g. to run folds in parallel.
+    #[arg(long, requires = "folds")]
+    pub fold: Option<usize>,
+    /// Use only the clips of these corpora (e.g. `ravdess`), by name as in the pack.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
     /// Continue from out/checkpoint after an interruption.
     #[arg(long)]
     pub resume: bool,
@@ -211,6 +217,14 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             (pack, a.data.iter().map(|d| format!("{}={}", d.kind.name(), d.path.display())).collect())
         }
     };
+    let mut pack = pack;
+    if !a.only.is_empty() {
+        pack.clips.retain(|c| a.only.contains(&c.clip.corpus));
+        if pack.clips.is_empty() {
+            bail!("--only {}: no clips of these corpora in the data", a.only.join(","));
+        }
+    }
+    let pack = pack;
     let mut recipe = default_recipe(&arch);
     if let Some(e) = a.epochs {
         recipe.epochs = e;
@@ -253,6 +267,9 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
         let folds = speaker_folds(&clips, k)?;
         let mut rows = Vec::new();
         for (i, f) in folds.iter().enumerate() {
+            if a.fold.is_some_and(|only| only != i + 1) {
+                continue;
+            }
             let out = a.out.join(format!("fold{}", i + 1));
             let o = run(f.clone(), &out)?;
             let m = o.test_metrics.clone().expect("fold has test clips");
