@@ -15,6 +15,15 @@ E=carry/emocnn_all.pack; P=carry/paper1_ravdess.pack; F=carry/fser_ravdess.pack
 mkdir -p runs
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
 run() { name=$1; shift; timeout "$LIMIT" $B train "$@" --out runs/$name > runs/$name.log 2>&1; echo "$name exit $?"; }
+if [ "$GROUP" = final ]; then
+  # Second round: emocnn width 32, 70 epochs; RAVDESS-only folds; FSER with Adam; LSTM with bigger batches.
+  EMO="--arch emocnn --width 32 --epochs 70 --max-minutes 8.3"
+  run emocnn_main --pack $E $EMO --test-speakers "ravdess:1,2;emovo:f1,m1" &
+  run emocnn_ravdess --pack $E --only ravdess $EMO --test-speakers ravdess:1,2 &
+  for k in 1 2 3 4 5 6; do (timeout "$LIMIT" $B train --pack $E --only ravdess $EMO --folds 6 --fold $k --out runs/emocnn_ravdess_cv > runs/emocnn_ravdess_cv_fold$k.log 2>&1; echo "cv fold $k exit $?") & done
+  run fser --pack $F --arch fser --test-speakers ravdess:1,2 --max-minutes 8.3 &
+  run paper1_lstm --pack $P --arch paper1_lstm --test-speakers ravdess:1,2 --epochs 20 --batch-size 128 --lr 1e-3 --max-minutes 8.0 &
+fi
 if [ "$GROUP" = all ] || [ "$GROUP" = emo ]; then
   run emocnn_main --pack $E --arch emocnn --test-speakers "ravdess:1,2;emovo:f1,m1" &
   run emocnn_ravdess --pack $E --only ravdess --arch emocnn --test-speakers ravdess:1,2 &

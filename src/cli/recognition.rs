@@ -12,7 +12,7 @@ use crate::labels::LABELS;
 use crate::model::{default_device, device_name, Arch, Classifier, Metrics};
 use crate::train::{
     cached_pack, default_recipe, default_spec, evaluate_clips, train as train_model,
-    validation_speakers, FeaturePack, Split, TrainArgs,
+    validation_speakers, FeaturePack, Optim, Split, TrainArgs,
 };
 
 /// The model `analyze` and `eval` use when no `--model` is given.
@@ -139,8 +139,19 @@ pub struct TrainCmdArgs {
     /// Instead of one held-out set: K folds of whole speakers, one model per fold.
     #[arg(long, conflicts_with = "test_speakers")]
     pub folds: Option<usize>,
+    /// Training epochs (default: the architecture's recipe).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Learning rate (default: the architecture's recipe).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Channel width of emocnn's first block (default 24; later blocks 2x and 4x).
+    #[arg(long)]
+    pub width: Option<usize>,
+    /// Stop training after this many minutes and finish with the best epoch so far
+    /// (calibrated, evaluated, saved; the card says so).
+    #[arg(long)]
+    pub max_minutes: Option<f64>,
     #[arg(long)]
     pub batch_size: Option<usize>,
     #[arg(long, default_value_t = 42)]
@@ -221,7 +232,10 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
     if !a.only.is_empty() {
         pack.clips.retain(|c| a.only.contains(&c.clip.corpus));
         if pack.clips.is_empty() {
-            bail!("--only {}: no clips of these corpora in the data", a.only.join(","));
+            bail!(
+                "--only {}: no clips of these corpora in the data",
+                a.only.join(",")
+            );
         }
     }
     let pack = pack;
@@ -232,6 +246,13 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
     if let Some(b) = a.batch_size {
         recipe.batch_size = b;
     }
+    if let Some(lr) = a.lr {
+        recipe.optim = match recipe.optim {
+            Optim::AdamW { weight_decay, .. } => Optim::AdamW { lr, weight_decay },
+            Optim::Sgd { .. } => Optim::Sgd { lr },
+        };
+    }
+    recipe.max_seconds = a.max_minutes.map(|m| m * 60.0);
     if a.no_augment {
         recipe.augment = crate::train::Augment::NONE;
         recipe.mixup_alpha = 0.0;
