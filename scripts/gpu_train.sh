@@ -24,6 +24,14 @@ if [ "$GROUP" = final ]; then
   run fser --pack $F --arch fser --test-speakers ravdess:1,2 --max-minutes 8.3 &
   run paper1_lstm --pack $P --arch paper1_lstm --test-speakers ravdess:1,2 --epochs 20 --batch-size 128 --lr 1e-3 --max-minutes 8.0 &
 fi
+if [ "$GROUP" = level ]; then
+  # Third round: emocnn with level-only normalisation (keeps the spectral tilt), FSER with Glorot init.
+  EMO="--arch emocnn --width 32 --epochs 70 --norm level --max-minutes 6.6"
+  run emocnnL_main --pack $E $EMO --test-speakers "ravdess:1,2;emovo:f1,m1" &
+  run emocnnL_ravdess --pack $E --only ravdess $EMO --test-speakers ravdess:1,2 &
+  for k in 1 2 3 4 5 6; do (timeout "$LIMIT" $B train --pack $E --only ravdess $EMO --folds 6 --fold $k --out runs/emocnnL_ravdess_cv > runs/emocnnL_ravdess_cv_fold$k.log 2>&1; echo "cv fold $k exit $?") & done
+  run fser --pack $F --arch fser --test-speakers ravdess:1,2 --max-minutes 6.6 &
+fi
 if [ "$GROUP" = all ] || [ "$GROUP" = emo ]; then
   run emocnn_main --pack $E --arch emocnn --test-speakers "ravdess:1,2;emovo:f1,m1" &
   run emocnn_ravdess --pack $E --only ravdess --arch emocnn --test-speakers ravdess:1,2 &

@@ -148,6 +148,10 @@ pub struct TrainCmdArgs {
     /// Channel width of emocnn's first block (default 24; later blocks 2x and 4x).
     #[arg(long)]
     pub width: Option<usize>,
+    /// Feature normalisation per window (default: the architecture's): `utterance` removes
+    /// each band's mean, `level` only the overall level.
+    #[arg(long, value_enum)]
+    pub norm: Option<crate::features::Normalisation>,
     /// Stop training after this many minutes and finish with the best epoch so far
     /// (calibrated, evaluated, saved; the card says so).
     #[arg(long)]
@@ -199,7 +203,11 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             Arch::NAMES.join(", ")
         )
     })?;
-    let spec = default_spec(&arch);
+    let mut spec = default_spec(&arch);
+    if let Some(n) = a.norm {
+        spec.normalisation = n;
+    }
+    let spec = spec;
     let (pack, sources) = match (&a.pack, a.data.is_empty()) {
         (Some(p), _) => {
             let pack = FeaturePack::load(p)?;
@@ -382,13 +390,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         None => corpus.clips.clone(),
     };
-    let seen: Vec<&String> = clips
+    let seen = clips
         .iter()
-        .map(|c| &c.speaker)
-        .filter(|s| !clf.card.test_speakers.contains(s) && !clf.card.training_data.is_empty())
-        .collect();
-    if !seen.is_empty() && !clf.card.test_speakers.is_empty() {
-        eprintln!("warning: {} clips are from speakers outside the model's held-out set ({}); their scores are not speaker-independent", seen.len(), clf.card.test_speakers.join(","));
+        .filter(|c| {
+            clf.card.train_speakers.contains(&c.speaker)
+                || clf.card.validation_speakers.contains(&c.speaker)
+        })
+        .count();
+    if seen > 0 {
+        eprintln!("warning: {seen} clips are from speakers the model was trained or validated on; their scores are not speaker-independent");
     }
     let (pack, _) = cached_pack(&a.cache, &clf.card.features, &clips)?;
     let idx: Vec<usize> = (0..pack.clips.len()).collect();

@@ -18,7 +18,7 @@ pub enum FeatureKind {
 }
 
 /// How a window's feature matrix is normalised before it reaches a model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Normalisation {
     /// Values as computed.
@@ -28,6 +28,9 @@ pub enum Normalisation {
     /// divided by the standard deviation of the whole matrix: level and channel
     /// colouring cancel out, relative dynamics stay.
     Utterance,
+    /// The mean of the whole matrix is subtracted and it is divided by its standard
+    /// deviation: level cancels out, the spectral shape (tilt, formants) stays.
+    Level,
 }
 
 /// The parameters that turn audio into a feature matrix, stored with every model.
@@ -383,12 +386,21 @@ pub fn normalise(m: &mut FeatureMatrix, how: Normalisation) {
                 let mean = row.iter().sum::<f32>() / f as f32;
                 row.iter_mut().for_each(|x| *x -= mean);
             }
-            let n = m.data.len().max(1) as f32;
-            let var = m.data.iter().map(|x| x * x).sum::<f32>() / n;
-            let inv = 1.0 / (var.sqrt() + 1e-3);
-            m.data.iter_mut().for_each(|x| *x *= inv);
+            scale_to_unit_rms(&mut m.data);
+        }
+        Normalisation::Level => {
+            let mean = m.data.iter().sum::<f32>() / m.data.len().max(1) as f32;
+            m.data.iter_mut().for_each(|x| *x -= mean);
+            scale_to_unit_rms(&mut m.data);
         }
     }
+}
+
+fn scale_to_unit_rms(data: &mut [f32]) {
+    let n = data.len().max(1) as f32;
+    let var = data.iter().map(|x| x * x).sum::<f32>() / n;
+    let inv = 1.0 / (var.sqrt() + 1e-3);
+    data.iter_mut().for_each(|x| *x *= inv);
 }
 
 fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {

@@ -61,6 +61,9 @@ pub struct ModelCard {
     pub protocol: String,
     pub test_speakers: Vec<String>,
     pub validation_speakers: Vec<String>,
+    /// Speakers whose clips trained the weights.
+    #[serde(default)]
+    pub train_speakers: Vec<String>,
     pub epochs: usize,
     pub seed: u64,
     /// Metrics on the held-out test speakers (clip level), after calibration.

@@ -425,6 +425,7 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         },
         test_speakers: a.split.test.clone(),
         validation_speakers: a.split.validation.clone(),
+        train_speakers: speakers_of(&tr.iter().map(|&i| clips[i].clone()).collect::<Vec<_>>()),
         epochs: a.recipe.epochs,
         seed: a.seed,
         test_metrics: None,
