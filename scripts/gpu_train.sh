@@ -16,8 +16,8 @@ mkdir -p runs
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv
 run() { name=$1; shift; timeout "$LIMIT" $B train "$@" --out runs/$name > runs/$name.log 2>&1; echo "$name exit $?"; }
 if [ "$GROUP" = final ]; then
-  # Second round: emocnn width 32, 70 epochs; RAVDESS-only folds; FSER with Adam; LSTM with bigger batches.
-  EMO="--arch emocnn --width 32 --epochs 70 --max-minutes 8.3"
+  # Second round: emocnn 70 epochs; RAVDESS-only folds; FSER with Adam; LSTM with bigger batches.
+  EMO="--arch emocnn --epochs 70 --max-minutes 8.3"
   run emocnn_main --pack $E $EMO --test-speakers "ravdess:1,2;emovo:f1,m1" &
   run emocnn_ravdess --pack $E --only ravdess $EMO --test-speakers ravdess:1,2 &
   for k in 1 2 3 4 5 6; do (timeout "$LIMIT" $B train --pack $E --only ravdess $EMO --folds 6 --fold $k --out runs/emocnn_ravdess_cv > runs/emocnn_ravdess_cv_fold$k.log 2>&1; echo "cv fold $k exit $?") & done
@@ -26,7 +26,7 @@ if [ "$GROUP" = final ]; then
 fi
 if [ "$GROUP" = level ]; then
   # Third round: emocnn with level-only normalisation (keeps the spectral tilt), FSER with Glorot init.
-  EMO="--arch emocnn --width 32 --epochs 70 --norm level --max-minutes 6.6"
+  EMO="--arch emocnn --epochs 70 --norm level --max-minutes 6.6"
   run emocnnL_main --pack $E $EMO --test-speakers "ravdess:1,2;emovo:f1,m1" &
   run emocnnL_ravdess --pack $E --only ravdess $EMO --test-speakers ravdess:1,2 &
   for k in 1 2 3 4 5 6; do (timeout "$LIMIT" $B train --pack $E --only ravdess $EMO --folds 6 --fold $k --out runs/emocnnL_ravdess_cv > runs/emocnnL_ravdess_cv_fold$k.log 2>&1; echo "cv fold $k exit $?") & done

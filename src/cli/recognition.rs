@@ -51,7 +51,7 @@ pub struct AnalyzeArgs {
 }
 
 pub fn analyze(a: AnalyzeArgs) -> Result<()> {
-    if !(a.hop > 0.0) {
+    if a.hop.is_nan() || a.hop <= 0.0 {
         bail!("--hop must be positive, got {}", a.hop);
     }
     let clf = load_model(&a.model)?;
@@ -203,12 +203,17 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             Arch::NAMES.join(", ")
         )
     })?;
+    let arch = match (arch, a.width) {
+        (Arch::EmoCnn { .. }, Some(width)) => Arch::EmoCnn { width },
+        (_, Some(_)) => bail!("--width applies to emocnn only"),
+        (arch, None) => arch,
+    };
     let mut spec = default_spec(&arch);
     if let Some(n) = a.norm {
         spec.normalisation = n;
     }
     let spec = spec;
-    let (pack, sources) = match (&a.pack, a.data.is_empty()) {
+    let (pack, mut sources) = match (&a.pack, a.data.is_empty()) {
         (Some(p), _) => {
             let pack = FeaturePack::load(p)?;
             if pack.spec.sample_rate != spec.sample_rate || pack.spec.n_fft != spec.n_fft || pack.spec.hop_length != spec.hop_length || pack.spec.n_mels != spec.n_mels {
@@ -245,6 +250,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
                 a.only.join(",")
             );
         }
+        sources.retain(|s| a.only.iter().any(|o| s.contains(o.as_str())));
     }
     let pack = pack;
     let mut recipe = default_recipe(&arch);

@@ -21,6 +21,7 @@ pub enum Arch {
     /// FSER (paper 2): four conv blocks (conv, ReLU, 2x2 max-pool, dropout), three dense layers.
     Fser,
     /// emoscope's model: four conv-BN-ReLU-pool blocks, attention + max pooling over time.
+    #[serde(rename = "emocnn")]
     EmoCnn { width: usize },
 }
 
@@ -290,7 +291,7 @@ impl EmoCnn {
 /// A built model of any architecture.
 pub enum Net {
     Paper1Cnn(Paper1Cnn),
-    Paper1Lstm(Paper1Lstm),
+    Paper1Lstm(Box<Paper1Lstm>),
     Fser(Fser),
     EmoCnn(EmoCnn),
 }
@@ -299,7 +300,9 @@ impl Net {
     pub fn new(arch: &Arch, vb: VarBuilder, rows: usize, frames: usize) -> Result<Self> {
         Ok(match arch {
             Arch::Paper1Cnn => Net::Paper1Cnn(Paper1Cnn::new(vb, rows, frames)?),
-            Arch::Paper1Lstm { hidden } => Net::Paper1Lstm(Paper1Lstm::new(vb, rows, *hidden)?),
+            Arch::Paper1Lstm { hidden } => {
+                Net::Paper1Lstm(Box::new(Paper1Lstm::new(vb, rows, *hidden)?))
+            }
             Arch::Fser => Net::Fser(Fser::new(vb, rows, frames)?),
             Arch::EmoCnn { width } => Net::EmoCnn(EmoCnn::new(vb, *width)?),
         })

@@ -297,12 +297,15 @@ pub fn fit_temperature(owner: &[usize], logits: &[Vec<f32>], truth: &[usize]) ->
     best.1
 }
 
+/// Metrics overall, metrics per corpus, and each clip's probabilities.
+pub type ClipEvaluation = (Metrics, Vec<(String, Metrics)>, Vec<[f32; N_LABELS]>);
+
 /// Evaluates clips `idx` of the pack: metrics overall and per corpus.
 pub fn evaluate_clips(
     clf: &Classifier,
     pack: &FeaturePack,
     idx: &[usize],
-) -> Result<(Metrics, Vec<(String, Metrics)>, Vec<[f32; N_LABELS]>)> {
+) -> Result<ClipEvaluation> {
     let (owner, logits) = window_logits(clf, pack, idx)?;
     let probs = clip_probs(&owner, &logits, idx.len(), clf.card.temperature);
     let truth: Vec<usize> = idx.iter().map(|&i| pack.clips[i].clip.label).collect();

@@ -1,0 +1,286 @@
+//! Recognition on real data: corpus readers on ../shared/data, label mapping and reports,
+//! speaker-independent splits, model save/load, training that lowers the loss, and the
+//! shipped model's labels and scores on held-out RAVDESS actors 1 and 2.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use emoscope::corpus::{holdout, load, load_all, parse_speaker_list, CorpusKind, DataSource};
+use emoscope::features::FeatureMatrix;
+use emoscope::labels::LABELS;
+use emoscope::model::{Arch, Classifier};
+use emoscope::train::{
+    default_recipe, default_spec, train, Augment, FeaturePack, Split, TrainArgs,
+};
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
+}
+
+fn src(kind: CorpusKind, p: PathBuf) -> DataSource {
+    DataSource { kind, path: p }
+}
+
+#[test]
+fn ravdess_and_emovo_read_with_their_published_counts() {
+    let r = load(&src(CorpusKind::Ravdess, data().join("ravdess"))).unwrap();
+    assert_eq!(r.clips.len(), 1440);
+    assert!(r.unmapped.is_empty() && r.bad_names.is_empty());
+    let count = |c: &[emoscope::corpus::Clip], l: usize| c.iter().filter(|x| x.label == l).count();
+    assert_eq!(count(&r.clips, 0), 96, "neutral has normal intensity only");
+    for (l, name) in LABELS.iter().enumerate().skip(1) {
+        assert_eq!(count(&r.clips, l), 192, "{name}");
+    }
+    assert_eq!(emoscope::corpus::speakers_of(&r.clips).len(), 24);
+
+    let e = load(&src(CorpusKind::Csv, data().join("emovo/labels.csv"))).unwrap();
+    assert_eq!(e.clips.len(), 588);
+    assert_eq!(count(&e.clips, 1), 0, "EMOVO has no calm");
+    assert_eq!(count(&e.clips, 4), 84);
+    // The same corpus read by its file names agrees with its labels.csv.
+    let by_name = load(&src(CorpusKind::Emovo, data().join("emovo"))).unwrap();
+    assert_eq!(by_name.clips.len(), 588);
+    assert_eq!(count(&by_name.clips, 6), 84);
+}
+
+#[test]
+fn unknown_labels_are_reported_by_name_and_count_and_bad_csv_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("labels.csv");
+    std::fs::write(
+        &csv,
+        "path,emotion,speaker\na.wav,anger,s1\nb.wav,boredom,s1\nc.wav,boredom,s2\nd.wav,Fear,s2\n",
+    )
+    .unwrap();
+    let c = load(&src(CorpusKind::Csv, csv.clone())).unwrap();
+    assert_eq!(
+        c.clips.iter().map(|x| x.label).collect::<Vec<_>>(),
+        vec![4, 5]
+    );
+    assert_eq!(c.unmapped.get("boredom"), Some(&2));
+    assert!(c.report()[0].contains("'boredom'") && c.report()[0].contains("2 clips"));
+
+    std::fs::write(&csv, "file,label\nx.wav,angry\n").unwrap();
+    let e = load(&src(CorpusKind::Csv, csv.clone()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("labels.csv") && e.contains("path,emotion,speaker"),
+        "{e}"
+    );
+    let e = load(&src(CorpusKind::Ravdess, dir.path().join("nope")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nope") && e.contains("does not exist"), "{e}");
+}
+
+#[test]
+fn paper_split_holds_out_actors_one_and_two_completely() {
+    let c = load_all(&[
+        src(CorpusKind::Ravdess, data().join("ravdess")),
+        src(CorpusKind::Csv, data().join("emovo/labels.csv")),
+    ])
+    .unwrap();
+    let test = parse_speaker_list("ravdess:1,2;emovo:f1").unwrap();
+    let (tr, te) = holdout(&c.clips, &test).unwrap();
+    assert_eq!(te.len(), 60 + 60 + 98);
+    assert!(tr.iter().all(|&i| !test.contains(&c.clips[i].speaker)));
+    assert!(te.iter().all(|&i| test.contains(&c.clips[i].speaker)));
+}
+
+fn tiny_pack(arch: &Arch) -> FeaturePack {
+    // 3 actors x 16 clips of real RAVDESS speech.
+    let c = load(&src(CorpusKind::Ravdess, data().join("ravdess"))).unwrap();
+    let clips: Vec<_> = c
+        .clips
+        .into_iter()
+        .filter(|x| ["ravdess_03", "ravdess_04", "ravdess_05"].contains(&x.speaker.as_str()))
+        .step_by(4)
+        .collect();
+    FeaturePack::build(&default_spec(arch), &clips, &|| {}).unwrap()
+}
+
+#[test]
+fn a_few_epochs_on_real_clips_lower_the_loss_and_save_load_round_trips() {
+    let arch = Arch::EmoCnn { width: 8 };
+    let pack = tiny_pack(&arch);
+    let dir = tempfile::tempdir().unwrap();
+    let mut recipe = default_recipe(&arch);
+    recipe.epochs = 8;
+    recipe.batch_size = 8;
+    recipe.augment = Augment::NONE;
+    recipe.mixup_alpha = 0.0;
+    let out = train(
+        &pack,
+        TrainArgs {
+            arch: arch.clone(),
+            recipe,
+            seed: 7,
+            split: Split {
+                test: vec!["ravdess_05".into()],
+                validation: vec!["ravdess_04".into()],
+            },
+            out: dir.path(),
+            resume: false,
+            training_data: vec!["test".into()],
+            device: candle_core::Device::Cpu,
+        },
+    )
+    .unwrap();
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("checkpoint/state.json")).unwrap(),
+    )
+    .unwrap();
+    let losses: Vec<f64> = state["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 8);
+    assert!(losses[7] < 0.8 * losses[0], "loss did not fall: {losses:?}");
+    let m = out.test_metrics.unwrap();
+    assert_eq!(
+        m.n,
+        pack.clips
+            .iter()
+            .filter(|c| c.clip.speaker == "ravdess_05")
+            .count()
+    );
+    assert!(out.classifier.card.train_speakers == vec!["ravdess_03".to_string()]);
+
+    // Save/load round trip: identical probabilities.
+    let x = FeatureMatrix {
+        rows: 64,
+        frames: 188,
+        data: (0..64 * 188)
+            .map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0)
+            .collect(),
+    };
+    let before = out.classifier.probs(std::slice::from_ref(&x)).unwrap();
+    let loaded = Classifier::load(dir.path(), &candle_core::Device::Cpu).unwrap();
+    assert_eq!(loaded.probs(&[x]).unwrap(), before);
+
+    // A card from another version, or weights of another architecture, are refused clearly.
+    let card = dir.path().join("card.json");
+    let text = std::fs::read_to_string(&card).unwrap();
+    std::fs::write(
+        &card,
+        text.replace("\"card_version\": 1", "\"card_version\": 99"),
+    )
+    .unwrap();
+    let e = Classifier::load(dir.path(), &candle_core::Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("card version 99") && e.contains("card.json"),
+        "{e}"
+    );
+    let other = text.replace(
+        "\"name\": \"emocnn\",\n    \"width\": 8",
+        "\"name\": \"emocnn\",\n    \"width\": 16",
+    );
+    assert_ne!(other, text, "card layout changed; update this test");
+    std::fs::write(&card, other).unwrap();
+    let e = Classifier::load(dir.path(), &candle_core::Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("do not fit architecture emocnn"), "{e}");
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_emoscope"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+#[test]
+fn shipped_model_names_held_out_clips_it_got_right() {
+    // Actors 1 and 2 were never in the shipped model's training or validation data.
+    let cases = [
+        ("Actor_02/03-01-08-01-01-02-02.flac", "surprised"),
+        ("Actor_02/03-01-05-02-02-02-02.flac", "angry"),
+        ("Actor_02/03-01-02-01-02-02-02.flac", "calm"),
+        ("Actor_01/03-01-07-01-02-01-01.flac", "disgust"),
+    ];
+    let paths: Vec<PathBuf> = cases
+        .iter()
+        .map(|(p, _)| data().join("ravdess").join(p))
+        .collect();
+    let o = bin()
+        .arg("analyze")
+        .arg("--json")
+        .args(&paths)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for (r, (p, want)) in lines.iter().zip(cases) {
+        assert_eq!(r["summary_top"], want, "{p}");
+        assert!(
+            r["speech_windows"].as_u64().unwrap() >= 1,
+            "{p}: speech expected"
+        );
+        let sum: f64 = r["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x[1].as_f64().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-4);
+    }
+}
+
+#[test]
+fn shipped_model_scores_its_card_on_actors_one_and_two() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("m.json");
+    let png = dir.path().join("cm.png");
+    let o = bin()
+        .args([
+            "eval",
+            "--data",
+            "ravdess=../shared/data/ravdess",
+            "--test-speakers",
+            "ravdess:1,2",
+            "--cache",
+        ])
+        .arg(dir.path().join("cache"))
+        .arg("--json")
+        .arg(&json)
+        .arg("--plot")
+        .arg(&png)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for k in [
+        "accuracy",
+        "uar",
+        "macro_f1",
+        "roc_auc_mean",
+        "ece",
+        "n",
+        "labels",
+        "per_class",
+        "confusion",
+    ] {
+        assert!(m.get(k).is_some(), "missing key {k}");
+    }
+    assert_eq!(m["n"], 120);
+    // The card records 79 of 120 right (65.8 %); allow one clip of numerical wobble.
+    let correct = (m["accuracy"].as_f64().unwrap() * 120.0).round() as i64;
+    assert!((correct - 79).abs() <= 1, "{correct} of 120 right");
+    assert!(m["roc_auc_mean"].as_f64().unwrap() > 0.9);
+    assert!(
+        std::fs::metadata(&png).unwrap().len() > 10_000,
+        "confusion plot written"
+    );
+}
