@@ -13,7 +13,11 @@ fn speech_like(n: usize, sr: f32) -> Vec<f32> {
         .map(|i| {
             let t = i as f32 / sr;
             let f0 = 150.0 + 30.0 * (2.0 * t).sin();
-            (1..8).map(|k| (2.0 * std::f32::consts::PI * f0 * k as f32 * t).sin() / k as f32).sum::<f32>() * 0.1 * (1.0 + (3.0 * t).sin())
+            (1..8)
+                .map(|k| (2.0 * std::f32::consts::PI * f0 * k as f32 * t).sin() / k as f32)
+                .sum::<f32>()
+                * 0.1
+                * (1.0 + (3.0 * t).sin())
         })
         .collect()
 }
@@ -25,9 +29,13 @@ fn bench(c: &mut Criterion) {
         let clf = Classifier::load(&root.join(name), &Device::Cpu).unwrap();
         let spec = clf.card.features.clone();
         let x = speech_like(spec.window_samples(), spec.sample_rate as f32);
-        g.bench_function(format!("{name}_features"), |b| b.iter(|| clf.extractor.model_input("bench", &x).unwrap()));
+        g.bench_function(format!("{name}_features"), |b| {
+            b.iter(|| clf.extractor.model_input("bench", &x).unwrap())
+        });
         let input = clf.extractor.model_input("bench", &x).unwrap();
-        g.bench_function(format!("{name}_inference"), |b| b.iter(|| clf.probs(std::slice::from_ref(&input)).unwrap()));
+        g.bench_function(format!("{name}_inference"), |b| {
+            b.iter(|| clf.probs(std::slice::from_ref(&input)).unwrap())
+        });
         g.bench_function(format!("{name}_features_and_inference"), |b| {
             b.iter(|| {
                 let m = clf.extractor.model_input("bench", &x).unwrap();

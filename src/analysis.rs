@@ -4,7 +4,6 @@
 
 use serde::Serialize;
 
-use crate::dsp::Vad;
 use crate::features::FeatureMatrix;
 use crate::labels::{LABELS, N_LABELS};
 use crate::model::Classifier;
@@ -98,7 +97,8 @@ fn labelled(p: &[f32; N_LABELS]) -> Vec<(&'static str, f32)> {
     LABELS.iter().copied().zip(p.iter().copied()).collect()
 }
 
-/// Analyses `samples` (at the model's rate) in windows every `hop_seconds`.
+/// Analyses `samples` (at the model's rate) in windows every `hop_seconds`, cut and
+/// featurised exactly as the live pipeline does ([`crate::pipeline::window_plan`]).
 pub fn analyze_samples(
     clf: &Classifier,
     what: &str,
@@ -107,36 +107,29 @@ pub fn analyze_samples(
 ) -> Result<FileAnalysis> {
     let spec = &clf.card.features;
     let sr = spec.sample_rate;
-    let mut padded;
-    let x = if samples.len() < spec.n_fft {
-        padded = samples.to_vec();
-        padded.resize(spec.n_fft, 0.0);
-        &padded[..]
-    } else {
-        samples
-    };
-    let db = clf.extractor.db_mel(what, x)?;
-    let hop_frames = ((hop_seconds * sr as f32) / spec.hop_length as f32)
-        .round()
-        .max(1.0) as usize;
-    let (starts, inputs) = windows_of(clf, &db, hop_frames);
+    let win = spec.window_samples();
+    let hop = ((hop_seconds as f64 * sr as f64).round() as usize).max(1);
+    let starts = crate::pipeline::window_plan(samples.len(), win, hop);
+    let mut inputs = Vec::with_capacity(starts.len());
+    let mut speech = Vec::with_capacity(starts.len());
+    for &a in &starts {
+        let w = &samples[a..(a + win).min(samples.len())];
+        let (m, s) = crate::pipeline::window_input(&clf.extractor, what, w)?;
+        inputs.push(m);
+        speech.push(s);
+    }
     let probs = clf.probs(&inputs)?;
-    let vad = Vad::default();
-    let win_s = spec.window_samples();
     let mut windows = Vec::new();
     let mut speech_rows = Vec::new();
-    for (&s, p) in starts.iter().zip(&probs) {
-        let a = s * spec.hop_length;
-        let b = (a + win_s).min(samples.len());
-        let speech = a < b && vad.is_speech(&samples[a..b], sr);
-        if speech {
+    for ((&a, p), &sp) in starts.iter().zip(&probs).zip(&speech) {
+        if sp {
             speech_rows.push(*p);
         }
         windows.push(WindowResult {
             t_start: a as f64 / sr as f64,
-            t_end: (a + win_s) as f64 / sr as f64,
-            speech,
-            top: speech.then(|| LABELS[argmax(p)]),
+            t_end: (a + win) as f64 / sr as f64,
+            speech: sp,
+            top: sp.then(|| LABELS[argmax(p)]),
             probs: labelled(p),
         });
     }

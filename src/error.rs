@@ -54,6 +54,8 @@ pub enum Error {
     },
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
+    #[error("audio device: {0}")]
+    Device(String),
     #[error("model: {0}")]
     Model(String),
     #[error("corpus {path}: {reason}")]

@@ -13,5 +13,6 @@ pub mod analysis;
 pub mod corpus;
 pub mod labels;
 pub mod model;
+pub mod pipeline;
 pub mod train;
 pub mod util;

@@ -1,6 +1,7 @@
 //! Audio in and out: decoding files (WAV/FLAC/MP3/OGG) to mono f32, band-limited
 //! resampling, and writing WAV. Capture from a microphone lives here too once it exists.
 
+pub mod capture;
 mod decode;
 mod resample;
 mod wav;

@@ -10,6 +10,7 @@ use crate::audio::{dbfs, decode_file, peak, resample, rms};
 use crate::features::{FeatureExtractor, FeatureKind, FeatureSpec};
 use crate::npy::write_npy_f32;
 
+mod live;
 mod recognition;
 
 #[derive(Parser, Debug)]
@@ -41,6 +42,10 @@ pub enum Command {
     Train(recognition::TrainCmdArgs),
     /// Evaluate a model on labelled clips: accuracy, UAR, F1, ROC-AUC, calibration, confusion.
     Eval(recognition::EvalArgs),
+    /// List audio input devices and their default configurations.
+    Devices,
+    /// Live emotion monitor: microphone (or --input FILE) through the real-time pipeline.
+    Monitor(live::MonitorArgs),
 }
 
 #[derive(Args, Debug)]
@@ -111,6 +116,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Analyze(a) => recognition::analyze(a),
         Command::Train(a) => recognition::train(a),
         Command::Eval(a) => recognition::eval(a),
+        Command::Devices => live::devices(),
+        Command::Monitor(a) => live::monitor(a, None),
     }
 }
 

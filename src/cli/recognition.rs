@@ -23,7 +23,7 @@ fn model_dir(m: &Option<PathBuf>) -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL))
 }
 
-fn load_model(m: &Option<PathBuf>) -> Result<Classifier> {
+pub(super) fn load_model(m: &Option<PathBuf>) -> Result<Classifier> {
     let dir = model_dir(m);
     let dev = default_device();
     Classifier::load(&dir, &dev).with_context(|| format!("loading model {}", dir.display()))
@@ -87,7 +87,7 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
             "top",
             LABELS
                 .iter()
-                .map(|l| format!("{:>9}", &l[..l.len().min(9)]))
+                .map(|l| format!("{l:>10}"))
                 .collect::<String>()
         );
         for w in &r.windows {
@@ -98,7 +98,7 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
                 w.top.unwrap_or("no speech"),
                 w.probs
                     .iter()
-                    .map(|(_, p)| format!("{:>9.3}", p))
+                    .map(|(_, p)| format!("{p:>10.3}"))
                     .collect::<String>()
             );
         }
@@ -108,7 +108,7 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
             r.summary_top,
             r.summary
                 .iter()
-                .map(|(_, p)| format!("{:>9.3}", p))
+                .map(|(_, p)| format!("{p:>10.3}"))
                 .collect::<String>()
         );
     }

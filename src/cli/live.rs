@@ -1,0 +1,210 @@
+//! The live commands: `devices` and `monitor --headless` (JSONL per window, summary line).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::audio::capture::list_input_devices;
+use crate::audio::decode_file;
+use crate::labels::LABELS;
+use crate::pipeline::{BufferSource, MicSource, Pipeline, PipelineConfig, Prediction, Source};
+
+pub fn devices() -> Result<()> {
+    let list = list_input_devices()?;
+    if list.is_empty() {
+        println!("no input devices found; plug in a microphone, or use `emoscope monitor --headless --input FILE`");
+    }
+    for d in list {
+        println!(
+            "{}{}  [{}]",
+            if d.is_default { "* " } else { "  " },
+            d.name,
+            d.default_config
+        );
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    emoscope monitor --headless                         default microphone, JSON lines on stdout\n  \
+    emoscope monitor --headless --input talk.wav        a file at real-time pace\n  \
+    emoscope monitor --headless --input talk.wav --fast --jsonl out.jsonl\n  \
+    emoscope monitor --headless --synthetic tone:220 --duration 5\n\n\
+    Each line: t_start, t_end (s into the stream), probs, top (null without speech), speech,\n\
+    latency_ms, dropped_samples, dropped_windows. The last line has the key \"summary\". Ctrl-C ends cleanly.")]
+pub struct MonitorArgs {
+    /// Run without a window, printing JSON lines.
+    #[arg(long)]
+    pub headless: bool,
+    /// Input device name (see `emoscope devices`); default: the system's default input.
+    #[arg(long, conflicts_with_all = ["input", "synthetic"])]
+    pub device: Option<String>,
+    /// Play an audio file through the pipeline instead of the microphone.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// With --input: as fast as possible instead of real-time pace.
+    #[arg(long)]
+    pub fast: bool,
+    /// A generated source: tone:HZ, noise:AMP or silence (16 kHz, 10 s unless --duration).
+    #[arg(long, conflicts_with = "input")]
+    pub synthetic: Option<String>,
+    /// Model directory; default: the shipped weights/emocnn.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Window length in seconds (3-4; must match the model's window).
+    #[arg(long)]
+    pub window: Option<f32>,
+    /// Seconds between windows.
+    #[arg(long, default_value_t = 0.5)]
+    pub hop: f32,
+    /// Weight of the newest window in the moving average (1 = no smoothing).
+    #[arg(long, default_value_t = 0.5)]
+    pub smoothing: f32,
+    /// Where to write JSON lines: a file, or - for stdout.
+    #[arg(long, default_value = "-")]
+    pub jsonl: String,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<f64>,
+}
+
+fn line(p: &Prediction, dropped_samples: u64, dropped_windows: u64) -> serde_json::Value {
+    let probs: serde_json::Map<String, serde_json::Value> = LABELS
+        .iter()
+        .zip(p.probs)
+        .map(|(l, v)| {
+            (
+                l.to_string(),
+                serde_json::json!((v as f64 * 1e4).round() / 1e4),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "t_start": p.window_start,
+        "t_end": p.window_end,
+        "probs": probs,
+        "top": p.top.map(|t| LABELS[t]),
+        "speech": p.speech,
+        "latency_ms": (p.latency_ms() * 100.0).round() / 100.0,
+        "dropped_samples": dropped_samples,
+        "dropped_windows": dropped_windows,
+    })
+}
+
+fn percentile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
+    if !a.headless {
+        bail!("the window is not built yet; run `emoscope monitor --headless` (add --input FILE when there is no microphone)");
+    }
+    let clf = super::recognition::load_model(&model.or(a.model.clone()))?;
+    if let Some(w) = a.window {
+        if (w - clf.card.features.window_seconds).abs() > 1e-3 {
+            bail!("--window {w}: the model {} was trained on {} s windows; use that length or another model", clf.card.arch.name(), clf.card.features.window_seconds);
+        }
+    }
+    if !(a.hop > 0.0 && a.hop <= clf.card.features.window_seconds) {
+        bail!("--hop {} must be in (0, window]", a.hop);
+    }
+    if !(a.smoothing > 0.0 && a.smoothing <= 1.0) {
+        bail!("--smoothing {} must be in (0, 1]", a.smoothing);
+    }
+    let source: Box<dyn Source> = if let Some(path) = &a.input {
+        let clip = decode_file(path)?;
+        Box::new(BufferSource::new(
+            path.display().to_string(),
+            clip.samples,
+            clip.sample_rate,
+            !a.fast,
+        ))
+    } else if let Some(kind) = &a.synthetic {
+        Box::new(
+            BufferSource::synthetic(kind, a.duration.unwrap_or(10.0) as f32, !a.fast)
+                .map_err(anyhow::Error::msg)?,
+        )
+    } else {
+        Box::new(MicSource::new(a.device.clone()))
+    };
+    let cfg = PipelineConfig {
+        hop_seconds: a.hop,
+        ema_alpha: a.smoothing,
+        ..PipelineConfig::default()
+    };
+    let p = Pipeline::start(source, clf, cfg).context("starting the live pipeline")?;
+    eprintln!("monitoring {} (Ctrl-C to stop)", p.source_name);
+    let mut out: Box<dyn Write> = if a.jsonl == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::io::BufWriter::new(
+            std::fs::File::create(&a.jsonl)
+                .with_context(|| format!("cannot create {}", a.jsonl))?,
+        ))
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let i = interrupted.clone();
+        let _ = ctrlc::set_handler(move || i.store(true, Ordering::Release));
+    }
+    let t0 = Instant::now();
+    let mut latencies = Vec::new();
+    let (mut n, mut speech) = (0u64, 0u64);
+    let mut top_counts = [0u64; LABELS.len()];
+    loop {
+        if interrupted.load(Ordering::Acquire)
+            || a.duration.is_some_and(|d| t0.elapsed().as_secs_f64() >= d)
+        {
+            break;
+        }
+        match p.predictions.recv_timeout(Duration::from_millis(100)) {
+            Ok(pred) => {
+                let c = &p.counters;
+                let l = line(
+                    &pred,
+                    c.dropped_samples.load(Ordering::Relaxed),
+                    c.dropped_windows.load(Ordering::Relaxed),
+                );
+                writeln!(out, "{l}").context("writing JSON lines")?;
+                out.flush().ok();
+                latencies.push(pred.latency_ms());
+                n += 1;
+                if let Some(t) = pred.top {
+                    speech += 1;
+                    top_counts[t] += 1;
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let counters = p.counters.clone();
+    let source = p.source_name.clone();
+    p.stop();
+    let summary = serde_json::json!({"summary": {
+        "source": source,
+        "windows": n,
+        "speech_windows": speech,
+        "top_counts": LABELS.iter().zip(top_counts).filter(|(_, c)| *c > 0).map(|(l, c)| (l.to_string(), serde_json::json!(c))).collect::<serde_json::Map<_, _>>(),
+        "dropped_samples": counters.dropped_samples.load(Ordering::Relaxed),
+        "dropped_windows": counters.dropped_windows.load(Ordering::Relaxed),
+        "reopens": counters.reopens.load(Ordering::Relaxed),
+        "latency_ms_p50": percentile(&mut latencies.clone(), 0.5),
+        "latency_ms_p95": percentile(&mut latencies, 0.95),
+        "wall_seconds": t0.elapsed().as_secs_f64(),
+        "interrupted": interrupted.load(Ordering::Acquire),
+    }});
+    writeln!(out, "{summary}").context("writing JSON lines")?;
+    out.flush().ok();
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! The live pipeline: source → lock-free ring → DSP thread (resample, rolling window, VAD,
+//! features every hop) → bounded channel → inference thread (model, smoothing) →
+//! predictions. Every queue is bounded; what is dropped is counted.
+
+pub mod source;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
+use ringbuf::traits::{Consumer, Split};
+use ringbuf::HeapRb;
+
+use crate::audio::StreamResampler;
+use crate::dsp::Vad;
+use crate::features::{FeatureExtractor, FeatureMatrix};
+use crate::labels::N_LABELS;
+use crate::model::Classifier;
+use crate::train::metrics::argmax;
+use crate::{Error, Result};
+
+pub use source::{BufferSource, MicSource, Source, SourceEvent};
+
+/// Window starts (in samples) of a stream of `total` samples: every `hop` while a whole
+/// window fits, or one zero-padded window at 0 when the stream is shorter than a window.
+/// The live pipeline and `analyze` cut windows by this one rule.
+pub fn window_plan(total: usize, win: usize, hop: usize) -> Vec<usize> {
+    if total < win {
+        return if total > 0 { vec![0] } else { vec![] };
+    }
+    (0..=(total - win)).step_by(hop.max(1)).collect()
+}
+
+/// The model input of one window of samples (zero-padded to the window length), and
+/// whether it holds speech.
+pub fn window_input(
+    ex: &FeatureExtractor,
+    what: &str,
+    window: &[f32],
+) -> Result<(FeatureMatrix, bool)> {
+    let speech = Vad::default().is_speech(window, ex.spec().sample_rate);
+    Ok((ex.model_input(what, window)?, speech))
+}
+
+/// Pipeline settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineConfig {
+    /// Seconds between windows.
+    pub hop_seconds: f32,
+    /// Weight of the newest window in the exponential moving average (1 = no smoothing).
+    pub ema_alpha: f32,
+    /// Feature windows that may wait for inference before the oldest is dropped.
+    pub queue_windows: usize,
+    /// Ring buffer capacity in seconds of source audio.
+    pub ring_seconds: f32,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            hop_seconds: 0.5,
+            ema_alpha: 0.5,
+            queue_windows: 4,
+            ring_seconds: 2.0,
+        }
+    }
+}
+
+/// Counters shown in the status bar and in headless output.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Source samples the ring buffer could not take.
+    pub dropped_samples: Arc<AtomicU64>,
+    /// Feature windows dropped because inference fell behind.
+    pub dropped_windows: AtomicU64,
+    pub windows: AtomicU64,
+    /// Times the source failed and was reopened.
+    pub reopens: AtomicU64,
+}
+
+/// A window of features on its way to inference.
+pub struct FeatureWindow {
+    pub index: u64,
+    pub t_start: f64,
+    pub t_end: f64,
+    pub input: FeatureMatrix,
+    pub speech: bool,
+    /// When the window's last sample left the ring buffer.
+    pub last_sample_at: Instant,
+}
+
+/// One classified window.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    pub index: u64,
+    /// Seconds into the stream of the window's first and last sample.
+    pub window_start: f64,
+    pub window_end: f64,
+    /// This window's calibrated probabilities.
+    pub raw: [f32; N_LABELS],
+    /// Smoothed over recent speech windows (exponential moving average).
+    pub probs: [f32; N_LABELS],
+    /// Top label of the smoothed probabilities, `None` when there is no speech.
+    pub top: Option<usize>,
+    pub speech: bool,
+    pub last_sample_at: Instant,
+    pub ready_at: Instant,
+}
+
+impl Prediction {
+    /// Time from the window's last sample leaving the ring to the prediction, in ms.
+    pub fn latency_ms(&self) -> f64 {
+        self.ready_at
+            .duration_since(self.last_sample_at)
+            .as_secs_f64()
+            * 1000.0
+    }
+}
+
+/// A running pipeline: read predictions from `predictions`; `stop` ends it.
+pub struct Pipeline {
+    pub predictions: Receiver<Prediction>,
+    pub counters: Arc<Counters>,
+    pub source_name: String,
+    pub source_rate: u32,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Set when the source has finished and everything has been processed.
+    pub finished: Arc<AtomicBool>,
+}
+
+impl Pipeline {
+    /// Starts `source` into `clf`. Fails at once if the source cannot start (e.g. no microphone).
+    pub fn start(
+        mut source: Box<dyn Source>,
+        clf: Classifier,
+        cfg: PipelineConfig,
+    ) -> Result<Pipeline> {
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicBool::new(false));
+        let (ev_tx, ev_rx) = bounded::<SourceEvent>(16);
+        let rate_guess = source.sample_rate().max(8000);
+        let cap = ((cfg.ring_seconds * 48000f32.max(rate_guess as f32)) as usize).max(4096);
+        let (prod, cons) = HeapRb::<f32>::new(cap).split();
+        let (handle, rate) = source.start(prod, counters.dropped_samples.clone(), ev_tx.clone())?;
+        let source_name = source.describe();
+        let ex = FeatureExtractor::new(&clf.card.features)?;
+        let (win_tx, win_rx) = bounded::<FeatureWindow>(cfg.queue_windows.max(1));
+        let (pred_tx, pred_rx) = bounded::<Prediction>(1024);
+
+        let dsp = {
+            let (counters, stop, win_rx_drop) = (counters.clone(), stop.clone(), win_rx.clone());
+            std::thread::Builder::new()
+                .name("emoscope-dsp".into())
+                .spawn(move || {
+                    let mut st = DspState {
+                        source,
+                        handle: Some(handle),
+                        cons,
+                        rate,
+                        cap,
+                        ev_tx,
+                        ev_rx,
+                        ex,
+                        cfg,
+                        counters: counters.clone(),
+                    };
+                    if let Err(e) = st.run(&stop, &win_tx, &win_rx_drop) {
+                        eprintln!("error: live pipeline stopped: {e}");
+                    }
+                })
+                .map_err(|e| Error::Device(format!("cannot start DSP thread: {e}")))?
+        };
+        let inf = {
+            let finished = finished.clone();
+            std::thread::Builder::new()
+                .name("emoscope-inference".into())
+                .spawn(move || {
+                    run_inference(clf, win_rx, pred_tx, cfg.ema_alpha);
+                    finished.store(true, Ordering::Release);
+                })
+                .map_err(|e| Error::Device(format!("cannot start inference thread: {e}")))?
+        };
+        Ok(Pipeline {
+            predictions: pred_rx,
+            counters,
+            source_name,
+            source_rate: rate,
+            stop,
+            threads: vec![dsp, inf],
+            finished,
+        })
+    }
+
+    /// Stops the source and waits for the threads.
+    pub fn stop(mut self) {
+        self.stop.store(true, Ordering::Release);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+struct DspState {
+    source: Box<dyn Source>,
+    handle: Option<Box<dyn source::Running>>,
+    cons: ringbuf::HeapCons<f32>,
+    rate: u32,
+    cap: usize,
+    ev_tx: Sender<SourceEvent>,
+    ev_rx: Receiver<SourceEvent>,
+    ex: FeatureExtractor,
+    cfg: PipelineConfig,
+    counters: Arc<Counters>,
+}
+
+impl DspState {
+    fn run(
+        &mut self,
+        stop: &AtomicBool,
+        win_tx: &Sender<FeatureWindow>,
+        win_rx_drop: &Receiver<FeatureWindow>,
+    ) -> Result<()> {
+        let spec = self.ex.spec().clone();
+        let sr = spec.sample_rate;
+        let win = spec.window_samples();
+        let hop = ((self.cfg.hop_seconds as f64 * sr as f64).round() as usize).max(1);
+        let mut resampler = if self.rate != sr {
+            Some(StreamResampler::new(self.rate, sr)?)
+        } else {
+            None
+        };
+        let mut skip = resampler.as_ref().map_or(0, |r| r.delay());
+        let mut buf = vec![0.0f32; 4096];
+        let mut resampled = Vec::with_capacity(8192);
+        // Samples at the model rate, `base` = stream index of buf_model[0].
+        let mut stream: Vec<f32> = Vec::with_capacity(win + hop * 4);
+        let mut base = 0usize;
+        let mut total = 0usize;
+        let mut next_start = 0usize;
+        let mut index = 0u64;
+        let mut source_done = false;
+        loop {
+            let n = self.cons.pop_slice(&mut buf);
+            if n > 0 {
+                let now = Instant::now();
+                let chunk: &[f32] = match resampler.as_mut() {
+                    Some(r) => {
+                        resampled.clear();
+                        r.push(&buf[..n], &mut resampled)?;
+                        let k = skip.min(resampled.len());
+                        skip -= k;
+                        &resampled[k..]
+                    }
+                    None => &buf[..n],
+                };
+                stream.extend_from_slice(chunk);
+                total += chunk.len();
+                while next_start + win <= total {
+                    let w = &stream[next_start - base..next_start - base + win];
+                    self.emit(index, next_start, w, now, win_tx, win_rx_drop)?;
+                    index += 1;
+                    next_start += hop;
+                }
+                // Keep only what later windows need.
+                let keep_from = next_start.min(total);
+                if keep_from > base {
+                    stream.drain(..keep_from - base);
+                    base = keep_from;
+                }
+                continue;
+            }
+            if source_done || stop.load(Ordering::Acquire) {
+                break;
+            }
+            match self.ev_rx.try_recv() {
+                Ok(SourceEvent::Finished) => {
+                    source_done = true; // drain what is left in the ring, then stop
+                    continue;
+                }
+                Ok(SourceEvent::Error(e)) => {
+                    eprintln!("warning: audio source failed ({e}); reopening");
+                    self.reopen()?;
+                    continue;
+                }
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {}
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if index == 0 && total > 0 {
+            // The whole stream was shorter than a window: one padded window.
+            let w = stream[..].to_vec();
+            self.emit(0, 0, &w, Instant::now(), win_tx, win_rx_drop)?;
+        }
+        self.handle = None;
+        Ok(())
+    }
+
+    fn reopen(&mut self) -> Result<()> {
+        self.handle = None;
+        let mut last = None;
+        for attempt in 0..20 {
+            let (prod, cons) = HeapRb::<f32>::new(self.cap).split();
+            match self.source.start(
+                prod,
+                self.counters.dropped_samples.clone(),
+                self.ev_tx.clone(),
+            ) {
+                Ok((h, rate)) => {
+                    if rate != self.rate {
+                        return Err(Error::Device(format!(
+                            "{} reopened at {rate} Hz instead of {} Hz",
+                            self.source.describe(),
+                            self.rate
+                        )));
+                    }
+                    self.handle = Some(h);
+                    self.cons = cons;
+                    self.counters.reopens.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+            std::thread::sleep(Duration::from_millis(100 * (attempt + 1)));
+        }
+        Err(last.unwrap_or_else(|| Error::Device("could not reopen the audio source".into())))
+    }
+
+    fn emit(
+        &self,
+        index: u64,
+        start: usize,
+        w: &[f32],
+        at: Instant,
+        tx: &Sender<FeatureWindow>,
+        rx_drop: &Receiver<FeatureWindow>,
+    ) -> Result<()> {
+        let sr = self.ex.spec().sample_rate as f64;
+        let (input, speech) = window_input(&self.ex, "live window", w)?;
+        let mut fw = FeatureWindow {
+            index,
+            t_start: start as f64 / sr,
+            t_end: (start + self.ex.spec().window_samples()) as f64 / sr,
+            input,
+            speech,
+            last_sample_at: at,
+        };
+        self.counters.windows.fetch_add(1, Ordering::Relaxed);
+        loop {
+            match tx.try_send(fw) {
+                Ok(()) => return Ok(()),
+                Err(crossbeam_channel::TrySendError::Full(back)) => {
+                    // Inference is behind: drop the oldest waiting window, count it.
+                    if rx_drop.try_recv().is_ok() {
+                        self.counters
+                            .dropped_windows
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                    fw = back;
+                }
+                Err(crossbeam_channel::TrySendError::Disconnected(_)) => return Ok(()),
+            }
+        }
+    }
+}
+
+fn run_inference(clf: Classifier, rx: Receiver<FeatureWindow>, tx: Sender<Prediction>, alpha: f32) {
+    let mut ema: Option<[f32; N_LABELS]> = None;
+    for w in rx {
+        let raw = match clf.probs(std::slice::from_ref(&w.input)) {
+            Ok(p) => p[0],
+            Err(e) => {
+                eprintln!("error: inference failed: {e}");
+                break;
+            }
+        };
+        if w.speech {
+            ema = Some(match ema {
+                None => raw,
+                Some(prev) => std::array::from_fn(|i| alpha * raw[i] + (1.0 - alpha) * prev[i]),
+            });
+        }
+        let probs = ema.unwrap_or(raw);
+        let p = Prediction {
+            index: w.index,
+            window_start: w.t_start,
+            window_end: w.t_end,
+            raw,
+            probs,
+            top: w.speech.then(|| argmax(&probs)),
+            speech: w.speech,
+            last_sample_at: w.last_sample_at,
+            ready_at: Instant::now(),
+        };
+        if tx.send(p).is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The live pipeline with file, synthetic and failing sources: identical to `analyze`
+//! window by window, drop-oldest back-pressure with counts, "no speech" on silence and
+//! noise, reopening after a device error, and a clear error for a missing device.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use candle_core::Device;
+use emoscope::analysis::analyze_samples;
+use emoscope::audio::decode_file;
+use emoscope::model::Classifier;
+use emoscope::pipeline::{window_plan, BufferSource, Pipeline, PipelineConfig, Prediction, Source};
+
+fn model() -> Classifier {
+    Classifier::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/emocnn"),
+        &Device::Cpu,
+    )
+    .unwrap()
+}
+
+fn clip(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/ravdess")
+        .join(name)
+}
+
+fn run(source: Box<dyn Source>, cfg: PipelineConfig) -> (Vec<Prediction>, Pipeline) {
+    let p = Pipeline::start(source, model(), cfg).unwrap();
+    let mut out = Vec::new();
+    while let Ok(x) = p.predictions.recv_timeout(Duration::from_secs(30)) {
+        out.push(x);
+    }
+    (out, p)
+}
+
+#[test]
+fn file_through_the_pipeline_equals_analyze_window_by_window() {
+    let path = clip("Actor_02/03-01-05-02-02-02-02.flac");
+    let c = decode_file(&path).unwrap();
+    let offline = analyze_samples(&model(), "x", &c.samples, 0.5).unwrap();
+    let cfg = PipelineConfig {
+        ema_alpha: 1.0,
+        ..PipelineConfig::default()
+    };
+    let (preds, p) = run(
+        Box::new(BufferSource::new("clip", c.samples.clone(), 16000, false)),
+        cfg,
+    );
+    assert_eq!(preds.len(), offline.windows.len());
+    assert_eq!(preds.len(), window_plan(c.samples.len(), 48000, 8000).len());
+    for (live, off) in preds.iter().zip(&offline.windows) {
+        assert!((live.window_start - off.t_start).abs() < 1e-9);
+        assert_eq!(live.speech, off.speech);
+        for (a, (_, b)) in live.raw.iter().zip(&off.probs) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "window at {} s: {a} vs {b}",
+                off.t_start
+            );
+        }
+    }
+    assert_eq!(p.counters.dropped_samples.load(Ordering::Relaxed), 0);
+    assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
+    p.stop();
+}
+
+#[test]
+fn a_slow_consumer_drops_the_oldest_windows_and_counts_them() {
+    // 0.01 s hop: features come far faster than the model, the 2-slot queue overflows.
+    let src = BufferSource::synthetic("tone:200", 8.0, false).unwrap();
+    let cfg = PipelineConfig {
+        hop_seconds: 0.01,
+        queue_windows: 2,
+        ema_alpha: 1.0,
+        ..PipelineConfig::default()
+    };
+    let (preds, p) = run(Box::new(src), cfg);
+    let made = p.counters.windows.load(Ordering::Relaxed);
+    let dropped = p.counters.dropped_windows.load(Ordering::Relaxed);
+    assert_eq!(made, window_plan(128_000, 48_000, 160).len() as u64);
+    assert!(dropped > 0, "expected drops with a 2-window queue");
+    assert_eq!(
+        preds.len() as u64 + dropped,
+        made,
+        "every window is either classified or counted as dropped"
+    );
+    assert!(preds.windows(2).all(|w| w[0].index < w[1].index));
+    assert_eq!(
+        preds.last().unwrap().index,
+        made - 1,
+        "the newest window survives"
+    );
+    assert_eq!(p.counters.dropped_samples.load(Ordering::Relaxed), 0);
+    p.stop();
+}
+
+#[test]
+fn silence_and_low_noise_are_no_speech_without_a_label() {
+    for kind in ["silence", "noise:0.003"] {
+        let (preds, p) = run(
+            Box::new(BufferSource::synthetic(kind, 5.0, false).unwrap()),
+            PipelineConfig::default(),
+        );
+        assert_eq!(preds.len(), 5, "{kind}");
+        assert!(preds.iter().all(|x| !x.speech && x.top.is_none()), "{kind}");
+        p.stop();
+    }
+}
+
+#[test]
+fn a_failing_source_is_reopened_and_nothing_is_lost() {
+    let c = decode_file(&clip("Actor_01/03-01-07-01-02-01-01.flac")).unwrap();
+    let n = c.samples.len();
+    let src = BufferSource::new("flaky", c.samples, 16000, false).failing_after(20_000);
+    let (preds, p) = run(Box::new(src), PipelineConfig::default());
+    assert_eq!(p.counters.reopens.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        preds.len(),
+        window_plan(n, 48000, 8000).len(),
+        "all windows after the reopen"
+    );
+    assert_eq!(p.counters.dropped_samples.load(Ordering::Relaxed), 0);
+    p.stop();
+}
+
+#[test]
+fn a_missing_device_gives_a_clear_error() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_emoscope"))
+        .args([
+            "monitor",
+            "--headless",
+            "--device",
+            "no-such-microphone",
+            "--duration",
+            "1",
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("no-such-microphone") && e.contains("emoscope devices"),
+        "{e}"
+    );
+}
