@@ -1,0 +1,84 @@
+//! The real microphone path end to end: a known RAVDESS clip is played at real-time pace
+//! into a PulseAudio pipe source (a virtual microphone behind ALSA `default`, started by
+//! `scripts/virtual-mic.sh`, which .ci/run does) and `emoscope monitor --headless` listens
+//! through cpal. Runs when EMOSCOPE_VIRTUAL_MIC names the FIFO; says so and passes otherwise.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use emoscope::audio::decode_file;
+
+const CLIP: &str = "../shared/data/ravdess/Actor_02/03-01-05-02-02-02-02.flac";
+
+#[test]
+fn clip_through_the_virtual_microphone_matches_analyze_with_nothing_dropped() {
+    let Ok(fifo) = std::env::var("EMOSCOPE_VIRTUAL_MIC") else {
+        eprintln!("skipped: no virtual microphone (eval \"$(bash scripts/virtual-mic.sh start)\" first; CI does)");
+        return;
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let clip = decode_file(&root.join(CLIP)).unwrap();
+    assert_eq!(clip.sample_rate, 16000);
+    let expected = {
+        let o = Command::new(env!("CARGO_BIN_EXE_emoscope")).args(["analyze", "--json", CLIP]).current_dir(root).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["summary_top"].as_str().unwrap().to_string()
+    };
+
+    // Writer: silence, then the clip 1.5 s in, then silence, all at real-time pace in 10 ms blocks.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let samples = clip.samples.clone();
+        std::thread::spawn(move || {
+            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).expect("open the virtual mic FIFO");
+            let t0 = Instant::now();
+            let lead = 24_000usize;
+            let mut i = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let block: Vec<u8> = (i..i + 160)
+                    .flat_map(|k| {
+                        let x = if k >= lead && k - lead < samples.len() { samples[k - lead] } else { 0.0 };
+                        ((x.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()
+                    })
+                    .collect();
+                if f.write_all(&block).is_err() {
+                    break;
+                }
+                i += 160;
+                let due = t0 + Duration::from_secs_f64(i as f64 / 16000.0);
+                if let Some(w) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(w);
+                }
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let o = Command::new(env!("CARGO_BIN_EXE_emoscope"))
+        .args(["monitor", "--headless", "--duration", "8.5"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (summary, windows) = lines.split_last().unwrap();
+    let s = &summary["summary"];
+    assert!(windows.len() >= 8, "only {} windows in 8.5 s", windows.len());
+    for w in windows.windows(2) {
+        let d = w[1]["t_start"].as_f64().unwrap() - w[0]["t_start"].as_f64().unwrap();
+        assert!((d - 0.5).abs() < 1e-6, "windows must come every 0.5 s hop, got {d}");
+    }
+    assert_eq!(s["dropped_samples"], 0, "{s}");
+    assert_eq!(s["dropped_windows"], 0, "{s}");
+    let tops: Vec<&str> = windows.iter().filter_map(|w| w["top"].as_str()).collect();
+    assert!(!tops.is_empty(), "no speech heard through the virtual microphone");
+    let majority = tops.iter().max_by_key(|t| tops.iter().filter(|u| u == t).count()).unwrap();
+    assert_eq!(*majority, expected, "live top label {majority} differs from analyze's {expected}: {tops:?}");
+    assert!(windows.iter().any(|w| w["top"].is_null()), "the silence around the clip is 'no speech'");
+}
