@@ -24,7 +24,11 @@ fn clip_through_the_virtual_microphone_matches_analyze_with_nothing_dropped() {
     let clip = decode_file(&root.join(CLIP)).unwrap();
     assert_eq!(clip.sample_rate, 16000);
     let expected = {
-        let o = Command::new(env!("CARGO_BIN_EXE_emoscope")).args(["analyze", "--json", CLIP]).current_dir(root).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_emoscope"))
+            .args(["analyze", "--json", CLIP])
+            .current_dir(root)
+            .output()
+            .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         v["summary_top"].as_str().unwrap().to_string()
     };
@@ -35,14 +39,21 @@ fn clip_through_the_virtual_microphone_matches_analyze_with_nothing_dropped() {
         let stop = stop.clone();
         let samples = clip.samples.clone();
         std::thread::spawn(move || {
-            let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).expect("open the virtual mic FIFO");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&fifo)
+                .expect("open the virtual mic FIFO");
             let t0 = Instant::now();
             let lead = 24_000usize;
             let mut i = 0usize;
             while !stop.load(Ordering::Relaxed) {
                 let block: Vec<u8> = (i..i + 160)
                     .flat_map(|k| {
-                        let x = if k >= lead && k - lead < samples.len() { samples[k - lead] } else { 0.0 };
+                        let x = if k >= lead && k - lead < samples.len() {
+                            samples[k - lead]
+                        } else {
+                            0.0
+                        };
                         ((x.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()
                     })
                     .collect();
@@ -66,19 +77,41 @@ fn clip_through_the_virtual_microphone_matches_analyze_with_nothing_dropped() {
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let (summary, windows) = lines.split_last().unwrap();
     let s = &summary["summary"];
-    assert!(windows.len() >= 8, "only {} windows in 8.5 s", windows.len());
+    assert!(
+        windows.len() >= 8,
+        "only {} windows in 8.5 s",
+        windows.len()
+    );
     for w in windows.windows(2) {
         let d = w[1]["t_start"].as_f64().unwrap() - w[0]["t_start"].as_f64().unwrap();
-        assert!((d - 0.5).abs() < 1e-6, "windows must come every 0.5 s hop, got {d}");
+        assert!(
+            (d - 0.5).abs() < 1e-6,
+            "windows must come every 0.5 s hop, got {d}"
+        );
     }
     assert_eq!(s["dropped_samples"], 0, "{s}");
     assert_eq!(s["dropped_windows"], 0, "{s}");
     let tops: Vec<&str> = windows.iter().filter_map(|w| w["top"].as_str()).collect();
-    assert!(!tops.is_empty(), "no speech heard through the virtual microphone");
-    let majority = tops.iter().max_by_key(|t| tops.iter().filter(|u| u == t).count()).unwrap();
-    assert_eq!(*majority, expected, "live top label {majority} differs from analyze's {expected}: {tops:?}");
-    assert!(windows.iter().any(|w| w["top"].is_null()), "the silence around the clip is 'no speech'");
+    assert!(
+        !tops.is_empty(),
+        "no speech heard through the virtual microphone"
+    );
+    let majority = tops
+        .iter()
+        .max_by_key(|t| tops.iter().filter(|u| u == t).count())
+        .unwrap();
+    assert_eq!(
+        *majority, expected,
+        "live top label {majority} differs from analyze's {expected}: {tops:?}"
+    );
+    assert!(
+        windows.iter().any(|w| w["top"].is_null()),
+        "the silence around the clip is 'no speech'"
+    );
 }

@@ -43,16 +43,6 @@ fn ravdess(stem: &str) -> NameParse {
     {
         return NameParse::Bad("not a RAVDESS name MM-VC-EE-II-SS-RR-AA".into());
     }
-    const EMO: [&str; 8] = [
-        "neutral",
-        "calm",
-        "happy",
-        "sad",
-        "angry",
-        "fearful",
-        "disgust",
-        "surprised",
-    ];
     let e: usize = parts[2].parse().unwrap();
     if !(1..=8).contains(&e) {
         return NameParse::Bad(format!("RAVDESS emotion code {} is not 01..08", parts[2]));
@@ -60,7 +50,11 @@ fn ravdess(stem: &str) -> NameParse {
     if parts[1] != "01" {
         return NameParse::Bad(format!("vocal channel {} is song, not speech", parts[1]));
     }
-    clip(EMO[e - 1], format!("ravdess_{}", parts[6]))
+    // RAVDESS codes 01..08 are the label order itself.
+    clip(
+        crate::labels::LABELS[e - 1],
+        format!("ravdess_{}", parts[6]),
+    )
 }
 
 /// `EEE-SS-TT`: dis, gio, neu, pau, rab, sor, tri; speaker f1..m3.

@@ -245,9 +245,8 @@ impl FeatureExtractor {
         (frames, out)
     }
 
-    /// Computes the feature matrix of `signal` (samples at `spec.sample_rate`), before
-    /// normalisation. `what` names the signal in errors.
-    pub fn compute(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
+    /// Checks `signal` (long enough, finite) and returns its mel band power, frame-major.
+    fn checked_mel_frames(&self, what: &str, signal: &[f32]) -> Result<(usize, Vec<f32>)> {
         if signal.len() < self.spec.n_fft {
             return Err(Error::SignalTooShort {
                 what: what.into(),
@@ -256,29 +255,35 @@ impl FeatureExtractor {
             });
         }
         crate::audio::check_finite(what, signal)?;
-        let (frames, mut fm) = self.mel_power_frames(signal);
-        let n_mels = self.spec.n_mels;
-        let (rows, frame_major) = match self.spec.kind {
-            FeatureKind::Mel => {
-                if self.spec.db {
-                    power_to_db_in_place(&mut fm, Some(TOP_DB));
+        Ok(self.mel_power_frames(signal))
+    }
+
+    /// MFCCs (frame-major, `n_mfcc` per frame) of frame-major dB mel bands.
+    fn dct_frames(&self, db_frames: &[f32]) -> (usize, Vec<f32>) {
+        let dct = self.dct.as_ref().expect("built for mfcc");
+        let (n_mels, n_mfcc) = (self.spec.n_mels, dct.n_out());
+        let frames = db_frames.len() / n_mels;
+        let mut out = vec![0.0f32; frames * n_mfcc];
+        out.par_chunks_mut(FRAMES_PER_TASK * n_mfcc)
+            .zip(db_frames.par_chunks(FRAMES_PER_TASK * n_mels))
+            .for_each(|(o, m)| {
+                for (orow, mrow) in o.chunks_exact_mut(n_mfcc).zip(m.chunks_exact(n_mels)) {
+                    dct.apply(mrow, orow);
                 }
-                (n_mels, fm)
-            }
-            FeatureKind::Mfcc => {
-                power_to_db_in_place(&mut fm, Some(TOP_DB));
-                let dct = self.dct.as_ref().expect("built for mfcc");
-                let n_mfcc = dct.n_out();
-                let mut out = vec![0.0f32; frames * n_mfcc];
-                out.par_chunks_mut(FRAMES_PER_TASK * n_mfcc)
-                    .zip(fm.par_chunks(FRAMES_PER_TASK * n_mels))
-                    .for_each(|(o, m)| {
-                        for (orow, mrow) in o.chunks_exact_mut(n_mfcc).zip(m.chunks_exact(n_mels)) {
-                            dct.apply(mrow, orow);
-                        }
-                    });
-                (n_mfcc, out)
-            }
+            });
+        (n_mfcc, out)
+    }
+
+    /// Computes the feature matrix of `signal` (samples at `spec.sample_rate`), before
+    /// normalisation. `what` names the signal in errors.
+    pub fn compute(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
+        let (frames, mut fm) = self.checked_mel_frames(what, signal)?;
+        if self.spec.kind == FeatureKind::Mfcc || self.spec.db {
+            power_to_db_in_place(&mut fm, Some(TOP_DB));
+        }
+        let (rows, frame_major) = match self.spec.kind {
+            FeatureKind::Mel => (self.spec.n_mels, fm),
+            FeatureKind::Mfcc => self.dct_frames(&fm),
         };
         Ok(FeatureMatrix {
             rows,
@@ -290,15 +295,7 @@ impl FeatureExtractor {
     /// The dB mel spectrogram (`n_mels x frames`, top_db applied), whatever the spec's kind:
     /// the stored form from which [`finish`](Self::finish) makes a model's input.
     pub fn db_mel(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
-        if signal.len() < self.spec.n_fft {
-            return Err(Error::SignalTooShort {
-                what: what.into(),
-                len: signal.len(),
-                n_fft: self.spec.n_fft,
-            });
-        }
-        crate::audio::check_finite(what, signal)?;
-        let (frames, mut fm) = self.mel_power_frames(signal);
+        let (frames, mut fm) = self.checked_mel_frames(what, signal)?;
         power_to_db_in_place(&mut fm, Some(TOP_DB));
         let n_mels = self.spec.n_mels;
         Ok(FeatureMatrix {
@@ -316,22 +313,17 @@ impl FeatureExtractor {
         let max = db_mel.data.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         let floor = max - TOP_DB;
         db_mel.data.iter_mut().for_each(|x| *x = x.max(floor));
-        let mut m = match (&self.dct, self.spec.kind) {
-            (Some(dct), FeatureKind::Mfcc) => {
-                let (n_mels, frames) = (db_mel.rows, db_mel.frames);
-                let fm = transpose(&db_mel.data, n_mels, frames);
-                let n_mfcc = dct.n_out();
-                let mut out = vec![0.0f32; frames * n_mfcc];
-                for (o, m) in out.chunks_exact_mut(n_mfcc).zip(fm.chunks_exact(n_mels)) {
-                    dct.apply(m, o);
-                }
+        let mut m = match self.spec.kind {
+            FeatureKind::Mfcc => {
+                let frames = db_mel.frames;
+                let (rows, out) = self.dct_frames(&transpose(&db_mel.data, db_mel.rows, frames));
                 FeatureMatrix {
-                    rows: n_mfcc,
+                    rows,
                     frames,
-                    data: transpose(&out, frames, n_mfcc),
+                    data: transpose(&out, frames, rows),
                 }
             }
-            _ => db_mel,
+            FeatureKind::Mel => db_mel,
         };
         normalise(&mut m, self.spec.normalisation);
         m
