@@ -101,7 +101,10 @@ fn silence_and_low_noise_are_no_speech_without_a_label() {
     for kind in ["silence", "noise:0.003"] {
         let (preds, p) = run(
             Box::new(BufferSource::synthetic(kind, 5.0, false).unwrap()),
-            PipelineConfig::default(),
+            PipelineConfig {
+                queue_windows: 256,
+                ..PipelineConfig::default()
+            },
         );
         assert_eq!(preds.len(), 5, "{kind}");
         assert!(preds.iter().all(|x| !x.speech && x.top.is_none()), "{kind}");
@@ -114,7 +117,13 @@ fn a_failing_source_is_reopened_and_nothing_is_lost() {
     let c = decode_file(&clip("Actor_01/03-01-07-01-02-01-01.flac")).unwrap();
     let n = c.samples.len();
     let src = BufferSource::new("flaky", c.samples, 16000, false).failing_after(20_000);
-    let (preds, p) = run(Box::new(src), PipelineConfig::default());
+    let (preds, p) = run(
+        Box::new(src),
+        PipelineConfig {
+            queue_windows: 256,
+            ..PipelineConfig::default()
+        },
+    );
     assert_eq!(p.counters.reopens.load(Ordering::Relaxed), 1);
     assert_eq!(
         preds.len(),
@@ -145,4 +154,50 @@ fn a_missing_device_gives_a_clear_error() {
         e.contains("no-such-microphone") && e.contains("emoscope devices"),
         "{e}"
     );
+}
+
+#[test]
+fn session_log_is_readable_while_running_and_complete_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let sess = dir.path().join("session");
+    let path = clip("Actor_02/03-01-05-02-02-02-02.flac");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_emoscope"))
+        .args(["monitor", "--headless", "--jsonl", "-", "--input"])
+        .arg(&path)
+        .arg("--record-session")
+        .arg(&sess)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Real-time pace: 2.7 s in, the WAV header already covers at least a second.
+    std::thread::sleep(Duration::from_millis(2700));
+    let partial = decode_file(&sess.join("audio.wav")).unwrap();
+    assert!(
+        partial.duration() >= 1.0,
+        "only {} s readable mid-session",
+        partial.duration()
+    );
+    assert!(child.wait().unwrap().success());
+    let full = decode_file(&sess.join("audio.wav")).unwrap();
+    let orig = decode_file(&path).unwrap();
+    assert_eq!(full.samples.len(), orig.samples.len());
+    let err = full
+        .samples
+        .iter()
+        .zip(&orig.samples)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        err <= 1.0 / 32767.0 + 1e-6,
+        "recorded audio differs by {err}"
+    );
+    let lines = std::fs::read_to_string(sess.join("session.jsonl")).unwrap();
+    let n = lines.lines().count();
+    assert_eq!(
+        n,
+        window_plan(orig.samples.len(), 48000, 8000).len() + 1,
+        "windows plus the summary"
+    );
+    assert!(lines.lines().last().unwrap().starts_with("{\"summary\""));
 }

@@ -12,6 +12,7 @@ use clap::Args;
 use crate::audio::capture::list_input_devices;
 use crate::audio::decode_file;
 use crate::labels::LABELS;
+use crate::pipeline::session::SessionLog;
 use crate::pipeline::{BufferSource, MicSource, Pipeline, PipelineConfig, Prediction, Source};
 
 pub fn devices() -> Result<()> {
@@ -69,6 +70,10 @@ pub struct MonitorArgs {
     /// Where to write JSON lines: a file, or - for stdout.
     #[arg(long, default_value = "-")]
     pub jsonl: String,
+    /// Save the session: the audio heard (audio.wav) and these JSON lines (session.jsonl)
+    /// in this folder, written as they come.
+    #[arg(long)]
+    pub record_session: Option<PathBuf>,
     /// Stop after this many seconds.
     #[arg(long)]
     pub duration: Option<f64>,
@@ -142,7 +147,17 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
         ema_alpha: a.smoothing,
         ..PipelineConfig::default()
     };
-    let p = Pipeline::start(source, clf, cfg).context("starting the live pipeline")?;
+    let (tap_tx, tap_rx) = crossbeam_channel::bounded::<Vec<f32>>(512);
+    let tap = a.record_session.as_ref().map(|_| tap_tx);
+    let p =
+        Pipeline::start_with_tap(source, clf, cfg, tap).context("starting the live pipeline")?;
+    let mut session = match &a.record_session {
+        Some(dir) => Some(
+            SessionLog::create(dir, p.source_rate, tap_rx)
+                .with_context(|| format!("creating the session log in {}", dir.display()))?,
+        ),
+        None => None,
+    };
     eprintln!("monitoring {} (Ctrl-C to stop)", p.source_name);
     let mut out: Box<dyn Write> = if a.jsonl == "-" {
         Box::new(std::io::stdout().lock())
@@ -177,6 +192,12 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
                 );
                 writeln!(out, "{l}").context("writing JSON lines")?;
                 out.flush().ok();
+                if let Some(s) = session.as_mut() {
+                    if let Err(e) = s.line(&l.to_string()) {
+                        eprintln!("warning: session log stopped: {e}");
+                        session = None;
+                    }
+                }
                 latencies.push(pred.latency_ms());
                 n += 1;
                 if let Some(t) = pred.top {
@@ -190,6 +211,7 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     }
     let counters = p.counters.clone();
     let source = p.source_name.clone();
+    let p_rate = p.source_rate;
     p.stop();
     let summary = serde_json::json!({"summary": {
         "source": source,
@@ -206,5 +228,15 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     }});
     writeln!(out, "{summary}").context("writing JSON lines")?;
     out.flush().ok();
+    if let Some(mut s) = session {
+        s.line(&summary.to_string())?;
+        let dir = s.dir.clone();
+        let n = s.finish()?;
+        eprintln!(
+            "session saved in {} ({} s of audio)",
+            dir.display(),
+            n / p_rate.max(1) as u64
+        );
+    }
     Ok(())
 }

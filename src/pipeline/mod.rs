@@ -2,6 +2,7 @@
 //! features every hop) → bounded channel → inference thread (model, smoothing) →
 //! predictions. Every queue is bounded; what is dropped is counted.
 
+pub mod session;
 pub mod source;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -133,9 +134,21 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts `source` into `clf`. Fails at once if the source cannot start (e.g. no microphone).
     pub fn start(
+        source: Box<dyn Source>,
+        clf: Classifier,
+        cfg: PipelineConfig,
+    ) -> Result<Pipeline> {
+        Self::start_with_tap(source, clf, cfg, None)
+    }
+
+    /// As [`start`](Self::start), also sending every chunk of source audio (at the
+    /// source's rate) to `tap` (e.g. a session log); when the tap falls behind, chunks
+    /// are dropped there and counted in `dropped_samples`.
+    pub fn start_with_tap(
         mut source: Box<dyn Source>,
         clf: Classifier,
         cfg: PipelineConfig,
+        tap: Option<Sender<Vec<f32>>>,
     ) -> Result<Pipeline> {
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
@@ -166,6 +179,7 @@ impl Pipeline {
                         ex,
                         cfg,
                         counters: counters.clone(),
+                        tap,
                     };
                     if let Err(e) = st.run(&stop, &win_tx, &win_rx_drop) {
                         eprintln!("error: live pipeline stopped: {e}");
@@ -214,6 +228,7 @@ struct DspState {
     ex: FeatureExtractor,
     cfg: PipelineConfig,
     counters: Arc<Counters>,
+    tap: Option<Sender<Vec<f32>>>,
 }
 
 impl DspState {
@@ -246,6 +261,13 @@ impl DspState {
             let n = self.cons.pop_slice(&mut buf);
             if n > 0 {
                 let now = Instant::now();
+                if let Some(tap) = &self.tap {
+                    if tap.try_send(buf[..n].to_vec()).is_err() {
+                        self.counters
+                            .dropped_samples
+                            .fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
                 let chunk: &[f32] = match resampler.as_mut() {
                     Some(r) => {
                         resampled.clear();
