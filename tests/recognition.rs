@@ -284,3 +284,78 @@ fn shipped_model_scores_its_card_on_actors_one_and_two() {
         "confusion plot written"
     );
 }
+
+#[test]
+fn training_resumes_from_its_checkpoint_and_the_feature_cache_is_reused() {
+    let arch = Arch::EmoCnn { width: 4 };
+    let c = load(&src(CorpusKind::Ravdess, data().join("ravdess"))).unwrap();
+    let clips: Vec<_> = c
+        .clips
+        .into_iter()
+        .filter(|x| x.speaker == "ravdess_06" || x.speaker == "ravdess_07")
+        .step_by(6)
+        .collect();
+    let cache = tempfile::tempdir().unwrap();
+    let (pack, path) =
+        emoscope::train::cached_pack(cache.path(), &default_spec(&arch), &clips).unwrap();
+    let stamp = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let (again, path2) =
+        emoscope::train::cached_pack(cache.path(), &default_spec(&arch), &clips).unwrap();
+    assert_eq!(path, path2);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        stamp,
+        "second run must read the cache, not rebuild it"
+    );
+    assert_eq!(again.db_mel(3), pack.db_mel(3));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut recipe = default_recipe(&arch);
+    recipe.batch_size = 8;
+    recipe.augment = Augment::NONE;
+    recipe.mixup_alpha = 0.0;
+    let args = |epochs: usize, resume: bool| {
+        let mut r = recipe;
+        r.epochs = epochs;
+        TrainArgs {
+            arch: arch.clone(),
+            recipe: r,
+            seed: 1,
+            split: Split {
+                test: vec!["ravdess_07".into()],
+                validation: vec![],
+            },
+            out: dir.path(),
+            resume,
+            training_data: vec![],
+            device: candle_core::Device::Cpu,
+        }
+    };
+    train(&pack, args(2, false)).unwrap();
+    let state = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("checkpoint/state.json")).unwrap())
+            .unwrap()
+    };
+    assert_eq!(state(dir.path())["epoch"], 2);
+    let first_two: Vec<f64> = state(dir.path())["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    train(&pack, args(4, true)).unwrap();
+    let s = state(dir.path());
+    assert_eq!(s["epoch"], 4);
+    let losses: Vec<f64> = s["losses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 4);
+    assert_eq!(
+        &losses[..2],
+        &first_two[..],
+        "resume keeps the history of the first run"
+    );
+}
