@@ -18,9 +18,28 @@ use crate::train::{
 /// The model `analyze` and `eval` use when no `--model` is given.
 pub const DEFAULT_MODEL: &str = "weights/emocnn";
 
+/// `--model`, else `$EMOSCOPE_MODEL`, else the shipped model found from the current folder,
+/// beside the executable (target/release/../../weights) or in the source tree it was built from.
 fn model_dir(m: &Option<PathBuf>) -> PathBuf {
-    m.clone()
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL))
+    if let Some(m) = m {
+        return m.clone();
+    }
+    if let Some(e) = std::env::var_os("EMOSCOPE_MODEL") {
+        return PathBuf::from(e);
+    }
+    let mut candidates = vec![PathBuf::from(DEFAULT_MODEL)];
+    if let Ok(exe) = std::env::current_exe() {
+        if let Some(dir) = exe.parent() {
+            candidates.push(dir.join("../..").join(DEFAULT_MODEL));
+            candidates.push(dir.join(DEFAULT_MODEL));
+        }
+    }
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL));
+    let fallback = candidates.last().cloned().expect("non-empty");
+    candidates
+        .into_iter()
+        .find(|c| c.join("card.json").exists())
+        .unwrap_or(fallback)
 }
 
 pub(super) fn load_model(m: &Option<PathBuf>) -> Result<Classifier> {
