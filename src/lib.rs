@@ -15,4 +15,5 @@ pub mod labels;
 pub mod model;
 pub mod pipeline;
 pub mod train;
+pub mod ui;
 pub mod util;

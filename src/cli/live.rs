@@ -112,7 +112,11 @@ fn percentile(v: &mut [f64], q: f64) -> f64 {
 
 pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     if !a.headless {
-        bail!("the window is not built yet; run `emoscope monitor --headless` (add --input FILE when there is no microphone)");
+        return crate::ui::run_window(
+            &super::recognition::model_dir(&model.or(a.model.clone())),
+            a.input.clone(),
+            a.device.clone(),
+        );
     }
     let clf = super::recognition::load_model(&model.or(a.model.clone()))?;
     if let Some(w) = a.window {

@@ -26,8 +26,9 @@ mod recognition;
         Features match librosa 0.11 (Slaney mel, center=True, power_to_db ref 1, top_db 80)."
 )]
 pub struct Cli {
+    /// Without a command: the monitor window on the default microphone.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -44,7 +45,7 @@ pub enum Command {
     Eval(recognition::EvalArgs),
     /// List audio input devices and their default configurations.
     Devices,
-    /// Live emotion monitor: microphone (or --input FILE) through the real-time pipeline.
+    /// Live emotion monitor window (or --headless JSON lines): microphone or --input FILE.
     Monitor(live::MonitorArgs),
 }
 
@@ -124,7 +125,10 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
+    let Some(command) = cli.command else {
+        return crate::ui::run_window(&recognition::model_dir(&None), None, None);
+    };
+    match command {
         Command::Info(a) => info(a),
         Command::Features(a) => features(a),
         Command::Analyze(a) => recognition::analyze(a),

@@ -20,7 +20,7 @@ pub const DEFAULT_MODEL: &str = "weights/emocnn";
 
 /// `--model`, else `$EMOSCOPE_MODEL`, else the shipped model found from the current folder,
 /// beside the executable (target/release/../../weights) or in the source tree it was built from.
-fn model_dir(m: &Option<PathBuf>) -> PathBuf {
+pub(super) fn model_dir(m: &Option<PathBuf>) -> PathBuf {
     if let Some(m) = m {
         return m.clone();
     }

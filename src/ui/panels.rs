@@ -1,0 +1,257 @@
+//! The window's panels, each a function drawing one thing from plain data: waveform with
+//! level meter, scrolling log-mel spectrogram, emotion bars, session timeline, status bar.
+
+use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Ui, Vec2};
+
+use crate::labels::LABELS;
+
+/// One colour per emotion, in label order.
+pub const EMOTION_COLOURS: [Color32; 8] = [
+    Color32::from_rgb(160, 160, 160), // neutral
+    Color32::from_rgb(110, 190, 220), // calm
+    Color32::from_rgb(250, 200, 60),  // happy
+    Color32::from_rgb(80, 110, 200),  // sad
+    Color32::from_rgb(220, 60, 50),   // angry
+    Color32::from_rgb(150, 90, 190),  // fearful
+    Color32::from_rgb(110, 160, 60),  // disgust
+    Color32::from_rgb(240, 130, 200), // surprised
+];
+
+/// Magma-like perceptual colour for `x` in 0..=1.
+pub fn magma(x: f32) -> Color32 {
+    const STOPS: [(f32, [f32; 3]); 5] = [
+        (0.0, [0.0, 0.0, 4.0]),
+        (0.25, [81.0, 18.0, 124.0]),
+        (0.5, [183.0, 55.0, 121.0]),
+        (0.75, [252.0, 137.0, 97.0]),
+        (1.0, [252.0, 253.0, 191.0]),
+    ];
+    let x = x.clamp(0.0, 1.0);
+    let i = STOPS
+        .iter()
+        .rposition(|s| s.0 <= x)
+        .unwrap_or(0)
+        .min(STOPS.len() - 2);
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    let t = (x - a.0) / (b.0 - a.0);
+    let c = |k: usize| (a.1[k] + (b.1[k] - a.1[k]) * t) as u8;
+    Color32::from_rgb(c(0), c(1), c(2))
+}
+
+/// Waveform of `samples` (the last seconds), with peak level in dBFS and a clipping warning.
+pub fn waveform(ui: &mut Ui, samples: &[f32], seconds: f32) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), 110.0), Sense::hover());
+    let p = ui.painter_at(rect);
+    p.rect_filled(rect, 4.0, Color32::from_gray(20));
+    let w = rect.width().max(1.0) as usize;
+    if !samples.is_empty() {
+        let per = (samples.len() as f32 / w as f32).max(1.0);
+        let mid = rect.center().y;
+        let h = rect.height() / 2.0 - 4.0;
+        for x in 0..w {
+            let a = (x as f32 * per) as usize;
+            let b = (((x + 1) as f32 * per) as usize).min(samples.len());
+            if a >= b {
+                continue;
+            }
+            let (lo, hi) = samples[a..b]
+                .iter()
+                .fold((0.0f32, 0.0f32), |(l, h), &s| (l.min(s), h.max(s)));
+            let px = rect.left() + x as f32;
+            p.line_segment(
+                [
+                    Pos2::new(px, mid - hi.min(1.0) * h),
+                    Pos2::new(px, mid - lo.max(-1.0) * h),
+                ],
+                Stroke::new(1.0, Color32::from_rgb(90, 200, 120)),
+            );
+        }
+    }
+    let peak = samples.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let db = crate::audio::dbfs(peak);
+    let clipping = peak >= 0.99;
+    let label = format!(
+        "last {seconds:.0} s   peak {db:.1} dBFS{}",
+        if clipping {
+            "   CLIPPING - lower the input gain"
+        } else {
+            ""
+        }
+    );
+    p.text(
+        rect.left_top() + Vec2::new(6.0, 4.0),
+        Align2::LEFT_TOP,
+        label,
+        FontId::proportional(13.0),
+        if clipping {
+            Color32::RED
+        } else {
+            Color32::LIGHT_GRAY
+        },
+    );
+    // Level meter on the right edge.
+    let meter = Rect::from_min_max(
+        Pos2::new(rect.right() - 10.0, rect.top() + 4.0),
+        Pos2::new(rect.right() - 4.0, rect.bottom() - 4.0),
+    );
+    p.rect_filled(meter, 1.0, Color32::from_gray(50));
+    let frac = ((db + 60.0) / 60.0).clamp(0.0, 1.0);
+    let fill = Rect::from_min_max(
+        Pos2::new(meter.left(), meter.bottom() - meter.height() * frac),
+        meter.right_bottom(),
+    );
+    p.rect_filled(
+        fill,
+        1.0,
+        if clipping {
+            Color32::RED
+        } else if db > -12.0 {
+            Color32::YELLOW
+        } else {
+            Color32::GREEN
+        },
+    );
+}
+
+/// The log-mel spectrogram texture with a frequency axis (Hz) and a time axis (s).
+pub fn spectrogram(ui: &mut Ui, tex: Option<&egui::TextureHandle>, seconds: f32, fmax: f32) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), 170.0), Sense::hover());
+    let p = ui.painter_at(rect);
+    p.rect_filled(rect, 4.0, Color32::BLACK);
+    let plot = Rect::from_min_max(
+        rect.left_top() + Vec2::new(48.0, 2.0),
+        rect.right_bottom() - Vec2::new(2.0, 16.0),
+    );
+    if let Some(t) = tex {
+        p.image(
+            t.id(),
+            plot,
+            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
+            Color32::WHITE,
+        );
+    }
+    let font = FontId::proportional(11.0);
+    for hz in [500.0f32, 1000.0, 2000.0, 4000.0, 7000.0] {
+        if hz > fmax {
+            continue;
+        }
+        let m = crate::dsp::hz_to_mel(hz as f64) / crate::dsp::hz_to_mel(fmax as f64);
+        let y = plot.bottom() - plot.height() * m as f32;
+        p.text(
+            Pos2::new(rect.left() + 2.0, y),
+            Align2::LEFT_CENTER,
+            format!("{hz:.0} Hz"),
+            font.clone(),
+            Color32::LIGHT_GRAY,
+        );
+    }
+    for k in 0..=seconds as i32 {
+        let x = plot.right() - plot.width() * k as f32 / seconds;
+        p.text(
+            Pos2::new(x, rect.bottom() - 1.0),
+            Align2::CENTER_BOTTOM,
+            format!("-{k} s"),
+            font.clone(),
+            Color32::LIGHT_GRAY,
+        );
+    }
+}
+
+/// Eight probability bars; the top label highlighted, or "no speech".
+pub fn emotion_bars(ui: &mut Ui, probs: Option<&[f32; 8]>, top: Option<usize>, speech: bool) {
+    let heading = match (speech, top) {
+        (true, Some(t)) => format!(
+            "{}  {:.0} %",
+            LABELS[t],
+            probs.map_or(0.0, |p| p[t] * 100.0)
+        ),
+        (false, _) if probs.is_some() => "no speech".to_string(),
+        _ => "waiting for the first window ...".to_string(),
+    };
+    ui.label(egui::RichText::new(heading).size(26.0).strong());
+    for (i, label) in LABELS.iter().enumerate() {
+        let v = probs.map_or(0.0, |p| p[i]);
+        let (rect, _) =
+            ui.allocate_exact_size(Vec2::new(ui.available_width(), 22.0), Sense::hover());
+        let p = ui.painter_at(rect);
+        let bar = Rect::from_min_max(
+            rect.left_top() + Vec2::new(90.0, 3.0),
+            rect.right_bottom() - Vec2::new(50.0, 3.0),
+        );
+        p.rect_filled(bar, 3.0, Color32::from_gray(40));
+        let mut fill = bar;
+        fill.set_width(bar.width() * v);
+        let highlighted = speech && top == Some(i);
+        let colour = if speech {
+            EMOTION_COLOURS[i]
+        } else {
+            EMOTION_COLOURS[i].gamma_multiply(0.35)
+        };
+        p.rect_filled(fill, 3.0, colour);
+        if highlighted {
+            p.rect_stroke(
+                bar,
+                3.0,
+                Stroke::new(2.0, Color32::WHITE),
+                egui::StrokeKind::Outside,
+            );
+        }
+        p.text(
+            rect.left_center(),
+            Align2::LEFT_CENTER,
+            *label,
+            FontId::proportional(15.0),
+            if highlighted {
+                Color32::WHITE
+            } else {
+                Color32::LIGHT_GRAY
+            },
+        );
+        p.text(
+            rect.right_center(),
+            Align2::RIGHT_CENTER,
+            format!("{:.0} %", v * 100.0),
+            FontId::monospace(13.0),
+            Color32::LIGHT_GRAY,
+        );
+    }
+}
+
+/// The session so far: one column per window, coloured by the dominant emotion, height
+/// by its confidence; grey where there was no speech.
+pub fn timeline(ui: &mut Ui, entries: &[(f64, Option<usize>, f32)]) {
+    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), 60.0), Sense::hover());
+    let p = ui.painter_at(rect);
+    p.rect_filled(rect, 4.0, Color32::from_gray(20));
+    let n = entries.len().max(1);
+    let w = (rect.width() / n as f32).clamp(1.0, 8.0);
+    let shown = (rect.width() / w) as usize;
+    for (k, (_, top, conf)) in entries
+        .iter()
+        .skip(entries.len().saturating_sub(shown))
+        .enumerate()
+    {
+        let x = rect.left() + k as f32 * w;
+        let (c, h) = match top {
+            Some(t) => (EMOTION_COLOURS[*t], rect.height() * conf.clamp(0.1, 1.0)),
+            None => (Color32::from_gray(60), 4.0),
+        };
+        p.rect_filled(
+            Rect::from_min_max(
+                Pos2::new(x, rect.bottom() - h),
+                Pos2::new(x + w - 1.0, rect.bottom()),
+            ),
+            0.0,
+            c,
+        );
+    }
+    if let Some((t, _, _)) = entries.last() {
+        p.text(
+            rect.right_top() + Vec2::new(-4.0, 2.0),
+            Align2::RIGHT_TOP,
+            format!("{:.0} s, {} windows", t, entries.len()),
+            FontId::proportional(11.0),
+            Color32::LIGHT_GRAY,
+        );
+    }
+}
