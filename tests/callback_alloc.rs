@@ -3,20 +3,23 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use emoscope::audio::capture::push_mono;
 use ringbuf::traits::{Consumer, Split};
 use ringbuf::HeapRb;
 
 struct Counting;
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-thread_local! { static TRACK: Cell<bool> = const { Cell::new(false) }; }
+// Per thread, so tests running in parallel do not count each other's allocations.
+thread_local! {
+    static TRACK: Cell<bool> = const { Cell::new(false) };
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         if TRACK.with(|t| t.get()) {
-            ALLOCS.fetch_add(1, Ordering::Relaxed);
+            ALLOCS.with(|a| a.set(a.get() + 1));
         }
         unsafe { System.alloc(l) }
     }
@@ -29,11 +32,11 @@ unsafe impl GlobalAlloc for Counting {
 static A: Counting = Counting;
 
 fn allocations_in(f: impl FnOnce()) -> usize {
-    let before = ALLOCS.load(Ordering::Relaxed);
+    let before = ALLOCS.with(|a| a.get());
     TRACK.with(|t| t.set(true));
     f();
     TRACK.with(|t| t.set(false));
-    ALLOCS.load(Ordering::Relaxed) - before
+    ALLOCS.with(|a| a.get()) - before
 }
 
 #[test]

@@ -35,7 +35,11 @@ fn window_shows_moving_bars_and_a_spectrogram() {
     let xdg = dir.path().join("xdg");
     std::fs::create_dir_all(&xdg).unwrap();
     let mut app = Command::new(env!("CARGO_BIN_EXE_emoscope"))
-        .args(["monitor", "--input", "../shared/data/ravdess/Actor_02/03-01-05-02-02-02-02.flac"])
+        .args([
+            "monitor",
+            "--input",
+            "../shared/data/ravdess/Actor_02/03-01-05-02-02-02-02.flac",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DISPLAY", &display)
         .env("XDG_RUNTIME_DIR", &xdg)
@@ -46,13 +50,26 @@ fn window_shows_moving_bars_and_a_spectrogram() {
     std::thread::sleep(Duration::from_secs(8));
     let png = dir.path().join("shot.png");
     let ppm = dir.path().join("shot.ppm");
-    let ok = Command::new("import").args(["-window", "root"]).arg(&png).env("DISPLAY", &display).status().unwrap().success();
+    let ok = Command::new("import")
+        .args(["-window", "root"])
+        .arg(&png)
+        .env("DISPLAY", &display)
+        .status()
+        .unwrap()
+        .success();
     let _ = app.kill();
     let _ = app.wait();
     assert!(ok, "screenshot failed");
-    assert!(Command::new("convert").arg(&png).arg(&ppm).status().unwrap().success());
+    assert!(Command::new("convert")
+        .arg(&png)
+        .arg(&ppm)
+        .status()
+        .unwrap()
+        .success());
     let (w, h, rgb) = read_ppm(&std::fs::read(&ppm).unwrap());
-    let px = |f: &dyn Fn(u8, u8, u8) -> bool| rgb.chunks_exact(3).filter(|p| f(p[0], p[1], p[2])).count();
+    let px = |f: &dyn Fn(u8, u8, u8) -> bool| {
+        rgb.chunks_exact(3).filter(|p| f(p[0], p[1], p[2])).count()
+    };
     // The angry bar's colour (220, 60, 50) fills part of its bar and the timeline.
     let angry = px(&|r, g, b| r > 190 && g < 90 && b < 80);
     // Bright magma (orange to pale yellow) where the spectrogram shows speech energy.
