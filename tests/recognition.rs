@@ -89,14 +89,13 @@ fn paper_split_holds_out_actors_one_and_two_completely() {
 }
 
 fn tiny_pack(arch: &Arch) -> FeaturePack {
-    // 3 actors x 16 clips of real RAVDESS speech.
+    // 3 actors x (8 calm + 8 angry) clips of real RAVDESS speech.
     let c = load(&src(CorpusKind::Ravdess, data().join("ravdess"))).unwrap();
-    let clips: Vec<_> = c
-        .clips
-        .into_iter()
-        .filter(|x| ["ravdess_03", "ravdess_04", "ravdess_05"].contains(&x.speaker.as_str()))
-        .step_by(4)
-        .collect();
+    let keep = |x: &emoscope::corpus::Clip| {
+        ["ravdess_03", "ravdess_04", "ravdess_05"].contains(&x.speaker.as_str())
+            && (x.label == 1 || x.label == 4)
+    };
+    let clips: Vec<_> = c.clips.into_iter().filter(keep).collect();
     FeaturePack::build(&default_spec(arch), &clips, &|| {}).unwrap()
 }
 
@@ -106,7 +105,7 @@ fn a_few_epochs_on_real_clips_lower_the_loss_and_save_load_round_trips() {
     let pack = tiny_pack(&arch);
     let dir = tempfile::tempdir().unwrap();
     let mut recipe = default_recipe(&arch);
-    recipe.epochs = 8;
+    recipe.epochs = 12;
     recipe.batch_size = 8;
     recipe.augment = Augment::NONE;
     recipe.mixup_alpha = 0.0;
@@ -137,8 +136,13 @@ fn a_few_epochs_on_real_clips_lower_the_loss_and_save_load_round_trips() {
         .iter()
         .map(|v| v.as_f64().unwrap())
         .collect();
-    assert_eq!(losses.len(), 8);
-    assert!(losses[7] < 0.8 * losses[0], "loss did not fall: {losses:?}");
+    assert_eq!(losses.len(), 12);
+    // Two emotions only: learning even their prior cuts the 8-way loss by more than half,
+    // a margin that dropout noise (candle's CPU RNG cannot be seeded) does not close.
+    assert!(
+        losses[11] < 0.6 * losses[0],
+        "loss did not fall: {losses:?}"
+    );
     let m = out.test_metrics.unwrap();
     assert_eq!(
         m.n,

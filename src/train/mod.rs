@@ -330,16 +330,14 @@ fn training_batch(
             let mut rng =
                 StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let m = recipe.augment.spectral(&pack.db_mel(i), &mut rng);
-            let start = if !recipe.augment.enabled {
-                if m.frames > win {
-                    rng.random_range(0..=(m.frames - win)) as isize
-                } else {
-                    0
-                }
-            } else if m.frames > win {
+            // A random crop of longer clips; shorter clips sit at the start of the window,
+            // or at a random offset in it when augmenting (time shift).
+            let start = if m.frames > win {
                 rng.random_range(0..=(m.frames - win)) as isize
-            } else {
+            } else if recipe.augment.enabled {
                 -(rng.random_range(0..=(win - m.frames)) as isize)
+            } else {
+                0
             };
             let mut x = clf.extractor.finish(place(&m, start, win));
             recipe.augment.mask(&mut x, &mut rng);
@@ -421,6 +419,7 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         notes: String::new(),
     };
     let mut clf = Classifier::new(card, &a.device)?;
+    reseed_weights(&clf.varmap, a.seed)?;
     if a.device.is_cuda() {
         a.device.set_seed(a.seed)?;
     }
@@ -618,6 +617,41 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         per_corpus,
         seconds_per_epoch,
     })
+}
+
+/// Redraws every randomly initialised variable from a generator seeded with `seed`
+/// (uniform, same mean and standard deviation as candle's initialiser drew), so the
+/// initial weights are the same on every run and device: candle cannot seed its CPU RNG.
+/// Constant-initialised variables (biases, batch-norm scales) are left as they are.
+pub fn reseed_weights(varmap: &candle_nn::VarMap, seed: u64) -> Result<()> {
+    let vars = varmap.data().lock().expect("varmap lock");
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED);
+    for name in names {
+        let v = &vars[name];
+        let t = v
+            .as_tensor()
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?;
+        let x: Vec<f32> = t.to_vec1()?;
+        let n = x.len().max(1) as f32;
+        let mean = x.iter().sum::<f32>() / n;
+        let std = (x.iter().map(|a| (a - mean) * (a - mean)).sum::<f32>() / n).sqrt();
+        if std < 1e-8 {
+            continue;
+        }
+        let half = std * 3f32.sqrt();
+        let fresh: Vec<f32> = (0..x.len())
+            .map(|_| mean + rng.random_range(-half..=half))
+            .collect();
+        v.set(&Tensor::from_vec(
+            fresh,
+            v.as_tensor().shape(),
+            v.as_tensor().device(),
+        )?)?;
+    }
+    Ok(())
 }
 
 /// Loads the pack for `spec` and `clips` from `cache_dir`, or builds and stores it.
