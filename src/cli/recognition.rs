@@ -235,8 +235,8 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
     let (pack, mut sources) = match (&a.pack, a.data.is_empty()) {
         (Some(p), _) => {
             let pack = FeaturePack::load(p)?;
-            if pack.spec.sample_rate != spec.sample_rate || pack.spec.n_fft != spec.n_fft || pack.spec.hop_length != spec.hop_length || pack.spec.n_mels != spec.n_mels {
-                bail!("{}: pack was computed for other features than {} needs (sr {}, n_fft {}, hop {}, {} mels)", p.display(), arch.name(), spec.sample_rate, spec.n_fft, spec.hop_length, spec.n_mels);
+            if !pack.dsp_matches(&spec) {
+                bail!("{}: pack was computed for other features than {} needs (sr {}, n_fft {}, hop {}, {} mels, {}-{} Hz)", p.display(), arch.name(), spec.sample_rate, spec.n_fft, spec.hop_length, spec.n_mels, spec.fmin, spec.fmax_hz());
             }
             let mut pack = pack;
             pack.spec = spec.clone();

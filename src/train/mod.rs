@@ -663,11 +663,7 @@ pub fn cached_pack(
     let path = FeaturePack::cache_path(cache_dir, spec, clips);
     if path.exists() {
         if let Ok(p) = FeaturePack::load(&path) {
-            if p.spec.sample_rate == spec.sample_rate
-                && p.spec.n_fft == spec.n_fft
-                && p.spec.hop_length == spec.hop_length
-                && p.spec.n_mels == spec.n_mels
-            {
+            if p.dsp_matches(spec) {
                 let mut p = p;
                 p.spec = spec.clone();
                 return Ok((p, path));

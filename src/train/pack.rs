@@ -91,6 +91,19 @@ impl FeaturePack {
         })
     }
 
+    /// True when the pack's dB mel was computed with `spec`'s DSP parameters (rate, FFT,
+    /// hop, bands, band edges), so it can feed a model of that spec whatever its kind,
+    /// window or normalisation.
+    pub fn dsp_matches(&self, spec: &FeatureSpec) -> bool {
+        let (a, b) = (&self.spec, spec);
+        a.sample_rate == b.sample_rate
+            && a.n_fft == b.n_fft
+            && a.hop_length == b.hop_length
+            && a.n_mels == b.n_mels
+            && a.fmin == b.fmin
+            && a.fmax_hz() == b.fmax_hz()
+    }
+
     /// The dB mel matrix (`n_mels x frames`) of clip `i`.
     pub fn db_mel(&self, i: usize) -> FeatureMatrix {
         let c = &self.clips[i];
