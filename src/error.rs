@@ -60,6 +60,8 @@ pub enum Error {
     Model(String),
     #[error("corpus {path}: {reason}")]
     Corpus { path: PathBuf, reason: String },
+    #[error("{0} was cancelled; nothing was saved")]
+    Cancelled(String),
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }

@@ -13,6 +13,19 @@ pub const LABELS: [&str; 8] = [
     "surprised",
 ];
 
+/// One display colour (RGB) per label, in label order: the window and the reports use
+/// the same ones.
+pub const LABEL_RGB: [(u8, u8, u8); 8] = [
+    (160, 160, 160), // neutral
+    (110, 190, 220), // calm
+    (250, 200, 60),  // happy
+    (80, 110, 200),  // sad
+    (220, 60, 50),   // angry
+    (150, 90, 190),  // fearful
+    (110, 160, 60),  // disgust
+    (240, 130, 200), // surprised
+];
+
 /// Number of labels.
 pub const N_LABELS: usize = LABELS.len();
 

@@ -3,12 +3,13 @@
 
 pub mod capture;
 mod decode;
+pub mod playback;
 mod resample;
 mod wav;
 
 pub use decode::{check_finite, decode_file, AudioClip};
 pub use resample::{resample, StreamResampler};
-pub use wav::{write_wav_f32, write_wav_i16};
+pub use wav::{wav_i16_bytes, write_wav_f32, write_wav_i16};
 
 /// Peak absolute sample value (linear, 0..=1 for normal audio).
 pub fn peak(samples: &[f32]) -> f32 {

@@ -113,7 +113,8 @@ fn percentile(v: &mut [f64], q: f64) -> f64 {
 pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     if !a.headless {
         return crate::ui::run_window(
-            &super::recognition::model_dir(&model.or(a.model.clone())),
+            &super::recognition::model_dir(&None),
+            model.or(a.model.clone()),
             a.input.clone(),
             a.device.clone(),
         );

@@ -43,6 +43,8 @@ pub enum Command {
     Train(recognition::TrainCmdArgs),
     /// Evaluate a model on labelled clips: accuracy, UAR, F1, ROC-AUC, calibration, confusion.
     Eval(recognition::EvalArgs),
+    /// Fine-tune a model on your own labelled clips; prints accuracy on held-out clips before and after.
+    Finetune(recognition::FinetuneArgs),
     /// List audio input devices and their default configurations.
     Devices,
     /// Live emotion monitor window (or --headless JSON lines): microphone or --input FILE.
@@ -126,7 +128,7 @@ fn one_line(e: &anyhow::Error) -> String {
 
 pub fn run(cli: Cli) -> Result<()> {
     let Some(command) = cli.command else {
-        return crate::ui::run_window(&recognition::model_dir(&None), None, None);
+        return crate::ui::run_window(&recognition::model_dir(&None), None, None, None);
     };
     match command {
         Command::Info(a) => info(a),
@@ -134,6 +136,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Analyze(a) => recognition::analyze(a),
         Command::Train(a) => recognition::train(a),
         Command::Eval(a) => recognition::eval(a),
+        Command::Finetune(a) => recognition::finetune(a),
         Command::Devices => live::devices(),
         Command::Monitor(a) => live::monitor(a, None),
     }

@@ -3,6 +3,7 @@
 
 mod names;
 mod split;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -74,6 +74,9 @@ pub struct ModelCard {
     pub date: String,
     #[serde(default)]
     pub notes: String,
+    /// The model this one was fine-tuned from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_model: Option<String>,
 }
 
 impl ModelCard {

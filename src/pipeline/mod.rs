@@ -2,6 +2,7 @@
 //! features every hop) → bounded channel → inference thread (model, smoothing) →
 //! predictions. Every queue is bounded; what is dropped is counted.
 
+pub mod export;
 pub mod session;
 pub mod source;
 

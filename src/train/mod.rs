@@ -2,6 +2,7 @@
 //! checkpointed, resumable), temperature calibration on validation speakers, metrics.
 
 pub mod augment;
+pub mod finetune;
 pub mod metrics;
 pub mod pack;
 pub mod plot;
@@ -350,6 +351,131 @@ fn training_batch(
     )
 }
 
+/// The optimiser of a recipe.
+pub enum Opt {
+    A(AdamW),
+    S(SGD),
+}
+
+impl Optim {
+    pub fn lr(&self) -> f64 {
+        match *self {
+            Optim::AdamW { lr, .. } | Optim::Sgd { lr } => lr,
+        }
+    }
+}
+
+impl Opt {
+    pub fn new(vars: Vec<candle_core::Var>, optim: Optim) -> Result<Self> {
+        Ok(match optim {
+            Optim::AdamW { lr, weight_decay } => Opt::A(AdamW::new(
+                vars,
+                ParamsAdamW {
+                    lr,
+                    weight_decay,
+                    ..Default::default()
+                },
+            )?),
+            Optim::Sgd { lr } => Opt::S(SGD::new(vars, lr)?),
+        })
+    }
+
+    pub fn set_learning_rate(&mut self, lr: f64) {
+        match self {
+            Opt::A(o) => o.set_learning_rate(lr),
+            Opt::S(o) => o.set_learning_rate(lr),
+        }
+    }
+
+    fn backward_step(&mut self, loss: &Tensor) -> Result<()> {
+        match self {
+            Opt::A(o) => o.backward_step(loss)?,
+            Opt::S(o) => o.backward_step(loss)?,
+        }
+        Ok(())
+    }
+}
+
+impl Recipe {
+    /// The learning rate of `epoch`: constant, or cosine-decayed from `base`.
+    pub fn lr_at(&self, base: f64, epoch: usize) -> f64 {
+        if self.cosine {
+            base * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / self.epochs as f64).cos())
+        } else {
+            base
+        }
+    }
+}
+
+/// One pass over the training clips `tr` (in their order, in batches, with the recipe's
+/// augmentation, mixup and L2); returns the mean batch loss. `on_batch(done, total)` is
+/// called after each batch.
+#[allow(clippy::too_many_arguments)]
+pub fn run_epoch(
+    clf: &Classifier,
+    pack: &FeaturePack,
+    tr: &[usize],
+    recipe: &Recipe,
+    seed: u64,
+    epoch: usize,
+    opt: &mut Opt,
+    weights: &[candle_core::Var],
+    on_batch: &mut dyn FnMut(usize, usize),
+) -> Result<f64> {
+    let device = &clf.device;
+    let mut total = 0.0;
+    let mut batches = 0;
+    let n_batches = tr.len().div_ceil(recipe.batch_size.max(1));
+    for (b, idx) in tr.chunks(recipe.batch_size).enumerate() {
+        on_batch(b, n_batches);
+        if idx.len() < 2 {
+            continue;
+        }
+        let seed = seed ^ ((epoch as u64) << 40) ^ ((b as u64) << 20);
+        let (inputs, labels) = training_batch(clf, pack, idx, recipe, seed);
+        let x = clf.batch_tensor(&inputs)?;
+        let mut target = vec![0.0f32; labels.len() * N_LABELS];
+        for (k, &l) in labels.iter().enumerate() {
+            target[k * N_LABELS + l] = 1.0;
+        }
+        let mut y = Tensor::from_vec(target, (labels.len(), N_LABELS), device)?;
+        let mut x = x;
+        if recipe.mixup_alpha > 0.0 {
+            // mixup with a partner permutation; lambda ~ Beta(a, a) via two gammas.
+            let mut r = StdRng::seed_from_u64(seed ^ 0xA5A5);
+            let lam = {
+                let g = |r: &mut StdRng| -> f32 {
+                    let u: f32 = r.random_range(1e-6..1.0);
+                    u.powf(1.0 / recipe.mixup_alpha)
+                };
+                let (p, q) = (g(&mut r), g(&mut r));
+                let l = p / (p + q);
+                l.max(1.0 - l)
+            };
+            let mut perm: Vec<u32> = (0..labels.len() as u32).collect();
+            perm.shuffle(&mut r);
+            let perm = Tensor::from_vec(perm, labels.len(), device)?;
+            x = ((&x * lam as f64)? + (x.index_select(&perm, 0)? * (1.0 - lam) as f64)?)?;
+            y = ((&y * lam as f64)? + (y.index_select(&perm, 0)? * (1.0 - lam) as f64)?)?;
+        }
+        let logits = clf.net.forward_t(&x, true)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let mut loss = (logp * &y)?.sum(D::Minus1)?.mean_all()?.neg()?;
+        if recipe.l2 > 0.0 {
+            let mut l2 = Tensor::zeros((), candle_core::DType::F32, device)?;
+            for w in weights {
+                l2 = (l2 + w.as_tensor().sqr()?.sum_all()?)?;
+            }
+            loss = (loss + (l2 * recipe.l2)?)?;
+        }
+        opt.backward_step(&loss)?;
+        total += loss.to_scalar::<f32>()? as f64;
+        batches += 1;
+    }
+    on_batch(n_batches, n_batches);
+    Ok(total / batches.max(1) as f64)
+}
+
 /// Settings of [`train`].
 pub struct TrainArgs<'a> {
     pub arch: Arch,
@@ -417,6 +543,7 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         test_metrics_per_corpus: Vec::new(),
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         notes: String::new(),
+        base_model: None,
     };
     let mut clf = Classifier::new(card, &a.device)?;
     reseed_weights(&clf.varmap, a.seed)?;
@@ -448,24 +575,8 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         log_line(&format!("resuming after epoch {} (best validation UAR {:.3} at epoch {}); optimiser moments restart", state.epoch, state.best_val_uar, state.best_epoch));
     }
     let vars = clf.varmap.all_vars();
-    enum Opt {
-        A(AdamW),
-        S(SGD),
-    }
-    let base_lr = match a.recipe.optim {
-        Optim::AdamW { lr, .. } | Optim::Sgd { lr } => lr,
-    };
-    let mut opt = match a.recipe.optim {
-        Optim::AdamW { lr, weight_decay } => Opt::A(AdamW::new(
-            vars.clone(),
-            ParamsAdamW {
-                lr,
-                weight_decay,
-                ..Default::default()
-            },
-        )?),
-        Optim::Sgd { lr } => Opt::S(SGD::new(vars.clone(), lr)?),
-    };
+    let base_lr = a.recipe.optim.lr();
+    let mut opt = Opt::new(vars.clone(), a.recipe.optim)?;
     let weights: Vec<_> = vars.iter().filter(|v| v.rank() > 1).cloned().collect();
     let mut rng = StdRng::seed_from_u64(a.seed);
     for _ in 0..state.epoch {
@@ -480,69 +591,20 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
     let first_epoch = state.epoch;
     let mut stopped_early = None;
     for epoch in state.epoch..a.recipe.epochs {
-        let lr = if a.recipe.cosine {
-            base_lr
-                * 0.5
-                * (1.0 + (std::f64::consts::PI * epoch as f64 / a.recipe.epochs as f64).cos())
-        } else {
-            base_lr
-        };
-        match &mut opt {
-            Opt::A(o) => o.set_learning_rate(lr),
-            Opt::S(o) => o.set_learning_rate(lr),
-        }
+        let lr = a.recipe.lr_at(base_lr, epoch);
+        opt.set_learning_rate(lr);
         tr.shuffle(&mut rng);
-        let mut total = 0.0;
-        let mut batches = 0;
-        for (b, idx) in tr.chunks(a.recipe.batch_size).enumerate() {
-            if idx.len() < 2 {
-                continue;
-            }
-            let seed = a.seed ^ ((epoch as u64) << 40) ^ ((b as u64) << 20);
-            let (inputs, labels) = training_batch(&clf, pack, idx, &a.recipe, seed);
-            let x = clf.batch_tensor(&inputs)?;
-            let mut target = vec![0.0f32; labels.len() * N_LABELS];
-            for (k, &l) in labels.iter().enumerate() {
-                target[k * N_LABELS + l] = 1.0;
-            }
-            let mut y = Tensor::from_vec(target, (labels.len(), N_LABELS), &a.device)?;
-            let mut x = x;
-            if a.recipe.mixup_alpha > 0.0 {
-                // mixup with a partner permutation; lambda ~ Beta(a, a) via two gammas.
-                let mut r = StdRng::seed_from_u64(seed ^ 0xA5A5);
-                let lam = {
-                    let g = |r: &mut StdRng| -> f32 {
-                        let u: f32 = r.random_range(1e-6..1.0);
-                        u.powf(1.0 / a.recipe.mixup_alpha)
-                    };
-                    let (p, q) = (g(&mut r), g(&mut r));
-                    let l = p / (p + q);
-                    l.max(1.0 - l)
-                };
-                let mut perm: Vec<u32> = (0..labels.len() as u32).collect();
-                perm.shuffle(&mut r);
-                let perm = Tensor::from_vec(perm, labels.len(), &a.device)?;
-                x = ((&x * lam as f64)? + (x.index_select(&perm, 0)? * (1.0 - lam) as f64)?)?;
-                y = ((&y * lam as f64)? + (y.index_select(&perm, 0)? * (1.0 - lam) as f64)?)?;
-            }
-            let logits = clf.net.forward_t(&x, true)?;
-            let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-            let mut loss = (logp * &y)?.sum(D::Minus1)?.mean_all()?.neg()?;
-            if a.recipe.l2 > 0.0 {
-                let mut l2 = Tensor::zeros((), candle_core::DType::F32, &a.device)?;
-                for w in &weights {
-                    l2 = (l2 + w.as_tensor().sqr()?.sum_all()?)?;
-                }
-                loss = (loss + (l2 * a.recipe.l2)?)?;
-            }
-            match &mut opt {
-                Opt::A(o) => o.backward_step(&loss)?,
-                Opt::S(o) => o.backward_step(&loss)?,
-            }
-            total += loss.to_scalar::<f32>()? as f64;
-            batches += 1;
-        }
-        let mean_loss = total / batches.max(1) as f64;
+        let mean_loss = run_epoch(
+            &clf,
+            pack,
+            &tr,
+            &a.recipe,
+            a.seed,
+            epoch,
+            &mut opt,
+            &weights,
+            &mut |_, _| {},
+        )?;
         state.losses.push(mean_loss);
         let val_uar = if va.is_empty() {
             0.0

@@ -1,22 +1,66 @@
-//! The eframe window: app state (fed by the live pipeline, never blocking it) and the
-//! layout of the panels in `panels`. Training mode and export are not built yet.
+//! The eframe window: app state fed by the live pipeline (never blocking it), the monitor
+//! tab (panels in `panels`), the training tab (`training`), export and settings.
 
 pub mod panels;
+pub mod training;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
+use serde::{Deserialize, Serialize};
 
 use crate::features::{FeatureExtractor, FeatureKind, FeatureSpec, Normalisation};
-use crate::labels::N_LABELS;
+use crate::labels::LABELS;
 use crate::model::{device_name, Classifier};
+use crate::pipeline::export::{export_session, SessionMeta, SessionRow};
 use crate::pipeline::{BufferSource, MicSource, Pipeline, PipelineConfig, Prediction, Source};
 
 /// Seconds of audio the waveform and spectrogram show.
 const SHOW_SECONDS: f32 = 5.0;
+
+/// What the window remembers between runs (eframe persistence).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub model_dir: Option<PathBuf>,
+    pub device: Option<String>,
+    pub hop_seconds: f32,
+    /// Weight of the newest window in the moving average (1 = no smoothing).
+    pub smoothing: f32,
+    pub clips_dir: Option<String>,
+    pub speaker: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let c = PipelineConfig::default();
+        Self {
+            model_dir: None,
+            device: None,
+            hop_seconds: c.hop_seconds,
+            smoothing: c.ema_alpha,
+            clips_dir: None,
+            speaker: "me".into(),
+        }
+    }
+}
+
+/// Where the live audio comes from (kept so the pipeline can be restarted with another
+/// model or settings).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceChoice {
+    Mic(Option<String>),
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Monitor,
+    Training,
+}
 
 struct Live {
     pipeline: Pipeline,
@@ -25,21 +69,56 @@ struct Live {
     display: FeatureExtractor,
 }
 
+/// Frame and pipeline timing, for the status bar and `EMOSCOPE_FRAME_STATS`.
+#[derive(Default)]
+pub struct Timing {
+    /// Time spent building each frame's UI, ms.
+    pub build_ms: Vec<f64>,
+    /// Time between frame starts, ms.
+    pub interval_ms: Vec<f64>,
+    /// Pipeline latency of each prediction, ms.
+    pub latency_ms: Vec<f64>,
+    last_frame: Option<Instant>,
+}
+
+fn percentile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s[((s.len() - 1) as f64 * q).round() as usize]
+}
+
 /// Everything the window shows, updated from the pipeline each frame.
 pub struct MonitorApp {
-    model_dir: PathBuf,
+    pub settings: Settings,
+    /// The model given at start (the "switch back" target).
+    original_model: PathBuf,
     model_line: String,
     device_line: String,
     live: Option<Live>,
-    error: Option<String>,
+    pub source: Option<SourceChoice>,
+    pub error: Option<String>,
     file_input: String,
     audio: VecDeque<f32>,
     latest: Option<Prediction>,
     timeline: Vec<(f64, Option<usize>, f32)>,
-    latencies: VecDeque<f64>,
+    /// Every window of the session, for export.
+    pub rows: Vec<SessionRow>,
+    recent_latency: VecDeque<f64>,
     spec_tex: Option<egui::TextureHandle>,
     fmax: f32,
     paused: bool,
+    pub tab: Tab,
+    pub training: training::TrainingMode,
+    export_dir: String,
+    export_msg: Option<(bool, String)>,
+    devices: Option<Vec<String>>,
+    models: Vec<PathBuf>,
+    pub timing: Timing,
+    stats_path: Option<PathBuf>,
+    stats_written: Instant,
 }
 
 fn display_extractor(rate: u32) -> Option<FeatureExtractor> {
@@ -60,27 +139,104 @@ fn display_extractor(rate: u32) -> Option<FeatureExtractor> {
     FeatureExtractor::new(&spec).ok()
 }
 
+/// Model folders offered in the picker: those beside `model` (e.g. weights/*) that hold a
+/// card, plus fine-tuned models in the clip folder.
+fn model_choices(model: &Path, clips: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = vec![model.to_path_buf()];
+    for dir in [model.parent(), clips].into_iter().flatten() {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            let mut found: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("card.json").exists() && !out.contains(p))
+                .collect();
+            found.sort();
+            out.extend(found);
+        }
+    }
+    out
+}
+
 impl MonitorApp {
-    /// Starts on `input` (a file played at real-time pace) or the default microphone; if
-    /// that fails the window says why and offers to open a file.
-    pub fn new(model_dir: PathBuf, input: Option<PathBuf>, device: Option<String>) -> Self {
-        let mut app = MonitorApp {
-            model_dir,
+    /// A window with nothing running yet (tests start sources themselves).
+    pub fn idle(model_dir: PathBuf, settings: Settings) -> Self {
+        let clips = settings.clips_dir.clone().map(PathBuf::from);
+        let model = settings
+            .model_dir
+            .clone()
+            .filter(|m| m.join("card.json").exists())
+            .unwrap_or_else(|| model_dir.clone());
+        let training = training::TrainingMode::new(clips, settings.speaker.clone());
+        let models = model_choices(&model_dir, training.store.as_ref().map(|s| s.dir.as_path()));
+        MonitorApp {
+            settings: Settings {
+                model_dir: Some(model),
+                ..settings
+            },
+            original_model: model_dir,
             model_line: String::new(),
             device_line: String::new(),
             live: None,
+            source: None,
             error: None,
             file_input: String::new(),
             audio: VecDeque::new(),
             latest: None,
             timeline: Vec::new(),
-            latencies: VecDeque::new(),
+            rows: Vec::new(),
+            recent_latency: VecDeque::new(),
             spec_tex: None,
             fmax: 7600.0,
             paused: false,
+            tab: Tab::Monitor,
+            training,
+            export_dir: std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("emoscope-sessions")
+                .display()
+                .to_string(),
+            export_msg: None,
+            devices: None,
+            models,
+            timing: Timing::default(),
+            stats_path: std::env::var_os("EMOSCOPE_FRAME_STATS").map(PathBuf::from),
+            stats_written: Instant::now(),
+        }
+    }
+
+    /// Starts on `input` (a file played at real-time pace) or the microphone (`device`,
+    /// else the remembered one, else the default); if that fails the window says why and
+    /// offers to open a file.
+    pub fn new(
+        model_dir: PathBuf,
+        input: Option<PathBuf>,
+        device: Option<String>,
+        settings: Settings,
+    ) -> Self {
+        let mut app = Self::idle(model_dir, settings);
+        let choice = match input {
+            Some(p) => SourceChoice::File(p),
+            None => SourceChoice::Mic(device.or_else(|| app.settings.device.clone())),
         };
-        let source: Box<dyn Source> = match &input {
-            Some(p) => match crate::audio::decode_file(p) {
+        app.start(choice);
+        app
+    }
+
+    fn model_dir(&self) -> PathBuf {
+        self.settings
+            .model_dir
+            .clone()
+            .unwrap_or_else(|| self.original_model.clone())
+    }
+
+    /// (Re)starts the pipeline on `choice` with the current model and settings.
+    pub fn start(&mut self, choice: SourceChoice) {
+        if let Some(l) = self.live.take() {
+            l.pipeline.stop();
+        }
+        self.source = Some(choice.clone());
+        let source: Box<dyn Source> = match &choice {
+            SourceChoice::File(p) => match crate::audio::decode_file(p) {
                 Ok(c) => Box::new(BufferSource::new(
                     p.display().to_string(),
                     c.samples,
@@ -88,28 +244,31 @@ impl MonitorApp {
                     true,
                 )),
                 Err(e) => {
-                    app.error = Some(e.to_string());
-                    return app;
+                    self.error = Some(e.to_string());
+                    return;
                 }
             },
-            None => Box::new(MicSource::new(device)),
+            SourceChoice::Mic(d) => {
+                self.settings.device = d.clone();
+                Box::new(MicSource::new(d.clone()))
+            }
         };
-        app.start(source);
-        app
-    }
-
-    fn start(&mut self, source: Box<dyn Source>) {
-        self.live = None;
-        let clf = match Classifier::load(&self.model_dir, &crate::model::default_device()) {
+        let dir = self.model_dir();
+        let clf = match Classifier::load(&dir, &crate::model::default_device()) {
             Ok(c) => c,
             Err(e) => {
-                self.error = Some(format!("cannot load the model: {e}"));
+                self.error = Some(format!("cannot load the model {}: {e}", dir.display()));
                 return;
             }
         };
         self.model_line = format!("{} ({})", clf.card.headline(), device_name(&clf.device));
+        let cfg = PipelineConfig {
+            hop_seconds: self.settings.hop_seconds,
+            ema_alpha: self.settings.smoothing,
+            ..PipelineConfig::default()
+        };
         let (tx, rx) = crossbeam_channel::bounded(256);
-        match Pipeline::start_with_tap(source, clf, PipelineConfig::default(), Some(tx)) {
+        match Pipeline::start_with_tap(source, clf, cfg, Some(tx)) {
             Ok(p) => {
                 self.device_line = format!("{} - {} Hz", p.source_name, p.source_rate);
                 let display =
@@ -124,35 +283,75 @@ impl MonitorApp {
                 self.error = None;
                 self.audio.clear();
                 self.timeline.clear();
+                self.rows.clear();
                 self.latest = None;
             }
             Err(e) => self.error = Some(e.to_string()),
         }
     }
 
+    /// Switches the model (restarting the pipeline on the same source).
+    pub fn use_model(&mut self, dir: PathBuf) {
+        self.settings.model_dir = Some(dir.clone());
+        if !self.models.contains(&dir) {
+            self.models.push(dir);
+        }
+        if let Some(s) = self.source.clone() {
+            self.start(s);
+        }
+    }
+
+    /// Live source rate, if something is running.
+    pub fn rate(&self) -> Option<u32> {
+        self.live.as_ref().map(|l| l.rate)
+    }
+
+    /// Audio as it arrives from the pipeline's tap (also what tests feed).
+    pub fn feed_audio(&mut self, chunk: &[f32], rate: u32) {
+        self.training.feed(chunk, rate);
+        if !self.paused {
+            self.audio.extend(chunk);
+            let keep = (SHOW_SECONDS * rate as f32) as usize;
+            while self.audio.len() > keep {
+                self.audio.pop_front();
+            }
+        }
+    }
+
+    /// A prediction as it arrives from the pipeline (also what tests feed).
+    pub fn feed_prediction(&mut self, p: Prediction) {
+        if self.paused {
+            return;
+        }
+        let conf = p.top.map_or(0.0, |t| p.probs[t]);
+        self.timeline.push((p.window_end, p.top, conf));
+        self.rows.push(SessionRow {
+            t_start: p.window_start,
+            t_end: p.window_end,
+            probs: p.probs,
+            top: p.top.map(|t| LABELS[t].to_string()),
+            speech: p.speech,
+        });
+        let lat = p.latency_ms();
+        self.timing.latency_ms.push(lat);
+        self.recent_latency.push_back(lat);
+        if self.recent_latency.len() > 50 {
+            self.recent_latency.pop_front();
+        }
+        self.latest = Some(p);
+    }
+
     /// Takes what the pipeline produced since the last frame (never waits).
     fn poll(&mut self) {
         let Some(live) = &self.live else { return };
-        let keep = (SHOW_SECONDS * live.rate as f32) as usize;
-        while let Ok(chunk) = live.audio_rx.try_recv() {
-            if !self.paused {
-                self.audio.extend(chunk);
-            }
+        let rate = live.rate;
+        let chunks: Vec<Vec<f32>> = live.audio_rx.try_iter().collect();
+        let preds: Vec<Prediction> = live.pipeline.predictions.try_iter().collect();
+        for c in chunks {
+            self.feed_audio(&c, rate);
         }
-        while self.audio.len() > keep {
-            self.audio.pop_front();
-        }
-        while let Ok(p) = live.pipeline.predictions.try_recv() {
-            if self.paused {
-                continue;
-            }
-            let conf = p.top.map_or(0.0, |t| p.probs[t]);
-            self.timeline.push((p.window_end, p.top, conf));
-            self.latencies.push_back(p.latency_ms());
-            if self.latencies.len() > 50 {
-                self.latencies.pop_front();
-            }
-            self.latest = Some(p);
+        for p in preds {
+            self.feed_prediction(p);
         }
     }
 
@@ -192,59 +391,150 @@ impl MonitorApp {
             return "not running".into();
         };
         let c = &live.pipeline.counters;
-        let lat = if self.latencies.is_empty() {
+        let lat = if self.recent_latency.is_empty() {
             0.0
         } else {
-            self.latencies.iter().sum::<f64>() / self.latencies.len() as f64
+            self.recent_latency.iter().sum::<f64>() / self.recent_latency.len() as f64
         };
+        let frame = self.timing.build_ms.iter().rev().take(60).sum::<f64>()
+            / self.timing.build_ms.len().clamp(1, 60) as f64;
         format!(
-            "{}   |   latency {:.0} ms   |   dropped samples {}   windows {}   reopens {}",
+            "{}   |   latency {:.0} ms   |   dropped samples {}   windows {}   reopens {}   |   UI {:.1} ms/frame",
             self.device_line,
             lat,
             c.dropped_samples.load(Ordering::Relaxed),
             c.dropped_windows.load(Ordering::Relaxed),
-            c.reopens.load(Ordering::Relaxed)
+            c.reopens.load(Ordering::Relaxed),
+            frame
         )
     }
-}
 
-impl eframe::App for MonitorApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.poll();
-        let ctx = ui.ctx().clone();
-        self.update_spectrogram(&ctx);
-        egui::Panel::bottom("status").show(ui, |ui| {
-            ui.label(egui::RichText::new(self.status_text()).small());
-            ui.label(egui::RichText::new(format!("model: {}", self.model_line)).small());
+    /// Exports the session so far (CSV, JSON, PNG report) into the export folder.
+    pub fn export(&mut self) {
+        let stamp = chrono::Local::now();
+        let dir = PathBuf::from(self.export_dir.trim())
+            .join(stamp.format("session-%Y%m%d-%H%M%S").to_string());
+        let meta = SessionMeta {
+            model: self.model_line.clone(),
+            source: self.device_line.clone(),
+            date: stamp.format("%Y-%m-%d %H:%M").to_string(),
+        };
+        self.export_msg = Some(match export_session(&dir, &meta, &self.rows) {
+            Ok(_) => (
+                false,
+                format!("saved {} windows to {}", self.rows.len(), dir.display()),
+            ),
+            Err(e) => (true, e.to_string()),
         });
-        egui::Panel::top("controls").show(ui, |ui| {
-            ui.horizontal(|ui| {
-                ui.heading("emoscope");
-                if ui
-                    .button(if self.paused { "resume" } else { "pause" })
-                    .clicked()
-                {
-                    self.paused = !self.paused;
+    }
+
+    fn controls(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.heading("emoscope");
+            ui.selectable_value(&mut self.tab, Tab::Monitor, "monitor");
+            ui.selectable_value(&mut self.tab, Tab::Training, "training");
+            ui.separator();
+            if ui
+                .button(if self.paused { "resume" } else { "pause" })
+                .clicked()
+            {
+                self.paused = !self.paused;
+            }
+            let current = match &self.source {
+                Some(SourceChoice::Mic(d)) => {
+                    d.clone().unwrap_or_else(|| "default microphone".into())
                 }
-                ui.label("audio file:");
-                ui.text_edit_singleline(&mut self.file_input);
-                if ui.button("play file").clicked() {
-                    let p = PathBuf::from(self.file_input.trim());
-                    match crate::audio::decode_file(&p) {
-                        Ok(c) => self.start(Box::new(BufferSource::new(
-                            p.display().to_string(),
-                            c.samples,
-                            c.sample_rate,
-                            true,
-                        ))),
-                        Err(e) => self.error = Some(e.to_string()),
+                Some(SourceChoice::File(p)) => p
+                    .file_name()
+                    .map_or("file".into(), |f| f.to_string_lossy().to_string()),
+                None => "no input".into(),
+            };
+            let mut pick: Option<SourceChoice> = None;
+            let cb = egui::ComboBox::from_id_salt("device")
+                .selected_text(current)
+                .width(200.0)
+                .show_ui(ui, |ui| {
+                    if ui.selectable_label(false, "default microphone").clicked() {
+                        pick = Some(SourceChoice::Mic(None));
+                    }
+                    let devices = self.devices.get_or_insert_with(|| {
+                        crate::audio::capture::list_input_devices()
+                            .map(|v| v.into_iter().map(|d| d.name).collect())
+                            .unwrap_or_default()
+                    });
+                    for d in devices.iter() {
+                        if ui.selectable_label(false, d).clicked() {
+                            pick = Some(SourceChoice::Mic(Some(d.clone())));
+                        }
+                    }
+                });
+            if cb.response.clicked() {
+                self.devices = None; // re-list when opened (devices come and go)
+            }
+            if let Some(p) = pick {
+                self.start(p);
+            }
+            let model = self.model_dir();
+            let mut chosen = None;
+            egui::ComboBox::from_id_salt("model")
+                .selected_text(
+                    model
+                        .file_name()
+                        .map_or("model".into(), |f| f.to_string_lossy().to_string()),
+                )
+                .width(150.0)
+                .show_ui(ui, |ui| {
+                    for m in &self.models {
+                        let name = m
+                            .file_name()
+                            .map_or(m.display().to_string(), |f| f.to_string_lossy().to_string());
+                        let name = if *m == self.original_model {
+                            format!("{name} (original)")
+                        } else {
+                            name
+                        };
+                        if ui.selectable_label(*m == model, name).clicked() {
+                            chosen = Some(m.clone());
+                        }
+                    }
+                });
+            if let Some(m) = chosen {
+                self.use_model(m);
+            }
+        });
+        ui.horizontal(|ui| {
+            ui.label("audio file:");
+            ui.text_edit_singleline(&mut self.file_input);
+            if ui.button("play file").clicked() {
+                self.start(SourceChoice::File(PathBuf::from(self.file_input.trim())));
+            }
+            ui.separator();
+            let (mut hop, mut smooth) = (self.settings.hop_seconds, self.settings.smoothing);
+            ui.label("hop");
+            ui.add(
+                egui::DragValue::new(&mut hop)
+                    .range(0.25..=2.0)
+                    .speed(0.05)
+                    .suffix(" s"),
+            );
+            ui.label("smoothing");
+            ui.add(egui::Slider::new(&mut smooth, 0.1..=1.0).fixed_decimals(2))
+                .on_hover_text(
+                    "weight of the newest window (1 = no smoothing); windows are the model's 3 s",
+                );
+            if (hop, smooth) != (self.settings.hop_seconds, self.settings.smoothing) {
+                self.settings.hop_seconds = hop;
+                self.settings.smoothing = smooth;
+                if ui.ctx().input(|i| !i.pointer.any_down()) {
+                    if let Some(s) = self.source.clone() {
+                        self.start(s);
                     }
                 }
-                if ui.button("microphone").clicked() {
-                    self.start(Box::new(MicSource::new(None)));
-                }
-            });
+            }
         });
+    }
+
+    fn monitor_tab(&mut self, ui: &mut egui::Ui) {
         egui::Panel::right("emotions").min_size(330.0).show(ui, |ui| {
             let (probs, top, speech) = match &self.latest {
                 Some(p) => (Some(&p.probs), p.top, p.speech),
@@ -253,6 +543,16 @@ impl eframe::App for MonitorApp {
             panels::emotion_bars(ui, probs, top, speech);
             ui.add_space(8.0);
             ui.label(egui::RichText::new("Probabilities are calibrated on held-out speakers; accuracy on new voices is limited (see the model card).").small().weak());
+            ui.separator();
+            ui.label("export the session (CSV, JSON, PNG report) to:");
+            ui.text_edit_singleline(&mut self.export_dir);
+            if ui.add_enabled(!self.rows.is_empty(), egui::Button::new("export session")).clicked() {
+                self.export();
+            }
+            if let Some((err, m)) = &self.export_msg {
+                let c = if *err { egui::Color32::from_rgb(255, 120, 100) } else { egui::Color32::LIGHT_GREEN };
+                ui.colored_label(c, m.as_str());
+            }
         });
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some(e) = &self.error {
@@ -260,36 +560,133 @@ impl eframe::App for MonitorApp {
                 ui.label("Type the path of an audio file above and press \"play file\": it plays through the same pipeline at real-time pace.");
             }
             let samples: Vec<f32> = self.audio.iter().copied().collect();
-            ui.label("waveform");
             panels::waveform(ui, &samples, SHOW_SECONDS);
             ui.label("log-mel spectrogram");
             panels::spectrogram(ui, self.spec_tex.as_ref(), SHOW_SECONDS, self.fmax);
-            ui.label("session timeline (dominant emotion per window)");
             panels::timeline(ui, &self.timeline);
         });
-        ctx.request_repaint_after(Duration::from_millis(33));
+    }
+
+    /// Draws the whole window into `ui` (eframe calls this every frame; tests call it
+    /// through egui_kittest).
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let t0 = Instant::now();
+        if let Some(prev) = self.timing.last_frame.replace(t0) {
+            self.timing
+                .interval_ms
+                .push((t0 - prev).as_secs_f64() * 1000.0);
+        }
+        self.poll();
+        let ctx = ui.ctx().clone();
+        if self.tab == Tab::Monitor {
+            self.update_spectrogram(&ctx);
+        }
+        egui::Panel::bottom("status").show(ui, |ui| {
+            ui.label(egui::RichText::new(self.status_text()).small());
+            ui.label(egui::RichText::new(format!("model: {}", self.model_line)).small());
+        });
+        egui::Panel::top("controls").show(ui, |ui| self.controls(ui));
+        match self.tab {
+            Tab::Monitor => self.monitor_tab(ui),
+            Tab::Training => {
+                let rate = self.rate();
+                let model = self.model_dir();
+                let req = egui::CentralPanel::default()
+                    .show(ui, |ui| self.training.show(ui, rate, &model))
+                    .inner;
+                if let Some(training::Request::UseModel(m)) = req {
+                    self.use_model(m);
+                }
+                if ui.button("switch back to the original model").clicked() {
+                    let m = self.original_model.clone();
+                    self.use_model(m);
+                }
+            }
+        }
+        self.settings.clips_dir = Some(self.training.dir_input.clone());
+        self.settings.speaker = self.training.speaker.clone();
+        self.timing
+            .build_ms
+            .push(t0.elapsed().as_secs_f64() * 1000.0);
+        self.write_stats();
+        ctx.request_repaint_after(Duration::from_millis(16));
+    }
+
+    /// Frame and latency statistics so far, as JSON.
+    pub fn stats_json(&self) -> serde_json::Value {
+        let t = &self.timing;
+        let c = self.live.as_ref().map(|l| &l.pipeline.counters);
+        serde_json::json!({
+            "frames": t.build_ms.len(),
+            "ui_build_ms_p50": percentile(&t.build_ms, 0.5),
+            "ui_build_ms_p95": percentile(&t.build_ms, 0.95),
+            "frame_interval_ms_p50": percentile(&t.interval_ms, 0.5),
+            "frame_interval_ms_p95": percentile(&t.interval_ms, 0.95),
+            "windows": t.latency_ms.len(),
+            "latency_ms_p50": percentile(&t.latency_ms, 0.5),
+            "latency_ms_p95": percentile(&t.latency_ms, 0.95),
+            "dropped_samples": c.map_or(0, |c| c.dropped_samples.load(Ordering::Relaxed)),
+            "dropped_windows": c.map_or(0, |c| c.dropped_windows.load(Ordering::Relaxed)),
+            "top": self.latest.as_ref().and_then(|p| p.top).map(|t| LABELS[t]),
+        })
+    }
+
+    /// With `EMOSCOPE_FRAME_STATS=FILE`, rewrites FILE with [`Self::stats_json`] once a second.
+    fn write_stats(&mut self) {
+        let Some(p) = &self.stats_path else { return };
+        if self.stats_written.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.stats_written = Instant::now();
+        let _ = crate::util::write_atomic(p, self.stats_json().to_string().as_bytes());
     }
 }
 
-/// Opens the monitor window; returns when it is closed.
+impl eframe::App for MonitorApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+/// Opens the monitor window; returns when it is closed. `model` given on the command line
+/// wins over the model remembered from the last run; `default_model` is the fallback and
+/// the "original" the training tab switches back to.
 pub fn run_window(
-    model_dir: &Path,
+    default_model: &Path,
+    model: Option<PathBuf>,
     input: Option<PathBuf>,
     device: Option<String>,
 ) -> anyhow::Result<()> {
-    let app = MonitorApp::new(model_dir.to_path_buf(), input, device);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
-            .with_inner_size([1100.0, 640.0])
+            .with_inner_size([1180.0, 720.0])
             .with_title("emoscope"),
         ..Default::default()
     };
-    eframe::run_native("emoscope", options, Box::new(|_cc| Ok(Box::new(app)))).map_err(|e| {
+    let model_dir = model.clone().unwrap_or_else(|| default_model.to_path_buf());
+    eframe::run_native(
+        "emoscope",
+        options,
+        Box::new(move |cc| {
+            let mut settings: Settings = cc
+                .storage
+                .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+                .unwrap_or_default();
+            if model.is_some() {
+                settings.model_dir = model;
+            }
+            Ok(Box::new(MonitorApp::new(
+                model_dir, input, device, settings,
+            )))
+        }),
+    )
+    .map_err(|e| {
         anyhow::anyhow!(
             "cannot open the window: {e}; without a display use `emoscope monitor --headless`"
         )
     })
 }
-
-#[allow(dead_code)]
-const _: () = assert!(N_LABELS == panels::EMOTION_COLOURS.len());

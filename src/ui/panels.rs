@@ -5,17 +5,17 @@ use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Ui, Vec2};
 
 use crate::labels::LABELS;
 
-/// One colour per emotion, in label order.
-pub const EMOTION_COLOURS: [Color32; 8] = [
-    Color32::from_rgb(160, 160, 160), // neutral
-    Color32::from_rgb(110, 190, 220), // calm
-    Color32::from_rgb(250, 200, 60),  // happy
-    Color32::from_rgb(80, 110, 200),  // sad
-    Color32::from_rgb(220, 60, 50),   // angry
-    Color32::from_rgb(150, 90, 190),  // fearful
-    Color32::from_rgb(110, 160, 60),  // disgust
-    Color32::from_rgb(240, 130, 200), // surprised
-];
+/// One colour per emotion, in label order (crate::labels::LABEL_RGB).
+pub const EMOTION_COLOURS: [Color32; 8] = {
+    let mut c = [Color32::BLACK; 8];
+    let mut i = 0;
+    while i < 8 {
+        let (r, g, b) = crate::labels::LABEL_RGB[i];
+        c[i] = Color32::from_rgb(r, g, b);
+        i += 1;
+    }
+    c
+};
 
 /// Magma-like perceptual colour for `x` in 0..=1.
 pub fn magma(x: f32) -> Color32 {
@@ -40,7 +40,8 @@ pub fn magma(x: f32) -> Color32 {
 
 /// Waveform of `samples` (the last seconds), with peak level in dBFS and a clipping warning.
 pub fn waveform(ui: &mut Ui, samples: &[f32], seconds: f32) {
-    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), 110.0), Sense::hover());
+    let (rect, resp) =
+        ui.allocate_exact_size(Vec2::new(ui.available_width(), 110.0), Sense::hover());
     let p = ui.painter_at(rect);
     p.rect_filled(rect, 4.0, Color32::from_gray(20));
     let w = rect.width().max(1.0) as usize;
@@ -71,13 +72,14 @@ pub fn waveform(ui: &mut Ui, samples: &[f32], seconds: f32) {
     let db = crate::audio::dbfs(peak);
     let clipping = peak >= 0.99;
     let label = format!(
-        "last {seconds:.0} s   peak {db:.1} dBFS{}",
+        "waveform: last {seconds:.1} s   peak {db:.1} dBFS{}",
         if clipping {
             "   CLIPPING - lower the input gain"
         } else {
             ""
         }
     );
+    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &label));
     p.text(
         rect.left_top() + Vec2::new(6.0, 4.0),
         Align2::LEFT_TOP,
@@ -115,7 +117,8 @@ pub fn waveform(ui: &mut Ui, samples: &[f32], seconds: f32) {
 
 /// The log-mel spectrogram texture with a frequency axis (Hz) and a time axis (s).
 pub fn spectrogram(ui: &mut Ui, tex: Option<&egui::TextureHandle>, seconds: f32, fmax: f32) {
-    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), 170.0), Sense::hover());
+    let (rect, resp) =
+        ui.allocate_exact_size(Vec2::new(ui.available_width(), 170.0), Sense::hover());
     let p = ui.painter_at(rect);
     p.rect_filled(rect, 4.0, Color32::BLACK);
     let plot = Rect::from_min_max(
@@ -130,6 +133,16 @@ pub fn spectrogram(ui: &mut Ui, tex: Option<&egui::TextureHandle>, seconds: f32,
             Color32::WHITE,
         );
     }
+    resp.widget_info(|| {
+        egui::WidgetInfo::labeled(
+            egui::Role::Label,
+            true,
+            format!(
+                "log-mel spectrogram: last {seconds:.0} s, up to {fmax:.0} Hz{}",
+                if tex.is_some() { "" } else { " (no audio yet)" }
+            ),
+        )
+    });
     let font = FontId::proportional(11.0);
     for hz in [500.0f32, 1000.0, 2000.0, 4000.0, 7000.0] {
         if hz > fmax {
@@ -171,7 +184,7 @@ pub fn emotion_bars(ui: &mut Ui, probs: Option<&[f32; 8]>, top: Option<usize>, s
     ui.label(egui::RichText::new(heading).size(26.0).strong());
     for (i, label) in LABELS.iter().enumerate() {
         let v = probs.map_or(0.0, |p| p[i]);
-        let (rect, _) =
+        let (rect, resp) =
             ui.allocate_exact_size(Vec2::new(ui.available_width(), 22.0), Sense::hover());
         let p = ui.painter_at(rect);
         let bar = Rect::from_min_max(
@@ -182,6 +195,17 @@ pub fn emotion_bars(ui: &mut Ui, probs: Option<&[f32; 8]>, top: Option<usize>, s
         let mut fill = bar;
         fill.set_width(bar.width() * v);
         let highlighted = speech && top == Some(i);
+        resp.widget_info(|| {
+            egui::WidgetInfo::labeled(
+                egui::Role::ProgressIndicator,
+                true,
+                format!(
+                    "{label} {:.0} %{}",
+                    v * 100.0,
+                    if highlighted { " (top)" } else { "" }
+                ),
+            )
+        });
         let colour = if speech {
             EMOTION_COLOURS[i]
         } else {
@@ -217,41 +241,101 @@ pub fn emotion_bars(ui: &mut Ui, probs: Option<&[f32; 8]>, top: Option<usize>, s
     }
 }
 
-/// The session so far: one column per window, coloured by the dominant emotion, height
-/// by its confidence; grey where there was no speech.
+/// The session so far: one column per window (4 px), coloured by the dominant emotion,
+/// height by its confidence, grey where there was no speech; scrolls horizontally and
+/// follows the newest window unless the user scrolled back.
 pub fn timeline(ui: &mut Ui, entries: &[(f64, Option<usize>, f32)]) {
-    let (rect, _) = ui.allocate_exact_size(Vec2::new(ui.available_width(), 60.0), Sense::hover());
+    const W: f32 = 4.0;
+    let summary = match entries.last() {
+        Some((t, _, _)) => {
+            let speech: Vec<usize> = entries.iter().filter_map(|e| e.1).collect();
+            let mut n = [0usize; 8];
+            for &t in &speech {
+                n[t] += 1;
+            }
+            let dominant = (0..8).max_by_key(|&k| n[k]).filter(|&k| n[k] > 0);
+            format!(
+                "timeline: {:.0} s, {} windows, {} with speech{}",
+                t,
+                entries.len(),
+                speech.len(),
+                dominant.map_or(String::new(), |d| format!(", mostly {}", LABELS[d]))
+            )
+        }
+        None => "timeline: no windows yet".to_string(),
+    };
+    ui.label(egui::RichText::new(&summary).small());
+    egui::ScrollArea::horizontal()
+        .id_salt("timeline")
+        .stick_to_right(true)
+        .show(ui, |ui| {
+            let width = (entries.len() as f32 * W).max(ui.available_width());
+            let (rect, resp) = ui.allocate_exact_size(Vec2::new(width, 60.0), Sense::hover());
+            resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &summary));
+            let p = ui.painter_at(rect);
+            p.rect_filled(rect, 4.0, Color32::from_gray(20));
+            let visible = ui.clip_rect();
+            for (k, (t, top, conf)) in entries.iter().enumerate() {
+                let x = rect.left() + k as f32 * W;
+                if x + W < visible.left() || x > visible.right() {
+                    continue;
+                }
+                let (c, h) = match top {
+                    Some(t) => (EMOTION_COLOURS[*t], rect.height() * conf.clamp(0.1, 1.0)),
+                    None => (Color32::from_gray(60), 4.0),
+                };
+                p.rect_filled(
+                    Rect::from_min_max(
+                        Pos2::new(x, rect.bottom() - h),
+                        Pos2::new(x + W - 1.0, rect.bottom()),
+                    ),
+                    0.0,
+                    c,
+                );
+                let prev = if k > 0 { entries[k - 1].0 } else { -1.0 };
+                if (t / 10.0).floor() != (prev / 10.0).floor() {
+                    p.text(
+                        Pos2::new(x, rect.top() + 2.0),
+                        Align2::LEFT_TOP,
+                        format!("{t:.0} s"),
+                        FontId::proportional(10.0),
+                        Color32::GRAY,
+                    );
+                }
+            }
+        });
+}
+
+/// Training loss per epoch as a line, the x axis spanning all planned epochs.
+pub fn loss_curve(ui: &mut Ui, losses: &[f64], epochs: usize) {
+    let (rect, resp) =
+        ui.allocate_exact_size(Vec2::new(ui.available_width(), 90.0), Sense::hover());
     let p = ui.painter_at(rect);
     p.rect_filled(rect, 4.0, Color32::from_gray(20));
-    let n = entries.len().max(1);
-    let w = (rect.width() / n as f32).clamp(1.0, 8.0);
-    let shown = (rect.width() / w) as usize;
-    for (k, (_, top, conf)) in entries
+    let max = losses.iter().fold(0.0f64, |a, &b| a.max(b)).max(1e-6);
+    let x = |i: usize| {
+        rect.left() + 4.0 + (rect.width() - 8.0) * i as f32 / epochs.max(2).saturating_sub(1) as f32
+    };
+    let y = |l: f64| rect.bottom() - 4.0 - (rect.height() - 18.0) * (l / max) as f32;
+    let pts: Vec<Pos2> = losses
         .iter()
-        .skip(entries.len().saturating_sub(shown))
         .enumerate()
-    {
-        let x = rect.left() + k as f32 * w;
-        let (c, h) = match top {
-            Some(t) => (EMOTION_COLOURS[*t], rect.height() * conf.clamp(0.1, 1.0)),
-            None => (Color32::from_gray(60), 4.0),
-        };
-        p.rect_filled(
-            Rect::from_min_max(
-                Pos2::new(x, rect.bottom() - h),
-                Pos2::new(x + w - 1.0, rect.bottom()),
-            ),
-            0.0,
-            c,
-        );
-    }
-    if let Some((t, _, _)) = entries.last() {
-        p.text(
-            rect.right_top() + Vec2::new(-4.0, 2.0),
-            Align2::RIGHT_TOP,
-            format!("{:.0} s, {} windows", t, entries.len()),
-            FontId::proportional(11.0),
-            Color32::LIGHT_GRAY,
-        );
-    }
+        .map(|(i, &l)| Pos2::new(x(i), y(l)))
+        .collect();
+    p.add(egui::Shape::line(
+        pts,
+        Stroke::new(2.0, Color32::from_rgb(250, 200, 60)),
+    ));
+    let text = match losses.last() {
+        Some(l) => format!("training loss: epoch {}/{epochs}, {l:.3}", losses.len()),
+        None => "training loss: (no epoch finished yet)".into(),
+    };
+    p.text(
+        rect.left_top() + Vec2::new(6.0, 2.0),
+        Align2::LEFT_TOP,
+        &text,
+        FontId::proportional(11.0),
+        Color32::LIGHT_GRAY,
+    );
+    resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &text));
 }

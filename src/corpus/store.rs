@@ -1,0 +1,280 @@
+//! The user's own labelled clips: a folder of WAV files and a `labels.csv` in the generic
+//! corpus format, kept by the training mode. Every write is atomic, so a crash or a full
+//! disk never corrupts earlier clips or the list.
+
+use std::path::{Path, PathBuf};
+
+use crate::labels::{map_label, LABELS};
+use crate::util::write_atomic;
+use crate::{Error, Result};
+
+/// One recorded clip: its file (relative to the folder), label index and speaker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredClip {
+    pub file: String,
+    pub label: usize,
+    pub speaker: String,
+}
+
+/// A folder of labelled clips.
+#[derive(Debug)]
+pub struct ClipStore {
+    pub dir: PathBuf,
+    pub clips: Vec<StoredClip>,
+}
+
+const HEADER: &str = "path,emotion,speaker";
+
+fn bad_csv(csv: &Path, reason: String) -> Error {
+    Error::Corpus {
+        path: csv.to_path_buf(),
+        reason,
+    }
+}
+
+impl ClipStore {
+    /// Opens (creating if needed) the folder and reads its `labels.csv`. A line with an
+    /// emotion outside the eight labels is an error naming it: the list is never
+    /// rewritten without it.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut store = ClipStore {
+            dir: dir.to_path_buf(),
+            clips: Vec::new(),
+        };
+        let csv = store.csv_path();
+        if !csv.exists() {
+            return Ok(store);
+        }
+        let text = std::fs::read_to_string(&csv).map_err(|source| Error::Open {
+            path: csv.clone(),
+            source,
+        })?;
+        let mut lines = text.lines().enumerate();
+        match lines.next() {
+            Some((_, h)) if h.trim().replace(' ', "") == HEADER => {}
+            other => {
+                return Err(bad_csv(
+                    &csv,
+                    format!(
+                        "first line must be '{HEADER}', found {:?}",
+                        other.map_or("", |o| o.1)
+                    ),
+                ))
+            }
+        }
+        for (i, line) in lines {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let f: Vec<&str> = line.split(',').map(str::trim).collect();
+            if f.len() != 3 {
+                return Err(bad_csv(
+                    &csv,
+                    format!("line {}: expected 3 fields, found {}", i + 1, f.len()),
+                ));
+            }
+            let label = map_label(f[1]).ok_or_else(|| {
+                bad_csv(
+                    &csv,
+                    format!(
+                        "line {}: unknown emotion '{}'; use one of {}",
+                        i + 1,
+                        f[1],
+                        LABELS.join(", ")
+                    ),
+                )
+            })?;
+            store.clips.push(StoredClip {
+                file: f[0].to_string(),
+                label,
+                speaker: f[2].to_string(),
+            });
+        }
+        Ok(store)
+    }
+
+    pub fn csv_path(&self) -> PathBuf {
+        self.dir.join("labels.csv")
+    }
+
+    pub fn path_of(&self, i: usize) -> PathBuf {
+        self.dir.join(&self.clips[i].file)
+    }
+
+    fn write_csv(&self) -> Result<()> {
+        let mut text = String::from(HEADER);
+        text.push('\n');
+        for c in &self.clips {
+            text.push_str(&format!("{},{},{}\n", c.file, LABELS[c.label], c.speaker));
+        }
+        write_atomic(&self.csv_path(), text.as_bytes())
+    }
+
+    /// Saves a recording as a new 16-bit WAV clip and lists it. On any failure (e.g. a
+    /// full disk) nothing changes on disk and the caller still holds the samples.
+    pub fn add(
+        &mut self,
+        samples: &[f32],
+        rate: u32,
+        label: usize,
+        speaker: &str,
+    ) -> Result<usize> {
+        if label >= LABELS.len() {
+            return Err(Error::param("label", label, "must be 0..7"));
+        }
+        let speaker = speaker.trim();
+        if speaker.is_empty() || speaker.contains([',', '\n', '\r']) {
+            return Err(Error::param(
+                "speaker",
+                speaker,
+                "must be a non-empty name without commas",
+            ));
+        }
+        if samples.is_empty() {
+            return Err(Error::param(
+                "recording",
+                "0 samples",
+                "nothing was recorded",
+            ));
+        }
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+        let mut n = 0;
+        let file = loop {
+            let f = format!("{}-{stamp}-{n:02}.wav", LABELS[label]);
+            if !self.dir.join(&f).exists() && !self.clips.iter().any(|c| c.file == f) {
+                break f;
+            }
+            n += 1;
+        };
+        let path = self.dir.join(&file);
+        write_atomic(&path, &crate::audio::wav_i16_bytes(samples, rate))?;
+        self.clips.push(StoredClip {
+            file,
+            label,
+            speaker: speaker.to_string(),
+        });
+        if let Err(e) = self.write_csv() {
+            self.clips.pop();
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(self.clips.len() - 1)
+    }
+
+    /// Changes a clip's label (the list is rewritten atomically; on failure it is unchanged).
+    pub fn relabel(&mut self, i: usize, label: usize) -> Result<()> {
+        let old = self.clips[i].label;
+        self.clips[i].label = label;
+        self.write_csv().inspect_err(|_| self.clips[i].label = old)
+    }
+
+    /// Removes a clip from the list, then its file.
+    pub fn delete(&mut self, i: usize) -> Result<()> {
+        let c = self.clips.remove(i);
+        if let Err(e) = self.write_csv() {
+            self.clips.insert(i, c);
+            return Err(e);
+        }
+        match std::fs::remove_file(self.dir.join(&c.file)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Write {
+                path: self.dir.join(&c.file),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Clips per label, in label order.
+    pub fn counts(&self) -> [usize; LABELS.len()] {
+        let mut n = [0; LABELS.len()];
+        for c in &self.clips {
+            n[c.label] += 1;
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(n: usize) -> Vec<f32> {
+        (0..n).map(|i| 0.3 * (i as f32 * 0.05).sin()).collect()
+    }
+
+    #[test]
+    fn add_relabel_delete_round_trip_through_labels_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClipStore::open(dir.path()).unwrap();
+        let a = s.add(&tone(16000), 16000, 4, "me").unwrap();
+        let b = s.add(&tone(8000), 16000, 2, "me").unwrap();
+        s.relabel(b, 3).unwrap();
+        let text = std::fs::read_to_string(s.csv_path()).unwrap();
+        assert!(text.starts_with("path,emotion,speaker\n"));
+        assert!(
+            text.contains(",angry,me\n") && text.contains(",sad,me\n"),
+            "{text}"
+        );
+        let again = ClipStore::open(dir.path()).unwrap();
+        assert_eq!(again.clips, s.clips);
+        // The csv is readable as a corpus with the same labels.
+        let c = crate::corpus::load(&crate::corpus::DataSource {
+            kind: crate::corpus::CorpusKind::Csv,
+            path: s.csv_path(),
+        })
+        .unwrap();
+        assert_eq!(
+            c.clips.iter().map(|c| c.label).collect::<Vec<_>>(),
+            vec![4, 3]
+        );
+        let decoded = crate::audio::decode_file(&s.path_of(a)).unwrap();
+        assert_eq!(decoded.samples.len(), 16000);
+        let gone = s.path_of(a);
+        s.delete(a).unwrap();
+        assert!(!gone.exists());
+        assert_eq!(s.clips.len(), 1);
+        assert_eq!(ClipStore::open(dir.path()).unwrap().clips.len(), 1);
+    }
+
+    #[test]
+    fn an_unknown_label_in_the_csv_is_named_and_nothing_is_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("labels.csv");
+        let text = "path,emotion,speaker\na.wav,angry,me\nb.wav,boredom,me\n";
+        std::fs::write(&csv, text).unwrap();
+        let e = ClipStore::open(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("line 3: unknown emotion 'boredom'"), "{e}");
+        assert_eq!(std::fs::read_to_string(&csv).unwrap(), text);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_earlier_clips_and_the_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClipStore::open(dir.path()).unwrap();
+        s.add(&tone(4000), 16000, 0, "me").unwrap();
+        let before = std::fs::read_to_string(s.csv_path()).unwrap();
+        // Simulate an unwritable folder (as a full disk would be): a file where the
+        // folder was, so no new file can be created in it.
+        let real = s.dir.clone();
+        s.dir = real.join("labels.csv").join("not-a-dir");
+        let e = s.add(&tone(4000), 16000, 1, "me").unwrap_err();
+        assert!(matches!(e, Error::Write { .. }), "{e}");
+        s.dir = real;
+        assert_eq!(s.clips.len(), 1);
+        assert_eq!(std::fs::read_to_string(s.csv_path()).unwrap(), before);
+        assert_eq!(ClipStore::open(dir.path()).unwrap().clips.len(), 1);
+    }
+
+    #[test]
+    fn bad_speaker_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClipStore::open(dir.path()).unwrap();
+        let e = s.add(&tone(100), 16000, 0, "a,b").unwrap_err().to_string();
+        assert!(e.contains("speaker"), "{e}");
+        assert!(s.clips.is_empty());
+    }
+}
