@@ -409,6 +409,11 @@ impl MonitorApp {
         )
     }
 
+    /// Sets the folder sessions are exported into.
+    pub fn set_export_dir(&mut self, dir: &Path) {
+        self.export_dir = dir.display().to_string();
+    }
+
     /// Exports the session so far (CSV, JSON, PNG report) into the export folder.
     pub fn export(&mut self) {
         let stamp = chrono::Local::now();
@@ -450,7 +455,7 @@ impl MonitorApp {
                 None => "no input".into(),
             };
             let mut pick: Option<SourceChoice> = None;
-            let cb = egui::ComboBox::from_id_salt("device")
+            let cb = egui::ComboBox::from_label("input")
                 .selected_text(current)
                 .width(200.0)
                 .show_ui(ui, |ui| {
@@ -476,7 +481,7 @@ impl MonitorApp {
             }
             let model = self.model_dir();
             let mut chosen = None;
-            egui::ComboBox::from_id_salt("model")
+            egui::ComboBox::from_label("model")
                 .selected_text(
                     model
                         .file_name()
@@ -503,22 +508,25 @@ impl MonitorApp {
             }
         });
         ui.horizontal(|ui| {
-            ui.label("audio file:");
-            ui.text_edit_singleline(&mut self.file_input);
+            let l = ui.label("audio file:");
+            ui.text_edit_singleline(&mut self.file_input)
+                .labelled_by(l.id);
             if ui.button("play file").clicked() {
                 self.start(SourceChoice::File(PathBuf::from(self.file_input.trim())));
             }
             ui.separator();
             let (mut hop, mut smooth) = (self.settings.hop_seconds, self.settings.smoothing);
-            ui.label("hop");
+            let l = ui.label("hop");
             ui.add(
                 egui::DragValue::new(&mut hop)
                     .range(0.25..=2.0)
                     .speed(0.05)
                     .suffix(" s"),
-            );
-            ui.label("smoothing");
+            )
+            .labelled_by(l.id);
+            let l = ui.label("smoothing");
             ui.add(egui::Slider::new(&mut smooth, 0.1..=1.0).fixed_decimals(2))
+                .labelled_by(l.id)
                 .on_hover_text(
                     "weight of the newest window (1 = no smoothing); windows are the model's 3 s",
                 );
@@ -544,8 +552,8 @@ impl MonitorApp {
             ui.add_space(8.0);
             ui.label(egui::RichText::new("Probabilities are calibrated on held-out speakers; accuracy on new voices is limited (see the model card).").small().weak());
             ui.separator();
-            ui.label("export the session (CSV, JSON, PNG report) to:");
-            ui.text_edit_singleline(&mut self.export_dir);
+            let l = ui.label("export the session (CSV, JSON, PNG report) to:");
+            ui.text_edit_singleline(&mut self.export_dir).labelled_by(l.id);
             if ui.add_enabled(!self.rows.is_empty(), egui::Button::new("export session")).clicked() {
                 self.export();
             }

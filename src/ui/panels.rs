@@ -270,8 +270,7 @@ pub fn timeline(ui: &mut Ui, entries: &[(f64, Option<usize>, f32)]) {
         .stick_to_right(true)
         .show(ui, |ui| {
             let width = (entries.len() as f32 * W).max(ui.available_width());
-            let (rect, resp) = ui.allocate_exact_size(Vec2::new(width, 60.0), Sense::hover());
-            resp.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Label, true, &summary));
+            let (rect, _) = ui.allocate_exact_size(Vec2::new(width, 60.0), Sense::hover());
             let p = ui.painter_at(rect);
             p.rect_filled(rect, 4.0, Color32::from_gray(20));
             let visible = ui.clip_rect();

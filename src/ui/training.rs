@@ -321,13 +321,15 @@ impl TrainingMode {
         self.keys(ui, rate);
         let mut request = None;
         ui.horizontal(|ui| {
-            ui.label("clip folder:");
-            ui.add(egui::TextEdit::singleline(&mut self.dir_input).desired_width(360.0));
+            let l = ui.label("clip folder:");
+            ui.add(egui::TextEdit::singleline(&mut self.dir_input).desired_width(360.0))
+                .labelled_by(l.id);
             if ui.button("open").clicked() {
                 self.open_store();
             }
-            ui.label("speaker:");
-            ui.add(egui::TextEdit::singleline(&mut self.speaker).desired_width(100.0));
+            let l = ui.label("speaker:");
+            ui.add(egui::TextEdit::singleline(&mut self.speaker).desired_width(100.0))
+                .labelled_by(l.id);
         });
         ui.horizontal_wrapped(|ui| {
             ui.label("label (keys 1-8):");
@@ -431,10 +433,8 @@ impl TrainingMode {
             .show(ui, |ui| {
                 for (i, file, label) in rows {
                     ui.horizontal(|ui| {
-                        if ui
-                            .selectable_label(self.selected == Some(i), &file)
-                            .clicked()
-                        {
+                        let name = ui.selectable_label(self.selected == Some(i), &file);
+                        if name.clicked() {
                             self.selected = Some(i);
                         }
                         let mut l = label;
@@ -444,7 +444,9 @@ impl TrainingMode {
                                 for (k, name) in LABELS.iter().enumerate() {
                                     ui.selectable_value(&mut l, k, *name);
                                 }
-                            });
+                            })
+                            .response
+                            .labelled_by(name.id);
                         if l != label {
                             action = Some((i, Some(l)));
                         }
@@ -486,10 +488,12 @@ impl TrainingMode {
         ui.label(RichText::new("fine-tune the current model on these clips").strong());
         ui.label(RichText::new(format!("model: {}", model_dir.display())).small());
         ui.horizontal(|ui| {
-            ui.label("epochs:");
-            ui.add(egui::DragValue::new(&mut self.epochs).range(1..=200));
-            ui.label("plus corpus (optional, KIND=PATH):");
-            ui.add(egui::TextEdit::singleline(&mut self.extra_corpus).desired_width(160.0));
+            let l = ui.label("epochs:");
+            ui.add(egui::DragValue::new(&mut self.epochs).range(1..=200))
+                .labelled_by(l.id);
+            let l = ui.label("plus corpus (optional, KIND=PATH):");
+            ui.add(egui::TextEdit::singleline(&mut self.extra_corpus).desired_width(160.0))
+                .labelled_by(l.id);
         });
         let running = self.job.as_ref().is_some_and(|j| j.done.is_none());
         let n = self.store.as_ref().map_or(0, |s| s.clips.len());

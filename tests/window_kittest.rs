@@ -1,0 +1,244 @@
+//! The window's panels and the training-mode flow driven through egui_kittest (AccessKit
+//! tree: what a screen reader would read is what is asserted), with no display.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+use emoscope::labels::LABELS;
+use emoscope::pipeline::Prediction;
+use emoscope::ui::{panels, MonitorApp, Settings, SourceChoice, Tab};
+
+fn model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/emocnn")
+}
+
+fn probs(top: usize, p: f32) -> [f32; 8] {
+    let mut v = [(1.0 - p) / 7.0; 8];
+    v[top] = p;
+    v
+}
+
+#[test]
+fn emotion_bars_show_the_top_label_or_no_speech() {
+    let mut h =
+        Harness::new_ui(|ui| panels::emotion_bars(ui, Some(&probs(4, 0.62)), Some(4), true));
+    h.run();
+    h.get_by_label("angry  62 %"); // the heading
+    h.get_by_label("angry 62 % (top)");
+    h.get_by_label("sad 5 %");
+    assert!(h.query_by_label_contains("(top)").is_some());
+    assert_eq!(h.query_all_by_label_contains("(top)").count(), 1);
+
+    let mut h = Harness::new_ui(|ui| panels::emotion_bars(ui, Some(&probs(4, 0.62)), None, false));
+    h.run();
+    h.get_by_label("no speech");
+    assert!(
+        h.query_by_label_contains("(top)").is_none(),
+        "no label is highlighted without speech"
+    );
+
+    let mut h = Harness::new_ui(|ui| panels::emotion_bars(ui, None, None, false));
+    h.run();
+    h.get_by_label("waiting for the first window ...");
+}
+
+#[test]
+fn waveform_reports_level_and_clipping() {
+    let quiet: Vec<f32> = (0..16000).map(|i| 0.1 * (i as f32 * 0.06).sin()).collect();
+    let mut h = Harness::new_ui(|ui| panels::waveform(ui, &quiet, 5.0));
+    h.run();
+    h.get_by_label("waveform: last 5.0 s   peak -20.0 dBFS");
+
+    let loud: Vec<f32> = quiet.iter().map(|x| (x * 20.0).clamp(-1.0, 1.0)).collect();
+    let mut h = Harness::new_ui(|ui| panels::waveform(ui, &loud, 5.0));
+    h.run();
+    h.get_by_label_contains("CLIPPING - lower the input gain");
+}
+
+#[test]
+fn spectrogram_and_timeline_describe_what_they_show() {
+    let mut h = Harness::new_ui(|ui| panels::spectrogram(ui, None, 5.0, 7600.0));
+    h.run();
+    h.get_by_label("log-mel spectrogram: last 5 s, up to 7600 Hz (no audio yet)");
+
+    let entries: Vec<(f64, Option<usize>, f32)> = (0..300)
+        .map(|i| {
+            (
+                3.0 + i as f64 * 0.5,
+                if i % 3 == 0 {
+                    None
+                } else {
+                    Some(if i < 200 { 3 } else { 2 })
+                },
+                0.6,
+            )
+        })
+        .collect();
+    let mut h = Harness::new_ui(|ui| panels::timeline(ui, &entries));
+    h.run();
+    h.get_by_label("timeline: 152 s, 300 windows, 200 with speech, mostly sad");
+}
+
+#[test]
+fn loss_curve_says_which_epoch() {
+    let mut h = Harness::new_ui(|ui| panels::loss_curve(ui, &[2.0, 1.5, 1.2], 10));
+    h.run();
+    h.get_by_label("training loss: epoch 3/10, 1.200");
+}
+
+fn step_for(h: &mut Harness<'_, MonitorApp>, d: Duration) {
+    let t0 = Instant::now();
+    while t0.elapsed() < d {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn prediction(i: u64, top: Option<usize>) -> Prediction {
+    let now = Instant::now();
+    Prediction {
+        index: i,
+        window_start: i as f64 * 0.5,
+        window_end: i as f64 * 0.5 + 3.0,
+        raw: probs(top.unwrap_or(0), 0.5),
+        probs: probs(top.unwrap_or(0), 0.5),
+        top,
+        speech: top.is_some(),
+        last_sample_at: now,
+        ready_at: now,
+    }
+}
+
+/// record -> label -> list -> relabel -> delete, with audio from a real pipeline running
+/// a synthetic file at real-time pace.
+#[test]
+fn training_mode_records_labels_lists_relabels_and_deletes_a_clip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clips = tmp.path().join("clips");
+    let wav = tmp.path().join("voice.wav");
+    let sig: Vec<f32> = (0..16000 * 20)
+        .map(|i| {
+            0.3 * (i as f32 * 2.0 * std::f32::consts::PI * 180.0 / 16000.0).sin()
+                * (1.0 + (i as f32 / 4000.0).sin())
+                / 2.0
+        })
+        .collect();
+    emoscope::audio::write_wav_i16(&wav, &sig, 16000).unwrap();
+    let settings = Settings {
+        clips_dir: Some(clips.display().to_string()),
+        speaker: "tester".into(),
+        ..Settings::default()
+    };
+    let mut app = MonitorApp::idle(model_dir(), settings);
+    app.start(SourceChoice::File(wav));
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let mut h = Harness::builder()
+        .with_size([1180.0, 760.0])
+        .build_ui_state(|ui, app: &mut MonitorApp| app.show(ui), app);
+    h.step();
+    h.get_by_label("training").click();
+    h.step();
+    assert_eq!(h.state().tab, Tab::Training);
+    h.get_by_label_contains("0 clips in");
+    // Key 5 picks the fifth label.
+    h.key_press(egui::Key::Num5);
+    h.step();
+    assert_eq!(h.state().training.label, 4);
+    h.get_by_label("record").click();
+    h.step();
+    assert!(h.state().training.recording.is_some());
+    step_for(&mut h, Duration::from_millis(1200));
+    h.get_by_label_contains("recording ");
+    h.get_by_label("stop recording").click();
+    h.step();
+    h.step();
+    let t = &h.state().training;
+    assert!(t.recording.is_none());
+    let store = t.store.as_ref().unwrap();
+    assert_eq!(store.clips.len(), 1, "{:?}", t.message);
+    assert_eq!(store.clips[0].label, 4);
+    assert_eq!(store.clips[0].speaker, "tester");
+    let file = store.clips[0].file.clone();
+    assert!(file.starts_with("angry-"), "{file}");
+    let audio = emoscope::audio::decode_file(&clips.join(&file)).unwrap();
+    let secs = audio.samples.len() as f64 / audio.sample_rate as f64;
+    assert!((0.8..3.0).contains(&secs), "clip of {secs} s");
+    let csv = std::fs::read_to_string(clips.join("labels.csv")).unwrap();
+    assert_eq!(csv, format!("path,emotion,speaker\n{file},angry,tester\n"));
+    // Listed, with the count per label.
+    h.get_by_label("1 clips: angry 1");
+    h.get_by_label(&file);
+    h.get_by_label_contains("waveform: last");
+    // Relabel through the store (the combo box lists the eight labels).
+    h.state_mut().training.relabel(0, 3);
+    h.step();
+    h.get_by_label("1 clips: sad 1");
+    assert!(std::fs::read_to_string(clips.join("labels.csv"))
+        .unwrap()
+        .contains(",sad,tester"));
+    // Delete.
+    h.get_by_label(&format!("delete {file}")).click();
+    h.step();
+    h.step();
+    assert!(h.state().training.store.as_ref().unwrap().clips.is_empty());
+    assert!(!clips.join(&file).exists());
+    assert_eq!(
+        std::fs::read_to_string(clips.join("labels.csv")).unwrap(),
+        "path,emotion,speaker\n"
+    );
+    h.get_by_label_contains(&format!("deleted {file}"));
+    // Holding space records too.
+    h.key_down(egui::Key::Space);
+    h.step();
+    assert!(
+        h.state().training.recording.is_some(),
+        "space down starts recording"
+    );
+    step_for(&mut h, Duration::from_millis(800));
+    h.key_up(egui::Key::Space);
+    h.step();
+    assert_eq!(
+        h.state().training.store.as_ref().unwrap().clips.len(),
+        1,
+        "{:?}",
+        h.state().training.message
+    );
+}
+
+#[test]
+fn monitor_tab_shows_predictions_and_exports_the_session() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        clips_dir: Some(tmp.path().join("clips").display().to_string()),
+        ..Settings::default()
+    };
+    let mut app = MonitorApp::idle(model_dir(), settings);
+    for i in 0..20 {
+        app.feed_prediction(prediction(i, if i % 5 == 4 { None } else { Some(4) }));
+    }
+    app.feed_prediction(prediction(20, Some(4)));
+    let mut h = Harness::builder()
+        .with_size([1180.0, 760.0])
+        .build_ui_state(|ui, app: &mut MonitorApp| app.show(ui), app);
+    h.step();
+    h.get_by_label("angry 50 % (top)");
+    h.get_by_label("timeline: 13 s, 21 windows, 17 with speech, mostly angry");
+    let export_dir = tmp.path().join("sessions");
+    h.get_by_label("export the session (CSV, JSON, PNG report) to:");
+    h.state_mut().set_export_dir(&export_dir);
+    h.get_by_label("export session").click();
+    h.step();
+    h.get_by_label_contains("saved 21 windows to");
+    let session = std::fs::read_dir(&export_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let csv = std::fs::read_to_string(session.join("session.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 22);
+    assert!(session.join("report.png").exists() && session.join("session.json").exists());
+    let _ = LABELS;
+}
