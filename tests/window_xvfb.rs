@@ -1,6 +1,7 @@
 //! The real window under Xvfb: `emoscope monitor --input CLIP` opens (eframe), plays a
 //! RAVDESS angry clip through the pipeline, and a screenshot after a few seconds shows the
-//! angry bar filled and a spectrogram that is not blank. Runs when EMOSCOPE_XVFB_DISPLAY
+//! angry bar filled and a spectrogram that is not blank, and the pipeline dropped nothing
+//! while the window drew (frame statistics from EMOSCOPE_FRAME_STATS). Runs when EMOSCOPE_XVFB_DISPLAY
 //! names a running X server (.ci/run starts one); says so and passes otherwise.
 
 use std::process::{Command, Stdio};
@@ -33,6 +34,7 @@ fn window_shows_moving_bars_and_a_spectrogram() {
     };
     let dir = tempfile::tempdir().unwrap();
     let xdg = dir.path().join("xdg");
+    let stats = dir.path().join("stats.json");
     std::fs::create_dir_all(&xdg).unwrap();
     let mut app = Command::new(env!("CARGO_BIN_EXE_emoscope"))
         .args([
@@ -43,6 +45,9 @@ fn window_shows_moving_bars_and_a_spectrogram() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("DISPLAY", &display)
         .env("XDG_RUNTIME_DIR", &xdg)
+        .env("XDG_DATA_HOME", &xdg) // no settings remembered from other runs
+        .env("HOME", dir.path())
+        .env("EMOSCOPE_FRAME_STATS", &stats)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -60,6 +65,21 @@ fn window_shows_moving_bars_and_a_spectrogram() {
     let _ = app.kill();
     let _ = app.wait();
     assert!(ok, "screenshot failed");
+    if let Some(out) = std::env::var_os("EMOSCOPE_SCREENSHOT_OUT") {
+        std::fs::copy(&png, out).unwrap();
+    }
+    // With the window open the pipeline kept up: nothing dropped, a window every 0.5 s.
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stats).expect("frame stats written"))
+            .unwrap();
+    eprintln!("window open: {s}");
+    assert_eq!(s["dropped_samples"], 0, "{s}");
+    assert_eq!(s["dropped_windows"], 0, "{s}");
+    assert!(s["windows"].as_u64().unwrap() >= 2, "{s}"); // a 3.7 s clip: 3 windows
+    assert!(
+        s["frames"].as_u64().unwrap() >= 30,
+        "the window drew few frames: {s}"
+    );
     assert!(Command::new("convert")
         .arg(&png)
         .arg(&ppm)

@@ -245,3 +245,47 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    emoscope monitor --headless --input talk.wav --record-session s1\n  \
+    emoscope report s1/session.jsonl --out s1/report\n\n\
+    Writes session.csv (time, probabilities, top label, speech flag per window), session.json\n\
+    and report.png (timeline, emotion distribution, model and its measured accuracy, date,\n\
+    session length). The window's \"export session\" button writes the same three files.")]
+pub struct ReportArgs {
+    /// JSON lines written by `emoscope monitor --headless` (or a session folder's session.jsonl).
+    pub jsonl: PathBuf,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The model that produced the session (its card gives the accuracy line); default: the shipped model.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+}
+
+pub fn report(a: ReportArgs) -> Result<()> {
+    use crate::pipeline::export::{export_session, read_jsonl, SessionMeta};
+    let rows = read_jsonl(&a.jsonl)?;
+    if rows.is_empty() {
+        bail!("{}: no analysed windows in the file", a.jsonl.display());
+    }
+    let dir = super::recognition::model_dir(&a.model);
+    let model = crate::model::ModelCard::load(&dir)
+        .map(|c| c.headline())
+        .with_context(|| format!("reading the model card in {}", dir.display()))?;
+    let modified = std::fs::metadata(&a.jsonl)
+        .and_then(|m| m.modified())
+        .map(chrono::DateTime::<chrono::Local>::from)
+        .unwrap_or_else(|_| chrono::Local::now());
+    let meta = SessionMeta {
+        model,
+        source: a.jsonl.display().to_string(),
+        date: modified.format("%Y-%m-%d %H:%M").to_string(),
+    };
+    let files = export_session(&a.out, &meta, &rows)?;
+    for f in files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}

@@ -45,6 +45,8 @@ pub enum Command {
     Eval(recognition::EvalArgs),
     /// Fine-tune a model on your own labelled clips; prints accuracy on held-out clips before and after.
     Finetune(recognition::FinetuneArgs),
+    /// Turn a headless session's JSON lines into CSV, JSON and a one-page PNG report.
+    Report(live::ReportArgs),
     /// List audio input devices and their default configurations.
     Devices,
     /// Live emotion monitor window (or --headless JSON lines): microphone or --input FILE.
@@ -138,6 +140,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => recognition::eval(a),
         Command::Finetune(a) => recognition::finetune(a),
         Command::Devices => live::devices(),
+        Command::Report(a) => live::report(a),
         Command::Monitor(a) => live::monitor(a, None),
     }
 }

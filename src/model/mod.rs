@@ -80,9 +80,54 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
+    /// Reads `dir/card.json`, refusing other card versions and label orders.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let (card_path, _) = model_files(dir);
+        let text = std::fs::read_to_string(&card_path).map_err(|source| Error::Open {
+            path: card_path.clone(),
+            source,
+        })?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Format {
+            path: card_path.clone(),
+            reason: format!("not a model card: {e}"),
+        })?;
+        let version = v.get("card_version").and_then(|x| x.as_u64());
+        if version != Some(CARD_VERSION as u64) {
+            return Err(Error::Format {
+                path: card_path,
+                reason: format!(
+                    "model card version {} but this emoscope ({}) reads version {CARD_VERSION}; retrain the model or use a matching emoscope",
+                    version.map_or("missing".into(), |x| x.to_string()),
+                    env!("CARGO_PKG_VERSION")
+                ),
+            });
+        }
+        let card: ModelCard = serde_json::from_value(v).map_err(|e| Error::Format {
+            path: card_path.clone(),
+            reason: format!("model card does not parse: {e}"),
+        })?;
+        if card.labels != LABELS {
+            return Err(Error::Format {
+                path: card_path,
+                reason: format!(
+                    "label order {:?} differs from emoscope's {:?}",
+                    card.labels, LABELS
+                ),
+            });
+        }
+        Ok(card)
+    }
+
     /// One line for status bars: "emocnn — 71.2 % acc / 0.70 UAR on held-out ravdess_01, ravdess_02".
     pub fn headline(&self) -> String {
         match &self.test_metrics {
+            Some(m) if self.base_model.is_some() => format!(
+                "{} fine-tuned - {:.1} % accuracy, UAR {:.3} on {} held-out clips of the voices it was tuned to (speaker-dependent)",
+                self.arch.name(),
+                m.accuracy * 100.0,
+                m.uar,
+                m.n
+            ),
             Some(m) => format!(
                 "{} - {:.1} % accuracy, UAR {:.3} on held-out speakers {}",
                 self.arch.name(),
@@ -150,39 +195,8 @@ impl Classifier {
     /// Loads `dir/card.json` and `dir/model.safetensors`, refusing other card versions,
     /// other label orders and weights that do not fit the card's architecture.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
-        let (card_path, weights) = model_files(dir);
-        let text = std::fs::read_to_string(&card_path).map_err(|source| Error::Open {
-            path: card_path.clone(),
-            source,
-        })?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Format {
-            path: card_path.clone(),
-            reason: format!("not a model card: {e}"),
-        })?;
-        let version = v.get("card_version").and_then(|x| x.as_u64());
-        if version != Some(CARD_VERSION as u64) {
-            return Err(Error::Format {
-                path: card_path,
-                reason: format!(
-                    "model card version {} but this emoscope ({}) reads version {CARD_VERSION}; retrain the model or use a matching emoscope",
-                    version.map_or("missing".into(), |x| x.to_string()),
-                    env!("CARGO_PKG_VERSION")
-                ),
-            });
-        }
-        let card: ModelCard = serde_json::from_value(v).map_err(|e| Error::Format {
-            path: card_path.clone(),
-            reason: format!("model card does not parse: {e}"),
-        })?;
-        if card.labels != LABELS {
-            return Err(Error::Format {
-                path: card_path,
-                reason: format!(
-                    "label order {:?} differs from emoscope's {:?}",
-                    card.labels, LABELS
-                ),
-            });
-        }
+        let (_, weights) = model_files(dir);
+        let card = ModelCard::load(dir)?;
         let mut c = Self::new(card, device)?;
         c.varmap.load(&weights).map_err(|e| Error::Format {
             path: weights.clone(),

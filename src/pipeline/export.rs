@@ -81,13 +81,46 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<SessionRow>> {
         if v.get("summary").is_some() {
             continue;
         }
-        let row: SessionRow = serde_json::from_value(v).map_err(|e| Error::Format {
+        let bad = |what: &str| Error::Format {
             path: path.to_path_buf(),
             reason: format!(
-                "line {}: not a window line of `emoscope monitor` ({e})",
+                "line {}: not a window line of `emoscope monitor` ({what})",
                 i + 1
             ),
-        })?;
+        };
+        let num = |k: &str| v.get(k).and_then(|x| x.as_f64()).ok_or_else(|| bad(k));
+        // probs: {"angry": 0.7, ...} as the monitor writes it, or an array in label order.
+        let mut probs = [0.0f32; N_LABELS];
+        match v.get("probs") {
+            Some(serde_json::Value::Object(m)) => {
+                for (k, l) in LABELS.iter().enumerate() {
+                    probs[k] = m.get(*l).and_then(|x| x.as_f64()).ok_or_else(|| bad(l))? as f32;
+                }
+            }
+            Some(serde_json::Value::Array(a)) if a.len() == N_LABELS => {
+                for (k, x) in a.iter().enumerate() {
+                    probs[k] = x.as_f64().ok_or_else(|| bad("probs"))? as f32;
+                }
+            }
+            _ => return Err(bad("probs")),
+        }
+        let top = match v.get("top") {
+            Some(serde_json::Value::String(t)) if crate::labels::label_index(t).is_some() => {
+                Some(t.clone())
+            }
+            Some(serde_json::Value::Null) | None => None,
+            Some(other) => return Err(bad(&format!("top {other}"))),
+        };
+        let row = SessionRow {
+            t_start: num("t_start")?,
+            t_end: num("t_end")?,
+            probs,
+            top,
+            speech: v
+                .get("speech")
+                .and_then(|x| x.as_bool())
+                .ok_or_else(|| bad("speech"))?,
+        };
         rows.push(row);
     }
     Ok(rows)
@@ -240,6 +273,7 @@ pub fn report_png(path: &Path, meta: &SessionMeta, rows: &[SessionRow]) -> Resul
             .map_err(|e| err(e.to_string()))?;
         bars.configure_mesh()
             .disable_x_mesh()
+            .light_line_style(WHITE.mix(0.0))
             .y_desc("% of speech windows")
             .x_label_formatter(&|v| match v {
                 SegmentValue::CenterOf(k) | SegmentValue::Exact(k) if *k < N_LABELS => {
@@ -343,10 +377,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("s.jsonl");
         let line = r#"{"t_start":0.0,"t_end":3.0,"probs":[0.1,0.1,0.1,0.1,0.3,0.1,0.1,0.1],"top":"angry","speech":true,"latency_ms":3.0}"#;
-        std::fs::write(&p, format!("{line}\n{{\"summary\":{{}}}}\n")).unwrap();
+        let monitor = r#"{"t_start":0.5,"t_end":3.5,"probs":{"angry":0.7691,"calm":0.001,"disgust":0.0636,"fearful":0.0178,"happy":0.1095,"neutral":0.0015,"sad":0.0144,"surprised":0.023},"top":null,"speech":false}"#;
+        std::fs::write(&p, format!("{line}\n{monitor}\n{{\"summary\":{{}}}}\n")).unwrap();
         let rows = read_jsonl(&p).unwrap();
-        assert_eq!(rows.len(), 1);
+        assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].top.as_deref(), Some("angry"));
+        assert_eq!(rows[1].probs[4], 0.7691);
+        assert_eq!(rows[1].probs[0], 0.0015);
+        assert_eq!(rows[1].top, None);
         std::fs::write(&p, "{\"t\":1}\n").unwrap();
         let e = read_jsonl(&p).unwrap_err().to_string();
         assert!(e.contains("s.jsonl") && e.contains("line 1"), "{e}");
