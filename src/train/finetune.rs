@@ -71,7 +71,7 @@ pub struct FinetuneOutcome {
 /// Splits clips into (train, held out): within each label, every clip at a position
 /// `k` with `floor((k+1) * share) > floor(k * share)` of a seeded shuffle is held out, so
 /// each label with enough clips gives about `share` of them. Labels with a single clip
-/// stay in training.
+/// stay in training; a share of 0 holds nothing out.
 pub fn user_holdout(clips: &[Clip], share: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut by_label: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, c) in clips.iter().enumerate() {
@@ -83,7 +83,7 @@ pub fn user_holdout(clips: &[Clip], share: f64, seed: u64) -> (Vec<usize>, Vec<u
         idx.sort_by(|&a, &b| clips[a].path.cmp(&clips[b].path));
         idx.shuffle(&mut rng);
         let n = idx.len();
-        let k = if n < 2 {
+        let k = if n < 2 || share <= 0.0 {
             0
         } else {
             ((n as f64 * share).round() as usize).clamp(1, n - 1)
@@ -226,4 +226,48 @@ pub fn finetune(
         n_train: tr_u.len(),
         n_held_out: held.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clips(per_label: &[usize]) -> Vec<Clip> {
+        let mut v = Vec::new();
+        for (label, &n) in per_label.iter().enumerate() {
+            for k in 0..n {
+                v.push(Clip {
+                    path: format!("{label}-{k}.wav").into(),
+                    label,
+                    speaker: "me".into(),
+                    corpus: "clips".into(),
+                });
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn holdout_is_stratified_disjoint_and_repeatable() {
+        let c = clips(&[4, 8, 8, 1, 0, 3, 2, 10]);
+        let (tr, te) = user_holdout(&c, 0.3, 7);
+        assert_eq!(tr.len() + te.len(), c.len());
+        assert!(tr.iter().all(|i| !te.contains(i)));
+        let held = |l: usize| te.iter().filter(|&&i| c[i].label == l).count();
+        assert_eq!(
+            (0..8).map(held).collect::<Vec<_>>(),
+            vec![1, 2, 2, 0, 0, 1, 1, 3],
+            "30 % of each label, at least one where a label has two clips, none of a single clip"
+        );
+        assert_eq!(user_holdout(&c, 0.3, 7), (tr.clone(), te.clone()));
+        assert_ne!(
+            user_holdout(&c, 0.3, 8).1,
+            te,
+            "another seed holds out other clips"
+        );
+        assert!(
+            user_holdout(&c, 0.0, 7).1.is_empty(),
+            "--holdout 0 holds nothing out"
+        );
+    }
 }
