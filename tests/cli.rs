@@ -158,3 +158,45 @@ fn bad_input_exits_non_zero_with_a_one_line_error_naming_the_fault() {
     assert!(e.contains("junk.flac"), "{e}");
     assert!(!Path::new(out_s).exists(), "no output on failure");
 }
+
+/// A headless session of a real angry clip turned into the clinician's files: the CSV has
+/// one row per window with the top label, the JSON's distribution is all angry.
+#[test]
+fn report_turns_a_headless_session_into_csv_json_and_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("s.jsonl");
+    let clip = root().join("../shared/data/ravdess/Actor_02/03-01-05-02-02-02-02.flac");
+    let o = bin()
+        .current_dir(root())
+        .args(["monitor", "--headless", "--fast", "--input"])
+        .arg(&clip)
+        .arg("--jsonl")
+        .arg(&jsonl)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("report");
+    let o = bin()
+        .current_dir(root())
+        .arg("report")
+        .arg(&jsonl)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::fs::read_to_string(out.join("session.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 3, "3 windows in a 3.7 s clip: {csv}");
+    assert!(rows.iter().all(|r| r.contains(",true,angry,")), "{csv}");
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("session.json")).unwrap()).unwrap();
+    assert_eq!(j["distribution"][4], serde_json::json!(["angry", 1.0]));
+    assert!(j["meta"]["model"].as_str().unwrap().starts_with("emocnn - "));
+    assert!(std::fs::metadata(out.join("report.png")).unwrap().len() > 10_000);
+    // A file that is not a session is named.
+    let o = bin().arg("report").arg(&clip).arg("--out").arg(&out).output().unwrap();
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("03-01-05-02-02-02-02.flac"), "{e}");
+}
