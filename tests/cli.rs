@@ -192,10 +192,19 @@ fn report_turns_a_headless_session_into_csv_json_and_png() {
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("session.json")).unwrap()).unwrap();
     assert_eq!(j["distribution"][4], serde_json::json!(["angry", 1.0]));
-    assert!(j["meta"]["model"].as_str().unwrap().starts_with("emocnn - "));
+    assert!(j["meta"]["model"]
+        .as_str()
+        .unwrap()
+        .starts_with("emocnn - "));
     assert!(std::fs::metadata(out.join("report.png")).unwrap().len() > 10_000);
     // A file that is not a session is named.
-    let o = bin().arg("report").arg(&clip).arg("--out").arg(&out).output().unwrap();
+    let o = bin()
+        .arg("report")
+        .arg(&clip)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("03-01-05-02-02-02-02.flac"), "{e}");

@@ -10,6 +10,20 @@ use emoscope::labels::LABELS;
 use emoscope::pipeline::Prediction;
 use emoscope::ui::{panels, MonitorApp, Settings, SourceChoice, Tab};
 
+/// Compares a rendered frame with `tests/snapshots/NAME.png` (egui_kittest, wgpu on the
+/// CPU through Mesa's lavapipe; `UPDATE_SNAPSHOTS=1` rewrites them). Without any wgpu
+/// adapter (no Vulkan/GL driver installed) it says so and checks nothing; CI installs
+/// mesa-vulkan-drivers, so there it always compares.
+fn snapshot<S>(h: &mut Harness<'_, S>, name: &str) {
+    match h.render() {
+        Ok(_) => h.snapshot(name),
+        Err(e) if std::env::var_os("EMOSCOPE_REQUIRE_SNAPSHOTS").is_none() => {
+            eprintln!("snapshot {name} skipped: cannot render ({e}); install mesa-vulkan-drivers")
+        }
+        Err(e) => panic!("snapshot {name}: cannot render: {e}"),
+    }
+}
+
 fn model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/emocnn")
 }
@@ -21,18 +35,26 @@ fn probs(top: usize, p: f32) -> [f32; 8] {
 }
 
 #[test]
-fn emotion_bars_show_the_top_label_or_no_speech() {
-    let mut h =
-        Harness::new_ui(|ui| panels::emotion_bars(ui, Some(&probs(4, 0.62)), Some(4), true));
+fn emotion_bars_highlight_the_top_label() {
+    let mut h = Harness::builder()
+        .with_size([360.0, 260.0])
+        .build_ui(|ui| panels::emotion_bars(ui, Some(&probs(4, 0.62)), Some(4), true));
     h.run();
+    snapshot(&mut h, "emotion_bars_angry");
     h.get_by_label("angry  62 %"); // the heading
     h.get_by_label("angry 62 % (top)");
     h.get_by_label("sad 5 %");
     assert!(h.query_by_label_contains("(top)").is_some());
     assert_eq!(h.query_all_by_label_contains("(top)").count(), 1);
+}
 
-    let mut h = Harness::new_ui(|ui| panels::emotion_bars(ui, Some(&probs(4, 0.62)), None, false));
+#[test]
+fn emotion_bars_say_no_speech_or_waiting() {
+    let mut h = Harness::builder()
+        .with_size([360.0, 260.0])
+        .build_ui(|ui| panels::emotion_bars(ui, Some(&probs(4, 0.62)), None, false));
     h.run();
+    snapshot(&mut h, "emotion_bars_no_speech");
     h.get_by_label("no speech");
     assert!(
         h.query_by_label_contains("(top)").is_none(),
@@ -52,8 +74,11 @@ fn waveform_reports_level_and_clipping() {
     h.get_by_label("waveform: last 5.0 s   peak -20.0 dBFS");
 
     let loud: Vec<f32> = quiet.iter().map(|x| (x * 20.0).clamp(-1.0, 1.0)).collect();
-    let mut h = Harness::new_ui(|ui| panels::waveform(ui, &loud, 5.0));
+    let mut h = Harness::builder()
+        .with_size([600.0, 130.0])
+        .build_ui(|ui| panels::waveform(ui, &loud, 5.0));
     h.run();
+    snapshot(&mut h, "waveform_clipping");
     h.get_by_label_contains("CLIPPING - lower the input gain");
 }
 
@@ -76,15 +101,21 @@ fn spectrogram_and_timeline_describe_what_they_show() {
             )
         })
         .collect();
-    let mut h = Harness::new_ui(|ui| panels::timeline(ui, &entries));
+    let mut h = Harness::builder()
+        .with_size([600.0, 110.0])
+        .build_ui(|ui| panels::timeline(ui, &entries));
     h.run();
+    snapshot(&mut h, "timeline");
     h.get_by_label("timeline: 152 s, 300 windows, 200 with speech, mostly sad");
 }
 
 #[test]
 fn loss_curve_says_which_epoch() {
-    let mut h = Harness::new_ui(|ui| panels::loss_curve(ui, &[2.0, 1.5, 1.2], 10));
+    let mut h = Harness::builder()
+        .with_size([400.0, 110.0])
+        .build_ui(|ui| panels::loss_curve(ui, &[2.0, 1.5, 1.2], 10));
     h.run();
+    snapshot(&mut h, "loss_curve");
     h.get_by_label("training loss: epoch 3/10, 1.200");
 }
 
@@ -225,6 +256,9 @@ fn monitor_tab_shows_predictions_and_exports_the_session() {
     h.step();
     h.get_by_label("angry 50 % (top)");
     h.get_by_label("timeline: 13 s, 21 windows, 17 with speech, mostly angry");
+    h.state_mut().set_export_dir(Path::new("sessions"));
+    h.step();
+    snapshot(&mut h, "monitor_tab");
     let export_dir = tmp.path().join("sessions");
     h.get_by_label("export the session (CSV, JSON, PNG report) to:");
     h.state_mut().set_export_dir(&export_dir);
