@@ -212,7 +212,7 @@ pub fn report_png(path: &Path, meta: &SessionMeta, rows: &[SessionRow]) -> Resul
                 ("sans-serif", size).into_font().color(&BLACK),
             ))
             .map_err(|e| err(e.to_string()))?;
-            y += size as i32 + 10;
+            y += size + 10;
         }
         let t_max = duration.max(1.0);
         let mut chart = ChartBuilder::on(&top)
@@ -240,14 +240,14 @@ pub fn report_png(path: &Path, meta: &SessionMeta, rows: &[SessionRow]) -> Resul
                 )
             }))
             .map_err(|e| err(e.to_string()))?;
-        for k in 0..N_LABELS {
+        for (k, name) in LABELS.iter().enumerate() {
             chart
                 .draw_series(LineSeries::new(
                     rows.iter().map(|r| (r.t_end, r.probs[k] as f64)),
                     rgb(k).stroke_width(2),
                 ))
                 .map_err(|e| err(e.to_string()))?
-                .label(LABELS[k])
+                .label(*name)
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 18, y)], rgb(k).stroke_width(3))
                 });

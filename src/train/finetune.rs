@@ -100,6 +100,7 @@ pub fn user_holdout(clips: &[Clip], share: f64, seed: u64) -> (Vec<usize>, Vec<u
 /// `pack` that [`user_holdout`] leaves for training, plus every clip in `extra` (e.g. a
 /// corpus mixed in against forgetting). Scores the held-out user clips before and after.
 /// `cancel` stops after the current batch; nothing is saved then.
+#[allow(clippy::too_many_arguments)]
 pub fn finetune(
     mut clf: Classifier,
     base_name: &str,
