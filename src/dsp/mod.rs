@@ -10,7 +10,7 @@ mod vad;
 pub use db::{power_to_db, power_to_db_in_place, AMIN, TOP_DB};
 pub use mel::{hz_to_mel, mel_frequencies, mel_to_hz, MelFilterbank};
 pub use mfcc::Dct2;
-pub use stft::{n_frames, Stft};
+pub use stft::{n_frames, Stft, StftScratch};
 pub use vad::Vad;
 
 /// Dot product with eight independent accumulators, so the compiler can vectorise it

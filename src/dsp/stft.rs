@@ -87,6 +87,20 @@ impl Stft {
                 };
             }
         }
+        self.transform(s, out);
+    }
+
+    /// Power spectrum of exactly `n_fft` samples (windowed here), e.g. for a display that
+    /// computes one new frame at a time.
+    pub fn power_of(&self, frame: &[f32], s: &mut StftScratch, out: &mut [f32]) {
+        for ((f, &x), &w) in s.frame.iter_mut().zip(frame).zip(&self.window) {
+            *f = x * w;
+        }
+        self.transform(s, out);
+    }
+
+    /// FFT of the windowed frame in `s.frame`, power into `out`.
+    fn transform(&self, s: &mut StftScratch, out: &mut [f32]) {
         self.fft
             .process_with_scratch(&mut s.frame, &mut s.spectrum, &mut s.scratch)
             .expect("buffer sizes come from the plan");

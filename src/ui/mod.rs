@@ -2,6 +2,7 @@
 //! tab (panels in `panels`), the training tab (`training`), export and settings.
 
 pub mod panels;
+pub mod spectrogram;
 pub mod training;
 
 use std::collections::VecDeque;
@@ -12,7 +13,6 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use serde::{Deserialize, Serialize};
 
-use crate::features::{FeatureExtractor, FeatureKind, FeatureSpec, Normalisation};
 use crate::labels::LABELS;
 use crate::model::{device_name, Classifier};
 use crate::pipeline::export::{export_session, SessionMeta, SessionRow};
@@ -66,7 +66,6 @@ struct Live {
     pipeline: Pipeline,
     audio_rx: Receiver<Vec<f32>>,
     rate: u32,
-    display: FeatureExtractor,
 }
 
 /// Frame and pipeline timing, for the status bar and `EMOSCOPE_FRAME_STATS`.
@@ -107,8 +106,7 @@ pub struct MonitorApp {
     /// Every window of the session, for export.
     pub rows: Vec<SessionRow>,
     recent_latency: VecDeque<f64>,
-    spec_tex: Option<egui::TextureHandle>,
-    fmax: f32,
+    spec: Option<spectrogram::ScrollingSpectrogram>,
     paused: bool,
     pub tab: Tab,
     pub training: training::TrainingMode,
@@ -119,24 +117,6 @@ pub struct MonitorApp {
     pub timing: Timing,
     stats_path: Option<PathBuf>,
     stats_written: Instant,
-}
-
-fn display_extractor(rate: u32) -> Option<FeatureExtractor> {
-    let n_fft = ((rate as f32 * 0.032) as usize).next_power_of_two();
-    let spec = FeatureSpec {
-        kind: FeatureKind::Mel,
-        sample_rate: rate,
-        n_fft,
-        hop_length: (rate / 100) as usize,
-        n_mels: 64,
-        n_mfcc: 20,
-        fmin: 50.0,
-        fmax: Some(7600.0f32.min(rate as f32 / 2.0)),
-        db: true,
-        window_seconds: SHOW_SECONDS,
-        normalisation: Normalisation::None,
-    };
-    FeatureExtractor::new(&spec).ok()
 }
 
 /// Model folders offered in the picker: those beside `model` (e.g. weights/*) that hold a
@@ -184,8 +164,7 @@ impl MonitorApp {
             timeline: Vec::new(),
             rows: Vec::new(),
             recent_latency: VecDeque::new(),
-            spec_tex: None,
-            fmax: 7600.0,
+            spec: None,
             paused: false,
             tab: Tab::Monitor,
             training,
@@ -271,14 +250,14 @@ impl MonitorApp {
         match Pipeline::start_with_tap(source, clf, cfg, Some(tx)) {
             Ok(p) => {
                 self.device_line = format!("{} - {} Hz", p.source_name, p.source_rate);
-                let display =
-                    display_extractor(p.source_rate).expect("display spectrogram spec is valid");
-                self.fmax = display.spec().fmax_hz();
+                self.spec = Some(spectrogram::ScrollingSpectrogram::new(
+                    p.source_rate,
+                    SHOW_SECONDS,
+                ));
                 self.live = Some(Live {
                     rate: p.source_rate,
                     pipeline: p,
                     audio_rx: rx,
-                    display,
                 });
                 self.error = None;
                 self.audio.clear();
@@ -310,6 +289,9 @@ impl MonitorApp {
     pub fn feed_audio(&mut self, chunk: &[f32], rate: u32) {
         self.training.feed(chunk, rate);
         if !self.paused {
+            if let Some(s) = &mut self.spec {
+                s.push(chunk);
+            }
             self.audio.extend(chunk);
             let keep = (SHOW_SECONDS * rate as f32) as usize;
             while self.audio.len() > keep {
@@ -352,37 +334,6 @@ impl MonitorApp {
         }
         for p in preds {
             self.feed_prediction(p);
-        }
-    }
-
-    fn update_spectrogram(&mut self, ctx: &egui::Context) {
-        let Some(live) = &self.live else { return };
-        let n = (SHOW_SECONDS * live.rate as f32) as usize;
-        let mut x: Vec<f32> = vec![0.0; n.saturating_sub(self.audio.len())];
-        x.extend(self.audio.iter());
-        let Ok(m) = live.display.compute("display", &x) else {
-            return;
-        };
-        let (w, h) = (m.frames, m.rows);
-        let max = m
-            .data
-            .iter()
-            .fold(f32::NEG_INFINITY, |a, &b| a.max(b))
-            .max(-40.0);
-        let mut pixels = vec![egui::Color32::BLACK; w * h];
-        for r in 0..h {
-            for f in 0..w {
-                let v = (m.get(r, f) - (max - 70.0)) / 70.0;
-                pixels[(h - 1 - r) * w + f] = panels::magma(v);
-            }
-        }
-        let img = egui::ColorImage::new([w, h], pixels);
-        match &mut self.spec_tex {
-            Some(t) => t.set(img, egui::TextureOptions::LINEAR),
-            None => {
-                self.spec_tex =
-                    Some(ctx.load_texture("spectrogram", img, egui::TextureOptions::LINEAR))
-            }
         }
     }
 
@@ -567,10 +518,17 @@ impl MonitorApp {
                 ui.colored_label(egui::Color32::from_rgb(255, 120, 100), e.as_str());
                 ui.label("Type the path of an audio file above and press \"play file\": it plays through the same pipeline at real-time pace.");
             }
-            let samples: Vec<f32> = self.audio.iter().copied().collect();
+            // Zeros on the left until 5 s have arrived, so the waveform lines up with the
+            // spectrogram's time axis.
+            let keep = self.rate().map_or(0, |r| (SHOW_SECONDS * r as f32) as usize);
+            let mut samples = vec![0.0f32; keep.saturating_sub(self.audio.len())];
+            samples.extend(self.audio.iter());
             panels::waveform(ui, &samples, SHOW_SECONDS);
             ui.label("log-mel spectrogram");
-            panels::spectrogram(ui, self.spec_tex.as_ref(), SHOW_SECONDS, self.fmax);
+            let ctx = ui.ctx().clone();
+            let fmax = self.spec.as_ref().map_or(7600.0, |s| s.fmax());
+            let tex = self.spec.as_mut().map(|s| (s.texture(&ctx).clone(), s.oldest_u()));
+            panels::spectrogram(ui, tex.as_ref().map(|(t, u)| (t, *u)), SHOW_SECONDS, fmax);
             panels::timeline(ui, &self.timeline);
         });
     }
@@ -586,9 +544,6 @@ impl MonitorApp {
         }
         self.poll();
         let ctx = ui.ctx().clone();
-        if self.tab == Tab::Monitor {
-            self.update_spectrogram(&ctx);
-        }
         egui::Panel::bottom("status").show(ui, |ui| {
             ui.label(egui::RichText::new(self.status_text()).small());
             ui.label(egui::RichText::new(format!("model: {}", self.model_line)).small());

@@ -115,8 +115,9 @@ pub fn waveform(ui: &mut Ui, samples: &[f32], seconds: f32) {
     );
 }
 
-/// The log-mel spectrogram texture with a frequency axis (Hz) and a time axis (s).
-pub fn spectrogram(ui: &mut Ui, tex: Option<&egui::TextureHandle>, seconds: f32, fmax: f32) {
+/// The log-mel spectrogram with a frequency axis (Hz) and a time axis (s). `tex` is a ring
+/// of columns whose oldest column starts at texture coordinate `u`.
+pub fn spectrogram(ui: &mut Ui, tex: Option<(&egui::TextureHandle, f32)>, seconds: f32, fmax: f32) {
     let (rect, resp) =
         ui.allocate_exact_size(Vec2::new(ui.available_width(), 170.0), Sense::hover());
     let p = ui.painter_at(rect);
@@ -125,13 +126,14 @@ pub fn spectrogram(ui: &mut Ui, tex: Option<&egui::TextureHandle>, seconds: f32,
         rect.left_top() + Vec2::new(48.0, 2.0),
         rect.right_bottom() - Vec2::new(2.0, 16.0),
     );
-    if let Some(t) = tex {
-        p.image(
-            t.id(),
-            plot,
-            Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0)),
-            Color32::WHITE,
-        );
+    if let Some((t, u)) = tex {
+        // Oldest columns (u..1) on the left, newest (0..u) on the right.
+        let split = plot.left() + plot.width() * (1.0 - u);
+        let left = Rect::from_min_max(plot.left_top(), Pos2::new(split, plot.bottom()));
+        let right = Rect::from_min_max(Pos2::new(split, plot.top()), plot.right_bottom());
+        let uv = |a: f32, b: f32| Rect::from_min_max(Pos2::new(a, 0.0), Pos2::new(b, 1.0));
+        p.image(t.id(), left, uv(u, 1.0), Color32::WHITE);
+        p.image(t.id(), right, uv(0.0, u), Color32::WHITE);
     }
     resp.widget_info(|| {
         egui::WidgetInfo::labeled(
