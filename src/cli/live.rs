@@ -102,14 +102,6 @@ fn line(p: &Prediction, dropped_samples: u64, dropped_windows: u64) -> serde_jso
     })
 }
 
-fn percentile(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[((v.len() - 1) as f64 * q).round() as usize]
-}
-
 pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     if !a.headless {
         return crate::ui::run_window(
@@ -226,8 +218,8 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
         "dropped_samples": counters.dropped_samples.load(Ordering::Relaxed),
         "dropped_windows": counters.dropped_windows.load(Ordering::Relaxed),
         "reopens": counters.reopens.load(Ordering::Relaxed),
-        "latency_ms_p50": percentile(&mut latencies.clone(), 0.5),
-        "latency_ms_p95": percentile(&mut latencies, 0.95),
+        "latency_ms_p50": crate::util::percentile(&latencies, 0.5),
+        "latency_ms_p95": crate::util::percentile(&latencies, 0.95),
         "wall_seconds": t0.elapsed().as_secs_f64(),
         "interrupted": interrupted.load(Ordering::Acquire),
     }});

@@ -203,6 +203,44 @@ pub fn load(source: &DataSource) -> Result<Corpus> {
     Ok(c)
 }
 
+/// The rows of a `labels.csv` (`path,emotion,speaker` header, then three fields a line;
+/// blank lines skipped) as (1-based line number, path, emotion, speaker).
+pub(crate) fn csv_rows<'t>(
+    csv: &Path,
+    text: &'t str,
+) -> Result<Vec<(usize, &'t str, &'t str, &'t str)>> {
+    let bad = |reason: String| Error::Corpus {
+        path: csv.to_path_buf(),
+        reason,
+    };
+    let mut lines = text.lines().enumerate();
+    match lines.next() {
+        Some((_, h)) if h.trim().replace(' ', "") == "path,emotion,speaker" => {}
+        other => {
+            return Err(bad(format!(
+                "first line must be 'path,emotion,speaker', found {:?}",
+                other.map(|o| o.1).unwrap_or("")
+            )))
+        }
+    }
+    let mut rows = Vec::new();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        if f.len() != 3 {
+            return Err(bad(format!(
+                "line {}: expected 3 fields, found {}: '{line}'",
+                i + 1,
+                f.len()
+            )));
+        }
+        rows.push((i + 1, f[0], f[1], f[2]));
+    }
+    Ok(rows)
+}
+
 fn read_csv(csv: &Path, c: &mut Corpus) -> Result<()> {
     let csv = if csv.is_dir() {
         csv.join("labels.csv")
@@ -219,42 +257,15 @@ fn read_csv(csv: &Path, c: &mut Corpus) -> Result<()> {
         .and_then(|n| n.to_str())
         .unwrap_or("csv")
         .to_string();
-    let mut lines = text.lines().enumerate();
-    match lines.next() {
-        Some((_, h)) if h.trim().replace(' ', "") == "path,emotion,speaker" => {}
-        other => {
-            return Err(Error::Corpus {
-                path: csv.clone(),
-                reason: format!(
-                    "first line must be 'path,emotion,speaker', found {:?}",
-                    other.map(|o| o.1).unwrap_or("")
-                ),
-            })
-        }
-    }
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let f: Vec<&str> = line.split(',').map(str::trim).collect();
-        if f.len() != 3 {
-            return Err(Error::Corpus {
-                path: csv.clone(),
-                reason: format!(
-                    "line {}: expected 3 fields, found {}: '{line}'",
-                    i + 1,
-                    f.len()
-                ),
-            });
-        }
-        match map_label(f[1]) {
+    for (_, path, emotion, speaker) in csv_rows(&csv, &text)? {
+        match map_label(emotion) {
             Some(label) => c.clips.push(Clip {
-                path: base.join(f[0]),
+                path: base.join(path),
                 label,
-                speaker: f[2].to_string(),
+                speaker: speaker.to_string(),
                 corpus: corpus_name.clone(),
             }),
-            None => *c.unmapped.entry(f[1].to_string()).or_default() += 1,
+            None => *c.unmapped.entry(emotion.to_string()).or_default() += 1,
         }
     }
     Ok(())

@@ -53,45 +53,20 @@ impl ClipStore {
             path: csv.clone(),
             source,
         })?;
-        let mut lines = text.lines().enumerate();
-        match lines.next() {
-            Some((_, h)) if h.trim().replace(' ', "") == HEADER => {}
-            other => {
-                return Err(bad_csv(
-                    &csv,
-                    format!(
-                        "first line must be '{HEADER}', found {:?}",
-                        other.map_or("", |o| o.1)
-                    ),
-                ))
-            }
-        }
-        for (i, line) in lines {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            if f.len() != 3 {
-                return Err(bad_csv(
-                    &csv,
-                    format!("line {}: expected 3 fields, found {}", i + 1, f.len()),
-                ));
-            }
-            let label = map_label(f[1]).ok_or_else(|| {
+        for (line, file, emotion, speaker) in super::csv_rows(&csv, &text)? {
+            let label = map_label(emotion).ok_or_else(|| {
                 bad_csv(
                     &csv,
                     format!(
-                        "line {}: unknown emotion '{}'; use one of {}",
-                        i + 1,
-                        f[1],
+                        "line {line}: unknown emotion '{emotion}'; use one of {}",
                         LABELS.join(", ")
                     ),
                 )
             })?;
             store.clips.push(StoredClip {
-                file: f[0].to_string(),
+                file: file.to_string(),
                 label,
-                speaker: f[2].to_string(),
+                speaker: speaker.to_string(),
             });
         }
         Ok(store)

@@ -80,15 +80,6 @@ pub struct Timing {
     last_frame: Option<Instant>,
 }
 
-fn percentile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    let mut s = v.to_vec();
-    s.sort_by(|a, b| a.total_cmp(b));
-    s[((s.len() - 1) as f64 * q).round() as usize]
-}
-
 /// Everything the window shows, updated from the pipeline each frame.
 pub struct MonitorApp {
     pub settings: Settings,
@@ -581,13 +572,13 @@ impl MonitorApp {
         let c = self.live.as_ref().map(|l| &l.pipeline.counters);
         serde_json::json!({
             "frames": t.build_ms.len(),
-            "ui_build_ms_p50": percentile(&t.build_ms, 0.5),
-            "ui_build_ms_p95": percentile(&t.build_ms, 0.95),
-            "frame_interval_ms_p50": percentile(&t.interval_ms, 0.5),
-            "frame_interval_ms_p95": percentile(&t.interval_ms, 0.95),
+            "ui_build_ms_p50": crate::util::percentile(&t.build_ms, 0.5),
+            "ui_build_ms_p95": crate::util::percentile(&t.build_ms, 0.95),
+            "frame_interval_ms_p50": crate::util::percentile(&t.interval_ms, 0.5),
+            "frame_interval_ms_p95": crate::util::percentile(&t.interval_ms, 0.95),
             "windows": t.latency_ms.len(),
-            "latency_ms_p50": percentile(&t.latency_ms, 0.5),
-            "latency_ms_p95": percentile(&t.latency_ms, 0.95),
+            "latency_ms_p50": crate::util::percentile(&t.latency_ms, 0.5),
+            "latency_ms_p95": crate::util::percentile(&t.latency_ms, 0.95),
             "dropped_samples": c.map_or(0, |c| c.dropped_samples.load(Ordering::Relaxed)),
             "dropped_windows": c.map_or(0, |c| c.dropped_windows.load(Ordering::Relaxed)),
             "top": self.latest.as_ref().and_then(|p| p.top).map(|t| LABELS[t]),
