@@ -276,3 +276,93 @@ fn monitor_tab_shows_predictions_and_exports_the_session() {
     assert!(session.join("report.png").exists() && session.join("session.json").exists());
     let _ = LABELS;
 }
+
+/// The training tab's fine-tune button on real clips (RAVDESS actor 2, listed in the
+/// clip folder's labels.csv as if recorded there): the background run shows progress,
+/// before/after scores on held-out clips, and the new model can be switched to and back.
+#[test]
+fn training_tab_fine_tunes_in_the_background_and_switches_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clips = tmp.path().join("clips");
+    std::fs::create_dir_all(&clips).unwrap();
+    let actor = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ravdess/Actor_02");
+    let mut csv = String::from("path,emotion,speaker\n");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&actor)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files.iter().filter(|f| {
+        // statement 01, repetition 1: 8 emotions x 2 intensities (neutral: 1) = 15 clips
+        let n = f.file_stem().unwrap().to_str().unwrap().to_string();
+        n.split('-').nth(4) == Some("01") && n.split('-').nth(5) == Some("01")
+    }) {
+        let code: usize = f.file_stem().unwrap().to_str().unwrap()[6..8]
+            .parse()
+            .unwrap();
+        csv.push_str(&format!(
+            "{},{},actor2\n",
+            f.canonicalize().unwrap().display(),
+            LABELS[code - 1]
+        ));
+    }
+    std::fs::write(clips.join("labels.csv"), &csv).unwrap();
+    let settings = Settings {
+        clips_dir: Some(clips.display().to_string()),
+        ..Settings::default()
+    };
+    let mut app = MonitorApp::idle(model_dir(), settings);
+    app.tab = Tab::Training;
+    app.training.epochs = 2;
+    let mut h = Harness::builder()
+        .with_size([1180.0, 760.0])
+        .build_ui_state(|ui, app: &mut MonitorApp| app.show(ui), app);
+    h.step();
+    h.get_by_label(
+        "15 clips: neutral 1, calm 2, happy 2, sad 2, angry 2, fearful 2, disgust 2, surprised 2",
+    );
+    h.get_by_label("fine-tune").click();
+    h.step();
+    let t0 = Instant::now();
+    while h
+        .state()
+        .training
+        .job
+        .as_ref()
+        .is_none_or(|j| j.done.is_none())
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "fine-tuning did not finish"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    h.step();
+    let job = h.state().training.job.as_ref().unwrap();
+    let out = match &job.done {
+        Some(Ok(out)) => out.clone(),
+        other => panic!("fine-tuning failed: {other:?}"),
+    };
+    assert_eq!(job.losses.len(), 2);
+    // 30 % of each label with two clips: one each, 7 held out (neutral's single clip trains).
+    assert_eq!(job.before.as_ref().unwrap().n, 7);
+    assert_eq!(job.after.as_ref().unwrap().n, 7);
+    h.get_by_label_contains("before: ");
+    assert_eq!(
+        h.query_all_by_label_contains("% accuracy (UAR").count(),
+        2,
+        "before and after"
+    );
+    h.get_by_label_contains("training loss: epoch 2/2");
+    assert!(out.join("card.json").exists() && out.starts_with(&clips));
+    h.get_by_label("use the fine-tuned model").click();
+    h.step();
+    assert_eq!(h.state().settings.model_dir.as_deref(), Some(out.as_path()));
+    h.get_by_label("switch back to the original model").click();
+    h.step();
+    assert_eq!(
+        h.state().settings.model_dir.as_deref(),
+        Some(model_dir().as_path())
+    );
+}
