@@ -366,3 +366,46 @@ fn training_tab_fine_tunes_in_the_background_and_switches_models() {
         Some(model_dir().as_path())
     );
 }
+
+/// Settings survive a restart: what `eframe::App::save` stores is what the next start reads.
+#[test]
+fn settings_are_remembered_between_runs() {
+    #[derive(Default)]
+    struct Mem(std::collections::HashMap<String, String>);
+    impl eframe::Storage for Mem {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_string(), value);
+        }
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+        fn flush(&mut self) {}
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        device: Some("USB mic".into()),
+        hop_seconds: 1.0,
+        smoothing: 0.3,
+        clips_dir: Some(tmp.path().display().to_string()),
+        speaker: "ana".into(),
+        model_dir: Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/paper1_cnn")),
+    };
+    let mut app = MonitorApp::idle(model_dir(), settings.clone());
+    let mut mem = Mem::default();
+    eframe::App::save(&mut app, &mut mem);
+    let back: Settings = eframe::get_value(&mem, eframe::APP_KEY).unwrap();
+    assert_eq!(back, settings);
+    // A remembered model that no longer exists falls back to the default.
+    let gone = Settings {
+        model_dir: Some(tmp.path().join("deleted-model")),
+        ..settings
+    };
+    let app = MonitorApp::idle(model_dir(), gone);
+    assert_eq!(
+        app.settings.model_dir.as_deref(),
+        Some(model_dir().as_path())
+    );
+}
