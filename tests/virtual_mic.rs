@@ -115,3 +115,63 @@ fn clip_through_the_virtual_microphone_matches_analyze_with_nothing_dropped() {
         "the silence around the clip is 'no speech'"
     );
 }
+
+/// Playback (the training tab's "play") through cpal's default output: a 440 Hz tone goes
+/// to the virtual server's null sink, and its monitor hears 440 Hz.
+#[test]
+fn playback_reaches_the_default_output() {
+    if std::env::var("EMOSCOPE_VIRTUAL_MIC").is_err() {
+        eprintln!("skipped: no PulseAudio server (eval \"$(bash scripts/virtual-mic.sh start)\" first; CI does)");
+        return;
+    }
+    let mut rec = Command::new("parec")
+        .args([
+            "-d",
+            "vsink.monitor",
+            "--raw",
+            "--format=s16le",
+            "--rate=16000",
+            "--channels=1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("parec (pulseaudio-utils)");
+    std::thread::sleep(Duration::from_millis(300));
+    let tone: Vec<f32> = (0..16000)
+        .map(|i| 0.5 * (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 16000.0).sin())
+        .collect();
+    let p = emoscope::audio::playback::play(&tone, 16000).expect("default output device");
+    let t0 = Instant::now();
+    while !p.finished() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "playback stalled at {:.2}",
+            p.progress()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    drop(p);
+    let _ = rec.kill();
+    let out = rec.wait_with_output().unwrap().stdout;
+    let x: Vec<f32> = out
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
+        .collect();
+    // The loudest 0.5 s: its zero crossings give the frequency.
+    let seg = 8000;
+    let (best, _) = (0..x.len().saturating_sub(seg))
+        .step_by(800)
+        .map(|s| (s, x[s..s + seg].iter().map(|v| v * v).sum::<f32>()))
+        .fold((0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    let y = &x[best..(best + seg).min(x.len())];
+    let rms = (y.iter().map(|v| v * v).sum::<f32>() / y.len() as f32).sqrt();
+    assert!(
+        rms > 0.1,
+        "the sink heard almost nothing (rms {rms}, {} samples)",
+        x.len()
+    );
+    let crossings = y.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count();
+    let hz = crossings as f32 / (y.len() as f32 / 16000.0);
+    assert!((hz - 440.0).abs() < 15.0, "heard {hz} Hz");
+}
