@@ -456,3 +456,46 @@ fn finetune_scores_held_out_clips_before_and_after_and_writes_an_honest_card() {
     let msg = String::from_utf8_lossy(&e.stderr);
     assert!(msg.contains("/nonexistent/labels.csv"), "{msg}");
 }
+
+/// The shipped card's temperature is what its validation speakers give (refit from
+/// scratch), and the calibration it claims on the held-out speakers is reproduced.
+#[test]
+fn calibrate_reproduces_the_shipped_temperature_and_test_ece() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = bin()
+        .args(["calibrate", "--data"])
+        .arg(format!("ravdess={}", data().join("ravdess").display()))
+        .arg("--data")
+        .arg(format!("csv={}", data().join("emovo/labels.csv").display()))
+        .arg("--cache")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/emocnn/card.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let t = card["temperature"].as_f64().unwrap();
+    let fitted = out
+        .lines()
+        .find(|l| l.starts_with("fitted temperature"))
+        .unwrap();
+    assert!(
+        fitted.starts_with(&format!("fitted temperature {t:.3}:")),
+        "{fitted} vs card {t}"
+    );
+    let ece = card["test_metrics"]["ece"].as_f64().unwrap();
+    assert!(
+        fitted.contains(&format!("held-out test ECE {ece:.3}")),
+        "{fitted} vs card ECE {ece}"
+    );
+}

@@ -43,6 +43,8 @@ pub enum Command {
     Train(recognition::TrainCmdArgs),
     /// Evaluate a model on labelled clips: accuracy, UAR, F1, ROC-AUC, calibration, confusion.
     Eval(recognition::EvalArgs),
+    /// Refit a model's softmax temperature on its validation speakers; shows calibration before and after.
+    Calibrate(recognition::CalibrateArgs),
     /// Fine-tune a model on your own labelled clips; prints accuracy on held-out clips before and after.
     Finetune(recognition::FinetuneArgs),
     /// Turn a headless session's JSON lines into CSV, JSON and a one-page PNG report.
@@ -139,6 +141,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => recognition::train(a),
         Command::Eval(a) => recognition::eval(a),
         Command::Finetune(a) => recognition::finetune(a),
+        Command::Calibrate(a) => recognition::calibrate(a),
         Command::Devices => live::devices(),
         Command::Report(a) => live::report(a),
         Command::Monitor(a) => live::monitor(a, None),

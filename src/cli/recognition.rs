@@ -600,3 +600,89 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+#[command(after_help = "Example:\n  \
+    emoscope calibrate --data ravdess=../shared/data/ravdess --data csv=../shared/data/emovo/labels.csv\n\n\
+    Fits the softmax temperature on the model card's validation speakers only (never its test\n\
+    speakers) and prints calibration on both; --write stores the new temperature in the card.")]
+pub struct CalibrateArgs {
+    /// Model directory; default: the shipped weights/emocnn.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// The labelled data holding the card's validation and test speakers; repeatable.
+    #[arg(long, required = true)]
+    pub data: Vec<DataSource>,
+    /// What the temperature minimises on the validation clips.
+    #[arg(long, value_enum, default_value = "nll")]
+    pub objective: crate::train::CalibrationObjective,
+    /// Save the fitted temperature into the model's card.
+    #[arg(long)]
+    pub write: bool,
+    #[arg(long, default_value = "cache")]
+    pub cache: PathBuf,
+}
+
+pub fn calibrate(a: CalibrateArgs) -> Result<()> {
+    let dir = model_dir(&a.model);
+    let mut clf = load_model(&a.model)?;
+    let corpus = load_all(&a.data)?;
+    let pick = |speakers: &[String]| -> Vec<crate::corpus::Clip> {
+        corpus
+            .clips
+            .iter()
+            .filter(|c| speakers.contains(&c.speaker))
+            .cloned()
+            .collect()
+    };
+    let (val, test) = (
+        pick(&clf.card.validation_speakers),
+        pick(&clf.card.test_speakers),
+    );
+    if val.is_empty() {
+        bail!(
+            "none of the card's validation speakers ({}) are in --data",
+            clf.card.validation_speakers.join(", ")
+        );
+    }
+    let (vpack, _) = cached_pack(&a.cache, &clf.card.features, &val)?;
+    let vidx: Vec<usize> = (0..val.len()).collect();
+    let (owner, logits) = crate::train::window_logits(&clf, &vpack, &vidx)?;
+    let truth: Vec<usize> = val.iter().map(|c| c.label).collect();
+    let old = clf.card.temperature;
+    let t = crate::train::fit_temperature_by(&owner, &logits, &truth, a.objective);
+    let tpack = if test.is_empty() {
+        None
+    } else {
+        Some(cached_pack(&a.cache, &clf.card.features, &test)?.0)
+    };
+    for (name, temp) in [("card", old), ("fitted", t)] {
+        clf.card.temperature = temp;
+        let (vm, _, _) = evaluate_clips(&clf, &vpack, &vidx)?;
+        print!(
+            "{name} temperature {temp:.3}: validation ECE {:.3} (n={})",
+            vm.ece, vm.n
+        );
+        if let Some(tp) = &tpack {
+            let tidx: Vec<usize> = (0..tp.clips.len()).collect();
+            let (tm, _, _) = evaluate_clips(&clf, tp, &tidx)?;
+            print!(
+                "   held-out test ECE {:.3}, accuracy {:.1} % (n={})",
+                tm.ece,
+                tm.accuracy * 100.0,
+                tm.n
+            );
+        }
+        println!();
+    }
+    if a.write {
+        clf.card.temperature = t;
+        let (card_path, _) = crate::model::model_files(&dir);
+        crate::util::write_atomic(
+            &card_path,
+            serde_json::to_string_pretty(&clf.card)?.as_bytes(),
+        )?;
+        println!("wrote temperature {t:.3} to {}", card_path.display());
+    }
+    Ok(())
+}

@@ -264,19 +264,41 @@ pub fn clip_probs(
     rows.iter().map(|r| mean_probs(r)).collect()
 }
 
+/// What a fitted temperature minimises on the validation clips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CalibrationObjective {
+    /// Clip-level negative log-likelihood (the usual temperature scaling).
+    Nll,
+    /// Expected calibration error (15 bins).
+    Ece,
+}
+
 /// The temperature minimising clip-level negative log-likelihood on validation clips.
 pub fn fit_temperature(owner: &[usize], logits: &[Vec<f32>], truth: &[usize]) -> f64 {
+    fit_temperature_by(owner, logits, truth, CalibrationObjective::Nll)
+}
+
+/// The temperature in 0.25..4 (61 steps, log-spaced) minimising `objective` on the clips.
+pub fn fit_temperature_by(
+    owner: &[usize],
+    logits: &[Vec<f32>],
+    truth: &[usize],
+    objective: CalibrationObjective,
+) -> f64 {
     let mut best = (f64::INFINITY, 1.0);
     for k in 0..=60 {
         let t = 0.25 * (16.0f64).powf(k as f64 / 60.0); // 0.25 .. 4
         let p = clip_probs(owner, logits, truth.len(), t);
-        let nll: f64 = p
-            .iter()
-            .zip(truth)
-            .map(|(p, &y)| -(p[y].max(1e-7) as f64).ln())
-            .sum();
-        if nll < best.0 {
-            best = (nll, t);
+        let loss = match objective {
+            CalibrationObjective::Nll => p
+                .iter()
+                .zip(truth)
+                .map(|(p, &y)| -(p[y].max(1e-7) as f64).ln())
+                .sum(),
+            CalibrationObjective::Ece => metrics::ece(&p, truth),
+        };
+        if loss < best.0 {
+            best = (loss, t);
         }
     }
     best.1
