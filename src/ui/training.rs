@@ -395,6 +395,13 @@ impl TrainingMode {
             };
             ui.colored_label(c, m.as_str());
         }
+        if let Some(r) = &self.recording {
+            // The recording so far (its last 5 s), so the speaker sees the level while talking.
+            let tail = &r[r.len().saturating_sub(5 * self.rate as usize)..];
+            let mut shown = vec![0.0f32; 5 * self.rate as usize - tail.len()];
+            shown.extend_from_slice(tail);
+            panels::waveform(ui, &shown, 5.0);
+        }
         ui.separator();
         ui.columns(2, |cols| {
             self.clip_list(&mut cols[0]);
