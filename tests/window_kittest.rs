@@ -412,3 +412,35 @@ fn settings_are_remembered_between_runs() {
         Some(model_dir().as_path())
     );
 }
+
+/// Without the microphone asked for, the window says so and offers to play a file; a
+/// file typed there starts the same pipeline.
+#[test]
+fn a_missing_microphone_is_explained_and_a_file_can_be_played_instead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        clips_dir: Some(tmp.path().display().to_string()),
+        ..Settings::default()
+    };
+    let mut app = MonitorApp::idle(model_dir(), settings);
+    app.start(SourceChoice::Mic(Some("no such microphone".into())));
+    let mut h = Harness::builder()
+        .with_size([1180.0, 760.0])
+        .build_ui_state(|ui, app: &mut MonitorApp| app.show(ui), app);
+    h.step();
+    h.get_by_label_contains("no input device named 'no such microphone'");
+    h.get_by_label_contains("Type the path of an audio file above");
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/ravdess/Actor_02/03-01-05-02-02-02-02.flac");
+    h.get_by_label("audio file:").focus();
+    h.step();
+    h.get_by_label("audio file:")
+        .type_text(&clip.display().to_string());
+    h.step();
+    h.get_by_label("play file").click();
+    h.step();
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    assert_eq!(h.state().source, Some(SourceChoice::File(clip)));
+    assert!(h.state().rate() == Some(16000));
+    assert!(h.query_by_label_contains("no input device").is_none());
+}
