@@ -20,6 +20,8 @@ mod recognition;
     about = "Real-time speech emotion monitor: waveform, spectrogram and eight emotion bars",
     long_about = "emoscope analyses emotional speech.\n\n\
         Typical first steps:\n  \
+        emoscope                                     the monitor window (microphone) and training tab\n  \
+        emoscope monitor --input talk.wav            the window playing a file (no microphone needed)\n  \
         emoscope analyze clip.wav                    emotion per 3 s window, with the shipped model\n  \
         emoscope info clip.flac                      show format, rate, level\n  \
         emoscope features clip.wav --kind mfcc --out m.npy   librosa-identical features\n\n\
