@@ -1,9 +1,18 @@
-//! Small shared helpers: atomic file writes, percentiles.
+//! Small shared helpers: folder creation and atomic file writes (errors naming the
+//! path), percentiles.
 
 use std::io::Write;
 use std::path::Path;
 
 use crate::{Error, Result};
+
+/// Creates `dir` and its parents; the error names the folder.
+pub fn create_dir_all(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
 /// a crash or a full disk never leaves a half-written file in place of a good one.

@@ -677,12 +677,11 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     }
     if a.write {
         clf.card.temperature = t;
-        let (card_path, _) = crate::model::model_files(&dir);
-        crate::util::write_atomic(
-            &card_path,
-            serde_json::to_string_pretty(&clf.card)?.as_bytes(),
-        )?;
-        println!("wrote temperature {t:.3} to {}", card_path.display());
+        clf.card.save(&dir)?;
+        println!(
+            "wrote temperature {t:.3} to {}",
+            crate::model::model_files(&dir).0.display()
+        );
     }
     Ok(())
 }

@@ -37,10 +37,7 @@ impl ClipStore {
     /// emotion outside the eight labels is an error naming it: the list is never
     /// rewritten without it.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        crate::util::create_dir_all(dir)?;
         let mut store = ClipStore {
             dir: dir.to_path_buf(),
             clips: Vec::new(),

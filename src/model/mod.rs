@@ -118,6 +118,13 @@ impl ModelCard {
         Ok(card)
     }
 
+    /// Writes `dir/card.json` atomically.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let (card_path, _) = model_files(dir);
+        let text = serde_json::to_string_pretty(self).expect("card serialises");
+        crate::util::write_atomic(&card_path, text.as_bytes())
+    }
+
     /// One line for status bars: "emocnn — 71.2 % acc / 0.70 UAR on held-out ravdess_01, ravdess_02".
     pub fn headline(&self) -> String {
         match &self.test_metrics {
@@ -210,17 +217,13 @@ impl Classifier {
 
     /// Saves card and weights into `dir` (created if needed).
     pub fn save(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let (card_path, weights) = model_files(dir);
+        crate::util::create_dir_all(dir)?;
+        let (_, weights) = model_files(dir);
         self.varmap.save(&weights).map_err(|e| Error::Format {
             path: weights.clone(),
             reason: e.to_string(),
         })?;
-        let text = serde_json::to_string_pretty(&self.card).expect("card serialises");
-        crate::util::write_atomic(&card_path, text.as_bytes())
+        self.card.save(dir)
     }
 
     /// Stacks model-input matrices into a `(n, 1, rows, frames)` tensor.

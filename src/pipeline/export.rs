@@ -128,10 +128,7 @@ pub fn read_jsonl(path: &Path) -> Result<Vec<SessionRow>> {
 
 /// Writes `session.csv`, `session.json` and `report.png` into `dir`; returns their paths.
 pub fn export_session(dir: &Path, meta: &SessionMeta, rows: &[SessionRow]) -> Result<[PathBuf; 3]> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    crate::util::create_dir_all(dir)?;
     let csv = dir.join("session.csv");
     let mut text = format!("t_start,t_end,speech,top,{}\n", LABELS.join(","));
     for r in rows {

@@ -23,10 +23,7 @@ impl SessionLog {
     /// Creates `dir` (if needed) with `audio.wav` (mono 16-bit at `sample_rate`, fed from
     /// `audio`, e.g. the pipeline's tap) and `session.jsonl`.
     pub fn create(dir: &Path, sample_rate: u32, audio: Receiver<Vec<f32>>) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| Error::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        crate::util::create_dir_all(dir)?;
         let wav_path = dir.join("audio.wav");
         let jsonl_path = dir.join("session.jsonl");
         let jsonl = std::fs::File::create(&jsonl_path).map_err(|source| Error::Write {

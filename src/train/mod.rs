@@ -573,10 +573,7 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         a.device.set_seed(a.seed)?;
     }
     let ckpt = a.out.join("checkpoint");
-    std::fs::create_dir_all(&ckpt).map_err(|source| Error::Write {
-        path: ckpt.clone(),
-        source,
-    })?;
+    crate::util::create_dir_all(&ckpt)?;
     let mut state = CheckpointState {
         epoch: 0,
         best_epoch: 0,

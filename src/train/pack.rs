@@ -135,10 +135,7 @@ impl FeaturePack {
         bytes.extend_from_slice(&header);
         bytes.extend_from_slice(&self.data);
         if let Some(d) = path.parent() {
-            std::fs::create_dir_all(d).map_err(|source| Error::Write {
-                path: d.to_path_buf(),
-                source,
-            })?;
+            crate::util::create_dir_all(d)?;
         }
         crate::util::write_atomic(path, &bytes)
     }
