@@ -96,6 +96,23 @@ pub fn user_holdout(clips: &[Clip], share: f64, seed: u64) -> (Vec<usize>, Vec<u
     (tr, te)
 }
 
+/// The score of the held-out clips `held`, also reported as `event` (none when nothing
+/// is held out).
+fn score_held(
+    clf: &Classifier,
+    pack: &FeaturePack,
+    held: &[usize],
+    on_event: &mut dyn FnMut(FinetuneEvent),
+    event: fn(Metrics) -> FinetuneEvent,
+) -> Result<Option<Metrics>> {
+    if held.is_empty() {
+        return Ok(None);
+    }
+    let m = evaluate_clips(clf, pack, held)?.0;
+    on_event(event(m.clone()));
+    Ok(Some(m))
+}
+
 /// Fine-tunes `clf` (returned and saved to `out`) on the user clips `user` of
 /// `pack` that [`user_holdout`] leaves for training, plus every clip in `extra` (e.g. a
 /// corpus mixed in against forgetting). Scores the held-out user clips before and after.
@@ -124,13 +141,7 @@ pub fn finetune(
         ));
     }
     tr.extend_from_slice(extra);
-    let before = if held.is_empty() {
-        None
-    } else {
-        let m = evaluate_clips(&clf, pack, &held)?.0;
-        on_event(FinetuneEvent::Before(m.clone()));
-        Some(m)
-    };
+    let before = score_held(&clf, pack, &held, on_event, FinetuneEvent::Before)?;
     let recipe = Recipe {
         epochs: s.epochs,
         batch_size: 16,
@@ -150,9 +161,8 @@ pub fn finetune(
     let mut rng = StdRng::seed_from_u64(s.seed);
     let mut losses = Vec::new();
     for epoch in 0..s.epochs {
-        opt.set_learning_rate(recipe.lr_at(s.lr, epoch));
+        opt.set_learning_rate(recipe.lr_at(epoch));
         tr.shuffle(&mut rng);
-        let mut stop = false;
         let loss = run_epoch(
             &clf,
             pack,
@@ -163,13 +173,10 @@ pub fn finetune(
             &mut opt,
             &weights,
             &mut |done, total| {
-                stop |= cancel.load(Ordering::Relaxed);
                 on_event(FinetuneEvent::Batch { epoch, done, total });
+                !cancel.load(Ordering::Relaxed)
             },
         )?;
-        if stop || cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled("fine-tuning".into()));
-        }
         losses.push(loss);
         on_event(FinetuneEvent::Epoch {
             epoch: epoch + 1,
@@ -177,13 +184,7 @@ pub fn finetune(
             loss,
         });
     }
-    let after = if held.is_empty() {
-        None
-    } else {
-        let m = evaluate_clips(&clf, pack, &held)?.0;
-        on_event(FinetuneEvent::After(m.clone()));
-        Some(m)
-    };
+    let after = score_held(&clf, pack, &held, on_event, FinetuneEvent::After)?;
     let user_speakers = speakers_of(&user_clips);
     let card = &mut clf.card;
     card.base_model = Some(base_name.to_string());

@@ -419,8 +419,9 @@ impl Opt {
 }
 
 impl Recipe {
-    /// The learning rate of `epoch`: constant, or cosine-decayed from `base`.
-    pub fn lr_at(&self, base: f64, epoch: usize) -> f64 {
+    /// The learning rate of `epoch`: the optimiser's, constant or cosine-decayed.
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        let base = self.optim.lr();
         if self.cosine {
             base * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / self.epochs as f64).cos())
         } else {
@@ -431,7 +432,8 @@ impl Recipe {
 
 /// One pass over the training clips `tr` (in their order, in batches, with the recipe's
 /// augmentation, mixup and L2); returns the mean batch loss. `on_batch(done, total)` is
-/// called after each batch.
+/// called before each batch and once at the end; when it returns false the pass stops
+/// there with [`Error::Cancelled`].
 #[allow(clippy::too_many_arguments)]
 pub fn run_epoch(
     clf: &Classifier,
@@ -442,14 +444,16 @@ pub fn run_epoch(
     epoch: usize,
     opt: &mut Opt,
     weights: &[candle_core::Var],
-    on_batch: &mut dyn FnMut(usize, usize),
+    on_batch: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<f64> {
     let device = &clf.device;
     let mut total = 0.0;
     let mut batches = 0;
     let n_batches = tr.len().div_ceil(recipe.batch_size.max(1));
     for (b, idx) in tr.chunks(recipe.batch_size).enumerate() {
-        on_batch(b, n_batches);
+        if !on_batch(b, n_batches) {
+            return Err(Error::Cancelled("training".into()));
+        }
         if idx.len() < 2 {
             continue;
         }
@@ -494,7 +498,9 @@ pub fn run_epoch(
         total += loss.to_scalar::<f32>()? as f64;
         batches += 1;
     }
-    on_batch(n_batches, n_batches);
+    if !on_batch(n_batches, n_batches) {
+        return Err(Error::Cancelled("training".into()));
+    }
     Ok(total / batches.max(1) as f64)
 }
 
@@ -594,7 +600,6 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         log_line(&format!("resuming after epoch {} (best validation UAR {:.3} at epoch {}); optimiser moments restart", state.epoch, state.best_val_uar, state.best_epoch));
     }
     let vars = clf.varmap.all_vars();
-    let base_lr = a.recipe.optim.lr();
     let mut opt = Opt::new(vars.clone(), a.recipe.optim)?;
     let weights: Vec<_> = vars.iter().filter(|v| v.rank() > 1).cloned().collect();
     let mut rng = StdRng::seed_from_u64(a.seed);
@@ -610,7 +615,7 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
     let first_epoch = state.epoch;
     let mut stopped_early = None;
     for epoch in state.epoch..a.recipe.epochs {
-        let lr = a.recipe.lr_at(base_lr, epoch);
+        let lr = a.recipe.lr_at(epoch);
         opt.set_learning_rate(lr);
         tr.shuffle(&mut rng);
         let mean_loss = run_epoch(
@@ -622,7 +627,7 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
             epoch,
             &mut opt,
             &weights,
-            &mut |_, _| {},
+            &mut |_, _| true,
         )?;
         state.losses.push(mean_loss);
         let val_uar = if va.is_empty() {
