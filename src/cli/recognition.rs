@@ -257,7 +257,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
                 println!("{}", path.display());
                 return Ok(());
             }
-            (pack, a.data.iter().map(|d| format!("{}={}", d.kind.name(), d.path.display())).collect())
+            (pack, a.data.iter().map(|d| d.to_string()).collect())
         }
     };
     let mut pack = pack;
@@ -525,28 +525,18 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
             eprintln!("note: {line}");
         }
         c.clips
-            .into_iter()
-            .filter(|c| !user_clips.iter().any(|u| u.path == c.path))
-            .collect()
     };
-    let mut all = user_clips.clone();
-    all.extend(extra.iter().cloned());
-    let (pack, _) = cached_pack(&a.cache, &clf.card.features, &all)?;
-    let user_idx: Vec<usize> = (0..user_clips.len()).collect();
-    let extra_idx: Vec<usize> = (user_clips.len()..all.len()).collect();
-    let mut data: Vec<String> = a
-        .data
-        .iter()
-        .map(|d| format!("{}={}", d.kind.name(), d.path.display()))
-        .collect();
+    let (pack, user_idx, extra_idx) = crate::train::finetune::user_and_extra_pack(
+        &clf.card.features,
+        &user_clips,
+        extra,
+        Some(&a.cache),
+    )?;
+    let mut data: Vec<String> = a.data.iter().map(|d| d.to_string()).collect();
     if let Some(s) = &a.speakers {
         data[0].push_str(&format!(" (speakers {s})"));
     }
-    data.extend(
-        a.corpus
-            .iter()
-            .map(|d| format!("{}={}", d.kind.name(), d.path.display())),
-    );
+    data.extend(a.corpus.iter().map(|d| d.to_string()));
     let settings = crate::train::finetune::FinetuneSettings {
         epochs: a.epochs,
         lr: a.lr,
@@ -557,8 +547,8 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     eprintln!(
         "fine-tuning {} on {} user clips (+{} corpus clips) on {}",
         base_dir.display(),
-        user_clips.len(),
-        extra.len(),
+        user_idx.len(),
+        extra_idx.len(),
         device_name(&clf.device)
     );
     let pb = indicatif::ProgressBar::new(a.epochs as u64);

@@ -111,6 +111,13 @@ pub struct DataSource {
     pub path: PathBuf,
 }
 
+/// Written back as `KIND=PATH`, as it is given.
+impl std::fmt::Display for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.kind.name(), self.path.display())
+    }
+}
+
 impl std::str::FromStr for DataSource {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 
 use super::{evaluate_clips, run_epoch, Augment, FeaturePack, Opt, Optim, Recipe};
 use crate::corpus::{speakers_of, Clip};
+use crate::features::FeatureSpec;
 use crate::labels::LABELS;
 use crate::model::{Classifier, Metrics};
 use crate::{Error, Result};
@@ -94,6 +95,32 @@ pub fn user_holdout(clips: &[Clip], share: f64, seed: u64) -> (Vec<usize>, Vec<u
     tr.sort_unstable();
     te.sort_unstable();
     (tr, te)
+}
+
+/// The feature pack of the `user` clips followed by the `extra` clips that are not also
+/// user clips, through the feature cache in `cache` when given (else computed in memory);
+/// returns it with the pack indices of the user clips and of the extra clips.
+pub fn user_and_extra_pack(
+    spec: &FeatureSpec,
+    user: &[Clip],
+    extra: Vec<Clip>,
+    cache: Option<&Path>,
+) -> Result<(FeaturePack, Vec<usize>, Vec<usize>)> {
+    let mut all = user.to_vec();
+    all.extend(
+        extra
+            .into_iter()
+            .filter(|c| !user.iter().any(|u| u.path == c.path)),
+    );
+    let pack = match cache {
+        Some(dir) => super::cached_pack(dir, spec, &all)?.0,
+        None => FeaturePack::build(spec, &all, &|| {})?,
+    };
+    Ok((
+        pack,
+        (0..user.len()).collect(),
+        (user.len()..all.len()).collect(),
+    ))
 }
 
 /// The score of the held-out clips `held`, also reported as `event` (none when nothing

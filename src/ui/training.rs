@@ -14,7 +14,7 @@ use crate::corpus::store::ClipStore;
 use crate::corpus::{CorpusKind, DataSource};
 use crate::labels::LABELS;
 use crate::model::Metrics;
-use crate::train::finetune::{finetune, FinetuneEvent, FinetuneSettings};
+use crate::train::finetune::{finetune, user_and_extra_pack, FinetuneEvent, FinetuneSettings};
 
 use super::panels;
 
@@ -572,19 +572,14 @@ fn run_finetune(
         kind: CorpusKind::Csv,
         path: csv.to_path_buf(),
     })?;
-    let mut clips = user.clips;
-    let n_user = clips.len();
-    if let Some(d) = &extra {
-        clips.extend(crate::corpus::load(d)?.clips);
-    }
-    let pack = crate::train::FeaturePack::build(&clf.card.features, &clips, &|| {})?;
-    let user_idx: Vec<usize> = (0..n_user).collect();
-    let extra_idx: Vec<usize> = (n_user..clips.len()).collect();
+    let extra_clips = match &extra {
+        Some(d) => crate::corpus::load(d)?.clips,
+        None => Vec::new(),
+    };
+    let (pack, user_idx, extra_idx) =
+        user_and_extra_pack(&clf.card.features, &user.clips, extra_clips, None)?;
     let mut s = settings.clone();
-    if let Some(d) = &extra {
-        s.data
-            .push(format!("{}={}", d.kind.name(), d.path.display()));
-    }
+    s.data.extend(extra.iter().map(|d| d.to_string()));
     finetune(
         clf,
         &model_dir.display().to_string(),
