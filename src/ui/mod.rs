@@ -110,6 +110,14 @@ pub struct MonitorApp {
     stats_written: Instant,
 }
 
+/// `name` in the user's home folder (the current folder without $HOME).
+fn home_folder(name: &str) -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(name)
+}
+
 /// Model folders offered in the picker: those beside `model` (e.g. weights/*) that hold a
 /// card, plus fine-tuned models in the clip folder.
 fn model_choices(model: &Path, clips: Option<&Path>) -> Vec<PathBuf> {
@@ -159,12 +167,7 @@ impl MonitorApp {
             paused: false,
             tab: Tab::Monitor,
             training,
-            export_dir: std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join("emoscope-sessions")
-                .display()
-                .to_string(),
+            export_dir: home_folder("emoscope-sessions").display().to_string(),
             export_msg: None,
             devices: None,
             models,
@@ -500,13 +503,12 @@ impl MonitorApp {
                 self.export();
             }
             if let Some((err, m)) = &self.export_msg {
-                let c = if *err { egui::Color32::from_rgb(255, 120, 100) } else { egui::Color32::LIGHT_GREEN };
-                ui.colored_label(c, m.as_str());
+                panels::message(ui, *err, m);
             }
         });
         egui::CentralPanel::default().show(ui, |ui| {
             if let Some(e) = &self.error {
-                ui.colored_label(egui::Color32::from_rgb(255, 120, 100), e.as_str());
+                panels::message(ui, true, e);
                 ui.label("Type the path of an audio file above and press \"play file\": it plays through the same pipeline at real-time pace.");
             }
             // Zeros on the left until 5 s have arrived, so the waveform lines up with the

@@ -17,6 +17,21 @@ pub const EMOTION_COLOURS: [Color32; 8] = {
     c
 };
 
+/// Colour of error messages.
+pub const ERROR_COLOUR: Color32 = Color32::from_rgb(255, 120, 100);
+
+/// A one-line status message: an error in [`ERROR_COLOUR`], else a success in green.
+pub fn message(ui: &mut Ui, error: bool, text: &str) {
+    ui.colored_label(
+        if error {
+            ERROR_COLOUR
+        } else {
+            Color32::LIGHT_GREEN
+        },
+        text,
+    );
+}
+
 /// Magma-like perceptual colour for `x` in 0..=1.
 pub fn magma(x: f32) -> Color32 {
     const STOPS: [(f32, [f32; 3]); 5] = [

@@ -31,7 +31,6 @@ enum JobMsg {
 pub struct FinetuneJob {
     rx: Receiver<JobMsg>,
     cancel: Arc<AtomicBool>,
-    pub out: PathBuf,
     pub losses: Vec<f64>,
     pub epochs: usize,
     pub progress: f32,
@@ -67,16 +66,9 @@ pub struct TrainingMode {
     pub epochs: usize,
 }
 
-fn default_clip_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("emoscope-clips")
-}
-
 impl TrainingMode {
     pub fn new(dir: Option<PathBuf>, speaker: String) -> Self {
-        let dir = dir.unwrap_or_else(default_clip_dir);
+        let dir = dir.unwrap_or_else(|| super::home_folder("emoscope-clips"));
         let mut t = TrainingMode {
             dir_input: dir.display().to_string(),
             store: None,
@@ -127,8 +119,7 @@ impl TrainingMode {
                 r.clear();
                 self.rate = rate;
             }
-            let room = (MAX_RECORD_SECONDS * rate as f32) as usize
-                - r.len().min((MAX_RECORD_SECONDS * rate as f32) as usize);
+            let room = ((MAX_RECORD_SECONDS * rate as f32) as usize).saturating_sub(r.len());
             r.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
     }
@@ -200,22 +191,23 @@ impl TrainingMode {
         }
     }
 
-    fn selected_samples(&mut self) -> Option<(&[f32], u32)> {
-        let i = self.selected?;
-        let store = self.store.as_ref()?;
-        if self.selected_audio.as_ref().is_none_or(|a| a.0 != i) {
-            match crate::audio::decode_file(&store.path_of(i)) {
-                Ok(c) => self.selected_audio = Some((i, c.samples, c.sample_rate)),
-                Err(e) => {
-                    self.selected_audio = None;
-                    self.fail(e.to_string());
-                    return None;
-                }
+    /// Decodes the selected clip once. An unreadable one is unselected (its error shown),
+    /// so it is not read again every frame.
+    fn load_selected(&mut self) {
+        let (Some(i), Some(store)) = (self.selected, &self.store) else {
+            return;
+        };
+        if self.selected_audio.as_ref().is_some_and(|a| a.0 == i) {
+            return;
+        }
+        match crate::audio::decode_file(&store.path_of(i)) {
+            Ok(c) => self.selected_audio = Some((i, c.samples, c.sample_rate)),
+            Err(e) => {
+                self.selected_audio = None;
+                self.selected = None;
+                self.fail(e.to_string());
             }
         }
-        self.selected_audio
-            .as_ref()
-            .map(|(_, s, r)| (s.as_slice(), *r))
     }
 
     /// Starts fine-tuning `model_dir` on the clips in the background.
@@ -242,20 +234,19 @@ impl TrainingMode {
             data: vec![format!("csv={}", csv.display())],
             ..Default::default()
         };
-        let (model_dir, out2, c2) = (model_dir.to_path_buf(), out.clone(), cancel.clone());
+        let (model_dir, c2) = (model_dir.to_path_buf(), cancel.clone());
         std::thread::Builder::new()
             .name("emoscope-finetune".into())
             .spawn(move || {
-                let r = run_finetune(&model_dir, &csv, extra, &settings, &out2, &c2, &|e| {
+                let r = run_finetune(&model_dir, &csv, extra, &settings, &out, &c2, &|e| {
                     let _ = tx.send(JobMsg::Event(e));
                 });
-                let _ = tx.send(JobMsg::Done(r.map(|_| out2).map_err(|e| e.to_string())));
+                let _ = tx.send(JobMsg::Done(r.map(|_| out).map_err(|e| e.to_string())));
             })
             .expect("spawn fine-tuning thread");
         self.job = Some(FinetuneJob {
             rx,
             cancel,
-            out,
             losses: Vec::new(),
             epochs: self.epochs,
             progress: 0.0,
@@ -388,12 +379,7 @@ impl TrainingMode {
             }
         });
         if let Some((err, m)) = &self.message {
-            let c = if *err {
-                Color32::from_rgb(255, 120, 100)
-            } else {
-                Color32::LIGHT_GREEN
-            };
-            ui.colored_label(c, m.as_str());
+            panels::message(ui, *err, m);
         }
         if let Some(r) = &self.recording {
             // The recording so far (its last 5 s), so the speaker sees the level while talking.
@@ -468,26 +454,36 @@ impl TrainingMode {
             Some((i, None)) => self.delete(i),
             None => {}
         }
-        if let Some((samples, rate)) = self.selected_samples() {
-            let secs = samples.len() as f32 / rate as f32;
-            let samples = samples.to_vec();
-            panels::waveform(ui, &samples, secs);
-            ui.horizontal(|ui| {
-                let playing = self.player.as_ref().is_some_and(|p| !p.finished());
-                if playing {
-                    if ui.button("stop").clicked() {
-                        self.player = None;
-                    }
-                    let p = self.player.as_ref().map_or(0.0, |p| p.progress());
-                    ui.add(egui::ProgressBar::new(p).desired_width(120.0));
-                    ui.ctx().request_repaint();
-                } else if ui.button("play").clicked() {
-                    match play(&samples, rate) {
-                        Ok(p) => self.player = Some(p),
-                        Err(e) => self.fail(e.to_string()),
-                    }
+        self.load_selected();
+        let Some((_, samples, rate)) = self
+            .selected_audio
+            .as_ref()
+            .filter(|a| Some(a.0) == self.selected)
+        else {
+            return;
+        };
+        let rate = *rate;
+        panels::waveform(ui, samples, samples.len() as f32 / rate as f32);
+        let (mut stop, mut started) = (false, None);
+        ui.horizontal(|ui| match self.player.as_ref().filter(|p| !p.finished()) {
+            Some(p) => {
+                stop = ui.button("stop").clicked();
+                ui.add(egui::ProgressBar::new(p.progress()).desired_width(120.0));
+                ui.ctx().request_repaint();
+            }
+            None => {
+                if ui.button("play").clicked() {
+                    started = Some(play(samples, rate));
                 }
-            });
+            }
+        });
+        if stop {
+            self.player = None;
+        }
+        match started {
+            Some(Ok(p)) => self.player = Some(p),
+            Some(Err(e)) => self.fail(e.to_string()),
+            None => {}
         }
     }
 
@@ -543,14 +539,12 @@ impl TrainingMode {
         match &job.done {
             Some(Ok(out)) => {
                 let out = out.clone();
-                ui.colored_label(Color32::LIGHT_GREEN, format!("saved {}", out.display()));
+                panels::message(ui, false, &format!("saved {}", out.display()));
                 if ui.button("use the fine-tuned model").clicked() {
                     request = Some(Request::UseModel(out));
                 }
             }
-            Some(Err(e)) => {
-                ui.colored_label(Color32::from_rgb(255, 120, 100), e.as_str());
-            }
+            Some(Err(e)) => panels::message(ui, true, e),
             None => {}
         }
         request
