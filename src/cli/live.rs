@@ -10,7 +10,6 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::audio::capture::list_input_devices;
-use crate::audio::decode_file;
 use crate::labels::LABELS;
 use crate::pipeline::session::SessionLog;
 use crate::pipeline::{BufferSource, MicSource, Pipeline, PipelineConfig, Prediction, Source};
@@ -124,13 +123,7 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
         bail!("--smoothing {} must be in (0, 1]", a.smoothing);
     }
     let source: Box<dyn Source> = if let Some(path) = &a.input {
-        let clip = decode_file(path)?;
-        Box::new(BufferSource::new(
-            path.display().to_string(),
-            clip.samples,
-            clip.sample_rate,
-            !a.fast,
-        ))
+        Box::new(BufferSource::from_file(path, !a.fast)?)
     } else if let Some(kind) = &a.synthetic {
         Box::new(
             BufferSource::synthetic(kind, a.duration.unwrap_or(10.0) as f32, !a.fast)

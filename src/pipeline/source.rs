@@ -129,6 +129,17 @@ impl BufferSource {
         }
     }
 
+    /// A decoded audio file, named by its path.
+    pub fn from_file(path: &std::path::Path, realtime: bool) -> Result<Self> {
+        let clip = crate::audio::decode_file(path)?;
+        Ok(Self::new(
+            path.display().to_string(),
+            clip.samples,
+            clip.sample_rate,
+            realtime,
+        ))
+    }
+
     /// A source that reports a stream error once after `n` samples, then carries on from
     /// where it stopped when restarted (simulates a device that drops out).
     pub fn failing_after(mut self, n: u64) -> Self {

@@ -209,13 +209,8 @@ impl MonitorApp {
         }
         self.source = Some(choice.clone());
         let source: Box<dyn Source> = match &choice {
-            SourceChoice::File(p) => match crate::audio::decode_file(p) {
-                Ok(c) => Box::new(BufferSource::new(
-                    p.display().to_string(),
-                    c.samples,
-                    c.sample_rate,
-                    true,
-                )),
+            SourceChoice::File(p) => match BufferSource::from_file(p, true) {
+                Ok(s) => Box::new(s),
                 Err(e) => {
                     self.error = Some(e.to_string());
                     return;
