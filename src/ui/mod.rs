@@ -554,8 +554,6 @@ impl MonitorApp {
                 }
             }
         }
-        self.settings.clips_dir = Some(self.training.dir_input.clone());
-        self.settings.speaker = self.training.speaker.clone();
         self.timing
             .build_ms
             .push(t0.elapsed().as_secs_f64() * 1000.0);
@@ -599,7 +597,14 @@ impl eframe::App for MonitorApp {
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+        // The clip folder and speaker live in the training tab's fields; taken from there
+        // when saving rather than copied every frame.
+        let settings = Settings {
+            clips_dir: Some(self.training.dir_input.clone()),
+            speaker: self.training.speaker.clone(),
+            ..self.settings.clone()
+        };
+        eframe::set_value(storage, eframe::APP_KEY, &settings);
     }
 }
 
