@@ -249,7 +249,10 @@ impl MonitorApp {
                     audio_rx: rx,
                 });
                 self.error = None;
-                self.audio.clear();
+                // 5 s of zeros to start with, so the waveform lines up with the
+                // spectrogram's time axis before 5 s have arrived.
+                self.audio =
+                    vec![0.0; (SHOW_SECONDS * self.rate().unwrap_or(0) as f32) as usize].into();
                 self.timeline.clear();
                 self.rows.clear();
                 self.latest = None;
@@ -506,12 +509,7 @@ impl MonitorApp {
                 panels::message(ui, true, e);
                 ui.label("Type the path of an audio file above and press \"play file\": it plays through the same pipeline at real-time pace.");
             }
-            // Zeros on the left until 5 s have arrived, so the waveform lines up with the
-            // spectrogram's time axis.
-            let keep = self.rate().map_or(0, |r| (SHOW_SECONDS * r as f32) as usize);
-            let mut samples = vec![0.0f32; keep.saturating_sub(self.audio.len())];
-            samples.extend(self.audio.iter());
-            panels::waveform(ui, &samples, SHOW_SECONDS);
+            panels::waveform(ui, self.audio.make_contiguous(), SHOW_SECONDS);
             ui.label("log-mel spectrogram");
             let ctx = ui.ctx().clone();
             let fmax = self.spec.as_ref().map_or(7600.0, |s| s.fmax());
