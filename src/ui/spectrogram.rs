@@ -82,11 +82,8 @@ impl ScrollingSpectrogram {
             self.stft
                 .power_of(frame, &mut self.scratch, &mut self.power);
             self.mel.apply(&self.power, &mut self.bands);
-            let mut col_max = f32::NEG_INFINITY;
-            for b in &mut self.bands {
-                *b = 10.0 * b.max(crate::dsp::AMIN).log10();
-                col_max = col_max.max(*b);
-            }
+            crate::dsp::power_to_db_in_place(&mut self.bands, None);
+            let col_max = self.bands.iter().fold(f32::NEG_INFINITY, |m, &b| m.max(b));
             // Follow a louder input at once, a quieter one by 0.05 dB per column (5 dB/s),
             // never below -10 dB (quiet speech), so silence stays dark.
             self.peak_db = col_max.max(self.peak_db - 0.05).max(PEAK_FLOOR_DB);
