@@ -210,6 +210,9 @@ pub fn load(source: &DataSource) -> Result<Corpus> {
     Ok(c)
 }
 
+/// The header line of a `labels.csv`.
+pub(crate) const CSV_HEADER: &str = "path,emotion,speaker";
+
 /// The rows of a `labels.csv` (`path,emotion,speaker` header, then three fields a line;
 /// blank lines skipped) as (1-based line number, path, emotion, speaker).
 pub(crate) fn csv_rows<'t>(
@@ -222,10 +225,10 @@ pub(crate) fn csv_rows<'t>(
     };
     let mut lines = text.lines().enumerate();
     match lines.next() {
-        Some((_, h)) if h.trim().replace(' ', "") == "path,emotion,speaker" => {}
+        Some((_, h)) if h.trim().replace(' ', "") == CSV_HEADER => {}
         other => {
             return Err(bad(format!(
-                "first line must be 'path,emotion,speaker', found {:?}",
+                "first line must be '{CSV_HEADER}', found {:?}",
                 other.map(|o| o.1).unwrap_or("")
             )))
         }

@@ -23,15 +23,6 @@ pub struct ClipStore {
     pub clips: Vec<StoredClip>,
 }
 
-const HEADER: &str = "path,emotion,speaker";
-
-fn bad_csv(csv: &Path, reason: String) -> Error {
-    Error::Corpus {
-        path: csv.to_path_buf(),
-        reason,
-    }
-}
-
 impl ClipStore {
     /// Opens (creating if needed) the folder and reads its `labels.csv`. A line with an
     /// emotion outside the eight labels is an error naming it: the list is never
@@ -51,14 +42,12 @@ impl ClipStore {
             source,
         })?;
         for (line, file, emotion, speaker) in super::csv_rows(&csv, &text)? {
-            let label = map_label(emotion).ok_or_else(|| {
-                bad_csv(
-                    &csv,
-                    format!(
-                        "line {line}: unknown emotion '{emotion}'; use one of {}",
-                        LABELS.join(", ")
-                    ),
-                )
+            let label = map_label(emotion).ok_or_else(|| Error::Corpus {
+                path: csv.clone(),
+                reason: format!(
+                    "line {line}: unknown emotion '{emotion}'; use one of {}",
+                    LABELS.join(", ")
+                ),
             })?;
             store.clips.push(StoredClip {
                 file: file.to_string(),
@@ -78,7 +67,7 @@ impl ClipStore {
     }
 
     fn write_csv(&self) -> Result<()> {
-        let mut text = String::from(HEADER);
+        let mut text = String::from(super::CSV_HEADER);
         text.push('\n');
         for c in &self.clips {
             text.push_str(&format!("{},{},{}\n", c.file, LABELS[c.label], c.speaker));
