@@ -12,6 +12,7 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
+use super::PcmWav;
 use crate::{Error, Result};
 
 /// A decoded clip: mono samples in [-1, 1] at `sample_rate`, plus what the file said.
@@ -227,87 +228,27 @@ pub fn decode_file(path: &Path) -> Result<AudioClip> {
 }
 
 /// Fast path for the most common files, PCM WAV with 16/32-bit integer or 32-bit float
-/// samples: hound parses the header, the data is converted in parallel straight from the
-/// bytes. Returns `None` for anything else (symphonia then decodes it).
+/// samples ([`PcmWav`]): read and converted in parallel blocks straight from the file.
+/// Returns `None` for anything else (symphonia then decodes it).
 fn decode_pcm_wav_fast(path: &Path) -> Result<Option<AudioClip>> {
     use rayon::prelude::*;
-    use std::io::Read;
 
-    let Ok(reader) = hound::WavReader::open(path) else {
+    let Some(wav) = PcmWav::open(path)? else {
         return Ok(None);
     };
-    let spec = reader.spec();
-    let (bytes_per, is_float) = match (spec.sample_format, spec.bits_per_sample) {
-        (hound::SampleFormat::Int, 16) => (2, false),
-        (hound::SampleFormat::Int, 32) => (4, false),
-        (hound::SampleFormat::Float, 32) => (4, true),
-        _ => return Ok(None),
-    };
-    let channels = spec.channels.max(1) as usize;
-    let declared = reader.len() as usize;
-    let mut data = Vec::with_capacity(declared * bytes_per);
-    reader
-        .into_inner()
-        .take((declared * bytes_per) as u64)
-        .read_to_end(&mut data)
-        .map_err(|source| Error::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let frame_bytes = bytes_per * channels;
-    let expected = (declared / channels) as u64;
-    let got = (data.len() / frame_bytes) as u64;
-    if got < expected {
-        return Err(Error::Truncated {
-            path: path.to_path_buf(),
-            expected,
-            got,
-        });
-    }
-    if got == 0 {
-        return Err(Error::NoSamples {
-            path: path.to_path_buf(),
-        });
-    }
-    let convert = |b: &[u8]| -> f32 {
-        match (bytes_per, is_float) {
-            (2, _) => i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0,
-            (4, false) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32 / 2147483648.0,
-            _ => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        }
-    };
-    let scale = 1.0 / channels as f32;
-    let mut samples = vec![0.0f32; got as usize];
+    const BLOCK: usize = 1 << 16;
+    let mut samples = vec![0.0f32; wav.frames()];
     samples
-        .par_chunks_mut(1 << 16)
-        .zip(data.par_chunks(frame_bytes << 16))
-        .for_each(|(out, bytes)| {
-            if channels == 1 && bytes_per == 2 {
-                for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                    *o = i16::from_le_bytes([b[0], b[1]]) as f32 * (1.0 / 32768.0);
-                }
-                return;
-            }
-            for (o, frame) in out.iter_mut().zip(bytes.chunks_exact(frame_bytes)) {
-                *o = if channels == 1 {
-                    convert(frame)
-                } else {
-                    frame.chunks_exact(bytes_per).map(convert).sum::<f32>() * scale
-                };
-            }
-        });
-    if is_float {
-        check_finite(&path.display().to_string(), &samples)?;
-    }
+        .par_chunks_mut(BLOCK)
+        .enumerate()
+        .try_for_each_init(Vec::new, |bytes, (i, out)| {
+            wav.read_mono(i * BLOCK, out, bytes)
+        })?;
     Ok(Some(AudioClip {
         path: path.to_path_buf(),
         samples,
-        sample_rate: spec.sample_rate,
-        channels,
-        format: format!(
-            "wav/pcm_{}{}le",
-            if is_float { "f" } else { "s" },
-            spec.bits_per_sample
-        ),
+        sample_rate: wav.sample_rate(),
+        channels: wav.channels(),
+        format: wav.format(),
     }))
 }

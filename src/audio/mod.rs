@@ -3,11 +3,13 @@
 
 pub mod capture;
 mod decode;
+mod pcm_wav;
 pub mod playback;
 mod resample;
 mod wav;
 
 pub use decode::{check_finite, decode_file, AudioClip};
+pub use pcm_wav::PcmWav;
 pub use resample::{resample, StreamResampler};
 pub use wav::{wav_i16_bytes, write_wav_f32, write_wav_i16};
 
