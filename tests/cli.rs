@@ -88,6 +88,87 @@ fn features_command_writes_librosa_equal_npy() {
     assert!(max_rel(&ours, &reference) < 1e-3);
 }
 
+/// A PCM WAV is read block by block straight from the file (never decoded whole): the
+/// same clip as 16-bit mono, as 16-bit stereo with identical channels and as 32-bit float
+/// gives librosa's MFCCs, and matches the decoded in-memory path to float rounding.
+#[test]
+fn wav_files_are_streamed_to_the_same_features() {
+    use emoscope::audio::{decode_file, write_wav_f32};
+    let dir = tempfile::tempdir().unwrap();
+    let clip = decode_file(&root().join(CLIP)).unwrap();
+    // The FLAC holds 16-bit samples, so x * 32768 is exact: the WAVs hold the same signal.
+    let write_i16 = |path: &Path, channels: u16| {
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: 16000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        for &x in &clip.samples {
+            for _ in 0..channels {
+                w.write_sample((x * 32768.0) as i16).unwrap();
+            }
+        }
+        w.finalize().unwrap();
+    };
+    let mono = dir.path().join("mono.wav");
+    write_i16(&mono, 1);
+    let stereo = dir.path().join("stereo.wav");
+    write_i16(&stereo, 2);
+    let float = dir.path().join("float.wav");
+    write_wav_f32(&float, &clip.samples, 16000).unwrap();
+    let (_, reference) =
+        read_npy_f32(&root().join("tests/fixtures/librosa/speech16k__ravdess_angry__mfcc.npy"))
+            .unwrap();
+    let mut outputs = Vec::new();
+    for input in [&mono, &stereo, &float] {
+        let out = dir.path().join("m.npy");
+        let st = bin()
+            .arg("features")
+            .arg(input)
+            .args(["--kind", "mfcc", "--n-fft", "400", "--hop-length", "160"])
+            .args(["--n-mels", "64", "--n-mfcc", "20", "--out"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(st.success(), "{}", input.display());
+        let (_, ours) = read_npy_f32(&out).unwrap();
+        assert!(max_rel(&ours, &reference) < 1e-3, "{}", input.display());
+        outputs.push(ours);
+    }
+    let spec = emoscope::features::FeatureSpec {
+        kind: emoscope::features::FeatureKind::Mfcc,
+        sample_rate: 16000,
+        n_fft: 400,
+        hop_length: 160,
+        n_mels: 64,
+        n_mfcc: 20,
+        ..Default::default()
+    };
+    let in_memory = emoscope::features::FeatureExtractor::new(&spec)
+        .unwrap()
+        .compute("clip", &clip.samples)
+        .unwrap();
+    for ours in &outputs {
+        assert!(max_rel(ours, &in_memory.data) < 1e-6);
+    }
+
+    // A NaN in a float WAV is found while streaming and named by its sample index.
+    let mut bad = clip.samples.clone();
+    bad[20_000] = f32::NAN;
+    write_wav_f32(&float, &bad, 16000).unwrap();
+    let out = dir.path().join("bad.npy");
+    let e = one_line_error(&[
+        "features",
+        float.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(e.contains("float.wav") && e.contains("sample 20000"), "{e}");
+    assert!(!out.exists());
+}
+
 #[test]
 fn info_reports_rate_channels_and_duration() {
     let o = bin()

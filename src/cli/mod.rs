@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::audio::{dbfs, decode_file, peak, resample, rms};
+use crate::audio::{dbfs, decode_file, peak, resample, rms, PcmWav};
 use crate::features::{FeatureExtractor, FeatureKind, FeatureSpec};
 use crate::npy::write_npy_f32;
 
@@ -170,11 +170,10 @@ fn info(a: InfoArgs) -> Result<()> {
 }
 
 fn features(a: FeaturesArgs) -> Result<()> {
-    let clip = decode_file(&a.audio)?;
-    let sr = a.sr.unwrap_or(clip.sample_rate);
-    let spec = FeatureSpec {
+    let what = a.audio.display().to_string();
+    let spec_at = |sample_rate: u32| FeatureSpec {
         kind: a.kind,
-        sample_rate: sr,
+        sample_rate,
         n_fft: a.n_fft,
         hop_length: a.hop_length,
         n_mels: a.n_mels,
@@ -184,14 +183,24 @@ fn features(a: FeaturesArgs) -> Result<()> {
         db: a.db,
         ..FeatureSpec::default()
     };
-    let extractor = FeatureExtractor::new(&spec)?;
-    let samples = if sr == clip.sample_rate {
-        clip.samples
-    } else {
-        resample(&clip.samples, clip.sample_rate, sr)
-            .with_context(|| format!("{}: resampling to {sr} Hz", a.audio.display()))?
+    // A PCM WAV at the wanted rate is read block by block as the frames need it.
+    let m = match PcmWav::open(&a.audio)? {
+        Some(wav) if a.sr.is_none_or(|sr| sr == wav.sample_rate()) => {
+            FeatureExtractor::new(&spec_at(wav.sample_rate()))?.compute_from(&what, &wav)?
+        }
+        _ => {
+            let clip = decode_file(&a.audio)?;
+            let sr = a.sr.unwrap_or(clip.sample_rate);
+            let extractor = FeatureExtractor::new(&spec_at(sr))?;
+            let samples = if sr == clip.sample_rate {
+                clip.samples
+            } else {
+                resample(&clip.samples, clip.sample_rate, sr)
+                    .with_context(|| format!("{what}: resampling to {sr} Hz"))?
+            };
+            extractor.compute(&what, &samples)?
+        }
     };
-    let m = extractor.compute(&a.audio.display().to_string(), &samples)?;
     write_npy_f32(&a.out, &[m.rows, m.frames], &m.data)?;
     Ok(())
 }

@@ -95,10 +95,29 @@ impl MelFilterbank {
     }
 
     /// Mel band energies of one power spectrum frame into `out` (`n_mels` values).
+    #[inline(always)]
     pub fn apply(&self, power: &[f32], out: &mut [f32]) {
         for (o, (first, w)) in out.iter_mut().zip(&self.filters) {
             let p = &power[*first..*first + w.len()];
             *o = super::dot(w, p);
+        }
+    }
+
+    /// Mel band energies of a tile of [`LANES`](super::LANES) power spectra laid out bin
+    /// by bin (`tile[bin * LANES + lane]`) into `out` (`out[mel * LANES + lane]`): one
+    /// multiply-add of `LANES` frames per filter weight, which vectorises.
+    #[inline(always)]
+    pub fn apply_tile(&self, tile: &[f32], out: &mut [f32]) {
+        use super::LANES;
+        for (o, (first, w)) in out.chunks_exact_mut(LANES).zip(&self.filters) {
+            let mut acc = [0.0f32; LANES];
+            let bins = &tile[first * LANES..(first + w.len()) * LANES];
+            for (p, &wj) in bins.chunks_exact(LANES).zip(w) {
+                for l in 0..LANES {
+                    acc[l] += wj * p[l];
+                }
+            }
+            o.copy_from_slice(&acc);
         }
     }
 

@@ -30,10 +30,22 @@ impl Dct2 {
         self.matrix.len() / self.n_in.max(1)
     }
 
-    /// `out[k] = sum_n m[k][n] * x[n]` for each kept coefficient.
-    pub fn apply(&self, x: &[f32], out: &mut [f32]) {
-        for (o, row) in out.iter_mut().zip(self.matrix.chunks_exact(self.n_in)) {
-            *o = super::dot(row, x);
+    /// The transform of a tile of [`LANES`](super::LANES) frames laid out input by input
+    /// (`x[n * LANES + lane]`) into `out[k * LANES + lane]`.
+    #[inline(always)]
+    pub fn apply_tile(&self, x: &[f32], out: &mut [f32]) {
+        use super::LANES;
+        for (o, row) in out
+            .chunks_exact_mut(LANES)
+            .zip(self.matrix.chunks_exact(self.n_in))
+        {
+            let mut acc = [0.0f32; LANES];
+            for (xn, &m) in x.chunks_exact(LANES).zip(row) {
+                for l in 0..LANES {
+                    acc[l] += m * xn[l];
+                }
+            }
+            o.copy_from_slice(&acc);
         }
     }
 }

@@ -4,7 +4,9 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::dsp::{n_frames, power_to_db_in_place, Dct2, MelFilterbank, Stft, TOP_DB};
+use crate::dsp::{
+    log10, n_frames, vectorised, Dct2, MelFilterbank, Stft, StftScratch, AMIN, LANES, TOP_DB,
+};
 use crate::{Error, Result};
 
 /// What kind of feature matrix to produce.
@@ -198,8 +200,54 @@ pub struct FeatureExtractor {
     dct: Option<Dct2>,
 }
 
-/// Frames handed to one parallel task.
-const FRAMES_PER_TASK: usize = 256;
+/// Frames handed to one parallel task (a whole number of tiles).
+const FRAMES_PER_TASK: usize = 32 * LANES;
+
+/// Samples the extractor reads block by block: a signal in memory, or a PCM WAV file read
+/// in place, so a long file never has to be decoded into memory whole.
+pub trait SampleSource: Sync {
+    /// Number of samples.
+    fn n_samples(&self) -> usize;
+    /// Fills `out` with samples `start .. start + out.len()` (always within the signal);
+    /// `bytes` is scratch space a file reader may use.
+    fn read_into(&self, start: usize, out: &mut [f32], bytes: &mut Vec<u8>) -> Result<()>;
+}
+
+impl SampleSource for [f32] {
+    fn n_samples(&self) -> usize {
+        self.len()
+    }
+
+    fn read_into(&self, start: usize, out: &mut [f32], _: &mut Vec<u8>) -> Result<()> {
+        out.copy_from_slice(&self[start..start + out.len()]);
+        Ok(())
+    }
+}
+
+impl SampleSource for crate::audio::PcmWav {
+    fn n_samples(&self) -> usize {
+        self.frames()
+    }
+
+    fn read_into(&self, start: usize, out: &mut [f32], bytes: &mut Vec<u8>) -> Result<()> {
+        self.read_mono(start, out, bytes)
+    }
+}
+
+/// Mel band values of every frame in tiles of [`LANES`] frames (`[tile][mel][lane]`), the
+/// last tile padded with silent frames.
+struct MelTiles {
+    frames: usize,
+    data: Vec<f32>,
+}
+
+/// One task's working memory.
+struct BlockScratch {
+    samples: Vec<f32>,
+    bytes: Vec<u8>,
+    stft: StftScratch,
+    power: Vec<f32>,
+}
 
 impl FeatureExtractor {
     pub fn new(spec: &FeatureSpec) -> Result<Self> {
@@ -225,51 +273,117 @@ impl FeatureExtractor {
         &self.spec
     }
 
-    /// Mel band power of every frame, frame-major (`frames x n_mels`), frames computed in
-    /// parallel on the rayon pool.
-    fn mel_power_frames(&self, signal: &[f32]) -> (usize, Vec<f32>) {
-        let frames = n_frames(signal.len(), self.spec.hop_length);
-        let n_mels = self.spec.n_mels;
-        let mut out = vec![0.0f32; frames * n_mels];
-        out.par_chunks_mut(FRAMES_PER_TASK * n_mels)
+    /// Mel band power of every frame of `src`: blocks of frames in parallel on the rayon
+    /// pool, each reading just the samples its frames cover (zero outside the signal, as
+    /// librosa's `center=True` padding).
+    fn mel_power_tiles<S: SampleSource + ?Sized>(&self, src: &S) -> Result<MelTiles> {
+        let (n_fft, hop, n_mels) = (self.spec.n_fft, self.spec.hop_length, self.spec.n_mels);
+        let len = src.n_samples();
+        let frames = n_frames(len, hop);
+        let mut data = vec![0.0f32; frames.div_ceil(LANES) * LANES * n_mels];
+        let silence = vec![0.0f32; n_fft];
+        let scratch = || BlockScratch {
+            samples: Vec::new(),
+            bytes: Vec::new(),
+            stft: self.stft.scratch(),
+            power: vec![0.0; self.stft.n_bins() * LANES],
+        };
+        data.par_chunks_mut(FRAMES_PER_TASK * n_mels)
             .enumerate()
-            .for_each(|(task, block)| {
-                let mut scratch = self.stft.scratch();
-                let mut power = vec![0.0f32; self.stft.n_bins()];
-                for (i, row) in block.chunks_exact_mut(n_mels).enumerate() {
-                    let t = task * FRAMES_PER_TASK + i;
-                    self.stft.power_frame(signal, t, &mut scratch, &mut power);
-                    self.mel.apply(&power, row);
-                }
-            });
-        (frames, out)
+            .try_for_each_init(scratch, |b, (task, block)| {
+                let t0 = task * FRAMES_PER_TASK;
+                let nf = (frames - t0).min(FRAMES_PER_TASK);
+                // Samples start .. start + span cover frames t0 .. t0 + nf.
+                let start = (t0 * hop) as isize - (n_fft / 2) as isize;
+                let span = (nf - 1) * hop + n_fft;
+                let lo = start.max(0) as usize;
+                let hi = (start + span as isize).min(len as isize) as usize;
+                let (before, after) = ((lo as isize - start) as usize, hi - lo);
+                b.samples.resize(span, 0.0);
+                b.samples[..before].fill(0.0);
+                b.samples[before + after..].fill(0.0);
+                src.read_into(lo, &mut b.samples[before..before + after], &mut b.bytes)?;
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        for (g, out) in block.chunks_exact_mut(n_mels * LANES).enumerate() {
+                            // Frames past the end (the last tile's padding) are silence.
+                            let frame = |t: usize| match t < nf {
+                                true => &b.samples[t * hop..t * hop + n_fft],
+                                false => &silence[..],
+                            };
+                            for lane in (0..LANES).step_by(2) {
+                                let t = g * LANES + lane;
+                                let (x, y) = (frame(t), frame(t + 1));
+                                self.stft.power_pair_into_lanes(
+                                    x,
+                                    y,
+                                    &mut b.stft,
+                                    &mut b.power,
+                                    lane,
+                                );
+                            }
+                            self.mel.apply_tile(&b.power, out);
+                        }
+                    },
+                );
+                Ok::<_, Error>(())
+            })?;
+        Ok(MelTiles { frames, data })
     }
 
-    /// Checks `signal` (long enough, finite) and returns its mel band power, frame-major.
-    fn checked_mel_frames(&self, what: &str, signal: &[f32]) -> Result<(usize, Vec<f32>)> {
-        if signal.len() < self.spec.n_fft {
+    /// Checks `src` (long enough, and finite when in memory) and returns its mel power.
+    fn checked_mel_tiles<S: SampleSource + ?Sized>(&self, what: &str, src: &S) -> Result<MelTiles> {
+        let len = src.n_samples();
+        if len < self.spec.n_fft {
             return Err(Error::SignalTooShort {
                 what: what.into(),
-                len: signal.len(),
+                len,
                 n_fft: self.spec.n_fft,
             });
         }
-        crate::audio::check_finite(what, signal)?;
-        Ok(self.mel_power_frames(signal))
+        self.mel_power_tiles(src)
     }
 
-    /// MFCCs (frame-major, `n_mfcc` per frame) of frame-major dB mel bands.
-    fn dct_frames(&self, db_frames: &[f32]) -> (usize, Vec<f32>) {
+    /// `power_to_db` with `top_db` over a whole tiled matrix, in place and in parallel.
+    fn db_tiles(tiles: &mut MelTiles) {
+        let max = tiles
+            .data
+            .par_iter()
+            .cloned()
+            .reduce(|| 0.0, f32::max)
+            .max(AMIN);
+        let floor = 10.0 * log10(max) - TOP_DB;
+        tiles.data.par_chunks_mut(1 << 14).for_each(|c| {
+            vectorised(
+                #[inline(always)]
+                || {
+                    c.iter_mut()
+                        .for_each(|x| *x = (10.0 * log10(x.max(AMIN))).max(floor))
+                },
+            )
+        });
+    }
+
+    /// MFCCs of tiled dB mel bands, tiled the same way (`[tile][coefficient][lane]`).
+    fn dct_tiles(&self, db: &[f32]) -> (usize, Vec<f32>) {
         let dct = self.dct.as_ref().expect("built for mfcc");
         let (n_mels, n_mfcc) = (self.spec.n_mels, dct.n_out());
-        let frames = db_frames.len() / n_mels;
-        let mut out = vec![0.0f32; frames * n_mfcc];
-        out.par_chunks_mut(FRAMES_PER_TASK * n_mfcc)
-            .zip(db_frames.par_chunks(FRAMES_PER_TASK * n_mels))
+        let mut out = vec![0.0f32; db.len() / n_mels * n_mfcc];
+        out.par_chunks_mut(n_mfcc * LANES * 32)
+            .zip(db.par_chunks(n_mels * LANES * 32))
             .for_each(|(o, m)| {
-                for (orow, mrow) in o.chunks_exact_mut(n_mfcc).zip(m.chunks_exact(n_mels)) {
-                    dct.apply(mrow, orow);
-                }
+                vectorised(
+                    #[inline(always)]
+                    || {
+                        for (ot, mt) in o
+                            .chunks_exact_mut(n_mfcc * LANES)
+                            .zip(m.chunks_exact(n_mels * LANES))
+                        {
+                            dct.apply_tile(mt, ot);
+                        }
+                    },
+                )
             });
         (n_mfcc, out)
     }
@@ -277,32 +391,35 @@ impl FeatureExtractor {
     /// Computes the feature matrix of `signal` (samples at `spec.sample_rate`), before
     /// normalisation. `what` names the signal in errors.
     pub fn compute(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
-        let (frames, mut fm) = self.checked_mel_frames(what, signal)?;
+        crate::audio::check_finite(what, signal)?;
+        self.compute_from(what, signal)
+    }
+
+    /// As [`compute`](Self::compute), reading the samples block by block from `src`
+    /// (e.g. a [`PcmWav`](crate::audio::PcmWav) at the spec's rate).
+    pub fn compute_from<S: SampleSource + ?Sized>(
+        &self,
+        what: &str,
+        src: &S,
+    ) -> Result<FeatureMatrix> {
+        let mut tiles = self.checked_mel_tiles(what, src)?;
         if self.spec.kind == FeatureKind::Mfcc || self.spec.db {
-            power_to_db_in_place(&mut fm, Some(TOP_DB));
+            Self::db_tiles(&mut tiles);
         }
-        let (rows, frame_major) = match self.spec.kind {
-            FeatureKind::Mel => (self.spec.n_mels, fm),
-            FeatureKind::Mfcc => self.dct_frames(&fm),
+        let (rows, data) = match self.spec.kind {
+            FeatureKind::Mel => (self.spec.n_mels, tiles.data),
+            FeatureKind::Mfcc => self.dct_tiles(&tiles.data),
         };
-        Ok(FeatureMatrix {
-            rows,
-            frames,
-            data: transpose(&frame_major, frames, rows),
-        })
+        Ok(untile(&data, rows, tiles.frames))
     }
 
     /// The dB mel spectrogram (`n_mels x frames`, top_db applied), whatever the spec's kind:
     /// the stored form from which [`finish`](Self::finish) makes a model's input.
     pub fn db_mel(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
-        let (frames, mut fm) = self.checked_mel_frames(what, signal)?;
-        power_to_db_in_place(&mut fm, Some(TOP_DB));
-        let n_mels = self.spec.n_mels;
-        Ok(FeatureMatrix {
-            rows: n_mels,
-            frames,
-            data: transpose(&fm, frames, n_mels),
-        })
+        crate::audio::check_finite(what, signal)?;
+        let mut tiles = self.checked_mel_tiles(what, signal)?;
+        Self::db_tiles(&mut tiles);
+        Ok(untile(&tiles.data, self.spec.n_mels, tiles.frames))
     }
 
     /// Turns a window of dB mel (as from [`db_mel`](Self::db_mel), possibly cropped,
@@ -315,13 +432,8 @@ impl FeatureExtractor {
         db_mel.data.iter_mut().for_each(|x| *x = x.max(floor));
         let mut m = match self.spec.kind {
             FeatureKind::Mfcc => {
-                let frames = db_mel.frames;
-                let (rows, out) = self.dct_frames(&transpose(&db_mel.data, db_mel.rows, frames));
-                FeatureMatrix {
-                    rows,
-                    frames,
-                    data: transpose(&out, frames, rows),
-                }
+                let (rows, out) = self.dct_tiles(&tile(&db_mel));
+                untile(&out, rows, db_mel.frames)
             }
             FeatureKind::Mel => db_mel,
         };
@@ -395,17 +507,32 @@ fn scale_to_unit_rms(data: &mut [f32]) {
     data.iter_mut().for_each(|x| *x *= inv);
 }
 
-fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut dst = vec![0.0f32; src.len()];
-    const B: usize = 32;
-    for r0 in (0..rows).step_by(B) {
-        for c0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for c in c0..(c0 + B).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
-                }
-            }
+/// A row-major matrix in tiles of [`LANES`] frames (`[tile][row][lane]`), the last tile
+/// padded with zeros.
+fn tile(m: &FeatureMatrix) -> Vec<f32> {
+    let tiles = m.frames.div_ceil(LANES);
+    let mut out = vec![0.0f32; tiles * LANES * m.rows];
+    for (r, row) in m.data.chunks_exact(m.frames.max(1)).enumerate() {
+        for (g, chunk) in row.chunks(LANES).enumerate() {
+            let at = (g * m.rows + r) * LANES;
+            out[at..at + chunk.len()].copy_from_slice(chunk);
         }
     }
-    dst
+    out
+}
+
+/// The row-major `rows x frames` matrix of tiled data (`[tile][row][lane]`).
+fn untile(tiled: &[f32], rows: usize, frames: usize) -> FeatureMatrix {
+    let mut data = vec![0.0f32; rows * frames];
+    if frames > 0 {
+        data.par_chunks_mut(frames)
+            .enumerate()
+            .for_each(|(r, row)| {
+                for (g, chunk) in row.chunks_mut(LANES).enumerate() {
+                    let at = (g * rows + r) * LANES;
+                    chunk.copy_from_slice(&tiled[at..at + chunk.len()]);
+                }
+            });
+    }
+    FeatureMatrix { rows, frames, data }
 }
