@@ -235,10 +235,12 @@ impl SampleSource for crate::audio::PcmWav {
 }
 
 /// Mel band values of every frame in tiles of [`LANES`] frames (`[tile][mel][lane]`), the
-/// last tile padded with silent frames.
+/// last tile padded with silent frames: power, or dB before `top_db` is applied.
 struct MelTiles {
     frames: usize,
     data: Vec<f32>,
+    /// The largest value.
+    max: f32,
 }
 
 /// One task's working memory.
@@ -273,10 +275,10 @@ impl FeatureExtractor {
         &self.spec
     }
 
-    /// Mel band power of every frame of `src`: blocks of frames in parallel on the rayon
-    /// pool, each reading just the samples its frames cover (zero outside the signal, as
-    /// librosa's `center=True` padding).
-    fn mel_power_tiles<S: SampleSource + ?Sized>(&self, src: &S) -> Result<MelTiles> {
+    /// Mel band power of every frame of `src` (in dB, `top_db` not yet applied, when `db`):
+    /// blocks of frames in parallel on the rayon pool, each reading just the samples its
+    /// frames cover (zero outside the signal, as librosa's `center=True` padding).
+    fn mel_tiles<S: SampleSource + ?Sized>(&self, src: &S, db: bool) -> Result<MelTiles> {
         let (n_fft, hop, n_mels) = (self.spec.n_fft, self.spec.hop_length, self.spec.n_mels);
         let len = src.n_samples();
         let frames = n_frames(len, hop);
@@ -288,9 +290,10 @@ impl FeatureExtractor {
             stft: self.stft.scratch(),
             power: vec![0.0; self.stft.n_bins() * LANES],
         };
-        data.par_chunks_mut(FRAMES_PER_TASK * n_mels)
+        let maxima = data
+            .par_chunks_mut(FRAMES_PER_TASK * n_mels)
             .enumerate()
-            .try_for_each_init(scratch, |b, (task, block)| {
+            .map_init(scratch, |b, (task, block)| {
                 let t0 = task * FRAMES_PER_TASK;
                 let nf = (frames - t0).min(FRAMES_PER_TASK);
                 // Samples start .. start + span cover frames t0 .. t0 + nf.
@@ -303,7 +306,7 @@ impl FeatureExtractor {
                 b.samples[..before].fill(0.0);
                 b.samples[before + after..].fill(0.0);
                 src.read_into(lo, &mut b.samples[before..before + after], &mut b.bytes)?;
-                vectorised(
+                let max = vectorised(
                     #[inline(always)]
                     || {
                         for (g, out) in block.chunks_exact_mut(n_mels * LANES).enumerate() {
@@ -325,15 +328,28 @@ impl FeatureExtractor {
                             }
                             self.mel.apply_tile(&b.power, out);
                         }
+                        if db {
+                            block
+                                .iter_mut()
+                                .for_each(|x| *x = 10.0 * log10(x.max(AMIN)));
+                        }
+                        block.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x))
                     },
                 );
-                Ok::<_, Error>(())
-            })?;
-        Ok(MelTiles { frames, data })
+                Ok(max)
+            })
+            .collect::<Result<Vec<f32>>>()?;
+        let max = maxima.into_iter().fold(f32::NEG_INFINITY, f32::max);
+        Ok(MelTiles { frames, data, max })
     }
 
-    /// Checks `src` (long enough, and finite when in memory) and returns its mel power.
-    fn checked_mel_tiles<S: SampleSource + ?Sized>(&self, what: &str, src: &S) -> Result<MelTiles> {
+    /// Checks that `src` is long enough and returns [`mel_tiles`](Self::mel_tiles).
+    fn checked_mel_tiles<S: SampleSource + ?Sized>(
+        &self,
+        what: &str,
+        src: &S,
+        db: bool,
+    ) -> Result<MelTiles> {
         let len = src.n_samples();
         if len < self.spec.n_fft {
             return Err(Error::SignalTooShort {
@@ -342,40 +358,27 @@ impl FeatureExtractor {
                 n_fft: self.spec.n_fft,
             });
         }
-        self.mel_power_tiles(src)
+        self.mel_tiles(src, db)
     }
 
-    /// `power_to_db` with `top_db` over a whole tiled matrix, in place and in parallel.
-    fn db_tiles(tiles: &mut MelTiles) {
-        let max = tiles
-            .data
-            .par_iter()
-            .cloned()
-            .reduce(|| 0.0, f32::max)
-            .max(AMIN);
-        let floor = 10.0 * log10(max) - TOP_DB;
-        tiles.data.par_chunks_mut(1 << 14).for_each(|c| {
-            vectorised(
-                #[inline(always)]
-                || {
-                    c.iter_mut()
-                        .for_each(|x| *x = (10.0 * log10(x.max(AMIN))).max(floor))
-                },
-            )
-        });
+    /// The `top_db` floor of dB tiles: everything below `max - top_db` is raised to it.
+    fn floor_of(tiles: &MelTiles) -> f32 {
+        tiles.max - TOP_DB
     }
 
-    /// MFCCs of tiled dB mel bands, tiled the same way (`[tile][coefficient][lane]`).
-    fn dct_tiles(&self, db: &[f32]) -> (usize, Vec<f32>) {
+    /// MFCCs of tiled dB mel bands, tiled the same way (`[tile][coefficient][lane]`), the
+    /// bands first raised to `floor` in place.
+    fn dct_tiles(&self, db: &mut [f32], floor: f32) -> (usize, Vec<f32>) {
         let dct = self.dct.as_ref().expect("built for mfcc");
         let (n_mels, n_mfcc) = (self.spec.n_mels, dct.n_out());
         let mut out = vec![0.0f32; db.len() / n_mels * n_mfcc];
         out.par_chunks_mut(n_mfcc * LANES * 32)
-            .zip(db.par_chunks(n_mels * LANES * 32))
+            .zip(db.par_chunks_mut(n_mels * LANES * 32))
             .for_each(|(o, m)| {
                 vectorised(
                     #[inline(always)]
                     || {
+                        m.iter_mut().for_each(|x| *x = x.max(floor));
                         for (ot, mt) in o
                             .chunks_exact_mut(n_mfcc * LANES)
                             .zip(m.chunks_exact(n_mels * LANES))
@@ -402,24 +405,35 @@ impl FeatureExtractor {
         what: &str,
         src: &S,
     ) -> Result<FeatureMatrix> {
-        let mut tiles = self.checked_mel_tiles(what, src)?;
-        if self.spec.kind == FeatureKind::Mfcc || self.spec.db {
-            Self::db_tiles(&mut tiles);
-        }
-        let (rows, data) = match self.spec.kind {
-            FeatureKind::Mel => (self.spec.n_mels, tiles.data),
-            FeatureKind::Mfcc => self.dct_tiles(&tiles.data),
-        };
-        Ok(untile(&data, rows, tiles.frames))
+        let db = self.spec.kind == FeatureKind::Mfcc || self.spec.db;
+        let mut tiles = self.checked_mel_tiles(what, src, db)?;
+        let floor = Self::floor_of(&tiles);
+        Ok(match self.spec.kind {
+            FeatureKind::Mel => untile(
+                &tiles.data,
+                self.spec.n_mels,
+                tiles.frames,
+                db.then_some(floor),
+            ),
+            FeatureKind::Mfcc => {
+                let (rows, data) = self.dct_tiles(&mut tiles.data, floor);
+                untile(&data, rows, tiles.frames, None)
+            }
+        })
     }
 
     /// The dB mel spectrogram (`n_mels x frames`, top_db applied), whatever the spec's kind:
     /// the stored form from which [`finish`](Self::finish) makes a model's input.
     pub fn db_mel(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
         crate::audio::check_finite(what, signal)?;
-        let mut tiles = self.checked_mel_tiles(what, signal)?;
-        Self::db_tiles(&mut tiles);
-        Ok(untile(&tiles.data, self.spec.n_mels, tiles.frames))
+        let tiles = self.checked_mel_tiles(what, signal, true)?;
+        let floor = Self::floor_of(&tiles);
+        Ok(untile(
+            &tiles.data,
+            self.spec.n_mels,
+            tiles.frames,
+            Some(floor),
+        ))
     }
 
     /// Turns a window of dB mel (as from [`db_mel`](Self::db_mel), possibly cropped,
@@ -432,8 +446,8 @@ impl FeatureExtractor {
         db_mel.data.iter_mut().for_each(|x| *x = x.max(floor));
         let mut m = match self.spec.kind {
             FeatureKind::Mfcc => {
-                let (rows, out) = self.dct_tiles(&tile(&db_mel));
-                untile(&out, rows, db_mel.frames)
+                let (rows, out) = self.dct_tiles(&mut tile(&db_mel), floor);
+                untile(&out, rows, db_mel.frames, None)
             }
             FeatureKind::Mel => db_mel,
         };
@@ -521,8 +535,9 @@ fn tile(m: &FeatureMatrix) -> Vec<f32> {
     out
 }
 
-/// The row-major `rows x frames` matrix of tiled data (`[tile][row][lane]`).
-fn untile(tiled: &[f32], rows: usize, frames: usize) -> FeatureMatrix {
+/// The row-major `rows x frames` matrix of tiled data (`[tile][row][lane]`), raised to
+/// `floor` where one is given.
+fn untile(tiled: &[f32], rows: usize, frames: usize, floor: Option<f32>) -> FeatureMatrix {
     let mut data = vec![0.0f32; rows * frames];
     if frames > 0 {
         data.par_chunks_mut(frames)
@@ -531,6 +546,9 @@ fn untile(tiled: &[f32], rows: usize, frames: usize) -> FeatureMatrix {
                 for (g, chunk) in row.chunks_mut(LANES).enumerate() {
                     let at = (g * rows + r) * LANES;
                     chunk.copy_from_slice(&tiled[at..at + chunk.len()]);
+                }
+                if let Some(floor) = floor {
+                    row.iter_mut().for_each(|x| *x = x.max(floor));
                 }
             });
     }
