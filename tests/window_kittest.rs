@@ -69,14 +69,14 @@ fn emotion_bars_say_no_speech_or_waiting() {
 #[test]
 fn waveform_reports_level_and_clipping() {
     let quiet: Vec<f32> = (0..16000).map(|i| 0.1 * (i as f32 * 0.06).sin()).collect();
-    let mut h = Harness::new_ui(|ui| panels::waveform(ui, &quiet, 5.0));
+    let mut h = Harness::new_ui(|ui| panels::waveform(ui, &quiet, quiet.len(), 5.0));
     h.run();
     h.get_by_label("waveform: last 5.0 s   peak -20.0 dBFS");
 
     let loud: Vec<f32> = quiet.iter().map(|x| (x * 20.0).clamp(-1.0, 1.0)).collect();
     let mut h = Harness::builder()
         .with_size([600.0, 130.0])
-        .build_ui(|ui| panels::waveform(ui, &loud, 5.0));
+        .build_ui(|ui| panels::waveform(ui, &loud, loud.len(), 5.0));
     h.run();
     snapshot(&mut h, "waveform_clipping");
     h.get_by_label_contains("CLIPPING - lower the input gain");

@@ -509,7 +509,8 @@ impl MonitorApp {
                 panels::message(ui, true, e);
                 ui.label("Type the path of an audio file above and press \"play file\": it plays through the same pipeline at real-time pace.");
             }
-            panels::waveform(ui, self.audio.make_contiguous(), SHOW_SECONDS);
+            let shown = self.audio.make_contiguous();
+            panels::waveform(ui, shown, shown.len(), SHOW_SECONDS);
             ui.label("log-mel spectrogram");
             let ctx = ui.ctx().clone();
             let fmax = self.spec.as_ref().map_or(7600.0, |s| s.fmax());

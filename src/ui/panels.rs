@@ -53,20 +53,26 @@ pub fn magma(x: f32) -> Color32 {
     Color32::from_rgb(c(0), c(1), c(2))
 }
 
-/// Waveform of `samples` (the last seconds), with peak level in dBFS and a clipping warning.
-pub fn waveform(ui: &mut Ui, samples: &[f32], seconds: f32) {
+/// Waveform of `samples` (the last `seconds`), with peak level in dBFS and a clipping
+/// warning. The panel spans `span` samples; shorter input is drawn against its right edge
+/// (a recording still filling its window), with silence before it.
+pub fn waveform(ui: &mut Ui, samples: &[f32], span: usize, seconds: f32) {
     let (rect, resp) =
         ui.allocate_exact_size(Vec2::new(ui.available_width(), 110.0), Sense::hover());
     let p = ui.painter_at(rect);
     p.rect_filled(rect, 4.0, Color32::from_gray(20));
     let w = rect.width().max(1.0) as usize;
+    let span = span.max(samples.len());
+    let offset = span - samples.len();
     if !samples.is_empty() {
-        let per = (samples.len() as f32 / w as f32).max(1.0);
+        let per = (span as f32 / w as f32).max(1.0);
         let mid = rect.center().y;
         let h = rect.height() / 2.0 - 4.0;
         for x in 0..w {
-            let a = (x as f32 * per) as usize;
-            let b = (((x + 1) as f32 * per) as usize).min(samples.len());
+            let a = ((x as f32 * per) as usize).saturating_sub(offset);
+            let b = (((x + 1) as f32 * per) as usize)
+                .saturating_sub(offset)
+                .min(samples.len());
             if a >= b {
                 continue;
             }

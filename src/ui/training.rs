@@ -383,10 +383,8 @@ impl TrainingMode {
         }
         if let Some(r) = &self.recording {
             // The recording so far (its last 5 s), so the speaker sees the level while talking.
-            let tail = &r[r.len().saturating_sub(5 * self.rate as usize)..];
-            let mut shown = vec![0.0f32; 5 * self.rate as usize - tail.len()];
-            shown.extend_from_slice(tail);
-            panels::waveform(ui, &shown, 5.0);
+            let span = 5 * self.rate as usize;
+            panels::waveform(ui, &r[r.len().saturating_sub(span)..], span, 5.0);
         }
         ui.separator();
         ui.columns(2, |cols| {
@@ -463,7 +461,12 @@ impl TrainingMode {
             return;
         };
         let rate = *rate;
-        panels::waveform(ui, samples, samples.len() as f32 / rate as f32);
+        panels::waveform(
+            ui,
+            samples,
+            samples.len(),
+            samples.len() as f32 / rate as f32,
+        );
         let (mut stop, mut started) = (false, None);
         ui.horizontal(|ui| match self.player.as_ref().filter(|p| !p.finished()) {
             Some(p) => {
