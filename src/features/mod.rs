@@ -315,17 +315,8 @@ impl FeatureExtractor {
                                 true => &b.samples[t * hop..t * hop + n_fft],
                                 false => &silence[..],
                             };
-                            for lane in (0..LANES).step_by(2) {
-                                let t = g * LANES + lane;
-                                let (x, y) = (frame(t), frame(t + 1));
-                                self.stft.power_pair_into_lanes(
-                                    x,
-                                    y,
-                                    &mut b.stft,
-                                    &mut b.power,
-                                    lane,
-                                );
-                            }
+                            let frames = std::array::from_fn(|lane| frame(g * LANES + lane));
+                            self.stft.power_tile(frames, &mut b.stft, &mut b.power);
                             self.mel.apply_tile(&b.power, out);
                         }
                         if db {
