@@ -357,29 +357,46 @@ impl FeatureExtractor {
         tiles.max - TOP_DB
     }
 
-    /// MFCCs of tiled dB mel bands, tiled the same way (`[tile][coefficient][lane]`), the
-    /// bands first raised to `floor` in place.
-    fn dct_tiles(&self, db: &mut [f32], floor: f32) -> (usize, Vec<f32>) {
+    /// MFCCs of `frames` frames of tiled dB mel bands (`[tile][mel][lane]`), the bands
+    /// first raised to `floor` in place, written straight into the row-major
+    /// `n_mfcc x frames` matrix: each parallel task owns its frames' piece of every row.
+    fn mfcc_rows(&self, db: &mut [f32], frames: usize, floor: f32) -> FeatureMatrix {
         let dct = self.dct.as_ref().expect("built for mfcc");
         let (n_mels, n_mfcc) = (self.spec.n_mels, dct.n_out());
-        let mut out = vec![0.0f32; db.len() / n_mels * n_mfcc];
-        out.par_chunks_mut(n_mfcc * LANES * 32)
-            .zip(db.par_chunks_mut(n_mels * LANES * 32))
-            .for_each(|(o, m)| {
+        let mut data = vec![0.0f32; n_mfcc * frames];
+        let mut pieces: Vec<Vec<&mut [f32]>> = (0..frames.div_ceil(FRAMES_PER_TASK))
+            .map(|_| Vec::with_capacity(n_mfcc))
+            .collect();
+        for row in data.chunks_mut(frames.max(1)) {
+            for (rows, piece) in pieces.iter_mut().zip(row.chunks_mut(FRAMES_PER_TASK)) {
+                rows.push(piece);
+            }
+        }
+        pieces
+            .into_par_iter()
+            .zip(db.par_chunks_mut(n_mels * FRAMES_PER_TASK))
+            .for_each(|(mut rows, m)| {
+                let mut out = vec![0.0f32; n_mfcc * LANES];
                 vectorised(
                     #[inline(always)]
                     || {
                         m.iter_mut().for_each(|x| *x = x.max(floor));
-                        for (ot, mt) in o
-                            .chunks_exact_mut(n_mfcc * LANES)
-                            .zip(m.chunks_exact(n_mels * LANES))
-                        {
-                            dct.apply_tile(mt, ot);
+                        for (g, mt) in m.chunks_exact(n_mels * LANES).enumerate() {
+                            dct.apply_tile(mt, &mut out);
+                            for (row, coef) in rows.iter_mut().zip(out.chunks_exact(LANES)) {
+                                let dst = &mut row[g * LANES..];
+                                let n = dst.len().min(LANES);
+                                dst[..n].copy_from_slice(&coef[..n]);
+                            }
                         }
                     },
                 )
             });
-        (n_mfcc, out)
+        FeatureMatrix {
+            rows: n_mfcc,
+            frames,
+            data,
+        }
     }
 
     /// Computes the feature matrix of `signal` (samples at `spec.sample_rate`), before
@@ -406,10 +423,7 @@ impl FeatureExtractor {
                 tiles.frames,
                 db.then_some(floor),
             ),
-            FeatureKind::Mfcc => {
-                let (rows, data) = self.dct_tiles(&mut tiles.data, floor);
-                untile(&data, rows, tiles.frames, None)
-            }
+            FeatureKind::Mfcc => self.mfcc_rows(&mut tiles.data, tiles.frames, floor),
         })
     }
 
@@ -436,10 +450,7 @@ impl FeatureExtractor {
         let floor = max - TOP_DB;
         db_mel.data.iter_mut().for_each(|x| *x = x.max(floor));
         let mut m = match self.spec.kind {
-            FeatureKind::Mfcc => {
-                let (rows, out) = self.dct_tiles(&mut tile(&db_mel), floor);
-                untile(&out, rows, db_mel.frames, None)
-            }
+            FeatureKind::Mfcc => self.mfcc_rows(&mut tile(&db_mel), db_mel.frames, floor),
             FeatureKind::Mel => db_mel,
         };
         normalise(&mut m, self.spec.normalisation);
