@@ -24,19 +24,33 @@ pub fn write_npy_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 4);
-    bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for x in data {
-        bytes.extend_from_slice(&x.to_le_bytes());
-    }
-    let werr = |source| Error::Write {
-        path: path.to_path_buf(),
-        source,
+    let mut head = Vec::with_capacity(10 + header.len());
+    head.extend_from_slice(b"\x93NUMPY\x01\x00");
+    head.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    head.extend_from_slice(header.as_bytes());
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(path)?;
+        f.write_all(&head)?;
+        // The data in 64 KiB pieces, little-endian, through one reused buffer.
+        let mut buf = Vec::with_capacity(1 << 16);
+        for chunk in data.chunks(1 << 14) {
+            buf.clear();
+            buf.extend(chunk.iter().flat_map(|x| x.to_le_bytes()));
+            f.write_all(&buf)?;
+        }
+        Ok(())
     };
-    let mut f = std::fs::File::create(path).map_err(werr)?;
-    f.write_all(&bytes).map_err(werr)?;
+    if let Err(source) = write() {
+        // A full disk must not leave a short file that reads as a smaller array (only a
+        // regular file is removed: `--out /dev/full` must not delete the device).
+        if std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(Error::Write {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
     Ok(())
 }
 

@@ -238,6 +238,13 @@ fn bad_input_exits_non_zero_with_a_one_line_error_naming_the_fault() {
     let e = one_line_error(&["info", junk.to_str().unwrap()]);
     assert!(e.contains("junk.flac"), "{e}");
     assert!(!Path::new(out_s).exists(), "no output on failure");
+
+    // A full disk: the write error names the file and says why.
+    if Path::new("/dev/full").exists() {
+        let e = one_line_error(&["features", CLIP, "--out", "/dev/full"]);
+        assert!(e.contains("/dev/full") && e.contains("No space left"), "{e}");
+        assert!(Path::new("/dev/full").exists());
+    }
 }
 
 /// A headless session of a real angry clip turned into the clinician's files: the CSV has
