@@ -242,7 +242,10 @@ fn bad_input_exits_non_zero_with_a_one_line_error_naming_the_fault() {
     // A full disk: the write error names the file and says why.
     if Path::new("/dev/full").exists() {
         let e = one_line_error(&["features", CLIP, "--out", "/dev/full"]);
-        assert!(e.contains("/dev/full") && e.contains("No space left"), "{e}");
+        assert!(
+            e.contains("/dev/full") && e.contains("No space left"),
+            "{e}"
+        );
         assert!(Path::new("/dev/full").exists());
     }
 }

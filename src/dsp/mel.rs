@@ -59,10 +59,15 @@ impl MelFilterbank {
             .collect();
         let mel_f = mel_frequencies(n_mels + 2, fmin, fmax);
         let fdiff: Vec<f64> = mel_f.windows(2).map(|w| w[1] - w[0]).collect();
+        let bin_hz = sample_rate as f64 / n_fft as f64;
         let filters = (0..n_mels)
             .map(|i| {
                 let enorm = 2.0 / (mel_f[i + 2] - mel_f[i]);
-                let w: Vec<f32> = fftfreqs
+                // Only bins strictly between the filter's edges can be non-zero; one bin of
+                // margin each side, then the zeros are trimmed as for the whole row.
+                let lo = ((mel_f[i] / bin_hz).floor() as usize).saturating_sub(1);
+                let hi = ((mel_f[i + 2] / bin_hz).ceil() as usize + 2).min(n_bins);
+                let w: Vec<f32> = fftfreqs[lo.min(hi)..hi]
                     .iter()
                     .map(|&f| {
                         let lower = -(mel_f[i] - f) / fdiff[i];
@@ -73,7 +78,7 @@ impl MelFilterbank {
                     .collect();
                 let first = w.iter().position(|&x| x != 0.0).unwrap_or(0);
                 let last = w.iter().rposition(|&x| x != 0.0).map_or(0, |l| l + 1);
-                (first, w[first..last.max(first)].to_vec())
+                (lo + first, w[first..last.max(first)].to_vec())
             })
             .collect();
         Self { n_bins, filters }
@@ -128,5 +133,44 @@ impl MelFilterbank {
             m[i * self.n_bins + first..i * self.n_bins + first + w.len()].copy_from_slice(w);
         }
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The filterbank computed only between each filter's edges equals the one computed
+    /// over every bin (librosa's way), weight for weight, including empty filters.
+    #[test]
+    fn banded_construction_equals_the_full_rows() {
+        for (sr, n_fft, n_mels, fmin, fmax) in [
+            (22050, 2048, 128, 0.0, 11025.0),
+            (16000, 400, 64, 0.0, 8000.0),
+            (16000, 512, 40, 50.0, 7000.0),
+            (16000, 256, 128, 0.0, 8000.0),
+            (44100, 4096, 40, 20.0, 16000.0),
+        ] {
+            let fb = MelFilterbank::new(sr, n_fft, n_mels, fmin, fmax);
+            let n_bins = n_fft / 2 + 1;
+            let mel_f = mel_frequencies(n_mels + 2, fmin, fmax);
+            let mut full = vec![0.0f32; n_mels * n_bins];
+            for i in 0..n_mels {
+                let enorm = 2.0 / (mel_f[i + 2] - mel_f[i]);
+                for k in 0..n_bins {
+                    let f = k as f64 * sr as f64 / n_fft as f64;
+                    let lower = -(mel_f[i] - f) / (mel_f[i + 1] - mel_f[i]);
+                    let upper = (mel_f[i + 2] - f) / (mel_f[i + 2] - mel_f[i + 1]);
+                    full[i * n_bins + k] = (0.0f64.max(lower.min(upper)) * enorm) as f32;
+                }
+            }
+            assert_eq!(fb.dense(), full, "sr {sr} n_fft {n_fft} n_mels {n_mels}");
+            if n_fft == 256 {
+                assert!(
+                    !fb.empty_filters().is_empty(),
+                    "this case has empty filters"
+                );
+            }
+        }
     }
 }
