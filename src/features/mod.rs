@@ -201,7 +201,7 @@ pub struct FeatureExtractor {
 }
 
 /// Frames handed to one parallel task (a whole number of tiles).
-const FRAMES_PER_TASK: usize = 32 * LANES;
+const FRAMES_PER_TASK: usize = 16 * LANES;
 
 /// Samples the extractor reads block by block: a signal in memory, or a PCM WAV file read
 /// in place, so a long file never has to be decoded into memory whole.
