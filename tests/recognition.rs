@@ -13,6 +13,17 @@ use emoscope::train::{
     default_recipe, default_spec, train, Augment, FeaturePack, Split, TrainArgs,
 };
 
+/// Runs `cmd`, fails the test with its output unless it succeeds, and returns its stdout.
+fn stdout_of(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(o.status.success(), "{out}\n{err}");
+    out.into_owned()
+}
+
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")
 }
@@ -213,14 +224,8 @@ fn shipped_model_names_held_out_clips_it_got_right() {
         .iter()
         .map(|(p, _)| data().join("ravdess").join(p))
         .collect();
-    let o = bin()
-        .arg("analyze")
-        .arg("--json")
-        .args(&paths)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+    let stdout = stdout_of(bin().arg("analyze").arg("--json").args(&paths));
+    let lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -246,23 +251,22 @@ fn shipped_model_scores_its_card_on_actors_one_and_two() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("m.json");
     let png = dir.path().join("cm.png");
-    let o = bin()
-        .args([
-            "eval",
-            "--data",
-            "ravdess=../shared/data/ravdess",
-            "--test-speakers",
-            "ravdess:1,2",
-            "--cache",
-        ])
-        .arg(dir.path().join("cache"))
-        .arg("--json")
-        .arg(&json)
-        .arg("--plot")
-        .arg(&png)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    stdout_of(
+        bin()
+            .args([
+                "eval",
+                "--data",
+                "ravdess=../shared/data/ravdess",
+                "--test-speakers",
+                "ravdess:1,2",
+                "--cache",
+            ])
+            .arg(dir.path().join("cache"))
+            .arg("--json")
+            .arg(&json)
+            .arg("--plot")
+            .arg(&png),
+    );
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     for k in [
@@ -371,21 +375,14 @@ fn training_resumes_from_its_checkpoint_and_the_feature_cache_is_reused() {
 fn finetune_scores_held_out_clips_before_and_after_and_writes_an_honest_card() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("tuned");
-    let o = bin()
-        .args(["finetune", "--data"])
-        .arg(format!("ravdess={}", data().join("ravdess").display()))
-        .args(["--speakers", "ravdess:2", "--epochs", "3", "--out"])
-        .arg(&out)
-        .arg("--cache")
-        .arg(tmp.path().join("cache"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        stdout,
-        String::from_utf8_lossy(&o.stderr)
+    let stdout = stdout_of(
+        bin()
+            .args(["finetune", "--data"])
+            .arg(format!("ravdess={}", data().join("ravdess").display()))
+            .args(["--speakers", "ravdess:2", "--epochs", "3", "--out"])
+            .arg(&out)
+            .arg("--cache")
+            .arg(tmp.path().join("cache")),
     );
     assert!(
         stdout.contains("trained on 45 clips, scored on 15 held-out clips"),
@@ -438,14 +435,7 @@ fn finetune_scores_held_out_clips_before_and_after_and_writes_an_honest_card() {
         .contains("Speaker-dependent"));
     // The new model loads and runs.
     let clip = data().join("ravdess/Actor_02/03-01-05-02-02-02-02.flac");
-    let a = bin()
-        .arg("analyze")
-        .arg(&clip)
-        .arg("--model")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    stdout_of(bin().arg("analyze").arg(&clip).arg("--model").arg(&out));
     // Bad settings are named.
     let e = bin()
         .args(["finetune", "--data", "csv=/nonexistent/labels.csv", "--out"])
@@ -462,20 +452,14 @@ fn finetune_scores_held_out_clips_before_and_after_and_writes_an_honest_card() {
 #[test]
 fn calibrate_reproduces_the_shipped_temperature_and_test_ece() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = bin()
-        .args(["calibrate", "--data"])
-        .arg(format!("ravdess={}", data().join("ravdess").display()))
-        .arg("--data")
-        .arg(format!("csv={}", data().join("emovo/labels.csv").display()))
-        .arg("--cache")
-        .arg(tmp.path())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
+    let out = stdout_of(
+        bin()
+            .args(["calibrate", "--data"])
+            .arg(format!("ravdess={}", data().join("ravdess").display()))
+            .arg("--data")
+            .arg(format!("csv={}", data().join("emovo/labels.csv").display()))
+            .arg("--cache")
+            .arg(tmp.path()),
     );
     let card: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(

@@ -119,6 +119,13 @@ fn loss_curve_says_which_epoch() {
     h.get_by_label("training loss: epoch 3/10, 1.200");
 }
 
+/// The whole window (both tabs) at its default size, around `app`.
+fn window(app: MonitorApp) -> Harness<'static, MonitorApp> {
+    Harness::builder()
+        .with_size([1180.0, 760.0])
+        .build_ui_state(|ui, app: &mut MonitorApp| app.show(ui), app)
+}
+
 fn step_for(h: &mut Harness<'_, MonitorApp>, d: Duration) {
     let t0 = Instant::now();
     while t0.elapsed() < d {
@@ -165,9 +172,7 @@ fn training_mode_records_labels_lists_relabels_and_deletes_a_clip() {
     let mut app = MonitorApp::idle(model_dir(), settings);
     app.start(SourceChoice::File(wav));
     assert!(app.error.is_none(), "{:?}", app.error);
-    let mut h = Harness::builder()
-        .with_size([1180.0, 760.0])
-        .build_ui_state(|ui, app: &mut MonitorApp| app.show(ui), app);
+    let mut h = window(app);
     h.step();
     h.get_by_label("training").click();
     h.step();
@@ -253,9 +258,7 @@ fn monitor_tab_shows_predictions_and_exports_the_session() {
         app.feed_prediction(prediction(i, if i % 5 == 4 { None } else { Some(4) }));
     }
     app.feed_prediction(prediction(20, Some(4)));
-    let mut h = Harness::builder()
-        .with_size([1180.0, 760.0])
-        .build_ui_state(|ui, app: &mut MonitorApp| app.show(ui), app);
+    let mut h = window(app);
     h.step();
     h.get_by_label("angry 50 % (top)");
     h.get_by_label("timeline: 13 s, 21 windows, 17 with speech, mostly angry");
@@ -317,9 +320,7 @@ fn training_tab_fine_tunes_in_the_background_and_switches_models() {
     let mut app = MonitorApp::idle(model_dir(), settings);
     app.tab = Tab::Training;
     app.training.epochs = 2;
-    let mut h = Harness::builder()
-        .with_size([1180.0, 760.0])
-        .build_ui_state(|ui, app: &mut MonitorApp| app.show(ui), app);
+    let mut h = window(app);
     h.step();
     h.get_by_label(
         "15 clips: neutral 1, calm 2, happy 2, sad 2, angry 2, fearful 2, disgust 2, surprised 2",
@@ -424,9 +425,7 @@ fn a_missing_microphone_is_explained_and_a_file_can_be_played_instead() {
     };
     let mut app = MonitorApp::idle(model_dir(), settings);
     app.start(SourceChoice::Mic(Some("no such microphone".into())));
-    let mut h = Harness::builder()
-        .with_size([1180.0, 760.0])
-        .build_ui_state(|ui, app: &mut MonitorApp| app.show(ui), app);
+    let mut h = window(app);
     h.step();
     h.get_by_label_contains("no input device named 'no such microphone'");
     h.get_by_label_contains("Type the path of an audio file above");
