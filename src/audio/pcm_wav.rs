@@ -85,10 +85,6 @@ impl PcmWav {
         self.sample_rate
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Container and codec as symphonia names them, e.g. "wav/pcm_s16le".
     pub fn format(&self) -> String {
         format!(

@@ -100,7 +100,6 @@ impl MelFilterbank {
     }
 
     /// Mel band energies of one power spectrum frame into `out` (`n_mels` values).
-    #[inline(always)]
     pub fn apply(&self, power: &[f32], out: &mut [f32]) {
         for (o, (first, w)) in out.iter_mut().zip(&self.filters) {
             let p = &power[*first..*first + w.len()];

@@ -10,7 +10,7 @@ mod vad;
 pub use db::{log10, power_to_db, power_to_db_in_place, AMIN, TOP_DB};
 pub use mel::{hz_to_mel, mel_frequencies, mel_to_hz, MelFilterbank};
 pub use mfcc::Dct2;
-pub use stft::{n_frames, Stft, StftScratch};
+pub use stft::{n_frames, Stft, StftScratch, TileScratch};
 pub use vad::Vad;
 
 /// Frames processed side by side in a tile (`tile[row * LANES + lane]`): every filter
@@ -20,7 +20,7 @@ pub const LANES: usize = 8;
 
 /// Dot product with eight independent accumulators, so the compiler can vectorise it
 /// (a plain `f32` fold cannot be reordered).
-#[inline(always)]
+#[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);

@@ -24,13 +24,17 @@ pub struct Stft {
     pair_fft: Arc<dyn Fft<f32>>,
 }
 
-/// Per-thread working memory for [`Stft::power_of`] and [`Stft::power_tile`].
+/// Working memory for [`Stft::power_of`] (one frame at a time).
 pub struct StftScratch {
     frame: Vec<f32>,
     spectrum: Vec<Complex<f32>>,
     scratch: Vec<Complex<f32>>,
-    pair: Vec<Complex<f32>>,
-    pair_scratch: Vec<Complex<f32>>,
+}
+
+/// Per-thread working memory for [`Stft::power_tile`] (a tile of frames, in pairs).
+pub struct TileScratch {
+    pairs: Vec<Complex<f32>>,
+    scratch: Vec<Complex<f32>>,
 }
 
 impl Stft {
@@ -72,8 +76,13 @@ impl Stft {
             frame: self.fft.make_input_vec(),
             spectrum: self.fft.make_output_vec(),
             scratch: self.fft.make_scratch_vec(),
-            pair: vec![Complex::default(); self.n_fft * LANES / 2],
-            pair_scratch: vec![Complex::default(); self.pair_fft.get_inplace_scratch_len()],
+        }
+    }
+
+    pub fn tile_scratch(&self) -> TileScratch {
+        TileScratch {
+            pairs: vec![Complex::default(); self.n_fft * LANES / 2],
+            scratch: vec![Complex::default(); self.pair_fft.get_inplace_scratch_len()],
         }
     }
 
@@ -97,16 +106,16 @@ impl Stft {
     /// `R = conj(Z[N-k])` the spectra are `A[k] = (Z[k] + R) / 2`, `B[k] = (Z[k] - R) / 2i`.
     /// The tile is then written one whole row (bin) at a time.
     #[inline(always)]
-    pub fn power_tile(&self, frames: [&[f32]; LANES], s: &mut StftScratch, tile: &mut [f32]) {
+    pub fn power_tile(&self, frames: [&[f32]; LANES], s: &mut TileScratch, tile: &mut [f32]) {
         let n = self.n_fft;
-        for (z, ab) in s.pair.chunks_exact_mut(n).zip(frames.chunks_exact(2)) {
+        for (z, ab) in s.pairs.chunks_exact_mut(n).zip(frames.chunks_exact(2)) {
             for (((z, &x), &y), &w) in z.iter_mut().zip(ab[0]).zip(ab[1]).zip(&self.window) {
                 *z = Complex::new(x * w, y * w);
             }
-            self.pair_fft.process_with_scratch(z, &mut s.pair_scratch);
+            self.pair_fft.process_with_scratch(z, &mut s.scratch);
         }
         const PAIRS: usize = LANES / 2;
-        let z: [&[Complex<f32>]; PAIRS] = std::array::from_fn(|j| &s.pair[j * n..(j + 1) * n]);
+        let z: [&[Complex<f32>]; PAIRS] = std::array::from_fn(|j| &s.pairs[j * n..(j + 1) * n]);
         let mut rows = tile.chunks_exact_mut(LANES);
         // Bin 0 pairs with itself; bin k with bin n - k (for even n, n/2 with itself).
         let row = rows.next().expect("a tile has n_bins rows");
@@ -150,6 +159,7 @@ mod tests {
         for n_fft in [2048, 400, 255] {
             let stft = Stft::new(n_fft, n_fft / 4);
             let mut s = stft.scratch();
+            let mut ts = stft.tile_scratch();
             let frames: Vec<Vec<f32>> = (0..LANES)
                 .map(|lane| {
                     let level = [1.0, 1e-3, 0.5, 1.0][lane % 4];
@@ -162,7 +172,7 @@ mod tests {
             let nb = stft.n_bins();
             let mut tile = vec![0.0f32; nb * LANES];
             let views = std::array::from_fn(|lane| &frames[lane][..]);
-            stft.power_tile(views, &mut s, &mut tile);
+            stft.power_tile(views, &mut ts, &mut tile);
             let single: Vec<Vec<f32>> = frames
                 .iter()
                 .map(|f| {

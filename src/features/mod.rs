@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::dsp::{
-    log10, n_frames, vectorised, Dct2, MelFilterbank, Stft, StftScratch, AMIN, LANES, TOP_DB,
+    log10, n_frames, vectorised, Dct2, MelFilterbank, Stft, TileScratch, AMIN, LANES, TOP_DB,
 };
 use crate::{Error, Result};
 
@@ -247,7 +247,7 @@ struct MelTiles {
 struct BlockScratch {
     samples: Vec<f32>,
     bytes: Vec<u8>,
-    stft: StftScratch,
+    stft: TileScratch,
     power: Vec<f32>,
 }
 
@@ -287,7 +287,7 @@ impl FeatureExtractor {
         let scratch = || BlockScratch {
             samples: Vec::new(),
             bytes: Vec::new(),
-            stft: self.stft.scratch(),
+            stft: self.stft.tile_scratch(),
             power: vec![0.0; self.stft.n_bins() * LANES],
         };
         let maxima = data
@@ -448,10 +448,13 @@ impl FeatureExtractor {
     pub fn finish(&self, mut db_mel: FeatureMatrix) -> FeatureMatrix {
         let max = db_mel.data.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         let floor = max - TOP_DB;
-        db_mel.data.iter_mut().for_each(|x| *x = x.max(floor));
         let mut m = match self.spec.kind {
+            // The floor is applied on the way into the DCT.
             FeatureKind::Mfcc => self.mfcc_rows(&mut tile(&db_mel), db_mel.frames, floor),
-            FeatureKind::Mel => db_mel,
+            FeatureKind::Mel => {
+                db_mel.data.iter_mut().for_each(|x| *x = x.max(floor));
+                db_mel
+            }
         };
         normalise(&mut m, self.spec.normalisation);
         m
