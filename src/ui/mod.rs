@@ -513,7 +513,7 @@ impl MonitorApp {
             panels::waveform(ui, shown, shown.len(), SHOW_SECONDS);
             ui.label("log-mel spectrogram");
             let ctx = ui.ctx().clone();
-            let fmax = self.spec.as_ref().map_or(7600.0, |s| s.fmax());
+            let fmax = self.spec.as_ref().map_or(spectrogram::FMAX_HZ, |s| s.fmax());
             let tex = self.spec.as_mut().map(|s| (s.texture(&ctx).clone(), s.oldest_u()));
             panels::spectrogram(ui, tex.as_ref().map(|(t, u)| (t, *u)), SHOW_SECONDS, fmax);
             panels::timeline(ui, &self.timeline);

@@ -5,6 +5,8 @@
 use crate::dsp::StftScratch;
 use crate::dsp::{MelFilterbank, Stft};
 
+/// Highest frequency shown, Hz (lower when the source's Nyquist frequency is lower).
+pub const FMAX_HZ: f32 = 7600.0;
 /// Dynamic range shown, dB below the running peak.
 const RANGE_DB: f32 = 70.0;
 /// Lowest colour reference, dB: quiet speech peaks near it, loud speech at +10..+20.
@@ -42,7 +44,7 @@ impl ScrollingSpectrogram {
     pub fn new(rate: u32, seconds: f32) -> Self {
         let n_fft = ((rate as f32 * 0.032) as usize).next_power_of_two();
         let hop = (rate / 100).max(1) as usize;
-        let fmax = 7600.0f32.min(rate as f32 / 2.0);
+        let fmax = FMAX_HZ.min(rate as f32 / 2.0);
         let rows = 64;
         let stft = Stft::new(n_fft, hop);
         let scratch = stft.scratch();

@@ -382,9 +382,11 @@ impl TrainingMode {
             panels::message(ui, *err, m);
         }
         if let Some(r) = &self.recording {
-            // The recording so far (its last 5 s), so the speaker sees the level while talking.
-            let span = 5 * self.rate as usize;
-            panels::waveform(ui, &r[r.len().saturating_sub(span)..], span, 5.0);
+            // The recording so far (its last seconds, as the monitor shows), so the speaker sees
+            // the level while talking.
+            let span = (super::SHOW_SECONDS * self.rate as f32) as usize;
+            let tail = &r[r.len().saturating_sub(span)..];
+            panels::waveform(ui, tail, span, super::SHOW_SECONDS);
         }
         ui.separator();
         ui.columns(2, |cols| {
