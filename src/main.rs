@@ -1,3 +1,4 @@
 fn main() {
+    emoscope::util::tune_allocator();
     std::process::exit(emoscope::cli::main());
 }

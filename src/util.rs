@@ -1,5 +1,5 @@
 //! Small shared helpers: folder creation and atomic file writes (errors naming the
-//! path), percentiles.
+//! path), percentiles, allocator tuning.
 
 use std::io::Write;
 use std::path::Path;
@@ -40,4 +40,20 @@ pub fn percentile(v: &[f64], q: f64) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     s[((s.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Keeps large buffers in the process heap instead of giving them back to the kernel on
+/// every free. candle allocates and frees tensors of tens of MB on each training step;
+/// with glibc's defaults each one is a fresh `mmap` whose pages fault in again, which cost
+/// more system time than the arithmetic (CPU epoch of emocnn on RAVDESS: 69 s -> 40 s).
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before any thread
+    // exists, and an unaccepted value is refused by glibc (return value 0), not undefined.
+    unsafe {
+        // The largest mmap threshold glibc accepts on 64-bit (32 MiB).
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 512 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 64 << 20);
+    }
 }
