@@ -30,15 +30,15 @@ fn bench(c: &mut Criterion) {
         let spec = clf.card.features.clone();
         let x = speech_like(spec.window_samples(), spec.sample_rate as f32);
         g.bench_function(format!("{name}_features"), |b| {
-            b.iter(|| clf.extractor.model_input("bench", &x).unwrap())
+            b.iter(|| clf.extractor.model_input("bench", &x, None).unwrap())
         });
-        let input = clf.extractor.model_input("bench", &x).unwrap();
+        let input = clf.extractor.model_input("bench", &x, None).unwrap();
         g.bench_function(format!("{name}_inference"), |b| {
             b.iter(|| clf.probs(std::slice::from_ref(&input)).unwrap())
         });
         g.bench_function(format!("{name}_features_and_inference"), |b| {
             b.iter(|| {
-                let m = clf.extractor.model_input("bench", &x).unwrap();
+                let m = clf.extractor.model_input("bench", &x, None).unwrap();
                 clf.probs(&[m]).unwrap()
             })
         });

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::features::FeatureMatrix;
+use crate::features::{FeatureMatrix, SpeakerProfile};
 use crate::labels::{LABELS, N_LABELS};
 use crate::model::Classifier;
 use crate::train::metrics::argmax;
@@ -45,21 +45,6 @@ pub fn place(m: &FeatureMatrix, start: isize, len: usize) -> FeatureMatrix {
     }
 }
 
-/// Model-input windows of a dB mel matrix, every `hop_frames`.
-pub fn windows_of(
-    clf: &Classifier,
-    db_mel: &FeatureMatrix,
-    hop_frames: usize,
-) -> (Vec<usize>, Vec<FeatureMatrix>) {
-    let win = clf.card.features.window_frames();
-    let starts = window_starts(db_mel.frames, win, hop_frames);
-    let inputs = starts
-        .iter()
-        .map(|&s| clf.extractor.finish(place(db_mel, s as isize, win)))
-        .collect();
-    (starts, inputs)
-}
-
 /// Mean of probability rows.
 pub fn mean_probs(rows: &[[f32; N_LABELS]]) -> [f32; N_LABELS] {
     let mut m = [0.0f32; N_LABELS];
@@ -98,7 +83,8 @@ fn labelled(p: &[f32; N_LABELS]) -> Vec<(&'static str, f32)> {
 }
 
 /// Analyses `samples` (at the model's rate) in windows every `hop_seconds`, cut and
-/// featurised exactly as the live pipeline does ([`crate::pipeline::window_plan`]).
+/// featurised exactly as the live pipeline does ([`crate::pipeline::window_plan`]; a
+/// speaker-normalised model's profile grows from the file's speech as it goes).
 pub fn analyze_samples(
     clf: &Classifier,
     what: &str,
@@ -112,9 +98,10 @@ pub fn analyze_samples(
     let starts = crate::pipeline::window_plan(samples.len(), win, hop);
     let mut inputs = Vec::with_capacity(starts.len());
     let mut speech = Vec::with_capacity(starts.len());
+    let mut speaker = SpeakerProfile::default();
     for &a in &starts {
         let w = &samples[a..(a + win).min(samples.len())];
-        let (m, s) = crate::pipeline::window_input(&clf.extractor, what, w)?;
+        let (m, s) = crate::pipeline::window_input(&clf.extractor, what, w, &mut speaker)?;
         inputs.push(m);
         speech.push(s);
     }

@@ -201,3 +201,29 @@ fn session_log_is_readable_while_running_and_complete_at_the_end() {
     );
     assert!(lines.lines().last().unwrap().starts_with("{\"summary\""));
 }
+
+#[test]
+fn only_speech_windows_grow_the_speaker_profile() {
+    use emoscope::features::{FeatureExtractor, Normalisation, SpeakerProfile};
+    let mut spec = emoscope::train::default_spec(&emoscope::model::Arch::EmoCnn { width: 24 });
+    spec.normalisation = Normalisation::Speaker;
+    let ex = FeatureExtractor::new(&spec).unwrap();
+    let win = spec.window_samples();
+    let mut profile = SpeakerProfile::default();
+    let (_, speech) =
+        emoscope::pipeline::window_input(&ex, "silence", &vec![0.0; win], &mut profile).unwrap();
+    assert!(!speech);
+    assert_eq!(profile.frames(), 0, "silence must not enter the profile");
+    // A real sentence (RAVDESS actor 2, angry): its voiced frames are counted, the
+    // pauses before and after it are not.
+    let a = decode_file(&clip("Actor_02/03-01-05-02-02-02-02.flac")).unwrap();
+    assert_eq!(a.sample_rate, 16_000);
+    let (_, speech) =
+        emoscope::pipeline::window_input(&ex, "clip", &a.samples[..win], &mut profile).unwrap();
+    assert!(speech);
+    let frames = profile.frames();
+    assert!(
+        (60..188).contains(&frames),
+        "{frames} of 188 frames counted as speech"
+    );
+}

@@ -167,8 +167,9 @@ pub struct TrainCmdArgs {
     /// Channel width of emocnn's first block (default 24; later blocks 2x and 4x).
     #[arg(long)]
     pub width: Option<usize>,
-    /// Feature normalisation per window (default: the architecture's): `utterance` removes
-    /// each band's mean, `level` only the overall level.
+    /// Feature normalisation (default: the architecture's): `utterance` removes each band's
+    /// mean over the window, `level` only the overall level, `speaker` each band's mean and
+    /// spread over all of the speaker's speech.
     #[arg(long, value_enum)]
     pub norm: Option<crate::features::Normalisation>,
     /// Stop training after this many minutes and finish with the best epoch so far

@@ -33,6 +33,95 @@ pub enum Normalisation {
     /// The mean of the whole matrix is subtracted and it is divided by its standard
     /// deviation: level cancels out, the spectral shape (tilt, formants) stays.
     Level,
+    /// Each mel band has the speaker's mean subtracted and is divided by the speaker's
+    /// standard deviation, both over the speech heard from that speaker so far (a
+    /// [`SpeakerProfile`]: a live session, a file, or a corpus speaker's clips). The
+    /// speaker's voice and microphone cancel out; how this moment differs from their
+    /// usual voice (louder, brighter, flatter) stays.
+    Speaker,
+}
+
+/// Frames within this many dB of the loudest frame (mean over bands) of what is added to
+/// a [`SpeakerProfile`] count as speech.
+const PROFILE_SPEECH_DB: f32 = 30.0;
+
+/// The smallest per-band standard deviation (dB) [`Normalisation::Speaker`] divides by.
+const PROFILE_MIN_STD_DB: f64 = 1.0;
+
+/// Per-band statistics of one speaker's speech frames in dB mel, accumulated over
+/// everything heard from them: what [`Normalisation::Speaker`] removes.
+#[derive(Debug, Clone, Default)]
+pub struct SpeakerProfile {
+    frames: usize,
+    sum: Vec<f64>,
+    sumsq: Vec<f64>,
+}
+
+impl SpeakerProfile {
+    /// The profile of one dB mel matrix alone.
+    pub fn of(db_mel: &FeatureMatrix) -> Self {
+        let mut p = Self::default();
+        p.add(db_mel);
+        p
+    }
+
+    /// Adds the speech frames of a dB mel matrix (those within 30 dB of its loudest).
+    pub fn add(&mut self, db_mel: &FeatureMatrix) {
+        let (rows, frames) = (db_mel.rows, db_mel.frames);
+        if self.sum.len() != rows {
+            assert_eq!(
+                self.frames,
+                0,
+                "a speaker profile mixes {} and {rows} bands",
+                self.sum.len()
+            );
+            self.sum = vec![0.0; rows];
+            self.sumsq = vec![0.0; rows];
+        }
+        let mut level = vec![0.0f32; frames];
+        for row in db_mel.data.chunks_exact(frames.max(1)) {
+            level.iter_mut().zip(row).for_each(|(l, x)| *l += x);
+        }
+        let top = level.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        let gate = top - PROFILE_SPEECH_DB * rows as f32;
+        let speech: Vec<usize> = (0..frames).filter(|&f| level[f] >= gate).collect();
+        for (r, row) in db_mel.data.chunks_exact(frames.max(1)).enumerate() {
+            for &f in &speech {
+                let x = row[f] as f64;
+                self.sum[r] += x;
+                self.sumsq[r] += x * x;
+            }
+        }
+        self.frames += speech.len();
+    }
+
+    /// Speech frames seen so far.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Per-band mean and standard deviation (at least 1 dB).
+    pub fn mean_std(&self) -> (Vec<f32>, Vec<f32>) {
+        let n = self.frames.max(1) as f64;
+        self.sum
+            .iter()
+            .zip(&self.sumsq)
+            .map(|(s, q)| {
+                let m = s / n;
+                let var = (q / n - m * m).max(0.0);
+                (m as f32, var.sqrt().max(PROFILE_MIN_STD_DB) as f32)
+            })
+            .unzip()
+    }
+
+    /// Z-scores each band of `m` (dB mel) by this profile.
+    fn normalise(&self, m: &mut FeatureMatrix) {
+        let (mean, std) = self.mean_std();
+        for (r, row) in m.data.chunks_exact_mut(m.frames.max(1)).enumerate() {
+            let inv = 1.0 / std[r];
+            row.iter_mut().for_each(|x| *x = (*x - mean[r]) * inv);
+        }
+    }
 }
 
 /// The parameters that turn audio into a feature matrix, stored with every model.
@@ -444,10 +533,29 @@ impl FeatureExtractor {
     /// Turns a window of dB mel (as from [`db_mel`](Self::db_mel), possibly cropped,
     /// padded or augmented) into the model's input: top_db re-applied against the window's
     /// own maximum, DCT for MFCC specs, then the spec's normalisation. Training, `analyze`
-    /// and the live monitor all end here.
-    pub fn finish(&self, mut db_mel: FeatureMatrix) -> FeatureMatrix {
+    /// and the live monitor all end here. `speaker` is the profile
+    /// [`Normalisation::Speaker`] uses (the window's own when `None` or empty; other
+    /// normalisations ignore it); it is applied to the bands, before any DCT.
+    pub fn finish(
+        &self,
+        mut db_mel: FeatureMatrix,
+        speaker: Option<&SpeakerProfile>,
+    ) -> FeatureMatrix {
         let max = db_mel.data.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         let floor = max - TOP_DB;
+        if self.spec.normalisation == Normalisation::Speaker {
+            db_mel.data.iter_mut().for_each(|x| *x = x.max(floor));
+            match speaker.filter(|p| p.frames() > 0) {
+                Some(p) => p.normalise(&mut db_mel),
+                None => SpeakerProfile::of(&db_mel).normalise(&mut db_mel),
+            }
+            return match self.spec.kind {
+                FeatureKind::Mfcc => {
+                    self.mfcc_rows(&mut tile(&db_mel), db_mel.frames, f32::NEG_INFINITY)
+                }
+                FeatureKind::Mel => db_mel,
+            };
+        }
         let mut m = match self.spec.kind {
             // The floor is applied on the way into the DCT.
             FeatureKind::Mfcc => self.mfcc_rows(&mut tile(&db_mel), db_mel.frames, floor),
@@ -460,18 +568,28 @@ impl FeatureExtractor {
         m
     }
 
-    /// The model input for exactly one window of samples (shorter input is zero-padded at
-    /// the end to the spec's window length, longer input is cut).
-    pub fn model_input(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
+    /// The dB mel of exactly one window of samples (shorter input is zero-padded at the
+    /// end to the spec's window length, longer input is cut).
+    pub fn window_db_mel(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
         let n = self.spec.window_samples();
-        let db = if signal.len() == n {
-            self.db_mel(what, signal)?
+        if signal.len() == n {
+            self.db_mel(what, signal)
         } else {
             let mut w = signal[..signal.len().min(n)].to_vec();
             w.resize(n, 0.0);
-            self.db_mel(what, &w)?
-        };
-        Ok(self.finish(db))
+            self.db_mel(what, &w)
+        }
+    }
+
+    /// The model input for exactly one window of samples, normalised by `speaker` where
+    /// the spec asks for it (see [`finish`](Self::finish)).
+    pub fn model_input(
+        &self,
+        what: &str,
+        signal: &[f32],
+        speaker: Option<&SpeakerProfile>,
+    ) -> Result<FeatureMatrix> {
+        Ok(self.finish(self.window_db_mel(what, signal)?, speaker))
     }
 }
 
@@ -516,6 +634,8 @@ pub fn normalise(m: &mut FeatureMatrix, how: Normalisation) {
             m.data.iter_mut().for_each(|x| *x -= mean);
             scale_to_unit_rms(&mut m.data);
         }
+        // Needs a profile: applied to the bands in `FeatureExtractor::finish`.
+        Normalisation::Speaker => {}
     }
 }
 
@@ -558,4 +678,95 @@ fn untile(tiled: &[f32], rows: usize, frames: usize, floor: Option<f32>) -> Feat
             });
     }
     FeatureMatrix { rows, frames, data }
+}
+
+#[cfg(test)]
+mod speaker_tests {
+    use super::*;
+
+    /// `frames` frames of a voice over 4 bands: band r at `level - 6 r` dB, with frame f
+    /// adding `swing * (f % 3)` dB.
+    fn voice(level: f32, swing: f32, frames: usize) -> FeatureMatrix {
+        let rows = 4;
+        let mut data = vec![0.0; rows * frames];
+        for r in 0..rows {
+            for f in 0..frames {
+                data[r * frames + f] = level - 6.0 * r as f32 + swing * (f % 3) as f32;
+            }
+        }
+        FeatureMatrix { rows, frames, data }
+    }
+
+    fn spec(normalisation: Normalisation) -> FeatureExtractor {
+        FeatureExtractor::new(&FeatureSpec {
+            kind: FeatureKind::Mel,
+            n_mels: 4,
+            normalisation,
+            ..FeatureSpec::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_profile_counts_speech_frames_only() {
+        // 6 voiced frames, then 4 frames 60 dB down (silence between words).
+        let mut m = voice(-20.0, 3.0, 10);
+        for r in 0..4 {
+            for f in 6..10 {
+                m.data[r * 10 + f] = -80.0;
+            }
+        }
+        let p = SpeakerProfile::of(&m);
+        assert_eq!(p.frames(), 6);
+        let (mean, std) = p.mean_std();
+        // Frames 0..6 swing by 0, 3, 6 dB twice: mean +3 dB, std sqrt(6) dB.
+        for r in 0..4 {
+            assert!(
+                (mean[r] - (-20.0 - 6.0 * r as f32 + 3.0)).abs() < 1e-4,
+                "{mean:?}"
+            );
+            assert!((std[r] - 6f32.sqrt()).abs() < 1e-4, "{std:?}");
+        }
+    }
+
+    #[test]
+    fn speaker_normalisation_keeps_a_louder_moment_louder() {
+        let ex = spec(Normalisation::Speaker);
+        let mut speaker = SpeakerProfile::default();
+        for _ in 0..5 {
+            speaker.add(&voice(-30.0, 3.0, 12));
+        }
+        let calm = ex.finish(voice(-30.0, 3.0, 12), Some(&speaker));
+        let loud = ex.finish(voice(-24.0, 3.0, 12), Some(&speaker));
+        // Against the speaker's profile a 6 dB louder window sits 6 dB / std higher in
+        // every band (std sqrt(6) dB); the calm window averages 0.
+        for (c, l) in calm.data.iter().zip(&loud.data) {
+            assert!((l - c - 6.0 / 6f32.sqrt()).abs() < 1e-4, "{c} {l}");
+        }
+        assert!(calm.data.iter().sum::<f32>().abs() < 1e-3);
+        // Per-window (utterance) normalisation removes the same difference.
+        let ex = spec(Normalisation::Utterance);
+        let (calm, loud) = (
+            ex.finish(voice(-30.0, 3.0, 12), None),
+            ex.finish(voice(-24.0, 3.0, 12), None),
+        );
+        assert_eq!(calm.data, loud.data);
+    }
+
+    #[test]
+    fn without_a_profile_a_window_is_normalised_by_its_own() {
+        let ex = spec(Normalisation::Speaker);
+        let quiet = ex.finish(voice(-40.0, 3.0, 12), None);
+        let empty = SpeakerProfile::default();
+        let loud = ex.finish(voice(-10.0, 3.0, 12), Some(&empty));
+        // The microphone's level cancels; each band has mean 0 and std 1.
+        for (a, b) in quiet.data.iter().zip(&loud.data) {
+            assert!((a - b).abs() < 1e-4);
+        }
+        for row in quiet.data.chunks(12) {
+            let m = row.iter().sum::<f32>() / 12.0;
+            let v = row.iter().map(|x| (x - m) * (x - m)).sum::<f32>() / 12.0;
+            assert!(m.abs() < 1e-4 && (v - 1.0).abs() < 1e-3, "{m} {v}");
+        }
+    }
 }

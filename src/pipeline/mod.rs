@@ -16,7 +16,7 @@ use ringbuf::HeapRb;
 
 use crate::audio::StreamResampler;
 use crate::dsp::Vad;
-use crate::features::{FeatureExtractor, FeatureMatrix};
+use crate::features::{FeatureExtractor, FeatureMatrix, Normalisation, SpeakerProfile};
 use crate::labels::N_LABELS;
 use crate::model::Classifier;
 use crate::train::metrics::argmax;
@@ -35,14 +35,20 @@ pub fn window_plan(total: usize, win: usize, hop: usize) -> Vec<usize> {
 }
 
 /// The model input of one window of samples (zero-padded to the window length), and
-/// whether it holds speech.
+/// whether it holds speech. For a speaker-normalised model a speech window is first added
+/// to `speaker`, the profile of everything heard so far, and normalised by it.
 pub fn window_input(
     ex: &FeatureExtractor,
     what: &str,
     window: &[f32],
+    speaker: &mut SpeakerProfile,
 ) -> Result<(FeatureMatrix, bool)> {
     let speech = Vad::default().is_speech(window, ex.spec().sample_rate);
-    Ok((ex.model_input(what, window)?, speech))
+    let db = ex.window_db_mel(what, window)?;
+    if speech && ex.spec().normalisation == Normalisation::Speaker {
+        speaker.add(&db);
+    }
+    Ok((ex.finish(db, Some(speaker)), speech))
 }
 
 /// Pipeline settings.
@@ -181,6 +187,7 @@ impl Pipeline {
                         cfg,
                         counters: counters.clone(),
                         tap,
+                        speaker: SpeakerProfile::default(),
                     };
                     if let Err(e) = st.run(&stop, &win_tx, &win_rx_drop) {
                         eprintln!("error: live pipeline stopped: {e}");
@@ -230,6 +237,8 @@ struct DspState {
     cfg: PipelineConfig,
     counters: Arc<Counters>,
     tap: Option<Sender<Vec<f32>>>,
+    /// The session's speaker profile (speaker-normalised models).
+    speaker: SpeakerProfile,
 }
 
 impl DspState {
@@ -352,7 +361,7 @@ impl DspState {
     }
 
     fn emit(
-        &self,
+        &mut self,
         index: u64,
         start: usize,
         w: &[f32],
@@ -361,7 +370,7 @@ impl DspState {
         rx_drop: &Receiver<FeatureWindow>,
     ) -> Result<()> {
         let sr = self.ex.spec().sample_rate as f64;
-        let (input, speech) = window_input(&self.ex, "live window", w)?;
+        let (input, speech) = window_input(&self.ex, "live window", w, &mut self.speaker)?;
         let mut fw = FeatureWindow {
             index,
             t_start: start as f64 / sr,

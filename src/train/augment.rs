@@ -49,6 +49,14 @@ impl Augment {
         time_mask_max: 20,
     };
 
+    /// The same with gain drawn from ±`db`.
+    pub fn with_gain_db(self, db: f32) -> Augment {
+        Augment {
+            gain_db: db,
+            ..self
+        }
+    }
+
     /// Applies gain, speed, pitch and noise to a whole clip's dB mel.
     pub fn spectral(&self, m: &FeatureMatrix, rng: &mut StdRng) -> FeatureMatrix {
         if !self.enabled {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::{mean_probs, place, window_starts};
 use crate::corpus::{speakers_of, Clip};
-use crate::features::{FeatureKind, FeatureMatrix, FeatureSpec, Normalisation};
+use crate::features::{FeatureKind, FeatureMatrix, FeatureSpec, Normalisation, SpeakerProfile};
 use crate::labels::{LABELS, N_LABELS};
 use crate::model::{Arch, Classifier, Metrics, ModelCard, CARD_VERSION};
 use crate::{Error, Result};
@@ -205,9 +205,13 @@ fn model_inputs(
         .enumerate()
         .map(|(k, &i)| {
             let m = pack.db_mel(i);
+            let speaker = pack.speaker_profile(i);
             let ws = window_starts(m.frames, win, hop_frames)
                 .into_iter()
-                .map(|s| clf.extractor.finish(place(&m, s as isize, win)))
+                .map(|s| {
+                    clf.extractor
+                        .finish(place(&m, s as isize, win), Some(speaker))
+                })
                 .collect();
             (k, ws)
         })
@@ -339,6 +343,13 @@ pub fn evaluate_clips(
     Ok((overall, per_corpus, probs))
 }
 
+/// How often a training window is speaker-normalised by its own clip's profile instead of
+/// its speaker's whole profile (with augmentation on).
+const OWN_PROFILE_P: f64 = 0.3;
+
+/// The gain range (± dB) of augmentation against a speaker's whole profile.
+const SPEAKER_GAIN_DB: f32 = 3.0;
+
 fn training_batch(
     clf: &Classifier,
     pack: &FeaturePack,
@@ -352,7 +363,26 @@ fn training_batch(
         .map(|&i| {
             let mut rng =
                 StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let m = recipe.augment.spectral(&pack.db_mel(i), &mut rng);
+            // Speaker normalisation: mostly by the speaker's whole profile (as `eval` and a
+            // long session), sometimes by the clip's own alone (as one short file or the
+            // first seconds of a session), so the model copes with both. Against the whole
+            // profile a clip's level is an emotion cue, so gain is only varied by as much
+            // as a speaker's takes vary.
+            let speaker_norm = clf.card.features.normalisation == Normalisation::Speaker;
+            let own = speaker_norm && recipe.augment.enabled && rng.random_bool(OWN_PROFILE_P);
+            let augment = if speaker_norm && !own {
+                recipe.augment.with_gain_db(SPEAKER_GAIN_DB)
+            } else {
+                recipe.augment
+            };
+            let m = augment.spectral(&pack.db_mel(i), &mut rng);
+            let own_profile;
+            let speaker = if own {
+                own_profile = SpeakerProfile::of(&m);
+                &own_profile
+            } else {
+                pack.speaker_profile(i)
+            };
             // A random crop of longer clips; shorter clips sit at the start of the window,
             // or at a random offset in it when augmenting (time shift).
             let start = if m.frames > win {
@@ -362,7 +392,7 @@ fn training_batch(
             } else {
                 0
             };
-            let mut x = clf.extractor.finish(place(&m, start, win));
+            let mut x = clf.extractor.finish(place(&m, start, win), Some(speaker));
             recipe.augment.mask(&mut x, &mut rng);
             x
         })
@@ -560,7 +590,8 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         protocol: if a.split.test.is_empty() {
             "trained on every speaker given; no held-out test speakers".into()
         } else {
-            format!("speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature", a.split.test.join(", "), a.split.validation.join(", "))
+            format!("speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature{}", a.split.test.join(", "), a.split.validation.join(", "),
+                if pack.spec.normalisation == Normalisation::Speaker { "; every speaker's features, test speakers' included, are normalised by the profile of all of that speaker's clips (unlabelled audio, as a live session accumulates)" } else { "" })
         },
         test_speakers: a.split.test.clone(),
         validation_speakers: a.split.validation.clone(),

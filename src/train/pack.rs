@@ -2,6 +2,7 @@
 //! stored as 8-bit steps of the 80 dB range (0.31 dB) in one file. A second run (or a
 //! machine without the audio) trains from it without touching the DSP.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::audio::{decode_file, resample};
 use crate::corpus::Clip;
 use crate::dsp::TOP_DB;
-use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec};
+use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec, SpeakerProfile};
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"EMOPACK1";
@@ -39,6 +40,9 @@ pub struct FeaturePack {
     pub spec: FeatureSpec,
     pub clips: Vec<PackClip>,
     data: Vec<u8>,
+    /// Each speaker's profile over all of their clips in the pack (computed on load, not
+    /// stored; it uses no labels).
+    profiles: BTreeMap<String, SpeakerProfile>,
 }
 
 fn quantise(db: f32, max_db: f32) -> u8 {
@@ -84,11 +88,7 @@ impl FeaturePack {
                 samples,
             });
         }
-        Ok(Self {
-            spec: spec.clone(),
-            clips: entries,
-            data,
-        })
+        Ok(Self::assemble(spec.clone(), entries, data))
     }
 
     /// True when the pack's dB mel was computed with `spec`'s DSP parameters (rate, FFT,
@@ -174,11 +174,30 @@ impl FeaturePack {
         if data.len() < need {
             return Err(bad("truncated data"));
         }
-        Ok(Self {
-            spec: header.spec,
-            clips: header.clips,
+        Ok(Self::assemble(header.spec, header.clips, data))
+    }
+
+    fn assemble(spec: FeatureSpec, clips: Vec<PackClip>, data: Vec<u8>) -> Self {
+        let mut pack = Self {
+            spec,
+            clips,
             data,
-        })
+            profiles: BTreeMap::new(),
+        };
+        let mut profiles: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
+        for i in 0..pack.clips.len() {
+            profiles
+                .entry(pack.clips[i].clip.speaker.clone())
+                .or_default()
+                .add(&pack.db_mel(i));
+        }
+        pack.profiles = profiles;
+        pack
+    }
+
+    /// The profile of clip `i`'s speaker over all of that speaker's clips in the pack.
+    pub fn speaker_profile(&self, i: usize) -> &SpeakerProfile {
+        &self.profiles[&self.clips[i].clip.speaker]
     }
 
     /// Where the pack for `spec` and `clips` is cached under `dir`: a name from a hash of
