@@ -144,6 +144,7 @@ fn prediction(i: u64, top: Option<usize>) -> Prediction {
         probs: probs(top.unwrap_or(0), 0.5),
         top,
         speech: top.is_some(),
+        profile_seconds: None,
         last_sample_at: now,
         ready_at: now,
     }

@@ -398,6 +398,11 @@ pub struct EvalArgs {
     /// Draw the confusion matrix into this PNG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// For speaker-normalised models: what each clip is normalised by. `speaker`: all of
+    /// that speaker's clips given (unlabelled; as a session that has heard them);
+    /// `clip`: the clip alone (as `analyze` on one short file).
+    #[arg(long, value_enum, default_value = "speaker")]
+    pub profile: crate::train::ProfileScope,
     #[arg(long, default_value = "cache")]
     pub cache: PathBuf,
 }
@@ -426,7 +431,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     if seen > 0 {
         eprintln!("warning: {seen} clips are from speakers the model was trained or validated on; their scores are not speaker-independent");
     }
-    let (pack, _) = cached_pack(&a.cache, &clf.card.features, &clips)?;
+    let (mut pack, _) = cached_pack(&a.cache, &clf.card.features, &clips)?;
+    if clf.card.features.normalisation == crate::features::Normalisation::Speaker {
+        pack.set_profile_scope(a.profile);
+        eprintln!(
+            "note: speaker-normalised model; each clip is normalised by {}",
+            match a.profile {
+                crate::train::ProfileScope::Speaker =>
+                    "the profile of all of its speaker's clips given",
+                crate::train::ProfileScope::Clip => "its own profile alone",
+            }
+        );
+    }
     let idx: Vec<usize> = (0..pack.clips.len()).collect();
     let (m, per_corpus, _) = evaluate_clips(&clf, &pack, &idx)?;
     print_metrics(&format!("{} on {} clips", clf.card.arch.name(), m.n), &m);

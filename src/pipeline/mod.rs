@@ -94,6 +94,8 @@ pub struct FeatureWindow {
     pub t_end: f64,
     pub input: FeatureMatrix,
     pub speech: bool,
+    /// Seconds of speech in the session's speaker profile (speaker-normalised models).
+    pub profile_seconds: Option<f32>,
     /// When the window's last sample left the ring buffer.
     pub last_sample_at: Instant,
 }
@@ -112,6 +114,9 @@ pub struct Prediction {
     /// Top label of the smoothed probabilities, `None` when there is no speech.
     pub top: Option<usize>,
     pub speech: bool,
+    /// Seconds of speech the speaker profile has been built from (speaker-normalised
+    /// models; `None` for others).
+    pub profile_seconds: Option<f32>,
     pub last_sample_at: Instant,
     pub ready_at: Instant,
 }
@@ -188,6 +193,8 @@ impl Pipeline {
                         counters: counters.clone(),
                         tap,
                         speaker: SpeakerProfile::default(),
+                        profile_seconds: 0.0,
+                        profile_end: 0,
                     };
                     if let Err(e) = st.run(&stop, &win_tx, &win_rx_drop) {
                         eprintln!("error: live pipeline stopped: {e}");
@@ -239,6 +246,10 @@ struct DspState {
     tap: Option<Sender<Vec<f32>>>,
     /// The session's speaker profile (speaker-normalised models).
     speaker: SpeakerProfile,
+    /// Seconds of audio covered by the speech windows added to it, and where the last
+    /// of them ended (samples at the model rate).
+    profile_seconds: f64,
+    profile_end: usize,
 }
 
 impl DspState {
@@ -371,12 +382,19 @@ impl DspState {
     ) -> Result<()> {
         let sr = self.ex.spec().sample_rate as f64;
         let (input, speech) = window_input(&self.ex, "live window", w, &mut self.speaker)?;
+        let end = start + self.ex.spec().window_samples();
+        let speaker_norm = self.ex.spec().normalisation == Normalisation::Speaker;
+        if speech && speaker_norm {
+            self.profile_seconds += (end - start.max(self.profile_end).min(end)) as f64 / sr;
+            self.profile_end = end;
+        }
         let mut fw = FeatureWindow {
             index,
             t_start: start as f64 / sr,
-            t_end: (start + self.ex.spec().window_samples()) as f64 / sr,
+            t_end: end as f64 / sr,
             input,
             speech,
+            profile_seconds: speaker_norm.then_some(self.profile_seconds as f32),
             last_sample_at: at,
         };
         self.counters.windows.fetch_add(1, Ordering::Relaxed);
@@ -423,6 +441,7 @@ fn run_inference(clf: Classifier, rx: Receiver<FeatureWindow>, tx: Sender<Predic
             probs,
             top: w.speech.then(|| argmax(&probs)),
             speech: w.speech,
+            profile_seconds: w.profile_seconds,
             last_sample_at: w.last_sample_at,
             ready_at: Instant::now(),
         };

@@ -27,7 +27,7 @@ use crate::model::{Arch, Classifier, Metrics, ModelCard, CARD_VERSION};
 use crate::{Error, Result};
 
 pub use augment::Augment;
-pub use pack::{log_line, FeaturePack};
+pub use pack::{log_line, FeaturePack, ProfileScope};
 
 /// The feature spec each architecture is trained with.
 pub fn default_spec(arch: &Arch) -> FeatureSpec {

@@ -40,9 +40,20 @@ pub struct FeaturePack {
     pub spec: FeatureSpec,
     pub clips: Vec<PackClip>,
     data: Vec<u8>,
-    /// Each speaker's profile over all of their clips in the pack (computed on load, not
-    /// stored; it uses no labels).
+    /// The profiles speaker-normalised models see, by [`FeaturePack::profile_key`]
+    /// (computed on load, not stored; they use no labels).
     profiles: BTreeMap<String, SpeakerProfile>,
+    scope: ProfileScope,
+}
+
+/// What a clip is speaker-normalised by when a pack feeds a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ProfileScope {
+    /// The profile of all of the clip's speaker's clips in the pack (a long session).
+    #[default]
+    Speaker,
+    /// The clip's own profile alone (one short file given to `analyze`).
+    Clip,
 }
 
 fn quantise(db: f32, max_db: f32) -> u8 {
@@ -183,21 +194,37 @@ impl FeaturePack {
             clips,
             data,
             profiles: BTreeMap::new(),
+            scope: ProfileScope::Speaker,
         };
-        let mut profiles: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
-        for i in 0..pack.clips.len() {
-            profiles
-                .entry(pack.clips[i].clip.speaker.clone())
-                .or_default()
-                .add(&pack.db_mel(i));
-        }
-        pack.profiles = profiles;
+        pack.set_profile_scope(ProfileScope::Speaker);
         pack
     }
 
-    /// The profile of clip `i`'s speaker over all of that speaker's clips in the pack.
+    /// Recomputes the profiles clips are normalised by.
+    pub fn set_profile_scope(&mut self, scope: ProfileScope) {
+        self.scope = scope;
+        let mut profiles: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
+        for i in 0..self.clips.len() {
+            profiles
+                .entry(self.profile_key(i))
+                .or_default()
+                .add(&self.db_mel(i));
+        }
+        self.profiles = profiles;
+    }
+
+    fn profile_key(&self, i: usize) -> String {
+        let c = &self.clips[i].clip;
+        match self.scope {
+            ProfileScope::Speaker => c.speaker.clone(),
+            ProfileScope::Clip => c.path.display().to_string(),
+        }
+    }
+
+    /// The profile clip `i` is normalised by: its speaker's over all of their clips in
+    /// the pack, or its own (see [`set_profile_scope`](Self::set_profile_scope)).
     pub fn speaker_profile(&self, i: usize) -> &SpeakerProfile {
-        &self.profiles[&self.clips[i].clip.speaker]
+        &self.profiles[&self.profile_key(i)]
     }
 
     /// Where the pack for `spec` and `clips` is cached under `dir`: a name from a hash of

@@ -68,6 +68,10 @@ struct Live {
     rate: u32,
 }
 
+/// Seconds of speech after which a speaker-normalised model's profile of the voice is
+/// taken as settled (before that the status bar says it is still learning).
+const PROFILE_SETTLED_SECONDS: f32 = 10.0;
+
 /// Frame and pipeline timing, for the status bar and `EMOSCOPE_FRAME_STATS`.
 #[derive(Default)]
 pub struct Timing {
@@ -341,14 +345,22 @@ impl MonitorApp {
         };
         let frame = self.timing.build_ms.iter().rev().take(60).sum::<f64>()
             / self.timing.build_ms.len().clamp(1, 60) as f64;
+        let profile = match self.latest.as_ref().and_then(|p| p.profile_seconds) {
+            Some(s) if s < PROFILE_SETTLED_SECONDS => {
+                format!("   |   speaker profile {s:.0} s of speech: still learning this voice")
+            }
+            Some(s) => format!("   |   speaker profile {s:.0} s of speech"),
+            None => String::new(),
+        };
         format!(
-            "{}   |   latency {:.0} ms   |   dropped samples {}   windows {}   reopens {}   |   UI {:.1} ms/frame",
+            "{}   |   latency {:.0} ms   |   dropped samples {}   windows {}   reopens {}   |   UI {:.1} ms/frame{}",
             self.device_line,
             lat,
             c.dropped_samples.load(Ordering::Relaxed),
             c.dropped_windows.load(Ordering::Relaxed),
             c.reopens.load(Ordering::Relaxed),
-            frame
+            frame,
+            profile
         )
     }
 
