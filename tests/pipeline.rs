@@ -227,3 +227,91 @@ fn only_speech_windows_grow_the_speaker_profile() {
         "{frames} of 188 frames counted as speech"
     );
 }
+
+/// The default model with speaker normalisation in its card (saved under `dir`, loaded
+/// as often as needed): what matters here is the feature path, not what it has learned.
+fn speaker_model(dir: &Path) -> Classifier {
+    if !dir.join("card.json").exists() {
+        let mut clf = model();
+        clf.card.features.normalisation = emoscope::features::Normalisation::Speaker;
+        clf.save(dir).unwrap();
+    }
+    let clf = Classifier::load(dir, &Device::Cpu).unwrap();
+    assert_eq!(
+        clf.extractor.spec().normalisation,
+        emoscope::features::Normalisation::Speaker
+    );
+    clf
+}
+
+#[test]
+fn a_speaker_normalised_model_grows_the_same_profile_live_as_in_analyze() {
+    // Two sentences of actor 2 back to back: the profile grows across windows.
+    let mut samples = decode_file(&clip("Actor_02/03-01-05-02-02-02-02.flac"))
+        .unwrap()
+        .samples;
+    samples.extend(
+        decode_file(&clip("Actor_02/03-01-03-01-01-01-02.flac"))
+            .unwrap()
+            .samples,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let offline = analyze_samples(&speaker_model(tmp.path()), "x", &samples, 0.5).unwrap();
+    // The file is fed faster than real time: room for every window in the queue.
+    let cfg = PipelineConfig {
+        ema_alpha: 1.0,
+        queue_windows: 64,
+        ..PipelineConfig::default()
+    };
+    let p = Pipeline::start(
+        Box::new(BufferSource::new("clips", samples.clone(), 16000, false)),
+        speaker_model(tmp.path()),
+        cfg,
+    )
+    .unwrap();
+    let mut preds = Vec::new();
+    while let Ok(x) = p.predictions.recv_timeout(Duration::from_secs(30)) {
+        preds.push(x);
+    }
+    assert_eq!(preds.len(), offline.windows.len());
+    assert!(preds.len() >= 8, "{} windows", preds.len());
+    for (live, off) in preds.iter().zip(&offline.windows) {
+        assert_eq!(live.speech, off.speech);
+        for (a, (_, b)) in live.raw.iter().zip(&off.probs) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "window at {} s: {a} vs {b}",
+                off.t_start
+            );
+        }
+    }
+    // Seconds of speech in the profile: the length of the union of the speech windows
+    // so far (3 s with the first, 0.5 s more with each next one), never more than heard.
+    let first = preds.iter().position(|p| p.speech).unwrap();
+    let mut covered_to = 0.0f64;
+    let mut union = 0.0f64;
+    for p in &preds {
+        if p.speech {
+            union += p.window_end - p.window_start.max(covered_to).min(p.window_end);
+            covered_to = p.window_end;
+        }
+        let s = p.profile_seconds.unwrap() as f64;
+        assert!(
+            (s - union).abs() < 1e-3,
+            "at {} s: {s} vs {union}",
+            p.window_start
+        );
+    }
+    assert!((preds[first].profile_seconds.unwrap() - 3.0).abs() < 1e-3);
+    assert!(union <= samples.len() as f64 / 16000.0 + 1e-6);
+    assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
+    p.stop();
+    // A model normalised per window reports no profile.
+    assert!(run(
+        Box::new(BufferSource::new("clip", samples, 16000, false)),
+        cfg
+    )
+    .0
+    .iter()
+    .all(|p| p.profile_seconds.is_none()));
+}
