@@ -35,6 +35,23 @@ fn run(source: Box<dyn Source>, cfg: PipelineConfig) -> (Vec<Prediction>, Pipeli
     (out, p)
 }
 
+/// The live predictions equal `analyze`'s windows: same starts, speech flags and
+/// probabilities (within 1e-5).
+fn assert_same_windows(preds: &[Prediction], offline: &emoscope::analysis::FileAnalysis) {
+    assert_eq!(preds.len(), offline.windows.len());
+    for (live, off) in preds.iter().zip(&offline.windows) {
+        assert!((live.window_start - off.t_start).abs() < 1e-9);
+        assert_eq!(live.speech, off.speech);
+        for (a, (_, b)) in live.raw.iter().zip(&off.probs) {
+            assert!(
+                (a - b).abs() < 1e-5,
+                "window at {} s: {a} vs {b}",
+                off.t_start
+            );
+        }
+    }
+}
+
 #[test]
 fn file_through_the_pipeline_equals_analyze_window_by_window() {
     let path = clip("Actor_02/03-01-05-02-02-02-02.flac");
@@ -50,17 +67,7 @@ fn file_through_the_pipeline_equals_analyze_window_by_window() {
     );
     assert_eq!(preds.len(), offline.windows.len());
     assert_eq!(preds.len(), window_plan(c.samples.len(), 48000, 8000).len());
-    for (live, off) in preds.iter().zip(&offline.windows) {
-        assert!((live.window_start - off.t_start).abs() < 1e-9);
-        assert_eq!(live.speech, off.speech);
-        for (a, (_, b)) in live.raw.iter().zip(&off.probs) {
-            assert!(
-                (a - b).abs() < 1e-5,
-                "window at {} s: {a} vs {b}",
-                off.t_start
-            );
-        }
-    }
+    assert_same_windows(&preds, &offline);
     assert_eq!(p.counters.dropped_samples.load(Ordering::Relaxed), 0);
     assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
     p.stop();
@@ -275,16 +282,7 @@ fn a_speaker_normalised_model_grows_the_same_profile_live_as_in_analyze() {
     }
     assert_eq!(preds.len(), offline.windows.len());
     assert!(preds.len() >= 8, "{} windows", preds.len());
-    for (live, off) in preds.iter().zip(&offline.windows) {
-        assert_eq!(live.speech, off.speech);
-        for (a, (_, b)) in live.raw.iter().zip(&off.probs) {
-            assert!(
-                (a - b).abs() < 1e-5,
-                "window at {} s: {a} vs {b}",
-                off.t_start
-            );
-        }
-    }
+    assert_same_windows(&preds, &offline);
     // Seconds of speech in the profile: the length of the union of the speech windows
     // so far (3 s with the first, 0.5 s more with each next one), never more than heard.
     let first = preds.iter().position(|p| p.speech).unwrap();
