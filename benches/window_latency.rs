@@ -17,11 +17,13 @@ fn main() {
         .expect("RAVDESS clip");
     let win = clf.card.features.window_samples();
     let mut times = Vec::new();
+    // As the live pipeline keeps it (used only by speaker-normalised models).
+    let mut speaker = emoscope::features::SpeakerProfile::default();
     for i in 0..320 {
         let start = (i * 97) % (clip.samples.len() - win);
         let w = &clip.samples[start..start + win];
         let t = Instant::now();
-        let (m, _speech) = window_input(&clf.extractor, "bench", w).unwrap();
+        let (m, _speech) = window_input(&clf.extractor, "bench", w, &mut speaker).unwrap();
         let p = clf.probs(&[m]).unwrap();
         std::hint::black_box(p);
         if i >= 20 {
