@@ -208,10 +208,7 @@ fn model_inputs(
             let speaker = pack.speaker_profile(i);
             let ws = window_starts(m.frames, win, hop_frames)
                 .into_iter()
-                .map(|s| {
-                    clf.extractor
-                        .finish(place(&m, s as isize, win), Some(speaker))
-                })
+                .map(|s| clf.extractor.finish(place(&m, s as isize, win), speaker))
                 .collect();
             (k, ws)
         })
@@ -379,7 +376,7 @@ fn training_batch(
             let own_profile;
             let speaker = if own {
                 own_profile = SpeakerProfile::of(&m);
-                &own_profile
+                Some(&own_profile)
             } else {
                 pack.speaker_profile(i)
             };
@@ -392,7 +389,7 @@ fn training_batch(
             } else {
                 0
             };
-            let mut x = clf.extractor.finish(place(&m, start, win), Some(speaker));
+            let mut x = clf.extractor.finish(place(&m, start, win), speaker);
             recipe.augment.mask(&mut x, &mut rng);
             x
         })

@@ -2,9 +2,11 @@
 //! stored as 8-bit steps of the 80 dB range (0.31 dB) in one file. A second run (or a
 //! machine without the audio) trains from it without touching the DSP.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -12,7 +14,9 @@ use serde::{Deserialize, Serialize};
 use crate::audio::{decode_file, resample};
 use crate::corpus::Clip;
 use crate::dsp::TOP_DB;
-use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec, SpeakerProfile};
+use crate::features::{
+    FeatureExtractor, FeatureMatrix, FeatureSpec, Normalisation, SpeakerProfile,
+};
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"EMOPACK1";
@@ -41,8 +45,9 @@ pub struct FeaturePack {
     pub clips: Vec<PackClip>,
     data: Vec<u8>,
     /// The profiles speaker-normalised models see, by [`FeaturePack::profile_key`]
-    /// (computed on load, not stored; they use no labels).
-    profiles: BTreeMap<String, SpeakerProfile>,
+    /// (computed on first use, only when `spec` asks for them; not stored; they use no
+    /// labels).
+    profiles: OnceLock<BTreeMap<String, SpeakerProfile>>,
     scope: ProfileScope,
 }
 
@@ -189,42 +194,49 @@ impl FeaturePack {
     }
 
     fn assemble(spec: FeatureSpec, clips: Vec<PackClip>, data: Vec<u8>) -> Self {
-        let mut pack = Self {
+        Self {
             spec,
             clips,
             data,
-            profiles: BTreeMap::new(),
+            profiles: OnceLock::new(),
             scope: ProfileScope::Speaker,
-        };
-        pack.set_profile_scope(ProfileScope::Speaker);
-        pack
-    }
-
-    /// Recomputes the profiles clips are normalised by.
-    pub fn set_profile_scope(&mut self, scope: ProfileScope) {
-        self.scope = scope;
-        let mut profiles: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
-        for i in 0..self.clips.len() {
-            profiles
-                .entry(self.profile_key(i))
-                .or_default()
-                .add(&self.db_mel(i));
         }
-        self.profiles = profiles;
     }
 
-    fn profile_key(&self, i: usize) -> String {
+    /// Chooses what clips are normalised by (the speaker's profile by default).
+    pub fn set_profile_scope(&mut self, scope: ProfileScope) {
+        if scope != self.scope {
+            self.scope = scope;
+            self.profiles = OnceLock::new();
+        }
+    }
+
+    fn profile_key(&self, i: usize) -> Cow<'_, str> {
         let c = &self.clips[i].clip;
         match self.scope {
-            ProfileScope::Speaker => c.speaker.clone(),
-            ProfileScope::Clip => c.path.display().to_string(),
+            ProfileScope::Speaker => Cow::Borrowed(&c.speaker),
+            ProfileScope::Clip => Cow::Owned(c.path.display().to_string()),
         }
     }
 
-    /// The profile clip `i` is normalised by: its speaker's over all of their clips in
-    /// the pack, or its own (see [`set_profile_scope`](Self::set_profile_scope)).
-    pub fn speaker_profile(&self, i: usize) -> &SpeakerProfile {
-        &self.profiles[&self.profile_key(i)]
+    /// The profile clip `i` is normalised by when the pack's spec is speaker-normalised
+    /// (`None` otherwise): its speaker's over all of their clips in the pack, or its own
+    /// (see [`set_profile_scope`](Self::set_profile_scope)).
+    pub fn speaker_profile(&self, i: usize) -> Option<&SpeakerProfile> {
+        if self.spec.normalisation != Normalisation::Speaker {
+            return None;
+        }
+        let profiles = self.profiles.get_or_init(|| {
+            let mut profiles: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
+            for k in 0..self.clips.len() {
+                profiles
+                    .entry(self.profile_key(k).into_owned())
+                    .or_default()
+                    .add(&self.db_mel(k));
+            }
+            profiles
+        });
+        Some(&profiles[self.profile_key(i).as_ref()])
     }
 
     /// Where the pack for `spec` and `clips` is cached under `dir`: a name from a hash of
