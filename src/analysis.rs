@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::features::{FeatureMatrix, SpeakerProfile};
 use crate::labels::{LABELS, N_LABELS};
 use crate::model::Classifier;
-use crate::train::metrics::argmax;
+use crate::labels::argmax;
 use crate::Result;
 
 /// Frame offsets of the windows of `win` frames, every `hop` frames, covering `total`
@@ -72,9 +72,11 @@ pub struct FileAnalysis {
     pub file: String,
     pub duration: f64,
     pub windows: Vec<WindowResult>,
-    /// Mean probabilities over the windows with speech (all windows if none has speech).
+    /// Mean probabilities over the windows with speech; empty when no window has speech.
     pub summary: Vec<(&'static str, f32)>,
-    pub summary_top: &'static str,
+    /// Top label of `summary`; `None` (JSON `null`, "no speech" in tables) when no window
+    /// has speech: a recording without speech names no emotion.
+    pub summary_top: Option<&'static str>,
     pub speech_windows: usize,
 }
 
@@ -120,17 +122,13 @@ pub fn analyze_samples(
             probs: labelled(p),
         });
     }
-    let summary = if speech_rows.is_empty() {
-        mean_probs(&probs)
-    } else {
-        mean_probs(&speech_rows)
-    };
+    let summary = (!speech_rows.is_empty()).then(|| mean_probs(&speech_rows));
     Ok(FileAnalysis {
         file: what.to_string(),
         duration: samples.len() as f64 / sr as f64,
         windows,
-        summary: labelled(&summary),
-        summary_top: LABELS[argmax(&summary)],
+        summary: summary.as_ref().map(labelled).unwrap_or_default(),
+        summary_top: summary.map(|p| LABELS[argmax(&p)]),
         speech_windows: speech_rows.len(),
     })
 }

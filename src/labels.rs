@@ -34,6 +34,15 @@ pub fn label_index(name: &str) -> Option<usize> {
     LABELS.iter().position(|l| *l == name)
 }
 
+/// Index of the largest probability.
+pub fn argmax(p: &[f32]) -> usize {
+    p.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap_or(0)
+}
+
 /// Maps a corpus's emotion name onto the vocabulary, accepting the usual synonyms
 /// (anger, fear, anxiety, happiness, joy, sadness, surprise, pleasant surprise, ...).
 /// Returns `None` for names with no counterpart (e.g. EmoDB's boredom): the caller

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod dsp;
 pub mod error;
 pub mod features;
+pub mod font;
 pub mod npy;
 
 pub use error::{Error, Result};

@@ -71,7 +71,25 @@ pub fn decode_file(path: &Path) -> Result<AudioClip> {
     if let Some(clip) = decode_pcm_wav_fast(path)? {
         return Ok(clip);
     }
-    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    decode_source(path, Box::new(file))
+}
+
+/// Decodes an audio file held in memory (e.g. the built-in demo clip); `name` stands for
+/// it in errors and its extension hints at the format.
+pub fn decode_bytes(name: &Path, bytes: &'static [u8]) -> Result<AudioClip> {
+    if bytes.is_empty() {
+        return Err(Error::EmptyFile {
+            path: name.to_path_buf(),
+        });
+    }
+    decode_source(name, Box::new(std::io::Cursor::new(bytes)))
+}
+
+fn decode_source(
+    path: &Path,
+    source: Box<dyn symphonia::core::io::MediaSource>,
+) -> Result<AudioClip> {
+    let mss = MediaSourceStream::new(source, Default::default());
     let mut hint = Hint::new();
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);

@@ -8,7 +8,23 @@ pub mod playback;
 mod resample;
 mod wav;
 
-pub use decode::{check_finite, decode_file, AudioClip};
+pub use decode::{check_finite, decode_bytes, decode_file, AudioClip};
+
+use std::path::Path;
+
+/// The name that stands for the demo clip compiled into the binary (`assets/demo.flac`,
+/// see assets/README.md), wherever an audio file path is taken: `emoscope analyze
+/// builtin:demo`, `emoscope monitor --input builtin:demo`, the window's "play the demo".
+pub const DEMO_CLIP: &str = "builtin:demo";
+static DEMO_FLAC: &[u8] = include_bytes!("../../assets/demo.flac");
+
+/// Decodes `path`, or the built-in demo clip for [`DEMO_CLIP`].
+pub fn decode_input(path: &Path) -> crate::Result<AudioClip> {
+    if path == Path::new(DEMO_CLIP) {
+        return decode_bytes(Path::new("builtin:demo (demo.flac)"), DEMO_FLAC);
+    }
+    decode_file(path)
+}
 pub use pcm_wav::PcmWav;
 pub use resample::{resample, StreamResampler};
 pub use wav::{wav_i16_bytes, write_wav_f32, write_wav_i16};

@@ -48,13 +48,14 @@ pub struct MonitorArgs {
     /// Play an audio file through the pipeline instead of the microphone.
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// With --input: as fast as possible instead of real-time pace.
+    /// With --input or --synthetic: as fast as possible instead of real-time pace. Every
+    /// window is processed (the reader waits for the model), none dropped.
     #[arg(long)]
     pub fast: bool,
     /// A generated source: tone:HZ, noise:AMP or silence (16 kHz, 10 s unless --duration).
     #[arg(long, conflicts_with = "input")]
     pub synthetic: Option<String>,
-    /// Model directory; default: the shipped weights/emocnn.
+    /// Model directory; default: the built-in emocnn.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Window length in seconds (3-4; must match the model's window).
@@ -135,6 +136,9 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     let cfg = PipelineConfig {
         hop_seconds: a.hop,
         ema_alpha: a.smoothing,
+        // A file or generated signal read as fast as possible waits for inference: every
+        // window is processed. Real-time sources drop (and count) instead.
+        backpressure: a.fast && (a.input.is_some() || a.synthetic.is_some()),
         ..PipelineConfig::default()
     };
     let (tap_tx, tap_rx) = crossbeam_channel::bounded::<Vec<f32>>(512);
@@ -166,6 +170,8 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     let mut latencies = Vec::new();
     let (mut n, mut speech) = (0u64, 0u64);
     let mut top_counts = [0u64; LABELS.len()];
+    // Raw (unsmoothed) probabilities of the speech windows, for the summary as `analyze` gives it.
+    let mut speech_probs: Vec<[f32; LABELS.len()]> = Vec::new();
     loop {
         if interrupted.load(Ordering::Acquire)
             || a.duration.is_some_and(|d| t0.elapsed().as_secs_f64() >= d)
@@ -193,6 +199,7 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
                 if let Some(t) = pred.top {
                     speech += 1;
                     top_counts[t] += 1;
+                    speech_probs.push(pred.raw);
                 }
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
@@ -203,10 +210,14 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     let source = p.source_name.clone();
     let p_rate = p.source_rate;
     p.stop();
+    // Over speech windows only; with none the summary names no emotion.
+    let mean = (!speech_probs.is_empty()).then(|| crate::analysis::mean_probs(&speech_probs));
     let summary = serde_json::json!({"summary": {
         "source": source,
         "windows": n,
         "speech_windows": speech,
+        "top": mean.map(|m| LABELS[crate::labels::argmax(&m)]),
+        "mean_probs": mean.map(|m| LABELS.iter().zip(m).map(|(l, v)| (l.to_string(), serde_json::json!((v as f64 * 1e4).round() / 1e4))).collect::<serde_json::Map<_, _>>()),
         "top_counts": LABELS.iter().zip(top_counts).filter(|(_, c)| *c > 0).map(|(l, c)| (l.to_string(), serde_json::json!(c))).collect::<serde_json::Map<_, _>>(),
         "dropped_samples": counters.dropped_samples.load(Ordering::Relaxed),
         "dropped_windows": counters.dropped_windows.load(Ordering::Relaxed),
@@ -244,7 +255,7 @@ pub struct ReportArgs {
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
-    /// The model that produced the session (its card gives the accuracy line); default: the shipped model.
+    /// The model that produced the session (its card gives the accuracy line); default: the built-in emocnn.
     #[arg(long)]
     pub model: Option<PathBuf>,
 }

@@ -22,7 +22,8 @@ mod recognition;
         Typical first steps:\n  \
         emoscope                                     the monitor window (microphone) and training tab\n  \
         emoscope monitor --input talk.wav            the window playing a file (no microphone needed)\n  \
-        emoscope analyze clip.wav                    emotion per 3 s window, with the shipped model\n  \
+        emoscope demo                                the built-in demo clip through the built-in model\n  \
+        emoscope analyze clip.wav                    emotion per 3 s window, with the built-in model\n  \
         emoscope info clip.flac                      show format, rate, level\n  \
         emoscope features clip.wav --kind mfcc --out m.npy   librosa-identical features\n\n\
         Features match librosa 0.11 (Slaney mel, center=True, power_to_db ref 1, top_db 80)."
@@ -41,6 +42,9 @@ pub enum Command {
     Features(FeaturesArgs),
     /// Classify emotions in audio files: probabilities per 3 s window and a whole-file summary.
     Analyze(recognition::AnalyzeArgs),
+    /// Analyse the demo clip built into emoscope (a synthetic voice, calm then loud): a
+    /// first check that everything runs, from any folder, with nothing else installed.
+    Demo(DemoArgs),
     /// Train a model on labelled corpora with speakers held out (or k folds by speaker).
     Train(recognition::TrainCmdArgs),
     /// Evaluate a model on labelled clips: accuracy, UAR, F1, ROC-AUC, calibration, confusion.
@@ -55,6 +59,27 @@ pub enum Command {
     Devices,
     /// Live emotion monitor window (or --headless JSON lines): microphone or --input FILE.
     Monitor(live::MonitorArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    emoscope demo                 windows and summary of the demo clip (as `emoscope analyze builtin:demo`)\n  \
+    emoscope demo --window        the monitor window playing it\n\n\
+    The clip (assets/demo.flac) is a formant-synthesised voice, not an actor: it shows that\n\
+    decoding, voice activity and the model run, not how accurate the model is.")]
+pub struct DemoArgs {
+    /// Model directory; default: the built-in emocnn.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Seconds between window starts.
+    #[arg(long, default_value_t = 0.5)]
+    pub hop: f32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Open the monitor window playing the clip instead.
+    #[arg(long, conflicts_with = "json")]
+    pub window: bool,
 }
 
 #[derive(Args, Debug)]
@@ -140,6 +165,22 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => info(a),
         Command::Features(a) => features(a),
         Command::Analyze(a) => recognition::analyze(a),
+        Command::Demo(a) => {
+            if a.window {
+                return crate::ui::run_window(
+                    &recognition::model_dir(&None),
+                    a.model,
+                    Some(PathBuf::from(crate::audio::DEMO_CLIP)),
+                    None,
+                );
+            }
+            recognition::analyze(recognition::AnalyzeArgs {
+                audio: vec![PathBuf::from(crate::audio::DEMO_CLIP)],
+                model: a.model,
+                hop: a.hop,
+                json: a.json,
+            })
+        }
         Command::Train(a) => recognition::train(a),
         Command::Eval(a) => recognition::eval(a),
         Command::Finetune(a) => recognition::finetune(a),

@@ -6,20 +6,20 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::analysis::analyze_samples;
-use crate::audio::{decode_file, resample};
+use crate::audio::{decode_input, resample};
 use crate::corpus::{holdout, load_all, parse_speaker_list, speaker_folds, DataSource};
 use crate::labels::LABELS;
-use crate::model::{default_device, device_name, Arch, Classifier, Metrics};
+use crate::model::{
+    default_device, device_name, display_name, Arch, Classifier, Metrics, BUILTIN_MODEL,
+};
 use crate::train::{
     cached_pack, default_recipe, default_spec, evaluate_clips, train as train_model,
     validation_speakers, FeaturePack, Optim, Split, TrainArgs,
 };
 
-/// The model `analyze` and `eval` use when no `--model` is given.
-pub const DEFAULT_MODEL: &str = "weights/emocnn";
-
-/// `--model`, else `$EMOSCOPE_MODEL`, else the shipped model found from the current folder,
-/// beside the executable (target/release/../../weights) or in the source tree it was built from.
+/// `--model`, else `$EMOSCOPE_MODEL`, else the default model compiled into the binary
+/// ([`BUILTIN_MODEL`], `weights/emocnn` as of the build): no folder beside the binary or
+/// the source tree is needed.
 pub(super) fn model_dir(m: &Option<PathBuf>) -> PathBuf {
     if let Some(m) = m {
         return m.clone();
@@ -27,25 +27,14 @@ pub(super) fn model_dir(m: &Option<PathBuf>) -> PathBuf {
     if let Some(e) = std::env::var_os("EMOSCOPE_MODEL") {
         return PathBuf::from(e);
     }
-    let mut candidates = vec![PathBuf::from(DEFAULT_MODEL)];
-    if let Ok(exe) = std::env::current_exe() {
-        if let Some(dir) = exe.parent() {
-            candidates.push(dir.join("../..").join(DEFAULT_MODEL));
-            candidates.push(dir.join(DEFAULT_MODEL));
-        }
-    }
-    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_MODEL));
-    let fallback = candidates.last().cloned().expect("non-empty");
-    candidates
-        .into_iter()
-        .find(|c| c.join("card.json").exists())
-        .unwrap_or(fallback)
+    PathBuf::from(BUILTIN_MODEL)
 }
 
 pub(super) fn load_model(m: &Option<PathBuf>) -> Result<Classifier> {
     let dir = model_dir(m);
     let dev = default_device();
-    Classifier::load(&dir, &dev).with_context(|| format!("loading model {}", dir.display()))
+    Classifier::load(&dir, &dev)
+        .with_context(|| format!("loading model {}", display_name(&dir)))
 }
 
 #[derive(Args, Debug)]
@@ -55,10 +44,10 @@ pub(super) fn load_model(m: &Option<PathBuf>) -> Result<Classifier> {
     emoscope analyze clip.wav --model weights/paper1_cnn --hop 1.0\n\n\
     Windows without speech (voice activity detector) show 'no speech' and are left out of the summary.")]
 pub struct AnalyzeArgs {
-    /// Audio files (WAV, FLAC, MP3, OGG).
+    /// Audio files (WAV, FLAC, MP3, OGG); `builtin:demo` is the demo clip built into emoscope.
     #[arg(required = true)]
     pub audio: Vec<PathBuf>,
-    /// Model directory (card.json + model.safetensors); default: the shipped weights/emocnn.
+    /// Model directory (card.json + model.safetensors); default: the built-in emocnn.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Seconds between window starts.
@@ -82,7 +71,7 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
         );
     }
     for path in &a.audio {
-        let clip = decode_file(path)?;
+        let clip = decode_input(path)?;
         let x = resample(
             &clip.samples,
             clip.sample_rate,
@@ -121,15 +110,21 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
                     .collect::<String>()
             );
         }
-        println!(
-            "  {:>13}  {:<10} {}",
-            "summary",
-            r.summary_top,
-            r.summary
-                .iter()
-                .map(|(_, p)| format!("{p:>10.3}"))
-                .collect::<String>()
-        );
+        match r.summary_top {
+            Some(top) => println!(
+                "  {:>13}  {:<10} {}",
+                "summary",
+                top,
+                r.summary
+                    .iter()
+                    .map(|(_, p)| format!("{p:>10.3}"))
+                    .collect::<String>()
+            ),
+            None => println!(
+                "  {:>13}  no speech: the voice activity detector heard no speech in any window, so no emotion is named",
+                "summary"
+            ),
+        }
     }
     Ok(())
 }
@@ -383,7 +378,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
     Without --test-speakers every clip given is evaluated; make sure the model never saw those speakers\n\
     (the model card lists its test speakers).")]
 pub struct EvalArgs {
-    /// Model directory; default: the shipped weights/emocnn.
+    /// Model directory; default: the built-in emocnn.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Labelled data as KIND=PATH; repeatable.
@@ -421,15 +416,27 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         None => corpus.clips.clone(),
     };
+    // A card without its list of training speakers (older cards) cannot show which
+    // speakers are new: every speaker outside its test speakers counts as seen.
+    let card = &clf.card;
     let seen = clips
         .iter()
         .filter(|c| {
-            clf.card.train_speakers.contains(&c.speaker)
-                || clf.card.validation_speakers.contains(&c.speaker)
+            if card.train_speakers.is_empty() {
+                !card.test_speakers.contains(&c.speaker)
+            } else {
+                card.train_speakers.contains(&c.speaker)
+                    || card.validation_speakers.contains(&c.speaker)
+            }
         })
         .count();
     if seen > 0 {
-        eprintln!("warning: {seen} clips are from speakers the model was trained or validated on; their scores are not speaker-independent");
+        let why = if card.train_speakers.is_empty() {
+            "are not among the model's test speakers (its card does not list its training speakers, so they may have been trained on)"
+        } else {
+            "are from speakers the model was trained or validated on"
+        };
+        eprintln!("warning: {seen} of {} clips {why}; their scores are not speaker-independent", clips.len());
     }
     let (mut pack, _) = cached_pack(&a.cache, &clf.card.features, &clips)?;
     if clf.card.features.normalisation == crate::features::Normalisation::Speaker {
@@ -490,7 +497,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     speaker-dependent: it says how well the model now knows these voices, not new ones.\n\
     The window's training mode records clips in exactly this csv format.")]
 pub struct FinetuneArgs {
-    /// Model to start from; default: the shipped weights/emocnn.
+    /// Model to start from; default: the built-in emocnn.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The user's labelled clips as KIND=PATH (usually csv=FILE from the training mode); repeatable.
@@ -563,7 +570,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     };
     eprintln!(
         "fine-tuning {} on {} user clips (+{} corpus clips) on {}",
-        base_dir.display(),
+        display_name(&base_dir),
         user_idx.len(),
         extra_idx.len(),
         device_name(&clf.device)
@@ -614,7 +621,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     Fits the softmax temperature on the model card's validation speakers only (never its test\n\
     speakers) and prints calibration on both; --write stores the new temperature in the card.")]
 pub struct CalibrateArgs {
-    /// Model directory; default: the shipped weights/emocnn.
+    /// Model directory; default: the built-in emocnn.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The labelled data holding the card's validation and test speakers; repeatable.
@@ -632,6 +639,9 @@ pub struct CalibrateArgs {
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let dir = model_dir(&a.model);
+    if a.write && crate::model::is_builtin(&dir) {
+        bail!("--write: the built-in model is part of the program and cannot be rewritten; calibrate a model folder instead (--model DIR, e.g. a copy of weights/emocnn)");
+    }
     let mut clf = load_model(&a.model)?;
     let corpus = load_all(&a.data)?;
     let pick = |speakers: &[String]| -> Vec<crate::corpus::Clip> {

@@ -18,6 +18,28 @@ use crate::{Error, Result};
 /// Version of the card + weights layout. A card of another version is refused.
 pub const CARD_VERSION: u32 = 1;
 
+/// The name that stands for the default model compiled into the binary. It is used where a
+/// model folder would be (`--model builtin:emocnn`, the window's picker, a fine-tuned
+/// card's `base_model`), so emoscope works from any folder and any install.
+pub const BUILTIN_MODEL: &str = "builtin:emocnn";
+/// The built-in model's card and weights: `weights/emocnn` as of the build.
+const BUILTIN_CARD: &str = include_str!("../../weights/emocnn/card.json");
+const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../../weights/emocnn/model.safetensors");
+
+/// Whether `dir` names the built-in model rather than a folder.
+pub fn is_builtin(dir: &Path) -> bool {
+    dir == Path::new(BUILTIN_MODEL)
+}
+
+/// What to call a model in menus and status lines: "emocnn (built in)" or its folder.
+pub fn display_name(dir: &Path) -> String {
+    if is_builtin(dir) {
+        "emocnn (built in)".into()
+    } else {
+        dir.display().to_string()
+    }
+}
+
 /// Metrics of one evaluation, as stored in cards and written by `emoscope eval --json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
@@ -80,14 +102,24 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
-    /// Reads `dir/card.json`, refusing other card versions and label orders.
+    /// Reads `dir/card.json` (or the built-in card for [`BUILTIN_MODEL`]), refusing other
+    /// card versions and label orders.
     pub fn load(dir: &Path) -> Result<Self> {
         let (card_path, _) = model_files(dir);
+        if is_builtin(dir) {
+            return Self::parse(BUILTIN_CARD, &card_path);
+        }
         let text = std::fs::read_to_string(&card_path).map_err(|source| Error::Open {
             path: card_path.clone(),
             source,
         })?;
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| Error::Format {
+        Self::parse(&text, &card_path)
+    }
+
+    /// A card from its JSON text; `card_path` names it in errors.
+    fn parse(text: &str, card_path: &Path) -> Result<Self> {
+        let card_path = card_path.to_path_buf();
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| Error::Format {
             path: card_path.clone(),
             reason: format!("not a model card: {e}"),
         })?;
@@ -199,20 +231,51 @@ impl Classifier {
         })
     }
 
-    /// Loads `dir/card.json` and `dir/model.safetensors`, refusing other card versions,
-    /// other label orders and weights that do not fit the card's architecture.
+    /// Loads `dir/card.json` and `dir/model.safetensors` (or the built-in model for
+    /// [`BUILTIN_MODEL`]), refusing other card versions, other label orders and weights that
+    /// do not fit the card's architecture.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let (_, weights) = model_files(dir);
         let card = ModelCard::load(dir)?;
-        let mut c = Self::new(card, device)?;
-        c.varmap.load(&weights).map_err(|e| Error::Format {
+        let c = Self::new(card, device)?;
+        if is_builtin(dir) {
+            c.set_weights(BUILTIN_WEIGHTS, &weights)?;
+            return Ok(c);
+        }
+        let bytes = std::fs::read(&weights).map_err(|source| Error::Open {
             path: weights.clone(),
-            reason: format!(
-                "weights do not fit architecture {} of card.json: {e}",
-                c.card.arch.name()
-            ),
+            source,
         })?;
+        c.set_weights(&bytes, &weights)?;
         Ok(c)
+    }
+
+    /// Sets every variable of the network from safetensors `bytes` (read whole, not
+    /// memory-mapped: a file truncated underneath cannot crash the process); `path` names
+    /// them in errors.
+    fn set_weights(&self, bytes: &[u8], path: &Path) -> Result<()> {
+        let bad = |reason: String| Error::Format {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let tensors = candle_core::safetensors::load_buffer(bytes, &self.device)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let vars = self.varmap.data().lock().expect("varmap lock");
+        for (name, var) in vars.iter() {
+            let t = tensors.get(name).ok_or_else(|| {
+                bad(format!(
+                    "weights do not fit architecture {} of card.json: no tensor {name}",
+                    self.card.arch.name()
+                ))
+            })?;
+            var.set(&t.to_dtype(var.dtype())?).map_err(|e| {
+                bad(format!(
+                    "weights do not fit architecture {} of card.json: {name}: {e}",
+                    self.card.arch.name()
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     /// Saves card and weights into `dir` (created if needed).

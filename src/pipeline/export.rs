@@ -42,7 +42,15 @@ struct SessionJson<'a> {
     speech_windows: usize,
     /// Share of speech windows whose top label is each emotion.
     distribution: Vec<(String, f64)>,
+    /// The most frequent top label over speech windows; `null` when no window had speech.
+    dominant: Option<&'static str>,
     rows: &'a [SessionRow],
+}
+
+/// The most frequent top label over speech windows, `None` without speech.
+fn dominant(d: &[f64; N_LABELS]) -> Option<&'static str> {
+    let k = crate::labels::argmax(&d.map(|x| x as f32));
+    (d[k] > 0.0).then_some(LABELS[k])
 }
 
 fn distribution(rows: &[SessionRow]) -> [f64; N_LABELS] {
@@ -159,6 +167,7 @@ pub fn export_session(dir: &Path, meta: &SessionMeta, rows: &[SessionRow]) -> Re
             .zip(d)
             .map(|(l, x)| (l.to_string(), x))
             .collect(),
+        dominant: dominant(&d),
         rows,
     };
     write_atomic(
@@ -179,24 +188,28 @@ fn rgb(k: usize) -> RGBColor {
 
 /// The one-page report.
 pub fn report_png(path: &Path, meta: &SessionMeta, rows: &[SessionRow]) -> Result<()> {
-    crate::train::plot::register_font();
+    crate::font::register();
     let err = |e: String| Error::Format {
         path: path.to_path_buf(),
         reason: format!("cannot draw the report: {e}"),
     };
     // Drawn in memory and written atomically, so a full disk never leaves half a PNG.
-    let (w, h) = (1100u32, 820u32);
+    let (w, h) = (1100u32, 845u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let (head, rest) = root.split_vertically(150);
+        let (head, rest) = root.split_vertically(175);
         let (top, bottom) = rest.split_vertically(380);
         let duration = rows.last().map_or(0.0, |r| r.t_end);
         let speech = rows.iter().filter(|r| r.top.is_some()).count();
         let lines = [
             ("emoscope session report".to_string(), 26),
             (format!("date: {}    session length: {:.0} min {:.0} s    windows: {} ({} with speech)", meta.date, (duration / 60.0).floor(), duration % 60.0, rows.len(), speech), 16),
+            (match dominant(&distribution(rows)) {
+                Some(l) => format!("most frequent emotion over the speech windows: {l}"),
+                None => "no speech: the voice activity detector heard no speech in any window, so no emotion is named".to_string(),
+            }, 16),
             (format!("model: {}", meta.model), 16),
             (format!("source: {}", meta.source), 16),
             ("Probabilities from a speech emotion model, not a diagnosis. Accuracy was measured on actors' speech; on other voices it is lower.".to_string(), 14),
@@ -359,7 +372,7 @@ mod tests {
         let angry = v["distribution"][4][1].as_f64().unwrap();
         assert!((angry - 23.0 / 36.0).abs() < 1e-9, "{angry}");
         let img = image::open(png).unwrap().to_rgb8();
-        assert_eq!(img.dimensions(), (1100, 820));
+        assert_eq!(img.dimensions(), (1100, 845));
         // The angry bar's colour appears in the distribution chart (lower part).
         let (r, g, b) = LABEL_RGB[4];
         let hits = img

@@ -19,7 +19,7 @@ use crate::dsp::Vad;
 use crate::features::{FeatureExtractor, FeatureMatrix, Normalisation, SpeakerProfile};
 use crate::labels::N_LABELS;
 use crate::model::Classifier;
-use crate::train::metrics::argmax;
+use crate::labels::argmax;
 use crate::{Error, Result};
 
 pub use source::{BufferSource, MicSource, Source, SourceEvent};
@@ -62,6 +62,11 @@ pub struct PipelineConfig {
     pub queue_windows: usize,
     /// Ring buffer capacity in seconds of source audio.
     pub ring_seconds: f32,
+    /// When inference falls behind, wait for it instead of dropping windows. For sources
+    /// that can wait (a file read as fast as possible): every window is processed. A
+    /// real-time source (microphone, file at real-time pace) must not wait, or audio would
+    /// back up; there the oldest waiting window is dropped and counted.
+    pub backpressure: bool,
 }
 
 impl Default for PipelineConfig {
@@ -71,6 +76,7 @@ impl Default for PipelineConfig {
             ema_alpha: 0.5,
             queue_windows: 4,
             ring_seconds: 2.0,
+            backpressure: false,
         }
     }
 }
@@ -226,6 +232,12 @@ impl Pipeline {
     /// Stops the source and waits for the threads.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::Release);
+        // Nobody reads predictions any more: dropping the receiver unblocks an inference
+        // thread waiting to hand one over, and through it a DSP thread waiting for inference.
+        drop(std::mem::replace(
+            &mut self.predictions,
+            crossbeam_channel::never(),
+        ));
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -398,6 +410,11 @@ impl DspState {
             last_sample_at: at,
         };
         self.counters.windows.fetch_add(1, Ordering::Relaxed);
+        if self.cfg.backpressure {
+            // A disconnected receiver means inference has stopped: nothing to wait for.
+            let _ = tx.send(fw);
+            return Ok(());
+        }
         loop {
             match tx.try_send(fw) {
                 Ok(()) => return Ok(()),

@@ -129,9 +129,9 @@ impl BufferSource {
         }
     }
 
-    /// A decoded audio file, named by its path.
+    /// A decoded audio file (or the built-in demo clip), named by its path.
     pub fn from_file(path: &std::path::Path, realtime: bool) -> Result<Self> {
-        let clip = crate::audio::decode_file(path)?;
+        let clip = crate::audio::decode_input(path)?;
         Ok(Self::new(
             path.display().to_string(),
             clip.samples,

@@ -2,6 +2,7 @@
 //! per-class recall/precision/F1, confusion matrix, one-vs-rest ROC-AUC and expected
 //! calibration error. Labels absent from the data are listed and left out of averages.
 
+use crate::labels::argmax;
 use crate::labels::{LABELS, N_LABELS};
 use crate::model::{ClassMetrics, Metrics};
 
@@ -57,15 +58,6 @@ pub fn ece(probs: &[[f32; N_LABELS]], truth: &[usize]) -> f64 {
         .filter(|&b| cnt[b] > 0)
         .map(|b| (acc[b] - conf[b]).abs() / n)
         .sum()
-}
-
-/// Index of the largest probability.
-pub fn argmax(p: &[f32]) -> usize {
-    p.iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i)
-        .unwrap_or(0)
 }
 
 /// All metrics for clip-level probabilities against true labels.

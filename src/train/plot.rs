@@ -7,21 +7,9 @@ use plotters::prelude::*;
 use crate::model::Metrics;
 use crate::{Error, Result};
 
-/// DejaVu Sans (assets/DejaVuSans.ttf, Bitstream Vera license), built in so plots need no
-/// system fonts.
-static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-
-/// Registers the built-in font as "sans-serif" (once).
-pub fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
-    });
-}
-
 /// Draws a row-normalised confusion matrix with counts.
 pub fn confusion_png(path: &Path, m: &Metrics, title: &str) -> Result<()> {
-    register_font();
+    crate::font::register();
     let err = |e: String| Error::Format {
         path: path.to_path_buf(),
         reason: format!("cannot draw plot: {e}"),
