@@ -1,12 +1,15 @@
 //! The window's panels and the training-mode flow driven through egui_kittest (AccessKit
 //! tree: what a screen reader would read is what is asserted), with no display.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use egui_kittest::kittest::Queryable;
 use egui_kittest::Harness;
 use emoscope::labels::LABELS;
+use emoscope::pipeline::export::SessionRow;
 use emoscope::pipeline::Prediction;
 use emoscope::ui::{panels, MonitorApp, Settings, SourceChoice, Tab};
 
@@ -88,22 +91,25 @@ fn spectrogram_and_timeline_describe_what_they_show() {
     h.run();
     h.get_by_label("log-mel spectrogram: last 5 s, up to 7600 Hz (no audio yet)");
 
-    let entries: Vec<(f64, Option<usize>, f32)> = (0..300)
+    let rows: Vec<SessionRow> = (0..300)
         .map(|i| {
-            (
-                3.0 + i as f64 * 0.5,
-                if i % 3 == 0 {
-                    None
-                } else {
-                    Some(if i < 200 { 3 } else { 2 })
-                },
-                0.6,
-            )
+            let top = if i % 3 == 0 {
+                None
+            } else {
+                Some(if i < 200 { 3 } else { 2 })
+            };
+            SessionRow {
+                t_start: i as f64 * 0.5,
+                t_end: 3.0 + i as f64 * 0.5,
+                probs: probs(top.unwrap_or(0), 0.6),
+                top: top.map(|t| LABELS[t].to_string()),
+                speech: top.is_some(),
+            }
         })
         .collect();
     let mut h = Harness::builder()
-        .with_size([600.0, 110.0])
-        .build_ui(|ui| panels::timeline(ui, &entries));
+        .with_size([600.0, 160.0])
+        .build_ui(|ui| panels::timeline(ui, &rows));
     h.run();
     snapshot(&mut h, "timeline");
     h.get_by_label("timeline: 152 s, 300 windows, 200 with speech, mostly sad");
@@ -289,6 +295,9 @@ fn monitor_tab_shows_predictions_and_exports_the_session() {
 /// before/after scores on held-out clips, and the new model can be switched to and back.
 #[test]
 fn training_tab_fine_tunes_in_the_background_and_switches_models() {
+    if common::no_data("training_tab_fine_tunes_in_the_background_and_switches_models") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let clips = tmp.path().join("clips");
     std::fs::create_dir_all(&clips).unwrap();
@@ -360,10 +369,15 @@ fn training_tab_fine_tunes_in_the_background_and_switches_models() {
         "before and after"
     );
     h.get_by_label_contains("training loss: epoch 2/2");
+    assert!(
+        h.query_by_label("switch back to the original model").is_none(),
+        "offered only while another model is in use"
+    );
     assert!(out.join("card.json").exists() && out.starts_with(&clips));
     h.get_by_label("use the fine-tuned model").click();
     h.step();
     assert_eq!(h.state().settings.model_dir.as_deref(), Some(out.as_path()));
+    h.step();
     h.get_by_label("switch back to the original model").click();
     h.step();
     assert_eq!(
@@ -419,6 +433,9 @@ fn settings_are_remembered_between_runs() {
 /// file typed there starts the same pipeline.
 #[test]
 fn a_missing_microphone_is_explained_and_a_file_can_be_played_instead() {
+    if common::no_data("a_missing_microphone_is_explained_and_a_file_can_be_played_instead") {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let settings = Settings {
         clips_dir: Some(tmp.path().display().to_string()),
@@ -443,4 +460,50 @@ fn a_missing_microphone_is_explained_and_a_file_can_be_played_instead() {
     assert_eq!(h.state().source, Some(SourceChoice::File(clip)));
     assert!(h.state().rate() == Some(16000));
     assert!(h.query_by_label_contains("no input device").is_none());
+}
+
+/// A file that has played to its end says so in the status bar and offers to play it
+/// again; without a microphone the window offers the built-in demo clip.
+#[test]
+fn a_file_that_ends_says_so_and_can_be_played_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tmp.path().join("short.wav");
+    let sig: Vec<f32> = (0..16000 * 2)
+        .map(|i| 0.2 * (i as f32 * 2.0 * std::f32::consts::PI * 200.0 / 16000.0).sin())
+        .collect();
+    emoscope::audio::write_wav_i16(&wav, &sig, 16000).unwrap();
+    let settings = Settings {
+        clips_dir: Some(tmp.path().join("clips").display().to_string()),
+        ..Settings::default()
+    };
+    let mut app = MonitorApp::idle(model_dir(), settings);
+    app.start(SourceChoice::Mic(Some("no such microphone".into())));
+    let mut h = window(app);
+    h.step();
+    h.get_by_label("play the demo clip").click();
+    h.step();
+    assert!(h.state().error.is_none(), "{:?}", h.state().error);
+    assert_eq!(
+        h.state().source,
+        Some(SourceChoice::File(PathBuf::from(emoscope::audio::DEMO_CLIP)))
+    );
+    assert_eq!(h.state().rate(), Some(16000));
+
+    h.state_mut().start(SourceChoice::File(wav));
+    h.step();
+    assert!(h.query_by_label("play again").is_none(), "still playing");
+    let t0 = Instant::now();
+    while h.state().ended_file().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "the 2 s file never ended");
+        h.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    h.step();
+    h.get_by_label("end of short.wav: every window of the file has been shown");
+    h.get_by_label_contains("timeline: 3 s, 1 windows");
+    h.get_by_label("play again").click();
+    h.step();
+    assert!(h.state().ended_file().is_none(), "playing from the start again");
+    h.step();
+    assert!(h.query_by_label("play again").is_none());
 }

@@ -97,7 +97,6 @@ pub struct MonitorApp {
     file_input: String,
     audio: VecDeque<f32>,
     latest: Option<Prediction>,
-    timeline: Vec<(f64, Option<usize>, f32)>,
     /// Every window of the session, for export.
     pub rows: Vec<SessionRow>,
     recent_latency: VecDeque<f64>,
@@ -122,11 +121,22 @@ fn home_folder(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Model folders offered in the picker: those beside `model` (e.g. weights/*) that hold a
-/// card, plus fine-tuned models in the clip folder.
+/// Whether `m` names a loadable model: the built-in one or a folder with a card.
+fn model_exists(m: &Path) -> bool {
+    crate::model::is_builtin(m) || m.join("card.json").exists()
+}
+
+/// Models offered in the picker: the built-in one first, then `model` and the folders
+/// beside it (e.g. weights/*) that hold a card, then fine-tuned models in the clip folder.
 fn model_choices(model: &Path, clips: Option<&Path>) -> Vec<PathBuf> {
-    let mut out = vec![model.to_path_buf()];
-    for dir in [model.parent(), clips].into_iter().flatten() {
+    let mut out = vec![PathBuf::from(crate::model::BUILTIN_MODEL)];
+    if !out.iter().any(|m| m == model) {
+        out.push(model.to_path_buf());
+    }
+    let beside = (!crate::model::is_builtin(model))
+        .then(|| model.parent())
+        .flatten();
+    for dir in [beside, clips].into_iter().flatten() {
         if let Ok(rd) = std::fs::read_dir(dir) {
             let mut found: Vec<PathBuf> = rd
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -139,6 +149,15 @@ fn model_choices(model: &Path, clips: Option<&Path>) -> Vec<PathBuf> {
     out
 }
 
+/// A model's name in the picker: "emocnn (built in)" or its folder's name.
+fn short_model_name(m: &Path) -> String {
+    if crate::model::is_builtin(m) {
+        return crate::model::display_name(m);
+    }
+    m.file_name()
+        .map_or(m.display().to_string(), |f| f.to_string_lossy().to_string())
+}
+
 impl MonitorApp {
     /// A window with nothing running yet (tests start sources themselves).
     pub fn idle(model_dir: PathBuf, settings: Settings) -> Self {
@@ -146,7 +165,7 @@ impl MonitorApp {
         let model = settings
             .model_dir
             .clone()
-            .filter(|m| m.join("card.json").exists())
+            .filter(|m| model_exists(m))
             .unwrap_or_else(|| model_dir.clone());
         let training = training::TrainingMode::new(clips, settings.speaker.clone());
         let models = model_choices(&model_dir, training.store.as_ref().map(|s| s.dir.as_path()));
@@ -164,7 +183,6 @@ impl MonitorApp {
             file_input: String::new(),
             audio: VecDeque::new(),
             latest: None,
-            timeline: Vec::new(),
             rows: Vec::new(),
             recent_latency: VecDeque::new(),
             spec: None,
@@ -229,7 +247,10 @@ impl MonitorApp {
         let clf = match Classifier::load(&dir, &crate::model::default_device()) {
             Ok(c) => c,
             Err(e) => {
-                self.error = Some(format!("cannot load the model {}: {e}", dir.display()));
+                self.error = Some(format!(
+                    "cannot load the model {}: {e}",
+                    crate::model::display_name(&dir)
+                ));
                 return;
             }
         };
@@ -257,7 +278,6 @@ impl MonitorApp {
                 // spectrogram's time axis before 5 s have arrived.
                 self.audio =
                     vec![0.0; (SHOW_SECONDS * self.rate().unwrap_or(0) as f32) as usize].into();
-                self.timeline.clear();
                 self.rows.clear();
                 self.latest = None;
             }
@@ -301,8 +321,6 @@ impl MonitorApp {
         if self.paused {
             return;
         }
-        let conf = p.top.map_or(0.0, |t| p.probs[t]);
-        self.timeline.push((p.window_end, p.top, conf));
         self.rows.push(SessionRow {
             t_start: p.window_start,
             t_end: p.window_end,
@@ -362,6 +380,18 @@ impl MonitorApp {
             frame,
             profile
         )
+    }
+
+    /// The name of the file being played, once it has ended and every window is shown.
+    pub fn ended_file(&self) -> Option<String> {
+        let (Some(SourceChoice::File(p)), Some(live)) = (&self.source, &self.live) else {
+            return None;
+        };
+        (live.pipeline.finished.load(Ordering::Acquire) && live.pipeline.predictions.is_empty())
+            .then(|| {
+                p.file_name()
+                    .map_or(p.display().to_string(), |f| f.to_string_lossy().to_string())
+            })
     }
 
     /// Sets the folder sessions are exported into.
@@ -437,17 +467,11 @@ impl MonitorApp {
             let model = self.model_dir();
             let mut chosen = None;
             egui::ComboBox::from_label("model")
-                .selected_text(
-                    model
-                        .file_name()
-                        .map_or("model".into(), |f| f.to_string_lossy().to_string()),
-                )
+                .selected_text(short_model_name(&model))
                 .width(150.0)
                 .show_ui(ui, |ui| {
                     for m in &self.models {
-                        let name = m
-                            .file_name()
-                            .map_or(m.display().to_string(), |f| f.to_string_lossy().to_string());
+                        let name = short_model_name(m);
                         let name = if *m == self.original_model {
                             format!("{name} (original)")
                         } else {
@@ -517,9 +541,19 @@ impl MonitorApp {
             }
         });
         egui::CentralPanel::default().show(ui, |ui| {
+            let mut play_demo = false;
             if let Some(e) = &self.error {
                 panels::message(ui, true, e);
-                ui.label("Type the path of an audio file above and press \"play file\": it plays through the same pipeline at real-time pace.");
+                ui.horizontal(|ui| {
+                    ui.label("Type the path of an audio file above and press \"play file\": it plays through the same pipeline at real-time pace. Or:");
+                    play_demo = ui
+                        .button("play the demo clip")
+                        .on_hover_text("10 s of a synthetic voice, calm then loud, built into emoscope (assets/README.md)")
+                        .clicked();
+                });
+            }
+            if play_demo {
+                self.start(SourceChoice::File(PathBuf::from(crate::audio::DEMO_CLIP)));
             }
             let shown = self.audio.make_contiguous();
             panels::waveform(ui, shown, shown.len(), SHOW_SECONDS);
@@ -528,7 +562,7 @@ impl MonitorApp {
             let fmax = self.spec.as_ref().map_or(spectrogram::FMAX_HZ, |s| s.fmax());
             let tex = self.spec.as_mut().map(|s| (s.texture(&ctx).clone(), s.oldest_u()));
             panels::spectrogram(ui, tex.as_ref().map(|(t, u)| (t, *u)), SHOW_SECONDS, fmax);
-            panels::timeline(ui, &self.timeline);
+            panels::timeline(ui, &self.rows);
         });
     }
 
@@ -543,24 +577,55 @@ impl MonitorApp {
         }
         self.poll();
         let ctx = ui.ctx().clone();
+        let ended = self.ended_file();
+        let mut again = false;
         egui::Panel::bottom("status").show(ui, |ui| {
+            if let Some(name) = &ended {
+                ui.horizontal(|ui| {
+                    panels::message(
+                        ui,
+                        false,
+                        &format!("end of {name}: every window of the file has been shown"),
+                    );
+                    again = ui.button("play again").clicked();
+                });
+            }
             ui.label(egui::RichText::new(self.status_text()).small());
             ui.label(egui::RichText::new(format!("model: {}", self.model_line)).small());
         });
+        if again {
+            if let Some(s) = self.source.clone() {
+                self.start(s);
+            }
+        }
         egui::Panel::top("controls").show(ui, |ui| self.controls(ui));
         match self.tab {
             Tab::Monitor => self.monitor_tab(ui),
             Tab::Training => {
                 let rate = self.rate();
                 let model = self.model_dir();
+                // Offered only while another model than the one given at start is in use.
+                let other = (model != self.original_model)
+                    .then(|| short_model_name(&self.original_model));
                 let req = egui::CentralPanel::default()
-                    .show(ui, |ui| self.training.show(ui, rate, &model))
+                    .show(ui, |ui| {
+                        let req = self.training.show(ui, rate, &model);
+                        if let Some(name) = other {
+                            ui.separator();
+                            if ui
+                                .button("switch back to the original model")
+                                .on_hover_text(format!("the model the window started with: {name}"))
+                                .clicked()
+                            {
+                                return Some(training::Request::UseModel(
+                                    self.original_model.clone(),
+                                ));
+                            }
+                        }
+                        req
+                    })
                     .inner;
                 if let Some(training::Request::UseModel(m)) = req {
-                    self.use_model(m);
-                }
-                if ui.button("switch back to the original model").clicked() {
-                    let m = self.original_model.clone();
                     self.use_model(m);
                 }
             }

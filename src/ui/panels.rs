@@ -4,6 +4,7 @@
 use egui::{Align2, Color32, FontId, Pos2, Rect, Sense, Stroke, Ui, Vec2};
 
 use crate::labels::LABELS;
+use crate::pipeline::export::SessionRow;
 
 /// One colour per emotion, in label order (crate::labels::LABEL_RGB).
 pub const EMOTION_COLOURS: [Color32; 8] = {
@@ -264,68 +265,132 @@ pub fn emotion_bars(ui: &mut Ui, probs: Option<&[f32; 8]>, top: Option<usize>, s
     }
 }
 
-/// The session so far: one column per window (4 px), coloured by the dominant emotion,
-/// height by its confidence, grey where there was no speech; scrolls horizontally and
-/// follows the newest window unless the user scrolled back.
-pub fn timeline(ui: &mut Ui, entries: &[(f64, Option<usize>, f32)]) {
+/// The session timeline: one column per window, as tall as the space it is given, its
+/// height split among the eight emotions by their smoothed probabilities (a thin grey
+/// stub where there was no speech), with a time axis under it; hovering a column shows
+/// that window's time and probabilities. Scrolls back through the whole session.
+pub fn timeline(ui: &mut Ui, rows: &[SessionRow]) {
     const W: f32 = 4.0;
-    let summary = match entries.last() {
-        Some((t, _, _)) => {
-            let speech: Vec<usize> = entries.iter().filter_map(|e| e.1).collect();
+    const AXIS: f32 = 16.0;
+    let summary = match rows.last() {
+        Some(last) => {
             let mut n = [0usize; 8];
-            for &t in &speech {
-                n[t] += 1;
+            let mut speech = 0;
+            for k in rows.iter().filter_map(|r| r.top.as_deref().and_then(crate::labels::label_index)) {
+                n[k] += 1;
+                speech += 1;
             }
             let dominant = (0..8).max_by_key(|&k| n[k]).filter(|&k| n[k] > 0);
             format!(
                 "timeline: {:.0} s, {} windows, {} with speech{}",
-                t,
-                entries.len(),
-                speech.len(),
+                last.t_end,
+                rows.len(),
+                speech,
                 dominant.map_or(String::new(), |d| format!(", mostly {}", LABELS[d]))
             )
         }
         None => "timeline: no windows yet".to_string(),
     };
     ui.label(egui::RichText::new(&summary).small());
+    let height = ui.available_height().max(60.0 + AXIS);
     egui::ScrollArea::horizontal()
         .id_salt("timeline")
         .stick_to_right(true)
         .show(ui, |ui| {
-            let width = (entries.len() as f32 * W).max(ui.available_width());
-            let (rect, _) = ui.allocate_exact_size(Vec2::new(width, 60.0), Sense::hover());
+            let width = (rows.len() as f32 * W).max(ui.available_width());
+            let (rect, resp) = ui.allocate_exact_size(Vec2::new(width, height), Sense::hover());
             let p = ui.painter_at(rect);
-            p.rect_filled(rect, 4.0, Color32::from_gray(20));
+            let plot = Rect::from_min_max(rect.min, Pos2::new(rect.right(), rect.bottom() - AXIS));
+            p.rect_filled(plot, 4.0, Color32::from_gray(20));
             let visible = ui.clip_rect();
-            for (k, (t, top, conf)) in entries.iter().enumerate() {
+            // A tick every 10 s, or every 30 s / 60 s when the columns are too close for labels.
+            let step = if rows.len() < 2 {
+                10.0
+            } else {
+                let secs_per_px = (rows[rows.len() - 1].t_end - rows[0].t_end).max(1e-3)
+                    / ((rows.len() - 1) as f64 * W as f64);
+                [10.0, 30.0, 60.0, 300.0]
+                    .into_iter()
+                    .find(|s| s / secs_per_px >= 40.0)
+                    .unwrap_or(600.0)
+            };
+            for (k, r) in rows.iter().enumerate() {
                 let x = rect.left() + k as f32 * W;
                 if x + W < visible.left() || x > visible.right() {
                     continue;
                 }
-                let (c, h) = match top {
-                    Some(t) => (EMOTION_COLOURS[*t], rect.height() * conf.clamp(0.1, 1.0)),
-                    None => (Color32::from_gray(60), 4.0),
-                };
-                p.rect_filled(
-                    Rect::from_min_max(
-                        Pos2::new(x, rect.bottom() - h),
-                        Pos2::new(x + W - 1.0, rect.bottom()),
-                    ),
-                    0.0,
-                    c,
-                );
-                let prev = if k > 0 { entries[k - 1].0 } else { -1.0 };
-                if (t / 10.0).floor() != (prev / 10.0).floor() {
+                if r.top.is_some() {
+                    let mut y = plot.bottom();
+                    for (c, &pk) in r.probs.iter().enumerate() {
+                        let h = plot.height() * pk.clamp(0.0, 1.0);
+                        p.rect_filled(
+                            Rect::from_min_max(Pos2::new(x, y - h), Pos2::new(x + W - 1.0, y)),
+                            0.0,
+                            EMOTION_COLOURS[c],
+                        );
+                        y -= h;
+                    }
+                } else {
+                    p.rect_filled(
+                        Rect::from_min_max(
+                            Pos2::new(x, plot.bottom() - 4.0),
+                            Pos2::new(x + W - 1.0, plot.bottom()),
+                        ),
+                        0.0,
+                        Color32::from_gray(60),
+                    );
+                }
+                let prev = if k > 0 { rows[k - 1].t_end } else { -1.0 };
+                if (r.t_end / step).floor() != (prev / step).floor() {
+                    p.line_segment(
+                        [Pos2::new(x, plot.bottom()), Pos2::new(x, plot.bottom() + 4.0)],
+                        Stroke::new(1.0, Color32::GRAY),
+                    );
                     p.text(
-                        Pos2::new(x, rect.top() + 2.0),
+                        Pos2::new(x, plot.bottom() + 4.0),
                         Align2::LEFT_TOP,
-                        format!("{t:.0} s"),
+                        clock(r.t_end),
                         FontId::proportional(10.0),
                         Color32::GRAY,
                     );
                 }
             }
+            if let Some(pos) = resp.hover_pos() {
+                let k = ((pos.x - rect.left()) / W).floor();
+                if k >= 0.0 && (k as usize) < rows.len() {
+                    let r = &rows[k as usize];
+                    resp.on_hover_ui_at_pointer(|ui| window_tooltip(ui, r));
+                }
+            }
         });
+}
+
+/// Seconds as "42 s" below a minute, else "m:ss".
+fn clock(t: f64) -> String {
+    if t < 60.0 {
+        format!("{t:.0} s")
+    } else {
+        let s = t.round() as u64;
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// What hovering one timeline column shows: its time span and its probabilities.
+fn window_tooltip(ui: &mut Ui, r: &SessionRow) {
+    ui.label(format!(
+        "{:.1} - {:.1} s: {}",
+        r.t_start,
+        r.t_end,
+        r.top.as_deref().unwrap_or("no speech")
+    ));
+    let mut order: Vec<usize> = (0..LABELS.len()).collect();
+    order.sort_by(|&a, &b| r.probs[b].total_cmp(&r.probs[a]));
+    for k in order {
+        ui.colored_label(
+            EMOTION_COLOURS[k],
+            format!("{:<10} {:>5.1} %", LABELS[k], r.probs[k] * 100.0),
+        );
+    }
 }
 
 /// Training loss per epoch as a line, the x axis spanning all planned epochs.
