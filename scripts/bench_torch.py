@@ -1,15 +1,26 @@
-"""Paper 1's CNN in PyTorch on the CPU: seconds per training epoch, to set beside
-`emoscope train --arch paper1_cnn` (README, "Speed"). Same layers as src/model/arch.rs
-(conv 10x3, 3x3, 3x3 with 32 kernels, LeakyReLU 0.01, 2x2 average pooling, dropout 0.5,
-one dense layer to 8), Adam lr 5e-5 with an L2 penalty of 1e-4 on the weights, batch 32,
-40 x 160 MFCC images. The inputs are random: this measures the network's training
-compute; emoscope's epoch also builds each batch from its feature pack (MFCCs from cached
-dB mels), which is included in its figure.
+"""The same networks as emoscope's, trained in PyTorch on the CPU: seconds per training
+epoch, to set beside `emoscope train` (README, "Speed"; scripts/bench_training.sh runs both
+side by side). Layers as in src/model/arch.rs:
 
-Usage: python3 scripts/bench_torch_paper1.py [N_CLIPS] [EPOCHS]
+- paper1_cnn: conv 10x3, 3x3, 3x3 with 32 kernels, LeakyReLU 0.01, 2x2 average pooling,
+  dropout 0.5, one dense layer to 8; Adam lr 5e-5 with an L2 penalty of 1e-4 on the
+  weights; 40 x 160 MFCC images.
+- emocnn: four conv3x3 (no bias)-BatchNorm-ReLU-average-pool blocks (24, 48, 96, 96
+  channels; pools 2x2, 2x2, 2x2, 2x1), mean over frequency, attention pooling (96 -> 64
+  tanh -> 1, softmax over time) and max pooling over time, dropout 0.3, dense to 8;
+  AdamW lr 2e-3, weight decay 0.05, mixup; 64 x 188 log-mel images.
+
+Batch 32. The inputs are random: this measures the network's training compute;
+emoscope's epoch also builds each batch from its feature pack (augmentation included),
+which is in its figure.
+
+Usage: python3 scripts/bench_torch.py [--arch paper1_cnn|emocnn] [--clips N] [--epochs E]
+       [--threads 1,2]
+Prints one line per thread count: "<arch> torch <threads> thread(s): <median> s/epoch (epochs: ...)".
 """
 
-import sys
+import argparse
+import statistics
 import time
 
 import torch
@@ -17,6 +28,8 @@ from torch import nn
 
 
 class Paper1Cnn(nn.Module):
+    shape = (40, 160)
+
     def __init__(self, rows=40, frames=160):
         super().__init__()
         self.c1 = nn.Conv2d(1, 32, (10, 3))
@@ -36,35 +49,87 @@ class Paper1Cnn(nn.Module):
         return self.fc(self.drop(x.flatten(1)))
 
 
-def epoch_seconds(threads, n, epochs):
+class EmoCnn(nn.Module):
+    shape = (64, 188)
+
+    def __init__(self, width=24):
+        super().__init__()
+        c = [1, width, width * 2, width * 4, width * 4]
+        pools = [(2, 2), (2, 2), (2, 2), (2, 1)]
+        self.blocks = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(c[i], c[i + 1], 3, padding=1, bias=False),
+                nn.BatchNorm2d(c[i + 1]),
+                nn.ReLU(),
+                nn.AvgPool2d(pools[i], pools[i]),
+            )
+            for i in range(4)
+        )
+        d = c[4]
+        self.att_hidden = nn.Linear(d, 64)
+        self.att_score = nn.Linear(64, 1)
+        self.head = nn.Linear(2 * d, 8)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        for b in self.blocks:
+            x = b(x)
+        h = x.mean(2).transpose(1, 2)  # (b, t, c)
+        w = torch.softmax(self.att_score(torch.tanh(self.att_hidden(h))), dim=1)
+        att = (h * w).sum(1)
+        mx = h.max(1).values
+        return self.head(self.drop(torch.cat([att, mx], -1)))
+
+
+def epoch_seconds(arch, threads, n, epochs):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    x = torch.randn(n, 1, 40, 160)
+    net = Paper1Cnn() if arch == "paper1_cnn" else EmoCnn()
+    rows, frames = net.shape
+    x = torch.randn(n, 1, rows, frames)
     y = torch.randint(0, 8, (n,))
-    net = Paper1Cnn()
-    opt = torch.optim.Adam(net.parameters(), lr=5e-5)
-    weights = [p for p in net.parameters() if p.dim() > 1]
+    if arch == "paper1_cnn":
+        opt = torch.optim.Adam(net.parameters(), lr=5e-5)
+        weights = [p for p in net.parameters() if p.dim() > 1]
+    else:
+        opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=0.05)
+        weights = []
+    net.train()
     times = []
     for _ in range(epochs):
         perm = torch.randperm(n)
         t0 = time.perf_counter()
         for i in range(0, n, 32):
             idx = perm[i : i + 32]
-            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
-            loss = loss + 1e-4 * sum((w * w).sum() for w in weights)
+            xb, yb = x[idx], nn.functional.one_hot(y[idx], 8).float()
+            if arch == "emocnn":  # mixup, as emoscope's recipe
+                lam = 0.8
+                p = torch.randperm(len(idx))
+                xb, yb = lam * xb + (1 - lam) * xb[p], lam * yb + (1 - lam) * yb[p]
+            loss = -(torch.log_softmax(net(xb), -1) * yb).sum(-1).mean()
+            if weights:
+                loss = loss + 1e-4 * sum((w * w).sum() for w in weights)
             opt.zero_grad()
             loss.backward()
             opt.step()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return times
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 1150
-    epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    print(f"torch {torch.__version__}, {n} clips of 40x160, batch 32, best of {epochs} epochs")
-    for threads in (1, 2):
-        print(f"  {threads} thread(s): {epoch_seconds(threads, n, epochs):.2f} s/epoch")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--arch", default="paper1_cnn", choices=["paper1_cnn", "emocnn"])
+    ap.add_argument("--clips", type=int, default=1200)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--threads", default="1,2")
+    a = ap.parse_args()
+    print(f"# torch {torch.__version__}, {a.arch}, {a.clips} random inputs, batch 32")
+    for threads in [int(t) for t in a.threads.split(",")]:
+        t = epoch_seconds(a.arch, threads, a.clips, a.epochs)
+        print(
+            f"{a.arch} torch {threads} thread(s): {statistics.median(t):.2f} s/epoch"
+            f" (epochs: {', '.join(f'{x:.2f}' for x in t)})"
+        )
 
 
 if __name__ == "__main__":

@@ -5,9 +5,9 @@
 use serde::Serialize;
 
 use crate::features::{FeatureMatrix, SpeakerProfile};
+use crate::labels::argmax;
 use crate::labels::{LABELS, N_LABELS};
 use crate::model::Classifier;
-use crate::labels::argmax;
 use crate::Result;
 
 /// Frame offsets of the windows of `win` frames, every `hop` frames, covering `total`

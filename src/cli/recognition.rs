@@ -33,8 +33,7 @@ pub(super) fn model_dir(m: &Option<PathBuf>) -> PathBuf {
 pub(super) fn load_model(m: &Option<PathBuf>) -> Result<Classifier> {
     let dir = model_dir(m);
     let dev = default_device();
-    Classifier::load(&dir, &dev)
-        .with_context(|| format!("loading model {}", display_name(&dir)))
+    Classifier::load(&dir, &dev).with_context(|| format!("loading model {}", display_name(&dir)))
 }
 
 #[derive(Args, Debug)]
@@ -436,7 +435,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         } else {
             "are from speakers the model was trained or validated on"
         };
-        eprintln!("warning: {seen} of {} clips {why}; their scores are not speaker-independent", clips.len());
+        eprintln!(
+            "warning: {seen} of {} clips {why}; their scores are not speaker-independent",
+            clips.len()
+        );
     }
     let (mut pack, _) = cached_pack(&a.cache, &clf.card.features, &clips)?;
     if clf.card.features.normalisation == crate::features::Normalisation::Speaker {

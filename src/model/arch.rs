@@ -4,7 +4,9 @@
 
 use candle_core::{Module, ModuleT, Result, Tensor, D};
 use candle_nn::rnn::{LSTMConfig, LSTM, RNN};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, VarBuilder};
+use candle_nn::{BatchNorm, Linear, VarBuilder};
+
+use super::conv::Conv;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::N_LABELS;
@@ -55,11 +57,50 @@ fn leaky(x: &Tensor) -> Result<Tensor> {
     pos + (neg * 0.01)?
 }
 
-fn dropout(x: &Tensor, p: f32, train: bool) -> Result<Tensor> {
-    if train {
-        candle_nn::ops::dropout(x, p)
-    } else {
-        Ok(x.clone())
+/// Dropout with masks drawn from the model's own seeded generator (candle's CPU dropout
+/// draws from a generator that cannot be seeded), so two training runs with the same seed
+/// and thread count give the same weights. The masks are made on the CPU and moved to the
+/// model's device: dropout is applied to small tensors only (pooled features, dense layers).
+pub struct Dropout(std::sync::Mutex<rand::rngs::StdRng>);
+
+impl Default for Dropout {
+    fn default() -> Self {
+        Self::seeded(0)
+    }
+}
+
+impl Dropout {
+    pub fn seeded(seed: u64) -> Self {
+        use rand::SeedableRng;
+        Self(std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(
+            seed,
+        )))
+    }
+
+    /// Restarts the generator (training does so at the start of every epoch, from the run's
+    /// seed and the epoch, so a resumed run draws the masks an uninterrupted one would).
+    pub fn reseed(&self, seed: u64) {
+        *self.0.lock().expect("dropout generator lock") = {
+            use rand::SeedableRng;
+            rand::rngs::StdRng::seed_from_u64(seed)
+        };
+    }
+
+    /// `x` with each element zeroed with probability `p` and the rest scaled by 1/(1-p)
+    /// while training; `x` itself otherwise.
+    pub fn apply(&self, x: &Tensor, p: f32, train: bool) -> Result<Tensor> {
+        use rand::Rng;
+        if !train || p <= 0.0 {
+            return Ok(x.clone());
+        }
+        let scale = 1.0 / (1.0 - p);
+        let mask: Vec<f32> = {
+            let mut rng = self.0.lock().expect("dropout generator lock");
+            (0..x.elem_count())
+                .map(|_| if rng.random::<f32>() < p { 0.0 } else { scale })
+                .collect()
+        };
+        x * Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?
     }
 }
 
@@ -71,7 +112,7 @@ fn conv_rect(
     kh: usize,
     kw: usize,
     padding: usize,
-) -> Result<Conv2d> {
+) -> Result<Conv> {
     let fan_in = (c_in * kh * kw) as f64;
     let bound = 1.0 / fan_in.sqrt();
     let init = candle_nn::Init::Uniform {
@@ -80,18 +121,11 @@ fn conv_rect(
     };
     let w = vb.get_with_hints((c_out, c_in, kh, kw), "weight", init)?;
     let b = vb.get_with_hints(c_out, "bias", init)?;
-    Ok(Conv2d::new(
-        w,
-        Some(b),
-        Conv2dConfig {
-            padding,
-            ..Default::default()
-        },
-    ))
+    Conv::new(w, Some(b), padding)
 }
 
 pub struct Paper1Cnn {
-    convs: Vec<Conv2d>,
+    convs: Vec<Conv>,
     fc: Linear,
 }
 
@@ -113,12 +147,12 @@ impl Paper1Cnn {
         })
     }
 
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
         let mut x = x.clone();
         for c in &self.convs {
             x = leaky(&c.forward(&x)?)?.avg_pool2d(2)?;
         }
-        let x = dropout(&x.flatten_from(1)?, 0.5, train)?;
+        let x = drop.apply(&x.flatten_from(1)?, 0.5, train)?;
         self.fc.forward(&x)
     }
 }
@@ -141,20 +175,20 @@ impl Paper1Lstm {
         })
     }
 
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
         // (b, 1, rows, frames) -> (b, frames, rows)
         let x = x.squeeze(1)?.transpose(1, 2)?.contiguous()?;
         let h1 = self.l1.states_to_tensor(&self.l1.seq(&x)?)?;
-        let h1 = dropout(&h1, 0.5, train)?;
+        let h1 = drop.apply(&h1, 0.5, train)?;
         let states = self.l2.seq(&h1)?;
         let last = states.last().expect("at least one frame").h().clone();
         let z = self.fc1.forward(&last)?.relu()?;
-        self.fc2.forward(&dropout(&z, 0.5, train)?)
+        self.fc2.forward(&drop.apply(&z, 0.5, train)?)
     }
 }
 
 pub struct Fser {
-    convs: Vec<Conv2d>,
+    convs: Vec<Conv>,
     fcs: Vec<Linear>,
 }
 
@@ -177,14 +211,7 @@ impl Fser {
                 glorot(chans[i] * 9, chans[i + 1] * 9),
             )?;
             let bias = vbi.get_with_hints(chans[i + 1], "bias", candle_nn::Init::Const(0.0))?;
-            convs.push(Conv2d::new(
-                wt,
-                Some(bias),
-                Conv2dConfig {
-                    padding: 1,
-                    ..Default::default()
-                },
-            ));
+            convs.push(Conv::new(wt, Some(bias), 1)?);
             h /= 2;
             w /= 2;
         }
@@ -204,16 +231,16 @@ impl Fser {
         Ok(Self { convs, fcs })
     }
 
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
         let mut x = x.clone();
         for c in &self.convs {
-            x = dropout(&c.forward(&x)?.relu()?.max_pool2d(2)?, 0.25, train)?;
+            x = drop.apply(&c.forward(&x)?.relu()?.max_pool2d(2)?, 0.25, train)?;
         }
         let mut x = x.flatten_from(1)?;
         for (i, fc) in self.fcs.iter().enumerate() {
             x = fc.forward(&x)?;
             if i < 2 {
-                x = dropout(&x.relu()?, 0.5, train)?;
+                x = drop.apply(&x.relu()?, 0.5, train)?;
             }
         }
         Ok(x)
@@ -221,19 +248,21 @@ impl Fser {
 }
 
 struct ConvBlock {
-    conv: Conv2d,
+    conv: Conv,
     bn: BatchNorm,
     pool: (usize, usize),
 }
 
 impl ConvBlock {
     fn new(vb: VarBuilder, c_in: usize, c_out: usize, pool: (usize, usize)) -> Result<Self> {
-        let cfg = Conv2dConfig {
-            padding: 1,
-            ..Default::default()
-        };
+        // As candle_nn::conv2d_no_bias: Kaiming-normal weights, no bias.
+        let w = vb.pp("conv").get_with_hints(
+            (c_out, c_in, 3, 3),
+            "weight",
+            candle_nn::init::DEFAULT_KAIMING_NORMAL,
+        )?;
         Ok(Self {
-            conv: candle_nn::conv2d_no_bias(c_in, c_out, 3, cfg, vb.pp("conv"))?,
+            conv: Conv::new(w, None, 1)?,
             bn: candle_nn::batch_norm(c_out, 1e-5, vb.pp("bn"))?,
             pool,
         })
@@ -270,7 +299,7 @@ impl EmoCnn {
         })
     }
 
-    pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+    pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
         let mut x = x.clone();
         for b in &self.blocks {
             x = b.forward_t(&x, train)?;
@@ -283,13 +312,18 @@ impl EmoCnn {
         let w = candle_nn::ops::softmax(&scores, 1)?;
         let att = h.broadcast_mul(&w)?.sum(1)?; // (b, c)
         let mx = h.max(1)?;
-        let z = dropout(&Tensor::cat(&[att, mx], D::Minus1)?, 0.3, train)?;
+        let z = drop.apply(&Tensor::cat(&[att, mx], D::Minus1)?, 0.3, train)?;
         self.head.forward(&z)
     }
 }
 
-/// A built model of any architecture.
-pub enum Net {
+/// A built model of any architecture, with its dropout generator.
+pub struct Net {
+    body: Body,
+    dropout: Dropout,
+}
+
+enum Body {
     Paper1Cnn(Paper1Cnn),
     Paper1Lstm(Box<Paper1Lstm>),
     Fser(Fser),
@@ -298,24 +332,39 @@ pub enum Net {
 
 impl Net {
     pub fn new(arch: &Arch, vb: VarBuilder, rows: usize, frames: usize) -> Result<Self> {
-        Ok(match arch {
-            Arch::Paper1Cnn => Net::Paper1Cnn(Paper1Cnn::new(vb, rows, frames)?),
-            Arch::Paper1Lstm { hidden } => {
-                Net::Paper1Lstm(Box::new(Paper1Lstm::new(vb, rows, *hidden)?))
-            }
-            Arch::Fser => Net::Fser(Fser::new(vb, rows, frames)?),
-            Arch::EmoCnn { width } => Net::EmoCnn(EmoCnn::new(vb, *width)?),
+        Ok(Net {
+            body: Body::new(arch, vb, rows, frames)?,
+            dropout: Dropout::default(),
         })
+    }
+
+    /// Restarts the dropout generator from `seed` (see [`Dropout::reseed`]).
+    pub fn seed_dropout(&self, seed: u64) {
+        self.dropout.reseed(seed);
     }
 
     /// Logits `(batch, 8)` for input `(batch, 1, rows, frames)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        match self {
-            Net::Paper1Cnn(m) => m.forward_t(x, train),
-            Net::Paper1Lstm(m) => m.forward_t(x, train),
-            Net::Fser(m) => m.forward_t(x, train),
-            Net::EmoCnn(m) => m.forward_t(x, train),
+        let d = &self.dropout;
+        match &self.body {
+            Body::Paper1Cnn(m) => m.forward_t(x, train, d),
+            Body::Paper1Lstm(m) => m.forward_t(x, train, d),
+            Body::Fser(m) => m.forward_t(x, train, d),
+            Body::EmoCnn(m) => m.forward_t(x, train, d),
         }
+    }
+}
+
+impl Body {
+    fn new(arch: &Arch, vb: VarBuilder, rows: usize, frames: usize) -> Result<Self> {
+        Ok(match arch {
+            Arch::Paper1Cnn => Body::Paper1Cnn(Paper1Cnn::new(vb, rows, frames)?),
+            Arch::Paper1Lstm { hidden } => {
+                Body::Paper1Lstm(Box::new(Paper1Lstm::new(vb, rows, *hidden)?))
+            }
+            Arch::Fser => Body::Fser(Fser::new(vb, rows, frames)?),
+            Arch::EmoCnn { width } => Body::EmoCnn(EmoCnn::new(vb, *width)?),
+        })
     }
 }
 

@@ -2,6 +2,8 @@
 //! loading with version/architecture checks, device choice, and window classification.
 
 mod arch;
+pub mod conv;
+mod init;
 
 use std::path::{Path, PathBuf};
 
@@ -211,11 +213,15 @@ pub struct Classifier {
 }
 
 impl Classifier {
-    /// A freshly initialised model (for training).
+    /// A freshly initialised model (for training), its weights drawn from `card.seed`.
     pub fn new(card: ModelCard, device: &Device) -> Result<Self> {
         let extractor = FeatureExtractor::new(&card.features)?;
         let varmap = VarMap::new();
-        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let init = init::SeededInit {
+            varmap: varmap.clone(),
+            seed: card.seed,
+        };
+        let vb = VarBuilder::from_backend(Box::new(init), DType::F32, device.clone());
         let net = Net::new(
             &card.arch,
             vb,

@@ -17,9 +17,9 @@ use ringbuf::HeapRb;
 use crate::audio::StreamResampler;
 use crate::dsp::Vad;
 use crate::features::{FeatureExtractor, FeatureMatrix, Normalisation, SpeakerProfile};
+use crate::labels::argmax;
 use crate::labels::N_LABELS;
 use crate::model::Classifier;
-use crate::labels::argmax;
 use crate::{Error, Result};
 
 pub use source::{BufferSource, MicSource, Source, SourceEvent};

@@ -474,6 +474,10 @@ pub fn run_epoch(
     on_batch: &mut dyn FnMut(usize, usize) -> bool,
 ) -> Result<f64> {
     let device = &clf.device;
+    // Dropout masks from the run's seed and the epoch: the same seed and thread count give
+    // the same weights, and a resumed run draws what an uninterrupted one would have.
+    clf.net
+        .seed_dropout(seed ^ 0xD0_D0 ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut total = 0.0;
     let mut batches = 0;
     let n_batches = tr.len().div_ceil(recipe.batch_size.max(1));
@@ -601,8 +605,8 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         notes: String::new(),
         base_model: None,
     };
+    // Initial weights from the card's seed (a.seed): see model::init.
     let mut clf = Classifier::new(card, &a.device)?;
-    reseed_weights(&clf.varmap, a.seed)?;
     if a.device.is_cuda() {
         a.device.set_seed(a.seed)?;
     }
@@ -634,6 +638,14 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
     for _ in 0..state.epoch {
         tr.shuffle(&mut rng); // keep the shuffle sequence of an uninterrupted run
     }
+    log_line(&format!(
+        "training on {} clips ({} validation clips), batch {}, {} thread(s) on {}",
+        tr.len(),
+        va.len(),
+        a.recipe.batch_size,
+        rayon::current_num_threads(),
+        crate::model::device_name(&a.device)
+    ));
     let epochs_pb = progress(
         a.recipe.epochs as u64,
         &format!("training {}", a.arch.name()),
@@ -646,6 +658,7 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         let lr = a.recipe.lr_at(epoch);
         opt.set_learning_rate(lr);
         tr.shuffle(&mut rng);
+        let t_epoch = std::time::Instant::now();
         let mean_loss = run_epoch(
             &clf,
             pack,
@@ -658,11 +671,13 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
             &mut |_, _| true,
         )?;
         state.losses.push(mean_loss);
+        let train_s = t_epoch.elapsed().as_secs_f64();
         let val_uar = if va.is_empty() {
             0.0
         } else {
             evaluate_clips(&clf, pack, &va)?.0.uar
         };
+        let val_s = t_epoch.elapsed().as_secs_f64() - train_s;
         state.epoch = epoch + 1;
         if val_uar > state.best_val_uar {
             state.best_val_uar = val_uar;
@@ -677,13 +692,15 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         epochs_pb.inc(1);
         epochs_pb.suspend(|| {
             log_line(&format!(
-                "epoch {:3}/{}  loss {:.4}  val UAR {:.3}  lr {:.2e}  {:.1} s",
+                "epoch {:3}/{}  loss {:.4}  val UAR {:.3}  lr {:.2e}  {:.1} s  (train {:.2} s, validation {:.2} s)",
                 epoch + 1,
                 a.recipe.epochs,
                 mean_loss,
                 val_uar,
                 lr,
-                t0.elapsed().as_secs_f64()
+                t0.elapsed().as_secs_f64(),
+                train_s,
+                val_s
             ))
         });
         if a.recipe
@@ -731,41 +748,6 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         per_corpus,
         seconds_per_epoch,
     })
-}
-
-/// Redraws every randomly initialised variable from a generator seeded with `seed`
-/// (uniform, same mean and standard deviation as candle's initialiser drew), so the
-/// initial weights are the same on every run and device: candle cannot seed its CPU RNG.
-/// Constant-initialised variables (biases, batch-norm scales) are left as they are.
-pub fn reseed_weights(varmap: &candle_nn::VarMap, seed: u64) -> Result<()> {
-    let vars = varmap.data().lock().expect("varmap lock");
-    let mut names: Vec<&String> = vars.keys().collect();
-    names.sort();
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x5EED);
-    for name in names {
-        let v = &vars[name];
-        let t = v
-            .as_tensor()
-            .to_dtype(candle_core::DType::F32)?
-            .flatten_all()?;
-        let x: Vec<f32> = t.to_vec1()?;
-        let n = x.len().max(1) as f32;
-        let mean = x.iter().sum::<f32>() / n;
-        let std = (x.iter().map(|a| (a - mean) * (a - mean)).sum::<f32>() / n).sqrt();
-        if std < 1e-8 {
-            continue;
-        }
-        let half = std * 3f32.sqrt();
-        let fresh: Vec<f32> = (0..x.len())
-            .map(|_| mean + rng.random_range(-half..=half))
-            .collect();
-        v.set(&Tensor::from_vec(
-            fresh,
-            v.as_tensor().shape(),
-            v.as_tensor().device(),
-        )?)?;
-    }
-    Ok(())
 }
 
 /// Loads the pack for `spec` and `clips` from `cache_dir`, or builds and stores it.

@@ -605,8 +605,8 @@ impl MonitorApp {
                 let rate = self.rate();
                 let model = self.model_dir();
                 // Offered only while another model than the one given at start is in use.
-                let other = (model != self.original_model)
-                    .then(|| short_model_name(&self.original_model));
+                let other =
+                    (model != self.original_model).then(|| short_model_name(&self.original_model));
                 let req = egui::CentralPanel::default()
                     .show(ui, |ui| {
                         let req = self.training.show(ui, rate, &model);

@@ -276,7 +276,10 @@ pub fn timeline(ui: &mut Ui, rows: &[SessionRow]) {
         Some(last) => {
             let mut n = [0usize; 8];
             let mut speech = 0;
-            for k in rows.iter().filter_map(|r| r.top.as_deref().and_then(crate::labels::label_index)) {
+            for k in rows
+                .iter()
+                .filter_map(|r| r.top.as_deref().and_then(crate::labels::label_index))
+            {
                 n[k] += 1;
                 speech += 1;
             }
@@ -343,7 +346,10 @@ pub fn timeline(ui: &mut Ui, rows: &[SessionRow]) {
                 let prev = if k > 0 { rows[k - 1].t_end } else { -1.0 };
                 if (r.t_end / step).floor() != (prev / step).floor() {
                     p.line_segment(
-                        [Pos2::new(x, plot.bottom()), Pos2::new(x, plot.bottom() + 4.0)],
+                        [
+                            Pos2::new(x, plot.bottom()),
+                            Pos2::new(x, plot.bottom() + 4.0),
+                        ],
                         Stroke::new(1.0, Color32::GRAY),
                     );
                     p.text(

@@ -1,0 +1,539 @@
+//! 2-D convolution (stride 1, zero padding) whose forward and both backward passes are
+//! matrix multiplications on the CPU, parallel over the batch:
+//!
+//! - forward: im2col of each sample, then `y_b = W · col_b` (O x K times K x N);
+//! - input gradient: `dcol_b = Wᵀ · dy_b`, then col2im adds it back onto the image;
+//! - weight gradient: `dW = Σ_b dy_b · col_bᵀ`, each thread summing its share of the batch.
+//!
+//! candle's own CPU convolution backward pass goes through a direct `conv_transpose2d`
+//! that was most of an epoch and barely used the second core. On CUDA, [`Conv`] uses
+//! candle's `conv2d` (cuDNN-style kernels are fine there). Equality with candle's conv2d
+//! and its gradients, and with finite differences, is tested below.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Shape of one convolution: channels, kernel and zero padding (stride is always 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub pad_h: usize,
+    pub pad_w: usize,
+}
+
+impl ConvGeom {
+    /// Rows of the im2col matrix: one per input channel and kernel tap.
+    fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    /// Output height and width for an `h` x `w` input.
+    fn out_hw(&self, h: usize, w: usize) -> Result<(usize, usize)> {
+        let (hp, wp) = (h + 2 * self.pad_h, w + 2 * self.pad_w);
+        if hp < self.kh || wp < self.kw {
+            candle_core::bail!(
+                "conv: input {h}x{w} (padded {hp}x{wp}) is smaller than the {}x{} kernel",
+                self.kh,
+                self.kw
+            );
+        }
+        Ok((hp - self.kh + 1, wp - self.kw + 1))
+    }
+}
+
+/// `c = [c +] a · b` for row-major `c` (m x n); `a` (m x k) and `b` (k x n) are read with
+/// the given row and column strides, so either may be a transposed view. Single-threaded:
+/// callers parallelise over the batch.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    (m, n, k): (usize, usize, usize),
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    (a_rs, a_cs): (usize, usize),
+    b: &[f32],
+    (b_rs, b_cs): (usize, usize),
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= m * n, "matmul: output too short");
+    if k == 0 {
+        if !accumulate {
+            c[..m * n].fill(0.0);
+        }
+        return;
+    }
+    assert!(
+        (m - 1) * a_rs + (k - 1) * a_cs < a.len(),
+        "matmul: left operand too short"
+    );
+    assert!(
+        (k - 1) * b_rs + (n - 1) * b_cs < b.len(),
+        "matmul: right operand too short"
+    );
+    // SAFETY: every element gemm reads or writes is inside the slices, as asserted above
+    // (the largest index of each operand is (rows-1)*row_stride + (cols-1)*col_stride), the
+    // output does not alias the inputs (it is a distinct &mut), and gemm runs on this thread
+    // only (Parallelism::None), so nothing outlives the borrows.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            a_cs as isize,
+            a_rs as isize,
+            b.as_ptr(),
+            b_cs as isize,
+            b_rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
+/// For each kernel tap: the range of output columns whose input column is inside the image,
+/// and the offset from output column to input column.
+fn tap_cols(j: usize, pad_w: usize, w: usize, wo: usize) -> (usize, usize, isize) {
+    let shift = j as isize - pad_w as isize;
+    let lo = (-shift).max(0) as usize;
+    let hi = ((w as isize - shift).max(0) as usize).min(wo);
+    (lo, hi.max(lo), shift)
+}
+
+/// im2col of one sample `x` (c_in x h x w) into `col` (K x ho*wo), zeros where the kernel
+/// reaches into the padding.
+fn im2col(g: &ConvGeom, x: &[f32], (h, w): (usize, usize), col: &mut [f32]) {
+    let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
+    let n = ho * wo;
+    for c in 0..g.c_in {
+        let xc = &x[c * h * w..(c + 1) * h * w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let r = (c * g.kh + i) * g.kw + j;
+                let row = &mut col[r * n..(r + 1) * n];
+                let (lo, hi, shift) = tap_cols(j, g.pad_w, w, wo);
+                for oy in 0..ho {
+                    let dst = &mut row[oy * wo..(oy + 1) * wo];
+                    let iy = oy as isize + i as isize - g.pad_h as isize;
+                    if iy < 0 || iy >= h as isize || lo == hi {
+                        dst.fill(0.0);
+                        continue;
+                    }
+                    let src = &xc[iy as usize * w..(iy as usize + 1) * w];
+                    dst[..lo].fill(0.0);
+                    let a = (lo as isize + shift) as usize;
+                    dst[lo..hi].copy_from_slice(&src[a..a + (hi - lo)]);
+                    dst[hi..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// col2im: adds `col` (K x ho*wo) back onto one sample's image gradient `dx` (c_in x h x w).
+fn col2im(g: &ConvGeom, col: &[f32], (h, w): (usize, usize), dx: &mut [f32]) {
+    let (ho, wo) = g.out_hw(h, w).expect("checked by the caller");
+    let n = ho * wo;
+    dx.fill(0.0);
+    for c in 0..g.c_in {
+        let dxc = &mut dx[c * h * w..(c + 1) * h * w];
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                let r = (c * g.kh + i) * g.kw + j;
+                let row = &col[r * n..(r + 1) * n];
+                let (lo, hi, shift) = tap_cols(j, g.pad_w, w, wo);
+                if lo == hi {
+                    continue;
+                }
+                for oy in 0..ho {
+                    let iy = oy as isize + i as isize - g.pad_h as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let a = (lo as isize + shift) as usize;
+                    let dst = &mut dxc[iy as usize * w + a..iy as usize * w + a + (hi - lo)];
+                    for (d, s) in dst.iter_mut().zip(&row[oy * wo + lo..oy * wo + hi]) {
+                        *d += s;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The contiguous f32 data of a custom op's argument.
+fn data<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!("conv: {what} must be f32, is {:?}", s.dtype());
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("conv: {what} must be contiguous"),
+    }
+}
+
+fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
+    match *l.dims() {
+        [a, b, c, d] => Ok((a, b, c, d)),
+        ref other => candle_core::bail!("conv: {what} must have 4 dimensions, has {other:?}"),
+    }
+}
+
+/// How many pieces to split a batch into: one per rayon thread, never more than the batch.
+fn pieces(batch: usize) -> usize {
+    rayon::current_num_threads().clamp(1, batch.max(1))
+}
+
+/// Forward: `(x (B, C, H, W), w (O, C, kh, kw)) -> y (B, O, Ho, Wo)`.
+struct ConvFwd(ConvGeom);
+
+impl CustomOp2 for ConvFwd {
+    fn name(&self) -> &'static str {
+        "emoscope-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let (b, c, h, w) = dims4(l1, "input")?;
+        if c != g.c_in || l2.dims() != [g.c_out, g.c_in, g.kh, g.kw] {
+            candle_core::bail!(
+                "conv: input {:?} and weight {:?} do not fit {g:?}",
+                l1.dims(),
+                l2.dims()
+            );
+        }
+        let (x, wt) = (data(s1, l1, "input")?, data(s2, l2, "weight")?);
+        let (ho, wo) = g.out_hw(h, w)?;
+        let (k, n) = (g.k(), ho * wo);
+        let mut y = vec![0f32; b * g.c_out * n];
+        let per = b.div_ceil(pieces(b)).max(1);
+        y.par_chunks_mut(per * g.c_out * n)
+            .enumerate()
+            .for_each(|(p, ys)| {
+                let mut col = vec![0f32; k * n];
+                for (s, yb) in ys.chunks_mut(g.c_out * n).enumerate() {
+                    let bi = p * per + s;
+                    im2col(
+                        g,
+                        &x[bi * c * h * w..(bi + 1) * c * h * w],
+                        (h, w),
+                        &mut col,
+                    );
+                    matmul((g.c_out, n, k), yb, false, wt, (k, 1), &col, (n, 1));
+                }
+            });
+        Ok((CpuStorage::F32(y), Shape::from((b, g.c_out, ho, wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let dy = dy.contiguous()?;
+        // The network's input needs no gradient: skip the col2im pass for it.
+        let dx = if x.track_op() {
+            let (_, _, h, wd) = x.dims4()?;
+            Some(dy.apply_op2_no_bwd(w, &ConvBwdData(self.0, h, wd))?)
+        } else {
+            None
+        };
+        let dw = x.apply_op2_no_bwd(&dy, &ConvBwdFilter(self.0))?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+/// Input gradient: `(dy (B, O, Ho, Wo), w) -> dx (B, C, H, W)`.
+struct ConvBwdData(ConvGeom, usize, usize);
+
+impl CustomOp2 for ConvBwdData {
+    fn name(&self) -> &'static str {
+        "emoscope-conv2d-bwd-data"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (g, h, w) = (&self.0, self.1, self.2);
+        let (b, o, ho, wo) = dims4(l1, "output gradient")?;
+        if o != g.c_out || (ho, wo) != g.out_hw(h, w)? {
+            candle_core::bail!("conv backward: gradient {:?} does not fit {g:?}", l1.dims());
+        }
+        let (dy, wt) = (data(s1, l1, "output gradient")?, data(s2, l2, "weight")?);
+        let (k, n) = (g.k(), ho * wo);
+        let img = g.c_in * h * w;
+        let mut dx = vec![0f32; b * img];
+        let per = b.div_ceil(pieces(b)).max(1);
+        dx.par_chunks_mut(per * img)
+            .enumerate()
+            .for_each(|(p, xs)| {
+                let mut col = vec![0f32; k * n];
+                for (s, dxb) in xs.chunks_mut(img).enumerate() {
+                    let bi = p * per + s;
+                    // dcol (K x N) = Wᵀ (K x O) · dy_b (O x N)
+                    let dyb = &dy[bi * o * n..(bi + 1) * o * n];
+                    matmul((k, n, o), &mut col, false, wt, (1, k), dyb, (n, 1));
+                    col2im(g, &col, (h, w), dxb);
+                }
+            });
+        Ok((CpuStorage::F32(dx), Shape::from((b, g.c_in, h, w))))
+    }
+}
+
+/// Weight gradient: `(x (B, C, H, W), dy (B, O, Ho, Wo)) -> dW (O, C, kh, kw)`.
+struct ConvBwdFilter(ConvGeom);
+
+impl CustomOp2 for ConvBwdFilter {
+    fn name(&self) -> &'static str {
+        "emoscope-conv2d-bwd-filter"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = &self.0;
+        let (b, c, h, w) = dims4(l1, "input")?;
+        let (ho, wo) = g.out_hw(h, w)?;
+        if c != g.c_in || l2.dims() != [b, g.c_out, ho, wo] {
+            candle_core::bail!(
+                "conv backward: input {:?} and gradient {:?} do not fit {g:?}",
+                l1.dims(),
+                l2.dims()
+            );
+        }
+        let (x, dy) = (data(s1, l1, "input")?, data(s2, l2, "output gradient")?);
+        let (k, n, o) = (g.k(), ho * wo, g.c_out);
+        let per = b.div_ceil(pieces(b)).max(1);
+        let partial: Vec<Vec<f32>> = (0..b.div_ceil(per))
+            .into_par_iter()
+            .map(|p| {
+                let mut dw = vec![0f32; o * k];
+                let mut col = vec![0f32; k * n];
+                for bi in p * per..((p + 1) * per).min(b) {
+                    im2col(
+                        g,
+                        &x[bi * c * h * w..(bi + 1) * c * h * w],
+                        (h, w),
+                        &mut col,
+                    );
+                    // dW (O x K) += dy_b (O x N) · colᵀ (N x K)
+                    let dyb = &dy[bi * o * n..(bi + 1) * o * n];
+                    matmul((o, k, n), &mut dw, true, dyb, (n, 1), &col, (1, n));
+                }
+                dw
+            })
+            .collect();
+        // Summed in piece order: the same thread count gives the same bits every run.
+        let mut dw = vec![0f32; o * k];
+        for part in partial {
+            for (a, p) in dw.iter_mut().zip(part) {
+                *a += p;
+            }
+        }
+        Ok((CpuStorage::F32(dw), Shape::from((o, g.c_in, g.kh, g.kw))))
+    }
+}
+
+/// A convolution layer (stride 1, zero padding, optional bias) computed by [`ConvFwd`] on
+/// the CPU and by candle's `conv2d` elsewhere. The weight is `(c_out, c_in, kh, kw)` as in
+/// candle's `Conv2d`, so saved models load unchanged.
+#[derive(Debug, Clone)]
+pub struct Conv {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    geom: ConvGeom,
+}
+
+impl Conv {
+    /// `padding` applies to both axes (as candle's `Conv2dConfig`).
+    pub fn new(weight: Tensor, bias: Option<Tensor>, padding: usize) -> Result<Self> {
+        let (c_out, c_in, kh, kw) = weight.dims4()?;
+        Ok(Self {
+            weight,
+            bias,
+            geom: ConvGeom {
+                c_in,
+                c_out,
+                kh,
+                kw,
+                pad_h: padding,
+                pad_w: padding,
+            },
+        })
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = if x.device().is_cpu() {
+            x.contiguous()?
+                .apply_op2(&self.weight, ConvFwd(self.geom))?
+        } else {
+            x.conv2d(&self.weight, self.geom.pad_h, 1, 1, 1)?
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(&b.reshape((1, self.geom.c_out, 1, 1))?),
+            None => Ok(y),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn rel(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        let s = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        d / s.max(1e-12)
+    }
+
+    /// Ours against candle's conv2d: output and the gradients of input, weight and bias.
+    fn check(
+        b: usize,
+        c_in: usize,
+        c_out: usize,
+        (kh, kw): (usize, usize),
+        pad: usize,
+        (h, w): (usize, usize),
+    ) {
+        let dev = Device::Cpu;
+        let x = Var::randn(0f32, 1.0, (b, c_in, h, w), &dev).unwrap();
+        let wt = Var::randn(0f32, 0.3, (c_out, c_in, kh, kw), &dev).unwrap();
+        let bias = Var::randn(0f32, 0.3, c_out, &dev).unwrap();
+        let ours = Conv::new(wt.as_tensor().clone(), Some(bias.as_tensor().clone()), pad).unwrap();
+        let y = ours.forward(x.as_tensor()).unwrap();
+        let reference = x
+            .conv2d(&wt, pad, 1, 1, 1)
+            .unwrap()
+            .broadcast_add(&bias.reshape((1, c_out, 1, 1)).unwrap())
+            .unwrap();
+        let what = format!("b{b} {c_in}->{c_out} k{kh}x{kw} pad{pad} {h}x{w}");
+        assert!(
+            rel(&y, &reference) < 1e-5,
+            "{what}: forward {}",
+            rel(&y, &reference)
+        );
+        // A loss that weighs every output differently, so every gradient entry matters.
+        let mask = Tensor::randn(0f32, 1.0, y.shape(), &dev).unwrap();
+        let g1 = (y * &mask).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &mask)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (name, v) in [("input", &x), ("weight", &wt), ("bias", &bias)] {
+            let (a, r) = (g1.get(v).unwrap(), g2.get(v).unwrap());
+            assert!(rel(a, r) < 1e-5, "{what}: {name} gradient {}", rel(a, r));
+        }
+    }
+
+    #[test]
+    fn equals_candle_conv2d_and_its_gradients_for_every_layer_shape_in_use() {
+        check(3, 1, 32, (10, 3), 0, (40, 160)); // paper 1 CNN, first layer
+        check(2, 32, 32, (3, 3), 0, (15, 79)); // paper 1 CNN, later layers
+        check(3, 1, 24, (3, 3), 1, (64, 188)); // emocnn block 0
+        check(2, 24, 48, (3, 3), 1, (32, 94)); // emocnn block 1
+        check(2, 96, 96, (3, 3), 1, (8, 23)); // emocnn block 3
+        check(2, 64, 128, (3, 3), 1, (8, 11)); // FSER
+        check(5, 3, 4, (3, 3), 1, (3, 3)); // more samples than threads, odd sizes
+        check(1, 2, 3, (2, 5), 0, (4, 5));
+    }
+
+    #[test]
+    fn gradients_match_finite_differences() {
+        let dev = Device::Cpu;
+        let x = Var::randn(0f32, 1.0, (2, 2, 5, 6), &dev).unwrap();
+        let wt = Var::randn(0f32, 0.5, (3, 2, 3, 3), &dev).unwrap();
+        let mask = Tensor::randn(0f32, 1.0, (2, 3, 5, 6), &dev).unwrap();
+        let loss = |x: &Tensor, w: &Tensor| -> f64 {
+            let c = Conv::new(w.clone(), None, 1).unwrap();
+            let y = c.forward(x).unwrap();
+            (y * &mask)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_dtype(candle_core::DType::F64)
+                .unwrap()
+                .to_scalar::<f64>()
+                .unwrap()
+        };
+        let c = Conv::new(wt.as_tensor().clone(), None, 1).unwrap();
+        let g = (c.forward(x.as_tensor()).unwrap() * &mask)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (v, bump_weight) in [(&x, false), (&wt, true)] {
+            let grad: Vec<f32> = g.get(v).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+            let base: Vec<f32> = v.flatten_all().unwrap().to_vec1().unwrap();
+            for idx in [0, 7, base.len() / 2, base.len() - 1] {
+                let eps = 1e-2f32;
+                let bump = |d: f32| {
+                    let mut p = base.clone();
+                    p[idx] += d;
+                    Tensor::from_vec(p, v.shape(), &dev).unwrap()
+                };
+                let (lp, lm) = if bump_weight {
+                    (loss(&x, &bump(eps)), loss(&x, &bump(-eps)))
+                } else {
+                    (loss(&bump(eps), &wt), loss(&bump(-eps), &wt))
+                };
+                let fd = (lp - lm) / (2.0 * eps as f64);
+                assert!(
+                    (fd - grad[idx] as f64).abs() < 1e-2 * (1.0 + fd.abs()),
+                    "index {idx}: finite difference {fd}, gradient {}",
+                    grad[idx]
+                );
+            }
+        }
+    }
+}
