@@ -68,7 +68,11 @@ fn the_binary_alone_runs_the_demo_from_any_folder() {
     assert!((sum - 1.0).abs() < 1e-4);
 
     // The same clip from the repository's assets/, copied next to the user.
-    std::fs::copy(root().join("assets/demo.flac"), elsewhere.path().join("demo.flac")).unwrap();
+    std::fs::copy(
+        root().join("assets/demo.flac"),
+        elsewhere.path().join("demo.flac"),
+    )
+    .unwrap();
     let file = analysis(&ok(
         run_in(&bin, elsewhere.path(), &["analyze", "--json", "demo.flac"]),
         "emoscope analyze demo.flac",
@@ -81,10 +85,17 @@ fn the_binary_alone_runs_the_demo_from_any_folder() {
     assert!(table.contains("emocnn - "), "{table}");
     assert!(table.contains("builtin:demo"), "{table}");
     // A named model folder that is not there is a clear error naming it.
-    let o = run_in(&bin, elsewhere.path(), &["demo", "--model", "weights/emocnn"]);
+    let o = run_in(
+        &bin,
+        elsewhere.path(),
+        &["demo", "--model", "weights/emocnn"],
+    );
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("weights/emocnn") && e.lines().count() == 1, "{e}");
+    assert!(
+        e.contains("weights/emocnn") && e.lines().count() == 1,
+        "{e}"
+    );
 }
 
 /// The built-in model is `weights/emocnn` as built: the same probabilities, window by window.
@@ -99,7 +110,13 @@ fn the_built_in_model_is_weights_emocnn() {
         run_in(
             &exe(),
             &dir,
-            &["analyze", "--json", "assets/demo.flac", "--model", "weights/emocnn"],
+            &[
+                "analyze",
+                "--json",
+                "assets/demo.flac",
+                "--model",
+                "weights/emocnn",
+            ],
         ),
         "weights/emocnn",
     ));
@@ -153,7 +170,10 @@ fn without_speech_no_summary_names_an_emotion() {
         let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
         let sm = &last["summary"];
         assert_eq!(sm["speech_windows"], 0, "{f}: {sm}");
-        assert!(sm["top"].is_null() && sm["mean_probs"].is_null(), "{f}: {sm}");
+        assert!(
+            sm["top"].is_null() && sm["mean_probs"].is_null(),
+            "{f}: {sm}"
+        );
     }
 }
 
@@ -228,7 +248,11 @@ fn the_deb_package_holds_a_binary_that_runs_and_a_desktop_entry() {
     let deb = PathBuf::from(deb.trim());
     assert!(deb.exists(), "{}", deb.display());
     let listing = ok(
-        Command::new("dpkg-deb").arg("-c").arg(&deb).output().unwrap(),
+        Command::new("dpkg-deb")
+            .arg("-c")
+            .arg(&deb)
+            .output()
+            .unwrap(),
         "dpkg-deb -c",
     );
     for want in [
@@ -240,21 +264,39 @@ fn the_deb_package_holds_a_binary_that_runs_and_a_desktop_entry() {
         assert!(listing.contains(want), "{want} missing from\n{listing}");
     }
     let info = ok(
-        Command::new("dpkg-deb").arg("-f").arg(&deb).arg("Package").arg("Depends").output().unwrap(),
+        Command::new("dpkg-deb")
+            .arg("-f")
+            .arg(&deb)
+            .arg("Package")
+            .arg("Depends")
+            .output()
+            .unwrap(),
         "dpkg-deb -f",
     );
-    assert!(info.contains("Package: emoscope") && info.contains("libasound2"), "{info}");
+    assert!(
+        info.contains("Package: emoscope") && info.contains("libasound2"),
+        "{info}"
+    );
     // Unpacked into an empty root, as dpkg would install it.
     let rootfs = tmp.path().join("root");
     ok(
-        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&rootfs).output().unwrap(),
+        Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(&rootfs)
+            .output()
+            .unwrap(),
         "dpkg-deb -x",
     );
     let desktop =
         std::fs::read_to_string(rootfs.join("usr/share/applications/emoscope.desktop")).unwrap();
     assert!(desktop.contains("Exec=emoscope") && desktop.contains("Icon=emoscope"));
     let r = analysis(&ok(
-        run_in(&rootfs.join("usr/bin/emoscope"), tmp.path(), &["demo", "--json"]),
+        run_in(
+            &rootfs.join("usr/bin/emoscope"),
+            tmp.path(),
+            &["demo", "--json"],
+        ),
         "packaged emoscope demo",
     ));
     assert_eq!(r["windows"].as_array().unwrap().len(), 15);

@@ -370,7 +370,8 @@ fn training_tab_fine_tunes_in_the_background_and_switches_models() {
     );
     h.get_by_label_contains("training loss: epoch 2/2");
     assert!(
-        h.query_by_label("switch back to the original model").is_none(),
+        h.query_by_label("switch back to the original model")
+            .is_none(),
         "offered only while another model is in use"
     );
     assert!(out.join("card.json").exists() && out.starts_with(&clips));
@@ -485,7 +486,9 @@ fn a_file_that_ends_says_so_and_can_be_played_again() {
     assert!(h.state().error.is_none(), "{:?}", h.state().error);
     assert_eq!(
         h.state().source,
-        Some(SourceChoice::File(PathBuf::from(emoscope::audio::DEMO_CLIP)))
+        Some(SourceChoice::File(PathBuf::from(
+            emoscope::audio::DEMO_CLIP
+        )))
     );
     assert_eq!(h.state().rate(), Some(16000));
 
@@ -494,7 +497,10 @@ fn a_file_that_ends_says_so_and_can_be_played_again() {
     assert!(h.query_by_label("play again").is_none(), "still playing");
     let t0 = Instant::now();
     while h.state().ended_file().is_none() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "the 2 s file never ended");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the 2 s file never ended"
+        );
         h.step();
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -503,7 +509,10 @@ fn a_file_that_ends_says_so_and_can_be_played_again() {
     h.get_by_label_contains("timeline: 3 s, 1 windows");
     h.get_by_label("play again").click();
     h.step();
-    assert!(h.state().ended_file().is_none(), "playing from the start again");
+    assert!(
+        h.state().ended_file().is_none(),
+        "playing from the start again"
+    );
     h.step();
     assert!(h.query_by_label("play again").is_none());
 }
