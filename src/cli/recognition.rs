@@ -174,9 +174,10 @@ pub struct TrainCmdArgs {
     pub batch_size: Option<usize>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Output directory for the model (card.json, model.safetensors, checkpoint/).
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Output directory for the model (card.json, model.safetensors, checkpoint/); not
+    /// needed with --pack-only.
+    #[arg(long, required_unless_present = "pack_only")]
+    pub out: Option<PathBuf>,
     /// With --folds: run only this fold (1-based), e.g. to run folds in parallel.
     #[arg(long, requires = "folds")]
     pub fold: Option<usize>,
@@ -255,6 +256,9 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             (pack, a.data.iter().map(|d| d.to_string()).collect())
         }
     };
+    let Some(out_dir) = a.out.clone() else {
+        bail!("--out DIR is needed to train (only --pack-only goes without)");
+    };
     let mut pack = pack;
     if !a.only.is_empty() {
         pack.clips.retain(|c| a.only.contains(&c.clip.corpus));
@@ -319,7 +323,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             if a.fold.is_some_and(|only| only != i + 1) {
                 continue;
             }
-            let out = a.out.join(format!("fold{}", i + 1));
+            let out = out_dir.join(format!("fold{}", i + 1));
             let o = run(f.clone(), &out)?;
             let m = o.test_metrics.clone().expect("fold has test clips");
             print_metrics(&format!("fold {} ({})", i + 1, f.join(",")), &m);
@@ -336,7 +340,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
         };
         let summary = serde_json::json!({"arch": arch.name(), "folds": rows, "mean_accuracy": mean("accuracy"), "mean_uar": mean("uar"), "mean_roc_auc": mean("roc_auc_mean"), "mean_ece": mean("ece")});
         crate::util::write_atomic(
-            &a.out.join("folds.json"),
+            &out_dir.join("folds.json"),
             serde_json::to_string_pretty(&summary)?.as_bytes(),
         )?;
         println!(
@@ -345,18 +349,18 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             mean("uar"),
             mean("roc_auc_mean"),
             mean("ece"),
-            a.out.join("folds.json").display()
+            out_dir.join("folds.json").display()
         );
     } else {
         let test = match &a.test_speakers {
             Some(t) => parse_speaker_list(t)?,
             None => Vec::new(),
         };
-        let o = run(test, &a.out)?;
+        let o = run(test, &out_dir)?;
         println!(
             "{} saved to {} ({:.1} s per epoch on {})",
             arch.name(),
-            a.out.display(),
+            out_dir.display(),
             o.seconds_per_epoch,
             device_name(&device)
         );

@@ -269,8 +269,26 @@ impl ConvBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let x = self.bn.forward_t(&self.conv.forward(x)?, train)?.relu()?;
-        x.avg_pool2d_with_stride(self.pool, self.pool)
+        let y = self.conv.forward(x)?;
+        if train && y.device().is_cpu() {
+            // One fused pass for batch norm, ReLU and pooling (model::fused); the same maths.
+            if let Some((gamma, beta)) = self.bn.weight_and_bias() {
+                let running = (
+                    candle_core::Var::from_tensor(self.bn.running_mean())?,
+                    candle_core::Var::from_tensor(self.bn.running_var())?,
+                );
+                return super::fused::bn_relu_pool_train(
+                    &y,
+                    gamma,
+                    beta,
+                    (&running.0, &running.1),
+                    self.pool,
+                    self.bn.eps(),
+                );
+            }
+        }
+        let y = self.bn.forward_t(&y, train)?.relu()?;
+        y.avg_pool2d_with_stride(self.pool, self.pool)
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod arch;
 pub mod conv;
+mod fused;
 mod init;
 
 use std::path::{Path, PathBuf};

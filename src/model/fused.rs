@@ -1,0 +1,366 @@
+//! emocnn's block after its convolution, batch norm (batch statistics) → ReLU → average
+//! pooling, as one CPU operation while training, forward and backward.
+//!
+//! Composed from candle's ops, the same block made a dozen full-size temporaries per step
+//! (transposes, broadcasts, their gradients); on the first block's 32 x 24 x 64 x 188 maps
+//! that was most of an epoch after the convolutions were fixed. Here the forward pass reads
+//! the input twice (channel statistics, then the pooled output) and the backward pass reads
+//! it twice more, writing nothing but the results. Inference and CUDA keep candle's
+//! `BatchNorm` (running statistics), so trained weights load and run as before.
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Per-channel statistics of the last forward pass: mean and 1/sqrt(var + eps), biased var.
+#[derive(Debug, Default, Clone)]
+struct Stats {
+    mean: Vec<f64>,
+    var: Vec<f64>,
+    inv: Vec<f64>,
+}
+
+/// `avg_pool(relu(batch_norm(x)))` with batch statistics; inputs `(x, gamma, beta)`.
+struct BnReluPool {
+    pool: (usize, usize),
+    eps: f64,
+    stats: Mutex<Stats>,
+}
+
+fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+    let CpuStorage::F32(v) = s else {
+        candle_core::bail!("bn-relu-pool: {what} must be f32, is {:?}", s.dtype());
+    };
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle_core::bail!("bn-relu-pool: {what} must be contiguous"),
+    }
+}
+
+impl BnReluPool {
+    /// Scale and shift per channel: z = a_c x + b_c is the batch-normalised, affine input.
+    fn affine(&self, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let st = self.stats.lock().expect("stats lock");
+        let a: Vec<f32> = (0..gamma.len())
+            .map(|c| (gamma[c] as f64 * st.inv[c]) as f32)
+            .collect();
+        let b: Vec<f32> = (0..gamma.len())
+            .map(|c| (beta[c] as f64 - st.mean[c] * gamma[c] as f64 * st.inv[c]) as f32)
+            .collect();
+        (a, b)
+    }
+}
+
+impl CustomOp3 for BnReluPool {
+    fn name(&self) -> &'static str {
+        "emoscope-bn-relu-avgpool"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = match *l1.dims() {
+            [b, c, h, w] => (b, c, h, w),
+            ref d => candle_core::bail!("bn-relu-pool: input must be 4-D, is {d:?}"),
+        };
+        let (x, gamma, beta) = (
+            slice(s1, l1, "input")?,
+            slice(s2, l2, "weight")?,
+            slice(s3, l3, "bias")?,
+        );
+        if gamma.len() != c || beta.len() != c {
+            candle_core::bail!("bn-relu-pool: {c} channels but {} weights", gamma.len());
+        }
+        let (ph, pw) = self.pool;
+        let (ho, wo) = (h / ph, w / pw);
+        if ho == 0 || wo == 0 {
+            candle_core::bail!("bn-relu-pool: {h}x{w} is smaller than the {ph}x{pw} pool");
+        }
+        let plane = h * w;
+        let n = (b * plane) as f64;
+        // Channel statistics in f64 (sums over up to a few hundred thousand values).
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut s, mut q) = (0f64, 0f64);
+                for bi in 0..b {
+                    let p = &x[(bi * c + ch) * plane..(bi * c + ch + 1) * plane];
+                    let (ps, pq) = p.iter().fold((0f32, 0f32), |(s, q), &v| (s + v, q + v * v));
+                    s += ps as f64;
+                    q += pq as f64;
+                }
+                (s, q)
+            })
+            .collect();
+        {
+            let mut st = self.stats.lock().expect("stats lock");
+            st.mean = sums.iter().map(|&(s, _)| s / n).collect();
+            st.var = sums
+                .iter()
+                .map(|&(s, q)| (q / n - (s / n) * (s / n)).max(0.0))
+                .collect();
+            st.inv = st.var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
+        }
+        let (a, bb) = self.affine(gamma, beta);
+        let scale = 1.0 / (ph * pw) as f32;
+        let mut y = vec![0f32; b * c * ho * wo];
+        y.par_chunks_mut(ho * wo).enumerate().for_each(|(k, out)| {
+            let ch = k % c;
+            let p = &x[k * plane..(k + 1) * plane];
+            let (ac, bc) = (a[ch], bb[ch]);
+            let mut relu = vec![0f32; wo * pw];
+            for (i, acc) in out.chunks_mut(wo).enumerate() {
+                acc.fill(0.0);
+                for di in 0..ph {
+                    let row = &p[(i * ph + di) * w..(i * ph + di) * w + wo * pw];
+                    for (r, &v) in relu.iter_mut().zip(row) {
+                        *r = (ac * v + bc).max(0.0);
+                    }
+                    for (o, win) in acc.iter_mut().zip(relu.chunks_exact(pw)) {
+                        *o += win.iter().sum::<f32>();
+                    }
+                }
+                for o in acc.iter_mut() {
+                    *o *= scale;
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((b, c, ho, wo))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (b, c, h, w) = x.dims4()?;
+        let (ph, pw) = self.pool;
+        let (ho, wo) = (h / ph, w / pw);
+        let plane = h * w;
+        let xv = x.flatten_all()?.to_vec1::<f32>()?;
+        let dyv = dy.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+        let g: Vec<f32> = gamma.to_vec1()?;
+        let bt: Vec<f32> = beta.to_vec1()?;
+        let (a, bb) = self.affine(&g, &bt);
+        let (mean, inv) = {
+            let st = self.stats.lock().expect("stats lock");
+            (st.mean.clone(), st.inv.clone())
+        };
+        let scale = 1.0 / (ph * pw) as f32;
+        // dL/dz over plane k (batch bi, channel ch) into `dz`: the pooled gradient spread over
+        // its window, through the ReLU; zero outside the pooled area.
+        let fill_dz = |k: usize, dz: &mut [f32], spread: &mut [f32]| {
+            let ch = k % c;
+            let (ac, bc) = (a[ch], bb[ch]);
+            let xp = &xv[k * plane..(k + 1) * plane];
+            let dyp = &dyv[k * ho * wo..(k + 1) * ho * wo];
+            dz.fill(0.0);
+            for ip in 0..ho {
+                for (s, &g) in spread.chunks_exact_mut(pw).zip(&dyp[ip * wo..(ip + 1) * wo]) {
+                    s.fill(g * scale);
+                }
+                for di in 0..ph {
+                    let i = ip * ph + di;
+                    let (xr, dr) = (&xp[i * w..i * w + wo * pw], &mut dz[i * w..i * w + wo * pw]);
+                    for ((d, &xval), &g) in dr.iter_mut().zip(xr).zip(spread.iter()) {
+                        *d = if ac * xval + bc > 0.0 { g } else { 0.0 };
+                    }
+                }
+            }
+        };
+        // Per channel: Σ dz (the bias gradient) and Σ dz·x̂ (the weight gradient).
+        let sums: Vec<(f64, f64)> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let (mut dz, mut spread) = (vec![0f32; plane], vec![0f32; wo * pw]);
+                let (m, iv) = (mean[ch] as f32, inv[ch] as f32);
+                let (mut sg, mut sgx) = (0f64, 0f64);
+                for bi in 0..b {
+                    let k = bi * c + ch;
+                    fill_dz(k, &mut dz, &mut spread);
+                    let xp = &xv[k * plane..(k + 1) * plane];
+                    let (s1, s2) = dz
+                        .iter()
+                        .zip(xp)
+                        .fold((0f32, 0f32), |(s1, s2), (&d, &xval)| {
+                            (s1 + d, s2 + d * ((xval - m) * iv))
+                        });
+                    sg += s1 as f64;
+                    sgx += s2 as f64;
+                }
+                (sg, sgx)
+            })
+            .collect();
+        let n = (b * plane) as f64;
+        let mut dx = vec![0f32; b * c * plane];
+        dx.par_chunks_mut(plane).enumerate().for_each(|(k, out)| {
+            let ch = k % c;
+            let (mg, mgx) = ((sums[ch].0 / n) as f32, (sums[ch].1 / n) as f32);
+            let gi = (g[ch] as f64 * inv[ch]) as f32;
+            let (m, iv) = (mean[ch] as f32, inv[ch] as f32);
+            let mut spread = vec![0f32; wo * pw];
+            fill_dz(k, out, &mut spread);
+            let xp = &xv[k * plane..(k + 1) * plane];
+            for (o, &xval) in out.iter_mut().zip(xp) {
+                *o = gi * (*o - mg - (xval - m) * iv * mgx);
+            }
+        });
+        let dev = x.device();
+        let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+        let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+        Ok((
+            Some(Tensor::from_vec(dx, (b, c, h, w), dev)?),
+            Some(Tensor::from_vec(dgamma, c, dev)?),
+            Some(Tensor::from_vec(dbeta, c, dev)?),
+        ))
+    }
+}
+
+/// Training-mode `avg_pool(relu(bn(x)))` on the CPU; updates `bn`'s running statistics as
+/// candle's `BatchNorm::forward_train` does (momentum 0.1, unbiased running variance).
+pub fn bn_relu_pool_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running: (&candle_core::Var, &candle_core::Var),
+    pool: (usize, usize),
+    eps: f64,
+) -> Result<Tensor> {
+    const MOMENTUM: f64 = 0.1;
+    let op = Arc::new(BnReluPool {
+        pool,
+        eps,
+        stats: Mutex::new(Stats::default()),
+    });
+    let boxed: Box<dyn CustomOp3 + Send + Sync> = Box::new(ArcOp(op.clone()));
+    let y = x
+        .contiguous()?
+        .apply_op3_arc(gamma, beta, Arc::new(boxed))?;
+    let (b, _, h, w) = x.dims4()?;
+    let n = (b * h * w) as f64;
+    let st = op.stats.lock().expect("stats lock").clone();
+    let c = st.mean.len();
+    let dev = x.device();
+    let mean = Tensor::from_vec(st.mean.iter().map(|&m| m as f32).collect::<Vec<_>>(), c, dev)?;
+    let var = Tensor::from_vec(
+        st.var.iter().map(|&v| (v * n / (n - 1.0).max(1.0)) as f32).collect::<Vec<_>>(),
+        c,
+        dev,
+    )?;
+    let (rm, rv) = running;
+    rm.set(&((rm.as_tensor() * (1.0 - MOMENTUM))? + (mean * MOMENTUM)?)?)?;
+    rv.set(&((rv.as_tensor() * (1.0 - MOMENTUM))? + (var * MOMENTUM)?)?)?;
+    Ok(y)
+}
+
+/// Lets the caller keep a handle on the op (for its statistics) while candle owns it.
+struct ArcOp(Arc<BnReluPool>);
+
+impl CustomOp3 for ArcOp {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.0.cpu_fwd(s1, l1, s2, l2, s3, l3)
+    }
+    fn bwd(
+        &self,
+        a1: &Tensor,
+        a2: &Tensor,
+        a3: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.0.bwd(a1, a2, a3, res, grad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+    use candle_nn::ModuleT;
+
+    fn rel(a: &Tensor, b: &Tensor) -> f32 {
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let s = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        d / s.max(1e-12)
+    }
+
+    /// Against candle's BatchNorm (training mode) → relu → avg_pool2d: output, gradients
+    /// of input, weight and bias, and the running statistics.
+    fn check(shape: (usize, usize, usize, usize), pool: (usize, usize)) {
+        let dev = Device::Cpu;
+        let (b, c, h, w) = shape;
+        let x = Var::randn(0.3f32, 1.5, shape, &dev).unwrap();
+        let vm = candle_nn::VarMap::new();
+        let vb = candle_nn::VarBuilder::from_varmap(&vm, candle_core::DType::F32, &dev);
+        let bn = candle_nn::batch_norm(c, 1e-5, vb.pp("bn")).unwrap();
+        let gamma = vm.data().lock().unwrap()["bn.weight"].clone();
+        let beta = vm.data().lock().unwrap()["bn.bias"].clone();
+        gamma.set(&Tensor::randn(1f32, 0.3, c, &dev).unwrap()).unwrap();
+        beta.set(&Tensor::randn(0f32, 0.3, c, &dev).unwrap()).unwrap();
+        // The rows and columns past the last whole pool are cut first: candle's avg_pool2d
+        // gradient spreads by nearest-neighbour upsampling, which for sizes that are not a
+        // multiple of the pool (emocnn's 47 frames in block 2) misplaces it; ours is exact.
+        let reference = bn
+            .forward_t(x.as_tensor(), true)
+            .unwrap()
+            .relu()
+            .unwrap()
+            .narrow(2, 0, h / pool.0 * pool.0)
+            .unwrap()
+            .narrow(3, 0, w / pool.1 * pool.1)
+            .unwrap()
+            .avg_pool2d_with_stride(pool, pool)
+            .unwrap();
+        let (rm, rv) = {
+            let d = vm.data().lock().unwrap();
+            (d["bn.running_mean"].clone(), d["bn.running_var"].clone())
+        };
+        let (want_rm, want_rv) = (rm.as_tensor().copy().unwrap(), rv.as_tensor().copy().unwrap());
+        // Our op from the same starting running statistics.
+        rm.set(&Tensor::zeros(c, candle_core::DType::F32, &dev).unwrap()).unwrap();
+        rv.set(&Tensor::ones(c, candle_core::DType::F32, &dev).unwrap()).unwrap();
+        let ours = bn_relu_pool_train(x.as_tensor(), &gamma, &beta, (&rm, &rv), pool, 1e-5).unwrap();
+        let what = format!("{shape:?} pool {pool:?}");
+        assert_eq!(ours.dims(), &[b, c, h / pool.0, w / pool.1]);
+        assert!(rel(&ours, &reference) < 1e-5, "{what}: forward {}", rel(&ours, &reference));
+        assert!(rel(rm.as_tensor(), &want_rm) < 1e-5, "{what}: running mean");
+        assert!(rel(rv.as_tensor(), &want_rv) < 1e-5, "{what}: running var");
+        let mask = Tensor::randn(0f32, 1.0, ours.shape(), &dev).unwrap();
+        let g1 = (ours * &mask).unwrap().sum_all().unwrap().backward().unwrap();
+        let g2 = (reference * &mask).unwrap().sum_all().unwrap().backward().unwrap();
+        for (name, v) in [("input", &x), ("weight", &gamma), ("bias", &beta)] {
+            let (a, r) = (g1.get(v).unwrap(), g2.get(v).unwrap());
+            assert!(rel(a, r) < 1e-4, "{what}: {name} gradient {}", rel(a, r));
+        }
+    }
+
+    #[test]
+    fn equals_candle_batch_norm_relu_avg_pool_and_their_gradients() {
+        check((4, 24, 64, 188), (2, 2)); // emocnn block 0
+        check((3, 96, 8, 23), (2, 1)); // emocnn block 3
+        check((3, 48, 16, 47), (2, 2)); // emocnn block 2: 47 frames, the last one not pooled
+        check((2, 5, 7, 9), (2, 2)); // odd sizes: the last row and column are not pooled
+    }
+}
