@@ -150,7 +150,13 @@ impl Paper1Cnn {
     pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
         let mut x = x.clone();
         for c in &self.convs {
-            x = leaky(&c.forward(&x)?)?.avg_pool2d(2)?;
+            let y = c.forward(&x)?;
+            x = if y.device().is_cpu() {
+                // LeakyReLU and pooling in one pass (model::fused), forward and backward.
+                super::fused::act_pool(&y, (2, 2), 0.01)?
+            } else {
+                leaky(&y)?.avg_pool2d(2)?
+            };
         }
         let x = drop.apply(&x.flatten_from(1)?, 0.5, train)?;
         self.fc.forward(&x)
@@ -286,6 +292,9 @@ impl ConvBlock {
                     self.bn.eps(),
                 );
             }
+        }
+        if y.device().is_cpu() && self.bn.weight_and_bias().is_some() {
+            return super::fused::bn_relu_pool_eval(&y, &self.bn, self.pool);
         }
         let y = self.bn.forward_t(&y, train)?.relu()?;
         y.avg_pool2d_with_stride(self.pool, self.pool)
