@@ -118,6 +118,33 @@ fn tiny_pack(arch: &Arch) -> FeaturePack {
     FeaturePack::build(&default_spec(arch), &clips, &|| {}).unwrap()
 }
 
+/// Trains on `pack` with ravdess_05 held out for test and ravdess_04 for validation.
+fn train_tiny(
+    pack: &FeaturePack,
+    arch: &Arch,
+    recipe: emoscope::train::Recipe,
+    seed: u64,
+    out: &Path,
+) -> emoscope::train::TrainOutcome {
+    train(
+        pack,
+        TrainArgs {
+            arch: arch.clone(),
+            recipe,
+            seed,
+            split: Split {
+                test: vec!["ravdess_05".into()],
+                validation: vec!["ravdess_04".into()],
+            },
+            out,
+            resume: false,
+            training_data: vec!["test".into()],
+            device: candle_core::Device::Cpu,
+        },
+    )
+    .unwrap()
+}
+
 /// Two CPU runs with the same seed (and thread count) end with the same weights, bit for
 /// bit, with everything random switched on: initial weights, shuffling, augmentation,
 /// mixup and dropout. Another seed gives other weights.
@@ -134,23 +161,7 @@ fn training_on_the_cpu_is_reproducible_from_its_seed() {
             let mut recipe = default_recipe(&arch);
             recipe.epochs = 2;
             recipe.batch_size = 8;
-            train(
-                &pack,
-                TrainArgs {
-                    arch: arch.clone(),
-                    recipe,
-                    seed,
-                    split: Split {
-                        test: vec!["ravdess_05".into()],
-                        validation: vec!["ravdess_04".into()],
-                    },
-                    out: dir.path(),
-                    resume: false,
-                    training_data: vec!["test".into()],
-                    device: candle_core::Device::Cpu,
-                },
-            )
-            .unwrap();
+            train_tiny(&pack, &arch, recipe, seed, dir.path());
             let t = candle_core::safetensors::load(
                 dir.path().join("checkpoint/last.safetensors"),
                 &candle_core::Device::Cpu,
@@ -186,23 +197,7 @@ fn a_few_epochs_on_real_clips_lower_the_loss_and_save_load_round_trips() {
     recipe.batch_size = 8;
     recipe.augment = Augment::NONE;
     recipe.mixup_alpha = 0.0;
-    let out = train(
-        &pack,
-        TrainArgs {
-            arch: arch.clone(),
-            recipe,
-            seed: 7,
-            split: Split {
-                test: vec!["ravdess_05".into()],
-                validation: vec!["ravdess_04".into()],
-            },
-            out: dir.path(),
-            resume: false,
-            training_data: vec!["test".into()],
-            device: candle_core::Device::Cpu,
-        },
-    )
-    .unwrap();
+    let out = train_tiny(&pack, &arch, recipe, 7, dir.path());
     let state: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("checkpoint/state.json")).unwrap(),
     )

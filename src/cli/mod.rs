@@ -68,15 +68,8 @@ pub enum Command {
     The clip (assets/demo.flac) is a formant-synthesised voice, not an actor: it shows that\n\
     decoding, voice activity and the model run, not how accurate the model is.")]
 pub struct DemoArgs {
-    /// Model directory; default: the built-in emocnn.
-    #[arg(long)]
-    pub model: Option<PathBuf>,
-    /// Seconds between window starts.
-    #[arg(long, default_value_t = 0.5)]
-    pub hop: f32,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub how: recognition::AnalyzeHow,
     /// Open the monitor window playing the clip instead.
     #[arg(long, conflicts_with = "json")]
     pub window: bool,
@@ -169,16 +162,14 @@ pub fn run(cli: Cli) -> Result<()> {
             if a.window {
                 return crate::ui::run_window(
                     &recognition::model_dir(&None),
-                    a.model,
+                    a.how.model,
                     Some(PathBuf::from(crate::audio::DEMO_CLIP)),
                     None,
                 );
             }
             recognition::analyze(recognition::AnalyzeArgs {
                 audio: vec![PathBuf::from(crate::audio::DEMO_CLIP)],
-                model: a.model,
-                hop: a.hop,
-                json: a.json,
+                how: a.how,
             })
         }
         Command::Train(a) => recognition::train(a),

@@ -46,6 +46,13 @@ pub struct AnalyzeArgs {
     /// Audio files (WAV, FLAC, MP3, OGG); `builtin:demo` is the demo clip built into emoscope.
     #[arg(required = true)]
     pub audio: Vec<PathBuf>,
+    #[command(flatten)]
+    pub how: AnalyzeHow,
+}
+
+/// How `analyze` and `demo` classify: the model, the hop and the output form.
+#[derive(Args, Debug, Clone)]
+pub struct AnalyzeHow {
     /// Model directory (card.json + model.safetensors); default: the built-in emocnn.
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -58,6 +65,7 @@ pub struct AnalyzeArgs {
 }
 
 pub fn analyze(a: AnalyzeArgs) -> Result<()> {
+    let AnalyzeArgs { audio, how: a } = a;
     if a.hop.is_nan() || a.hop <= 0.0 {
         bail!("--hop must be positive, got {}", a.hop);
     }
@@ -69,7 +77,7 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
             device_name(&clf.device)
         );
     }
-    for path in &a.audio {
+    for path in &audio {
         let clip = decode_input(path)?;
         let x = resample(
             &clip.samples,

@@ -176,7 +176,7 @@ fn col2im(g: &ConvGeom, col: &[f32], (h, w): (usize, usize), dx: &mut [f32]) {
 }
 
 /// The contiguous f32 data of a custom op's argument.
-fn data<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(super) fn data<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let CpuStorage::F32(v) = s else {
         candle_core::bail!("conv: {what} must be f32, is {:?}", s.dtype());
     };
@@ -186,7 +186,7 @@ fn data<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     }
 }
 
-fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
+pub(super) fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
     match *l.dims() {
         [a, b, c, d] => Ok((a, b, c, d)),
         ref other => candle_core::bail!("conv: {what} must have 4 dimensions, has {other:?}"),
@@ -475,11 +475,12 @@ impl Conv {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn rel(a: &Tensor, b: &Tensor) -> f32 {
+    /// max |a - b| / max |b|.
+    pub(crate) fn rel(a: &Tensor, b: &Tensor) -> f32 {
         let d = (a - b)
             .unwrap()
             .abs()

@@ -10,9 +10,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+
+use super::conv::{data, dims4};
 
 /// Per-channel statistics of the last forward pass: mean and 1/sqrt(var + eps), biased var.
 #[derive(Debug, Default, Clone)]
@@ -27,16 +28,6 @@ struct BnReluPool {
     pool: (usize, usize),
     eps: f64,
     stats: Mutex<Stats>,
-}
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(v) = s else {
-        candle_core::bail!("bn-relu-pool: {what} must be f32, is {:?}", s.dtype());
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle_core::bail!("bn-relu-pool: {what} must be contiguous"),
-    }
 }
 
 /// `out` (ho x wo) = average pooling of act(ac·x + bc) over one plane `p` (h x w, row
@@ -130,14 +121,11 @@ impl CustomOp3 for BnReluPool {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (b, c, h, w) = match *l1.dims() {
-            [b, c, h, w] => (b, c, h, w),
-            ref d => candle_core::bail!("bn-relu-pool: input must be 4-D, is {d:?}"),
-        };
+        let (b, c, h, w) = dims4(l1, "input")?;
         let (x, gamma, beta) = (
-            slice(s1, l1, "input")?,
-            slice(s2, l2, "weight")?,
-            slice(s3, l3, "bias")?,
+            data(s1, l1, "input")?,
+            data(s2, l2, "weight")?,
+            data(s3, l3, "bias")?,
         );
         if gamma.len() != c || beta.len() != c {
             candle_core::bail!("bn-relu-pool: {c} channels but {} weights", gamma.len());
@@ -362,11 +350,8 @@ impl candle_core::CustomOp1 for ActPool {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (b, c, h, w) = match *l1.dims() {
-            [b, c, h, w] => (b, c, h, w),
-            ref d => candle_core::bail!("act-pool: input must be 4-D, is {d:?}"),
-        };
-        let x = slice(s1, l1, "input")?;
+        let (b, c, h, w) = dims4(l1, "input")?;
+        let x = data(s1, l1, "input")?;
         let (ph, pw) = self.pool;
         let (ho, wo) = (h / ph, w / pw);
         if ho == 0 || wo == 0 {
@@ -455,27 +440,9 @@ pub fn bn_relu_pool_eval(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::conv::tests::rel;
     use candle_core::{Device, Var};
     use candle_nn::ModuleT;
-
-    fn rel(a: &Tensor, b: &Tensor) -> f32 {
-        let d = (a - b)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let s = b
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        d / s.max(1e-12)
-    }
 
     /// Against candle's BatchNorm (training mode) → relu → avg_pool2d: output, gradients
     /// of input, weight and bias, and the running statistics.
