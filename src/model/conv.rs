@@ -479,6 +479,20 @@ pub(crate) mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
+    /// The gradients of Σ mask·ours and Σ mask·reference for one random mask, so that every
+    /// output element weighs differently in both.
+    pub(crate) fn weighted_grads(
+        ours: &Tensor,
+        reference: &Tensor,
+    ) -> (
+        candle_core::backprop::GradStore,
+        candle_core::backprop::GradStore,
+    ) {
+        let mask = Tensor::randn(0f32, 1.0, ours.shape(), ours.device()).unwrap();
+        let g = |t: &Tensor| (t * &mask).unwrap().sum_all().unwrap().backward().unwrap();
+        (g(ours), g(reference))
+    }
+
     /// max |a - b| / max |b|.
     pub(crate) fn rel(a: &Tensor, b: &Tensor) -> f32 {
         let d = (a - b)
@@ -526,14 +540,7 @@ pub(crate) mod tests {
             rel(&y, &reference)
         );
         // A loss that weighs every output differently, so every gradient entry matters.
-        let mask = Tensor::randn(0f32, 1.0, y.shape(), &dev).unwrap();
-        let g1 = (y * &mask).unwrap().sum_all().unwrap().backward().unwrap();
-        let g2 = (reference * &mask)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (g1, g2) = weighted_grads(&y, &reference);
         for (name, v) in [("input", &x), ("weight", &wt), ("bias", &bias)] {
             let (a, r) = (g1.get(v).unwrap(), g2.get(v).unwrap());
             assert!(rel(a, r) < 1e-5, "{what}: {name} gradient {}", rel(a, r));

@@ -440,7 +440,7 @@ pub fn bn_relu_pool_eval(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::conv::tests::rel;
+    use crate::model::conv::tests::{rel, weighted_grads};
     use candle_core::{Device, Var};
     use candle_nn::ModuleT;
 
@@ -498,19 +498,7 @@ mod tests {
         );
         assert!(rel(rm.as_tensor(), &want_rm) < 1e-5, "{what}: running mean");
         assert!(rel(rv.as_tensor(), &want_rv) < 1e-5, "{what}: running var");
-        let mask = Tensor::randn(0f32, 1.0, ours.shape(), &dev).unwrap();
-        let g1 = (ours * &mask)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
-        let g2 = (reference * &mask)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap();
+        let (g1, g2) = weighted_grads(&ours, &reference);
         // Relative L2 error: where z lies within rounding of 0 the two computations of the
         // batch statistics (f64 sums here, f32 in candle) can put the ReLU's kink on either
         // side, which moves one element's gradient among a million, not the result.
@@ -558,19 +546,7 @@ mod tests {
                 .avg_pool2d_with_stride(pool, pool)
                 .unwrap();
             assert!(rel(&ours, &reference) < 1e-5, "{shape:?}: forward");
-            let mask = Tensor::randn(0f32, 1.0, ours.shape(), &dev).unwrap();
-            let g1 = (ours * &mask)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let g2 = (reference * &mask)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let (g1, g2) = weighted_grads(&ours, &reference);
             let (a, r) = (g1.get(&x).unwrap(), g2.get(&x).unwrap());
             assert!(rel(a, r) < 1e-5, "{shape:?}: gradient {}", rel(a, r));
         }
