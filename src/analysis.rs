@@ -5,8 +5,7 @@
 use serde::Serialize;
 
 use crate::features::{FeatureMatrix, SpeakerProfile};
-use crate::labels::argmax;
-use crate::labels::{LABELS, N_LABELS};
+use crate::labels::{argmax, LABELS, N_LABELS};
 use crate::model::Classifier;
 use crate::Result;
 

@@ -2,8 +2,7 @@
 //! per-class recall/precision/F1, confusion matrix, one-vs-rest ROC-AUC and expected
 //! calibration error. Labels absent from the data are listed and left out of averages.
 
-use crate::labels::argmax;
-use crate::labels::{LABELS, N_LABELS};
+use crate::labels::{argmax, LABELS, N_LABELS};
 use crate::model::{ClassMetrics, Metrics};
 
 /// Area under the ROC curve of `scores` for positives `pos` (Mann-Whitney, ties halved).

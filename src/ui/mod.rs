@@ -127,15 +127,19 @@ fn model_exists(m: &Path) -> bool {
 }
 
 /// Models offered in the picker: the built-in one first, then `model` and the folders
-/// beside it (e.g. weights/*) that hold a card, then fine-tuned models in the clip folder.
+/// beside it that hold a card (`weights/*` in the current folder for the built-in model),
+/// then fine-tuned models in the clip folder.
 fn model_choices(model: &Path, clips: Option<&Path>) -> Vec<PathBuf> {
     let mut out = vec![PathBuf::from(crate::model::BUILTIN_MODEL)];
     if !out.iter().any(|m| m == model) {
         out.push(model.to_path_buf());
     }
-    let beside = (!crate::model::is_builtin(model))
-        .then(|| model.parent())
-        .flatten();
+    // Beside the built-in model: the shipped alternatives when run from the source tree.
+    let beside = if crate::model::is_builtin(model) {
+        Some(Path::new("weights"))
+    } else {
+        model.parent()
+    };
     for dir in [beside, clips].into_iter().flatten() {
         if let Ok(rd) = std::fs::read_dir(dir) {
             let mut found: Vec<PathBuf> = rd
