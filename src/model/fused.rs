@@ -27,7 +27,8 @@ struct Stats {
 struct BnReluPool {
     pool: (usize, usize),
     eps: f64,
-    stats: Mutex<Stats>,
+    /// Filled by the forward pass; shared with the caller, who updates the running statistics.
+    stats: Arc<Mutex<Stats>>,
 }
 
 /// `out` (ho x wo) = average pooling of act(ac·x + bc) over one plane `p` (h x w, row
@@ -93,6 +94,32 @@ fn act_pool_grad_plane(
     }
 }
 
+/// `avg_pool(act(a_c·x + b_c))` over every plane of a contiguous `(b, c, h, w)` input: the
+/// forward pass of both fused ops.
+fn act_pool_forward(
+    x: &[f32],
+    (b, c, h, w): (usize, usize, usize, usize),
+    (ph, pw): (usize, usize),
+    (a, bb, slope): (&[f32], &[f32], f32),
+) -> Result<(CpuStorage, Shape)> {
+    let (ho, wo) = (h / ph, w / pw);
+    if ho == 0 || wo == 0 {
+        candle_core::bail!("act-pool: {h}x{w} is smaller than the {ph}x{pw} pool");
+    }
+    if a.len() != c || bb.len() != c {
+        candle_core::bail!("act-pool: {c} channels but {} coefficients", a.len());
+    }
+    let plane = h * w;
+    let mut y = vec![0f32; b * c * ho * wo];
+    y.par_chunks_mut(ho * wo).enumerate().for_each(|(k, out)| {
+        let ch = k % c;
+        let mut row = vec![0f32; wo * pw];
+        let p = &x[k * plane..(k + 1) * plane];
+        act_pool_plane(p, w, (ph, pw), (a[ch], bb[ch], slope), out, &mut row);
+    });
+    Ok((CpuStorage::F32(y), Shape::from((b, c, ho, wo))))
+}
+
 impl BnReluPool {
     /// Scale and shift per channel: z = a_c x + b_c is the batch-normalised, affine input.
     fn affine(&self, gamma: &[f32], beta: &[f32]) -> (Vec<f32>, Vec<f32>) {
@@ -130,11 +157,6 @@ impl CustomOp3 for BnReluPool {
         if gamma.len() != c || beta.len() != c {
             candle_core::bail!("bn-relu-pool: {c} channels but {} weights", gamma.len());
         }
-        let (ph, pw) = self.pool;
-        let (ho, wo) = (h / ph, w / pw);
-        if ho == 0 || wo == 0 {
-            candle_core::bail!("bn-relu-pool: {h}x{w} is smaller than the {ph}x{pw} pool");
-        }
         let plane = h * w;
         let n = (b * plane) as f64;
         // Channel statistics in f64 (sums over up to a few hundred thousand values).
@@ -161,14 +183,7 @@ impl CustomOp3 for BnReluPool {
             st.inv = st.var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
         }
         let (a, bb) = self.affine(gamma, beta);
-        let mut y = vec![0f32; b * c * ho * wo];
-        y.par_chunks_mut(ho * wo).enumerate().for_each(|(k, out)| {
-            let ch = k % c;
-            let mut row = vec![0f32; wo * pw];
-            let p = &x[k * plane..(k + 1) * plane];
-            act_pool_plane(p, w, self.pool, (a[ch], bb[ch], 0.0), out, &mut row);
-        });
-        Ok((CpuStorage::F32(y), Shape::from((b, c, ho, wo))))
+        act_pool_forward(x, (b, c, h, w), self.pool, (&a, &bb, 0.0))
     }
 
     fn bwd(
@@ -264,18 +279,16 @@ pub fn bn_relu_pool_train(
     eps: f64,
 ) -> Result<Tensor> {
     const MOMENTUM: f64 = 0.1;
-    let op = Arc::new(BnReluPool {
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let op = BnReluPool {
         pool,
         eps,
-        stats: Mutex::new(Stats::default()),
-    });
-    let boxed: Box<dyn CustomOp3 + Send + Sync> = Box::new(ArcOp(op.clone()));
-    let y = x
-        .contiguous()?
-        .apply_op3_arc(gamma, beta, Arc::new(boxed))?;
+        stats: stats.clone(),
+    };
+    let y = x.contiguous()?.apply_op3(gamma, beta, op)?;
     let (b, _, h, w) = x.dims4()?;
     let n = (b * h * w) as f64;
-    let st = op.stats.lock().expect("stats lock").clone();
+    let st = stats.lock().expect("stats lock").clone();
     let c = st.mean.len();
     let dev = x.device();
     let mean = Tensor::from_vec(
@@ -295,36 +308,6 @@ pub fn bn_relu_pool_train(
     rm.set(&((rm.as_tensor() * (1.0 - MOMENTUM))? + (mean * MOMENTUM)?)?)?;
     rv.set(&((rv.as_tensor() * (1.0 - MOMENTUM))? + (var * MOMENTUM)?)?)?;
     Ok(y)
-}
-
-/// Lets the caller keep a handle on the op (for its statistics) while candle owns it.
-struct ArcOp(Arc<BnReluPool>);
-
-impl CustomOp3 for ArcOp {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.0.cpu_fwd(s1, l1, s2, l2, s3, l3)
-    }
-    fn bwd(
-        &self,
-        a1: &Tensor,
-        a2: &Tensor,
-        a3: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        self.0.bwd(a1, a2, a3, res, grad)
-    }
 }
 
 /// `avg_pool(act(a_c·x + b_c))` for a fixed per-channel affine (none: identity), act =
@@ -352,24 +335,8 @@ impl candle_core::CustomOp1 for ActPool {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> Result<(CpuStorage, Shape)> {
         let (b, c, h, w) = dims4(l1, "input")?;
         let x = data(s1, l1, "input")?;
-        let (ph, pw) = self.pool;
-        let (ho, wo) = (h / ph, w / pw);
-        if ho == 0 || wo == 0 {
-            candle_core::bail!("act-pool: {h}x{w} is smaller than the {ph}x{pw} pool");
-        }
         let (a, bb) = self.coefficients(c);
-        if a.len() != c {
-            candle_core::bail!("act-pool: {c} channels but {} coefficients", a.len());
-        }
-        let plane = h * w;
-        let mut y = vec![0f32; b * c * ho * wo];
-        y.par_chunks_mut(ho * wo).enumerate().for_each(|(k, out)| {
-            let ch = k % c;
-            let mut row = vec![0f32; wo * pw];
-            let p = &x[k * plane..(k + 1) * plane];
-            act_pool_plane(p, w, self.pool, (a[ch], bb[ch], self.slope), out, &mut row);
-        });
-        Ok((CpuStorage::F32(y), Shape::from((b, c, ho, wo))))
+        act_pool_forward(x, (b, c, h, w), self.pool, (&a, &bb, self.slope))
     }
 
     fn bwd(&self, x: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
