@@ -25,7 +25,11 @@ pub fn window_starts(total: usize, win: usize, hop: usize) -> Vec<usize> {
 /// `len` frames of `m` starting at `start` (negative: padding in front), padded with
 /// `m`'s floor (silence) where the clip has no frames.
 pub fn place(m: &FeatureMatrix, start: isize, len: usize) -> FeatureMatrix {
-    let fill = m.min();
+    place_filled(m, start, len, m.min())
+}
+
+/// As [`place`], padding with `fill` (NaN for descriptors: "does not apply").
+pub fn place_filled(m: &FeatureMatrix, start: isize, len: usize, fill: f32) -> FeatureMatrix {
     if start >= 0 {
         return m.crop(start as usize, len, fill);
     }

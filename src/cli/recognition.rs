@@ -151,7 +151,8 @@ pub struct TrainCmdArgs {
     /// Train from a feature pack written by an earlier run (no audio needed).
     #[arg(long, conflicts_with = "data")]
     pub pack: Option<PathBuf>,
-    /// Architecture: paper1_cnn, paper1_lstm, fser or emocnn.
+    /// Architecture: paper1_cnn, paper1_lstm, fser, emocnn, prosody (an MLP on
+    /// speaker-normalised prosody functionals) or fusion (emocnn and prosody together).
     #[arg(long, default_value = "emocnn")]
     pub arch: String,
     /// Speakers held out for testing, e.g. `ravdess:1,2` or `ravdess:1,2;emovo:f1`.
@@ -228,7 +229,8 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
     })?;
     let arch = match (arch, a.width) {
         (Arch::EmoCnn { .. }, Some(width)) => Arch::EmoCnn { width },
-        (_, Some(_)) => bail!("--width applies to emocnn only"),
+        (Arch::Fusion { .. }, Some(width)) => Arch::Fusion { width },
+        (_, Some(_)) => bail!("--width applies to emocnn and fusion only"),
         (arch, None) => arch,
     };
     let mut spec = default_spec(&arch);

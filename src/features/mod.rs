@@ -4,6 +4,7 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::dsp::prosody::{self, ProsodyAnalyser, MEL_LLDS, WAVE_LLDS};
 use crate::dsp::{
     log10, n_frames, vectorised, Dct2, MelFilterbank, Stft, TileScratch, AMIN, LANES, TOP_DB,
 };
@@ -55,6 +56,10 @@ pub struct SpeakerProfile {
     frames: usize,
     sum: Vec<f64>,
     sumsq: Vec<f64>,
+    /// Prosody descriptors: per row, frames where it applies, sum and sum of squares.
+    lld_n: Vec<u64>,
+    lld_sum: Vec<f64>,
+    lld_sumsq: Vec<f64>,
 }
 
 impl SpeakerProfile {
@@ -100,6 +105,55 @@ impl SpeakerProfile {
         self.frames
     }
 
+    /// Adds the frames of prosody descriptors (rows of [`N_LLDS`]) where each applies.
+    pub fn add_llds(&mut self, llds: &FeatureMatrix) {
+        if self.lld_n.len() != llds.rows {
+            self.lld_n = vec![0; llds.rows];
+            self.lld_sum = vec![0.0; llds.rows];
+            self.lld_sumsq = vec![0.0; llds.rows];
+        }
+        for (r, row) in llds.data.chunks_exact(llds.frames.max(1)).enumerate() {
+            for &x in row.iter().filter(|x| x.is_finite()) {
+                self.lld_n[r] += 1;
+                self.lld_sum[r] += x as f64;
+                self.lld_sumsq[r] += x as f64 * x as f64;
+            }
+        }
+    }
+
+    /// Frames of prosody descriptors seen (the most of any row).
+    pub fn lld_frames(&self) -> usize {
+        self.lld_n.iter().copied().max().unwrap_or(0) as usize
+    }
+
+    /// Z-scores each descriptor row by this profile's mean and standard deviation of it
+    /// (by the matrix's own where the profile has fewer than two frames of that row),
+    /// clamped to ±10; NaN (not applicable) stays NaN.
+    pub fn normalise_llds(&self, mut llds: FeatureMatrix) -> FeatureMatrix {
+        let frames = llds.frames.max(1);
+        for (r, row) in llds.data.chunks_exact_mut(frames).enumerate() {
+            let stats = |n: f64, s: f64, q: f64| {
+                let m = s / n;
+                let sd = (q / n - m * m).max(0.0).sqrt();
+                (m, sd.max(1e-6 + 0.01 * m.abs()))
+            };
+            let (m, sd) = match self.lld_n.get(r) {
+                Some(&n) if n >= 2 => stats(n as f64, self.lld_sum[r], self.lld_sumsq[r]),
+                _ => {
+                    let v: Vec<f64> =
+                        row.iter().filter(|x| x.is_finite()).map(|&x| x as f64).collect();
+                    let s: f64 = v.iter().sum();
+                    let q: f64 = v.iter().map(|x| x * x).sum();
+                    stats(v.len().max(1) as f64, s, q)
+                }
+            };
+            for x in row.iter_mut().filter(|x| x.is_finite()) {
+                *x = (((*x as f64 - m) / sd) as f32).clamp(-10.0, 10.0);
+            }
+        }
+        llds
+    }
+
     /// Per-band mean and standard deviation (at least 1 dB).
     pub fn mean_std(&self) -> (Vec<f32>, Vec<f32>) {
         let n = self.frames.max(1) as f64;
@@ -124,6 +178,87 @@ impl SpeakerProfile {
     }
 }
 
+/// Prosody descriptor rows: the waveform's ([`WAVE_LLDS`]) then the spectrogram's
+/// ([`MEL_LLDS`]).
+pub const N_LLDS: usize = WAVE_LLDS.len() + MEL_LLDS.len();
+/// Per descriptor: mean, standard deviation, 20th, 50th and 80th percentile.
+const STATS_PER_LLD: usize = 5;
+/// Functionals of a window: five statistics of each descriptor, then voiced fraction,
+/// voiced segments per second, mean voiced and unvoiced segment length (s), loudness
+/// peaks per second.
+pub const N_FUNCTIONALS: usize = N_LLDS * STATS_PER_LLD + 5;
+
+/// The functionals of a window's speaker-normalised descriptors (`N_LLDS` rows, NaN where
+/// a descriptor does not apply); statistics of a descriptor that never applies are 0
+/// (the speaker's mean).
+pub fn functionals(z: &FeatureMatrix, frame_seconds: f32) -> Vec<f32> {
+    let frames = z.frames.max(1);
+    let mut out = Vec::with_capacity(N_FUNCTIONALS);
+    for row in z.data.chunks_exact(frames).take(N_LLDS) {
+        let mut v: Vec<f32> = row.iter().copied().filter(|x| x.is_finite()).collect();
+        if v.is_empty() {
+            out.extend([0.0; STATS_PER_LLD]);
+            continue;
+        }
+        v.sort_by(f32::total_cmp);
+        let n = v.len() as f32;
+        let mean = v.iter().sum::<f32>() / n;
+        let sd = (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / n).sqrt();
+        let pct = |q: f32| v[((v.len() - 1) as f32 * q).round() as usize];
+        out.extend([mean, sd, pct(0.2), pct(0.5), pct(0.8)]);
+    }
+    let row = |r: usize| &z.data[r * frames..(r + 1) * frames];
+    let voiced: Vec<bool> = row(0).iter().map(|x| x.is_finite()).collect();
+    let loud = row(WAVE_LLDS.len());
+    let speech = loud.iter().filter(|x| x.is_finite()).count();
+    let n_voiced = voiced.iter().filter(|&&v| v).count();
+    // Runs of voiced frames, and the unvoiced gaps between them.
+    let mut runs = Vec::new();
+    let mut gaps = Vec::new();
+    let mut t = 0;
+    while t < frames {
+        let v = voiced[t];
+        let start = t;
+        while t < frames && voiced[t] == v {
+            t += 1;
+        }
+        if v {
+            runs.push(t - start);
+        } else if start > 0 && t < frames {
+            gaps.push(t - start);
+        }
+    }
+    let mean_s = |r: &[usize]| {
+        if r.is_empty() {
+            0.0
+        } else {
+            r.iter().sum::<usize>() as f32 / r.len() as f32 * frame_seconds
+        }
+    };
+    let secs = frames as f32 * frame_seconds;
+    let peaks = (1..frames.saturating_sub(1))
+        .filter(|&t| {
+            loud[t].is_finite()
+                && loud[t] > 0.0
+                && !(loud[t - 1] >= loud[t])
+                && !(loud[t + 1] > loud[t])
+        })
+        .count();
+    out.extend([
+        if speech > 0 {
+            n_voiced as f32 / speech as f32
+        } else {
+            0.0
+        },
+        runs.len() as f32 / secs,
+        mean_s(&runs),
+        mean_s(&gaps),
+        peaks as f32 / secs,
+    ]);
+    debug_assert_eq!(out.len(), N_FUNCTIONALS);
+    out
+}
+
 /// The parameters that turn audio into a feature matrix, stored with every model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpec {
@@ -145,6 +280,11 @@ pub struct FeatureSpec {
     pub window_seconds: f32,
     #[serde(default)]
     pub normalisation: Normalisation,
+    /// Also compute prosody and voice quality ([`crate::dsp::prosody`]): the model input
+    /// then carries one more row after the spectrogram, the window's
+    /// [`N_FUNCTIONALS`] functionals of the speaker-normalised descriptors.
+    #[serde(default)]
+    pub prosody: bool,
 }
 
 fn default_window() -> f32 {
@@ -166,6 +306,7 @@ impl Default for FeatureSpec {
             db: false,
             window_seconds: default_window(),
             normalisation: Normalisation::None,
+            prosody: false,
         }
     }
 }
@@ -182,6 +323,23 @@ impl FeatureSpec {
             FeatureKind::Mel => self.n_mels,
             FeatureKind::Mfcc => self.n_mfcc,
         }
+    }
+
+    /// Rows of a model input: [`n_rows`](Self::n_rows), plus the functionals row of a
+    /// prosody spec.
+    pub fn input_rows(&self) -> usize {
+        self.n_rows() + usize::from(self.prosody)
+    }
+
+    /// Whether models of this spec need a [`SpeakerProfile`] (speaker normalisation of the
+    /// spectrogram or of the prosody descriptors).
+    pub fn wants_profile(&self) -> bool {
+        self.normalisation == Normalisation::Speaker || self.prosody
+    }
+
+    /// Seconds between frames.
+    pub fn frame_seconds(&self) -> f32 {
+        self.hop_length as f32 / self.sample_rate as f32
     }
 
     /// Samples in one analysis window.
@@ -262,6 +420,16 @@ impl FeatureSpec {
                 "must be in (0, 60]",
             ));
         }
+        if self.prosody && self.window_frames() < N_FUNCTIONALS {
+            return Err(Error::param(
+                "window_seconds",
+                self.window_seconds,
+                format!(
+                    "gives {} frames, fewer than the {N_FUNCTIONALS} prosody functionals a row holds",
+                    self.window_frames()
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -287,6 +455,8 @@ pub struct FeatureExtractor {
     stft: Stft,
     mel: MelFilterbank,
     dct: Option<Dct2>,
+    /// Prosody specs: the waveform analyser and the mel band centres.
+    prosody: Option<(ProsodyAnalyser, Vec<f32>)>,
 }
 
 /// Frames handed to one parallel task (a whole number of tiles).
@@ -352,11 +522,18 @@ impl FeatureExtractor {
             spec.fmax_hz() as f64,
         );
         let dct = (spec.kind == FeatureKind::Mfcc).then(|| Dct2::new(spec.n_mels, spec.n_mfcc));
+        let prosody = spec.prosody.then(|| {
+            (
+                ProsodyAnalyser::new(spec.sample_rate, spec.hop_length),
+                prosody::band_centres(spec.n_mels, spec.fmin, spec.fmax_hz()),
+            )
+        });
         Ok(Self {
             spec: spec.clone(),
             stft,
             mel,
             dct,
+            prosody,
         })
     }
 
@@ -536,7 +713,100 @@ impl FeatureExtractor {
     /// and the live monitor all end here. `speaker` is the profile
     /// [`Normalisation::Speaker`] uses (the window's own when `None` or empty; other
     /// normalisations ignore it); it is applied to the bands, before any DCT.
+    ///
+    /// A prosody spec appends one row: the [`functionals`] of the window's descriptors,
+    /// those of the waveform from `voice` (as from [`voice_llds`](Self::voice_llds), cut
+    /// like `db_mel`; `None` counts as unvoiced throughout) and those of the spectrogram
+    /// from `db_mel`, each z-scored by `speaker`'s statistics of it (the window's own where
+    /// the profile has none), in the first [`N_FUNCTIONALS`] columns, zeros after.
     pub fn finish(
+        &self,
+        db_mel: FeatureMatrix,
+        voice: Option<&FeatureMatrix>,
+        speaker: Option<&SpeakerProfile>,
+    ) -> FeatureMatrix {
+        let extra = self.prosody.is_some().then(|| {
+            let llds = self.llds(&floored(db_mel.clone()), voice);
+            let own;
+            let p = match speaker.filter(|p| p.lld_frames() > 0) {
+                Some(p) => p,
+                None => {
+                    own = SpeakerProfile::default();
+                    &own
+                }
+            };
+            functionals(&p.normalise_llds(llds), self.spec.frame_seconds())
+        });
+        let mut m = self.finish_spectrogram(db_mel, speaker);
+        if let Some(f) = extra {
+            let start = m.data.len();
+            m.data.resize(start + m.frames, 0.0);
+            m.data[start..start + f.len()].copy_from_slice(&f);
+            m.rows += 1;
+        }
+        m
+    }
+
+    /// The prosody descriptors ([`N_LLDS`] rows) of a window: the waveform's from `voice`
+    /// (NaN where absent) and the spectrogram's from `db_mel`.
+    pub fn llds(&self, db_mel: &FeatureMatrix, voice: Option<&FeatureMatrix>) -> FeatureMatrix {
+        let frames = db_mel.frames;
+        let mut data = vec![f32::NAN; N_LLDS * frames];
+        if let Some(v) = voice.filter(|v| v.frames == frames && v.rows == WAVE_LLDS.len()) {
+            data[..v.data.len()].copy_from_slice(&v.data);
+        }
+        if let Some((_, centres)) = &self.prosody {
+            let spectral = prosody::spectral_llds(&db_mel.data, frames, centres);
+            data[WAVE_LLDS.len() * frames..].copy_from_slice(&spectral);
+        }
+        FeatureMatrix {
+            rows: N_LLDS,
+            frames,
+            data,
+        }
+    }
+
+    /// Adds a window or clip heard from a speaker to their profile: its speech frames of
+    /// dB mel, and for a prosody spec its descriptors.
+    pub fn add_to_profile(
+        &self,
+        p: &mut SpeakerProfile,
+        db_mel: &FeatureMatrix,
+        voice: Option<&FeatureMatrix>,
+    ) {
+        p.add(db_mel);
+        if self.prosody.is_some() {
+            p.add_llds(&self.llds(db_mel, voice));
+        }
+    }
+
+    /// The waveform's prosody descriptors ([`WAVE_LLDS`] rows, frames as
+    /// [`db_mel`](Self::db_mel)) of `signal`, or `None` for a spec without prosody.
+    pub fn voice_llds(&self, signal: &[f32]) -> Option<FeatureMatrix> {
+        let (a, _) = self.prosody.as_ref()?;
+        let (rows, data) = a.analyse(signal);
+        Some(FeatureMatrix {
+            rows,
+            frames: data.len() / rows,
+            data,
+        })
+    }
+
+    /// [`voice_llds`](Self::voice_llds) of exactly one window (padded or cut as
+    /// [`window_db_mel`](Self::window_db_mel)).
+    pub fn window_voice(&self, signal: &[f32]) -> Option<FeatureMatrix> {
+        self.prosody.as_ref()?;
+        let n = self.spec.window_samples();
+        if signal.len() == n {
+            self.voice_llds(signal)
+        } else {
+            let mut w = signal[..signal.len().min(n)].to_vec();
+            w.resize(n, 0.0);
+            self.voice_llds(&w)
+        }
+    }
+
+    fn finish_spectrogram(
         &self,
         mut db_mel: FeatureMatrix,
         speaker: Option<&SpeakerProfile>,
@@ -589,7 +859,8 @@ impl FeatureExtractor {
         signal: &[f32],
         speaker: Option<&SpeakerProfile>,
     ) -> Result<FeatureMatrix> {
-        Ok(self.finish(self.window_db_mel(what, signal)?, speaker))
+        let db = self.window_db_mel(what, signal)?;
+        Ok(self.finish(db, self.window_voice(signal).as_ref(), speaker))
     }
 }
 
@@ -615,6 +886,13 @@ impl FeatureMatrix {
     pub fn min(&self) -> f32 {
         self.data.iter().fold(f32::INFINITY, |m, &x| m.min(x))
     }
+}
+
+/// `db_mel` with the top_db floor re-applied against its own maximum.
+fn floored(mut db_mel: FeatureMatrix) -> FeatureMatrix {
+    let max = db_mel.data.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    db_mel.data.iter_mut().for_each(|x| *x = x.max(max - TOP_DB));
+    db_mel
 }
 
 /// Applies a [`Normalisation`] in place.
@@ -736,8 +1014,8 @@ mod speaker_tests {
         for _ in 0..5 {
             speaker.add(&voice(-30.0, 3.0, 12));
         }
-        let calm = ex.finish(voice(-30.0, 3.0, 12), Some(&speaker));
-        let loud = ex.finish(voice(-24.0, 3.0, 12), Some(&speaker));
+        let calm = ex.finish(voice(-30.0, 3.0, 12), None, Some(&speaker));
+        let loud = ex.finish(voice(-24.0, 3.0, 12), None, Some(&speaker));
         // Against the speaker's profile a 6 dB louder window sits 6 dB / std higher in
         // every band (std sqrt(6) dB); the calm window averages 0.
         for (c, l) in calm.data.iter().zip(&loud.data) {
@@ -747,8 +1025,8 @@ mod speaker_tests {
         // Per-window (utterance) normalisation removes the same difference.
         let ex = spec(Normalisation::Utterance);
         let (calm, loud) = (
-            ex.finish(voice(-30.0, 3.0, 12), None),
-            ex.finish(voice(-24.0, 3.0, 12), None),
+            ex.finish(voice(-30.0, 3.0, 12), None, None),
+            ex.finish(voice(-24.0, 3.0, 12), None, None),
         );
         assert_eq!(calm.data, loud.data);
     }
@@ -756,9 +1034,9 @@ mod speaker_tests {
     #[test]
     fn without_a_profile_a_window_is_normalised_by_its_own() {
         let ex = spec(Normalisation::Speaker);
-        let quiet = ex.finish(voice(-40.0, 3.0, 12), None);
+        let quiet = ex.finish(voice(-40.0, 3.0, 12), None, None);
         let empty = SpeakerProfile::default();
-        let loud = ex.finish(voice(-10.0, 3.0, 12), Some(&empty));
+        let loud = ex.finish(voice(-10.0, 3.0, 12), None, Some(&empty));
         // The microphone's level cancels; each band has mean 0 and std 1.
         for (a, b) in quiet.data.iter().zip(&loud.data) {
             assert!((a - b).abs() < 1e-4);

@@ -9,6 +9,7 @@ use candle_nn::{BatchNorm, Linear, VarBuilder};
 use super::conv::Conv;
 use serde::{Deserialize, Serialize};
 
+use crate::features::N_FUNCTIONALS;
 use crate::labels::N_LABELS;
 
 /// Which architecture, with its size parameters; stored in the model card.
@@ -25,6 +26,11 @@ pub enum Arch {
     /// emoscope's model: four conv-BN-ReLU-pool blocks, attention + max pooling over time.
     #[serde(rename = "emocnn")]
     EmoCnn { width: usize },
+    /// An MLP on the window's speaker-normalised prosody functionals alone (the input's
+    /// last row); the spectrogram rows are not read.
+    Prosody,
+    /// emocnn's spectrogram embedding and the prosody MLP's, side by side before the head.
+    Fusion { width: usize },
 }
 
 impl Arch {
@@ -34,6 +40,8 @@ impl Arch {
             "paper1_lstm" => Arch::Paper1Lstm { hidden: 1024 },
             "fser" => Arch::Fser,
             "emocnn" => Arch::EmoCnn { width: 24 },
+            "prosody" => Arch::Prosody,
+            "fusion" => Arch::Fusion { width: 24 },
             _ => return None,
         })
     }
@@ -44,10 +52,24 @@ impl Arch {
             Arch::Paper1Lstm { .. } => "paper1_lstm",
             Arch::Fser => "fser",
             Arch::EmoCnn { .. } => "emocnn",
+            Arch::Prosody => "prosody",
+            Arch::Fusion { .. } => "fusion",
         }
     }
 
-    pub const NAMES: [&'static str; 4] = ["paper1_cnn", "paper1_lstm", "fser", "emocnn"];
+    /// Whether the architecture reads the prosody functionals row.
+    pub fn uses_prosody(&self) -> bool {
+        matches!(self, Arch::Prosody | Arch::Fusion { .. })
+    }
+
+    pub const NAMES: [&'static str; 6] = [
+        "paper1_cnn",
+        "paper1_lstm",
+        "fser",
+        "emocnn",
+        "prosody",
+        "fusion",
+    ];
 }
 
 fn leaky(x: &Tensor) -> Result<Tensor> {
@@ -327,6 +349,12 @@ impl EmoCnn {
     }
 
     pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
+        let z = drop.apply(&self.embed(x, train)?, 0.3, train)?;
+        self.head.forward(&z)
+    }
+
+    /// The pooled embedding `(batch, 2 * 4 * width)`: attention and max over time.
+    fn embed(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let mut x = x.clone();
         for b in &self.blocks {
             x = b.forward_t(&x, train)?;
@@ -339,8 +367,92 @@ impl EmoCnn {
         let w = candle_nn::ops::softmax(&scores, 1)?;
         let att = h.broadcast_mul(&w)?.sum(1)?; // (b, c)
         let mx = h.max(1)?;
-        let z = drop.apply(&Tensor::cat(&[att, mx], D::Minus1)?, 0.3, train)?;
-        self.head.forward(&z)
+        Tensor::cat(&[att, mx], D::Minus1)
+    }
+}
+
+/// The prosody functionals of a batch: `(batch, N_FUNCTIONALS)` from the input's last row.
+fn functionals_of(x: &Tensor) -> Result<Tensor> {
+    let rows = x.dim(2)?;
+    x.narrow(2, rows - 1, 1)?
+        .narrow(3, 0, N_FUNCTIONALS)?
+        .flatten_from(1)?
+        .contiguous()
+}
+
+/// An MLP over the prosody functionals: batch norm (the functionals' scales differ),
+/// then dense layers with ReLU and dropout.
+pub struct ProsodyMlp {
+    bn: BatchNorm,
+    layers: Vec<Linear>,
+}
+
+impl ProsodyMlp {
+    fn new(vb: VarBuilder, sizes: &[usize]) -> Result<Self> {
+        let mut d = N_FUNCTIONALS;
+        let mut layers = Vec::new();
+        for (i, &n) in sizes.iter().enumerate() {
+            layers.push(candle_nn::linear(d, n, vb.pp(format!("fc{i}")))?);
+            d = n;
+        }
+        Ok(Self {
+            bn: candle_nn::batch_norm(N_FUNCTIONALS, 1e-5, vb.pp("bn"))?,
+            layers,
+        })
+    }
+
+    /// The last hidden layer's activations (ReLU, dropout after each layer).
+    fn embed(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
+        let mut h = self.bn.forward_t(&functionals_of(x)?, train)?;
+        for l in &self.layers {
+            h = drop.apply(&l.forward(&h)?.relu()?, 0.3, train)?;
+        }
+        Ok(h)
+    }
+}
+
+/// Functionals alone: MLP 128-64, then the head.
+pub struct Prosody {
+    mlp: ProsodyMlp,
+    head: Linear,
+}
+
+impl Prosody {
+    pub fn new(vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            mlp: ProsodyMlp::new(vb.pp("prosody"), &[128, 64])?,
+            head: candle_nn::linear(64, N_LABELS, vb.pp("head"))?,
+        })
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
+        self.head.forward(&self.mlp.embed(x, train, drop)?)
+    }
+}
+
+/// emocnn over the spectrogram rows and the prosody MLP over the functionals row, their
+/// embeddings concatenated before one linear head.
+pub struct Fusion {
+    cnn: EmoCnn,
+    mlp: ProsodyMlp,
+    head: Linear,
+}
+
+impl Fusion {
+    pub fn new(vb: VarBuilder, width: usize) -> Result<Self> {
+        Ok(Self {
+            cnn: EmoCnn::new(vb.pp("cnn"), width)?,
+            mlp: ProsodyMlp::new(vb.pp("prosody"), &[64])?,
+            head: candle_nn::linear(8 * width + 64, N_LABELS, vb.pp("head"))?,
+        })
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
+        let rows = x.dim(2)?;
+        let spectrogram = x.narrow(2, 0, rows - 1)?.contiguous()?;
+        let a = drop.apply(&self.cnn.embed(&spectrogram, train)?, 0.3, train)?;
+        let b = self.mlp.embed(x, train, drop)?;
+        self.head.forward(&Tensor::cat(&[a, b], D::Minus1)?)
     }
 }
 
@@ -355,6 +467,8 @@ enum Body {
     Paper1Lstm(Box<Paper1Lstm>),
     Fser(Fser),
     EmoCnn(EmoCnn),
+    Prosody(Prosody),
+    Fusion(Box<Fusion>),
 }
 
 impl Net {
@@ -378,6 +492,8 @@ impl Net {
             Body::Paper1Lstm(m) => m.forward_t(x, train, d),
             Body::Fser(m) => m.forward_t(x, train, d),
             Body::EmoCnn(m) => m.forward_t(x, train, d),
+            Body::Prosody(m) => m.forward_t(x, train, d),
+            Body::Fusion(m) => m.forward_t(x, train, d),
         }
     }
 }
@@ -391,6 +507,8 @@ impl Body {
             }
             Arch::Fser => Body::Fser(Fser::new(vb, rows, frames)?),
             Arch::EmoCnn { width } => Body::EmoCnn(EmoCnn::new(vb, *width)?),
+            Arch::Prosody => Body::Prosody(Prosody::new(vb)?),
+            Arch::Fusion { width } => Body::Fusion(Box::new(Fusion::new(vb, *width)?)),
         })
     }
 }

@@ -226,7 +226,7 @@ impl Classifier {
         let net = Net::new(
             &card.arch,
             vb,
-            card.features.n_rows(),
+            card.features.input_rows(),
             card.features.window_frames(),
         )?;
         Ok(Self {

@@ -44,10 +44,11 @@ pub fn window_input(
 ) -> Result<(FeatureMatrix, bool)> {
     let speech = Vad::default().is_speech(window, ex.spec().sample_rate);
     let db = ex.window_db_mel(what, window)?;
-    if speech && ex.spec().normalisation == Normalisation::Speaker {
-        speaker.add(&db);
+    let voice = ex.window_voice(window);
+    if speech && ex.spec().wants_profile() {
+        ex.add_to_profile(speaker, &db, voice.as_ref());
     }
-    Ok((ex.finish(db, Some(speaker)), speech))
+    Ok((ex.finish(db, voice.as_ref(), Some(speaker)), speech))
 }
 
 /// Pipeline settings.

@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::{mean_probs, place, window_starts};
+use crate::analysis::{mean_probs, place, place_filled, window_starts};
 use crate::corpus::{speakers_of, Clip};
 use crate::features::{FeatureKind, FeatureMatrix, FeatureSpec, Normalisation, SpeakerProfile};
 use crate::labels::{LABELS, N_LABELS};
@@ -46,6 +46,7 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
             db: true,
             window_seconds: 7.4,
             normalisation: Normalisation::None,
+            prosody: false,
         },
         // FSER: mel spectrogram, n_fft 512, hop 512, 64 bands.
         Arch::Fser => FeatureSpec {
@@ -60,9 +61,15 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
             db: true,
             window_seconds: 3.0,
             normalisation: Normalisation::Utterance,
+            prosody: false,
         },
         // emoscope: 64 log-mel bands 50-7600 Hz, 32 ms frames every 16 ms, 3 s windows,
         // per-utterance normalisation so level and channel colouring cannot decide.
+        // The prosody models: emocnn's spectrogram plus the prosody functionals row.
+        Arch::Prosody | Arch::Fusion { .. } => FeatureSpec {
+            prosody: true,
+            ..default_spec(&Arch::EmoCnn { width: 24 })
+        },
         Arch::EmoCnn { .. } => FeatureSpec {
             kind: FeatureKind::Mel,
             sample_rate: 16000,
@@ -75,6 +82,7 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
             db: true,
             window_seconds: 3.0,
             normalisation: Normalisation::Utterance,
+            prosody: false,
         },
     }
 }
@@ -134,7 +142,21 @@ pub fn default_recipe(arch: &Arch) -> Recipe {
         // The paper's plain SGD at lr 1e-3 stayed at chance level for 100 epochs here
         // (README); Adam at 3e-4 is used instead.
         Arch::Fser => Recipe::plain(100, 64, 3e-4, 0.0),
-        Arch::EmoCnn { .. } => Recipe {
+        // Functionals alone: a small MLP trains in seconds an epoch.
+        Arch::Prosody => Recipe {
+            epochs: 40,
+            batch_size: 64,
+            optim: Optim::AdamW {
+                lr: 1e-3,
+                weight_decay: 1e-2,
+            },
+            l2: 0.0,
+            augment: Augment::DEFAULT,
+            mixup_alpha: 0.2,
+            cosine: true,
+            max_seconds: None,
+        },
+        Arch::EmoCnn { .. } | Arch::Fusion { .. } => Recipe {
             epochs: 60,
             batch_size: 32,
             optim: Optim::AdamW {
@@ -205,10 +227,15 @@ fn model_inputs(
         .enumerate()
         .map(|(k, &i)| {
             let m = pack.db_mel(i);
+            let v = pack.voice(i);
             let speaker = pack.speaker_profile(i);
             let ws = window_starts(m.frames, win, hop_frames)
                 .into_iter()
-                .map(|s| clf.extractor.finish(place(&m, s as isize, win), speaker))
+                .map(|s| {
+                    let vw = v.as_ref().map(|v| place_filled(v, s as isize, win, f32::NAN));
+                    clf.extractor
+                        .finish(place(&m, s as isize, win), vw.as_ref(), speaker)
+                })
                 .collect();
             (k, ws)
         })
@@ -373,9 +400,10 @@ fn training_batch(
                 recipe.augment
             };
             let m = augment.spectral(&pack.db_mel(i), &mut rng);
-            let own_profile;
+            let v = pack.voice(i);
+            let mut own_profile = SpeakerProfile::default();
             let speaker = if own {
-                own_profile = SpeakerProfile::of(&m);
+                clf.extractor.add_to_profile(&mut own_profile, &m, v.as_ref());
                 Some(&own_profile)
             } else {
                 pack.speaker_profile(i)
@@ -389,8 +417,18 @@ fn training_batch(
             } else {
                 0
             };
-            let mut x = clf.extractor.finish(place(&m, start, win), speaker);
+            let vw = v.as_ref().map(|v| place_filled(v, start, win, f32::NAN));
+            let mut x = clf
+                .extractor
+                .finish(place(&m, start, win), vw.as_ref(), speaker);
+            // SpecAugment masks the spectrogram, not the prosody functionals row.
+            let spectrogram_rows = clf.card.features.n_rows();
+            let functionals = x.data.split_off(spectrogram_rows * x.frames);
+            let rows = x.rows;
+            x.rows = spectrogram_rows;
             recipe.augment.mask(&mut x, &mut rng);
+            x.data.extend(functionals);
+            x.rows = rows;
             x
         })
         .collect();

@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::audio::{decode_file, resample};
 use crate::corpus::Clip;
+use crate::dsp::prosody::WAVE_LLDS;
 use crate::dsp::TOP_DB;
 use crate::features::{
-    FeatureExtractor, FeatureMatrix, FeatureSpec, Normalisation, SpeakerProfile,
+    FeatureExtractor, FeatureMatrix, FeatureSpec, SpeakerProfile,
 };
 use crate::{Error, Result};
 
@@ -31,12 +32,19 @@ pub struct PackClip {
     pub max_db: f32,
     /// Clip length in samples at the spec's rate.
     pub samples: usize,
+    /// Prosody packs: where the clip's waveform descriptors start in the pack's `voice`
+    /// (`WAVE_LLDS` rows by `frames`, row-major).
+    #[serde(default)]
+    pub voice_offset: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
     spec: FeatureSpec,
     clips: Vec<PackClip>,
+    /// Bytes of dB mel; the waveform descriptors (f32, little-endian) follow them.
+    #[serde(default)]
+    mel_bytes: Option<usize>,
 }
 
 /// dB mel spectrograms of a set of clips under one spec.
@@ -44,6 +52,8 @@ pub struct FeaturePack {
     pub spec: FeatureSpec,
     pub clips: Vec<PackClip>,
     data: Vec<u8>,
+    /// Waveform prosody descriptors of every clip (prosody specs only).
+    voice: Vec<f32>,
     /// The profiles speaker-normalised models see, by [`FeaturePack::profile_key`]
     /// (computed on first use, only when `spec` asks for them; not stored; they use no
     /// labels).
@@ -72,7 +82,7 @@ impl FeaturePack {
     /// parallel, reporting progress through `tick`. Files that fail to decode are errors.
     pub fn build(spec: &FeatureSpec, clips: &[Clip], tick: &(dyn Fn() + Sync)) -> Result<Self> {
         let ex = FeatureExtractor::new(spec)?;
-        let parts: Vec<(FeatureMatrix, usize)> = clips
+        let parts: Vec<(FeatureMatrix, Option<FeatureMatrix>, usize)> = clips
             .par_iter()
             .map(|c| {
                 let a = decode_file(&c.path)?;
@@ -81,13 +91,19 @@ impl FeaturePack {
                     x.resize(spec.n_fft, 0.0);
                 }
                 let m = ex.db_mel(&c.path.display().to_string(), &x)?;
+                let v = ex.voice_llds(&x);
                 tick();
-                Ok((m, x.len()))
+                Ok((m, v, x.len()))
             })
             .collect::<Result<_>>()?;
         let mut data = Vec::new();
+        let mut voice = Vec::new();
         let mut entries = Vec::with_capacity(clips.len());
-        for (c, (m, samples)) in clips.iter().zip(parts) {
+        for (c, (m, v, samples)) in clips.iter().zip(parts) {
+            let voice_offset = voice.len();
+            if let Some(v) = v {
+                voice.extend_from_slice(&v.data);
+            }
             let max_db = m.data.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
             let offset = data.len();
             // frame-major: frame f, band r at offset + f * rows + r
@@ -102,9 +118,10 @@ impl FeaturePack {
                 offset,
                 max_db,
                 samples,
+                voice_offset,
             });
         }
-        Ok(Self::assemble(spec.clone(), entries, data))
+        Ok(Self::assemble(spec.clone(), entries, data, voice))
     }
 
     /// True when the pack's dB mel was computed with `spec`'s DSP parameters (rate, FFT,
@@ -112,7 +129,8 @@ impl FeaturePack {
     /// window or normalisation.
     pub fn dsp_matches(&self, spec: &FeatureSpec) -> bool {
         let (a, b) = (&self.spec, spec);
-        a.sample_rate == b.sample_rate
+        (a.prosody || !b.prosody)
+            && a.sample_rate == b.sample_rate
             && a.n_fft == b.n_fft
             && a.hop_length == b.hop_length
             && a.n_mels == b.n_mels
@@ -139,10 +157,25 @@ impl FeaturePack {
         }
     }
 
+    /// The waveform prosody descriptors of clip `i` (`None` for a pack without prosody).
+    pub fn voice(&self, i: usize) -> Option<FeatureMatrix> {
+        if !self.spec.prosody {
+            return None;
+        }
+        let c = &self.clips[i];
+        let rows = WAVE_LLDS.len();
+        Some(FeatureMatrix {
+            rows,
+            frames: c.frames,
+            data: self.voice[c.voice_offset..c.voice_offset + rows * c.frames].to_vec(),
+        })
+    }
+
     pub fn save(&self, path: &Path) -> Result<()> {
         let header = serde_json::to_vec(&Header {
             spec: self.spec.clone(),
             clips: self.clips.clone(),
+            mel_bytes: Some(self.data.len()),
         })
         .expect("serialises");
         let mut bytes = Vec::with_capacity(16 + header.len() + self.data.len());
@@ -150,6 +183,9 @@ impl FeaturePack {
         bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
         bytes.extend_from_slice(&header);
         bytes.extend_from_slice(&self.data);
+        for v in &self.voice {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
         if let Some(d) = path.parent() {
             crate::util::create_dir_all(d)?;
         }
@@ -180,24 +216,41 @@ impl FeaturePack {
                 .ok_or_else(|| bad("short header"))?,
         )
         .map_err(|e| bad(&e.to_string()))?;
-        let data = bytes.split_off(16 + hlen);
+        let mut data = bytes.split_off(16 + hlen);
         let need = header
             .clips
             .iter()
             .map(|c| c.offset + c.frames * header.spec.n_mels)
             .max()
             .unwrap_or(0);
-        if data.len() < need {
+        if data.len() < need || header.mel_bytes.is_some_and(|n| n < need || n > data.len()) {
             return Err(bad("truncated data"));
         }
-        Ok(Self::assemble(header.spec, header.clips, data))
+        let tail = data.split_off(header.mel_bytes.unwrap_or(data.len()));
+        let voice: Vec<f32> = tail
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        if header.spec.prosody {
+            let need = header
+                .clips
+                .iter()
+                .map(|c| c.voice_offset + c.frames * WAVE_LLDS.len())
+                .max()
+                .unwrap_or(0);
+            if voice.len() < need {
+                return Err(bad("truncated prosody descriptors"));
+            }
+        }
+        Ok(Self::assemble(header.spec, header.clips, data, voice))
     }
 
-    fn assemble(spec: FeatureSpec, clips: Vec<PackClip>, data: Vec<u8>) -> Self {
+    fn assemble(spec: FeatureSpec, clips: Vec<PackClip>, data: Vec<u8>, voice: Vec<f32>) -> Self {
         Self {
             spec,
             clips,
             data,
+            voice,
             profiles: OnceLock::new(),
             scope: ProfileScope::Speaker,
         }
@@ -223,16 +276,15 @@ impl FeaturePack {
     /// (`None` otherwise): its speaker's over all of their clips in the pack, or its own
     /// (see [`set_profile_scope`](Self::set_profile_scope)).
     pub fn speaker_profile(&self, i: usize) -> Option<&SpeakerProfile> {
-        if self.spec.normalisation != Normalisation::Speaker {
+        if !self.spec.wants_profile() {
             return None;
         }
         let profiles = self.profiles.get_or_init(|| {
+            let ex = FeatureExtractor::new(&self.spec).expect("the pack's spec was validated");
             let mut profiles: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
             for k in 0..self.clips.len() {
-                profiles
-                    .entry(self.profile_key(k).into_owned())
-                    .or_default()
-                    .add(&self.db_mel(k));
+                let p = profiles.entry(self.profile_key(k).into_owned()).or_default();
+                ex.add_to_profile(p, &self.db_mel(k), self.voice(k).as_ref());
             }
             profiles
         });
@@ -245,6 +297,9 @@ impl FeaturePack {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (spec.sample_rate, spec.n_fft, spec.hop_length, spec.n_mels).hash(&mut h);
+        if spec.prosody {
+            "prosody-v1".hash(&mut h);
+        }
         spec.fmin.to_bits().hash(&mut h);
         spec.fmax.map(f32::to_bits).hash(&mut h);
         for c in clips {
