@@ -298,7 +298,7 @@ impl FeaturePack {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         (spec.sample_rate, spec.n_fft, spec.hop_length, spec.n_mels).hash(&mut h);
         if spec.prosody {
-            "prosody-v1".hash(&mut h);
+            "prosody-v2".hash(&mut h);
         }
         spec.fmin.to_bits().hash(&mut h);
         spec.fmax.map(f32::to_bits).hash(&mut h);
