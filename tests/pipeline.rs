@@ -330,3 +330,70 @@ fn a_speaker_normalised_model_grows_the_same_profile_live_as_in_analyze() {
     .iter()
     .all(|p| p.profile_seconds.is_none()));
 }
+
+/// A prosody model (fusion of the spectrogram CNN and the prosody functionals; freshly
+/// initialised from its seed, saved under `dir`): the feature path is what is tested.
+fn prosody_model(dir: &Path) -> Classifier {
+    if !dir.join("card.json").exists() {
+        let mut card = model().card;
+        card.arch = emoscope::model::Arch::Fusion { width: 4 };
+        card.features = emoscope::train::default_spec(&card.arch);
+        Classifier::new(card, &Device::Cpu).unwrap().save(dir).unwrap();
+    }
+    Classifier::load(dir, &Device::Cpu).unwrap()
+}
+
+#[test]
+fn a_prosody_model_gives_the_same_probabilities_live_as_in_analyze() {
+    if common::no_data("a_prosody_model_gives_the_same_probabilities_live_as_in_analyze") {
+        return;
+    }
+    let mut samples = decode_file(&clip("Actor_02/03-01-05-02-02-02-02.flac"))
+        .unwrap()
+        .samples;
+    samples.extend(
+        decode_file(&clip("Actor_02/03-01-03-01-01-01-02.flac"))
+            .unwrap()
+            .samples,
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let clf = prosody_model(tmp.path());
+    // The model input carries the functionals row after the 64 mel bands, and on speech
+    // it is not empty: F0, loudness and the rest were computed from the window.
+    let mut profile = emoscope::features::SpeakerProfile::default();
+    let (x, speech) =
+        emoscope::pipeline::window_input(&clf.extractor, "clip", &samples[..48000], &mut profile)
+            .unwrap();
+    assert!(speech);
+    assert_eq!(x.rows, 65);
+    let row = &x.data[64 * x.frames..];
+    let nonzero = row[..emoscope::features::N_FUNCTIONALS]
+        .iter()
+        .filter(|v| v.abs() > 1e-6)
+        .count();
+    assert!(nonzero > 60, "{nonzero} functionals differ from the speaker's mean");
+    assert!(row[emoscope::features::N_FUNCTIONALS..].iter().all(|&v| v == 0.0));
+    assert!(profile.lld_frames() > 50, "{} descriptor frames", profile.lld_frames());
+
+    let offline = analyze_samples(&clf, "x", &samples, 0.5).unwrap();
+    let cfg = PipelineConfig {
+        ema_alpha: 1.0,
+        queue_windows: 64,
+        ..PipelineConfig::default()
+    };
+    let p = Pipeline::start(
+        Box::new(BufferSource::new("clips", samples.clone(), 16000, false)),
+        prosody_model(tmp.path()),
+        cfg,
+    )
+    .unwrap();
+    let mut preds = Vec::new();
+    while let Ok(x) = p.predictions.recv_timeout(Duration::from_secs(30)) {
+        preds.push(x);
+    }
+    assert!(preds.len() >= 8, "{} windows", preds.len());
+    assert_same_windows(&preds, &offline);
+    assert!(preds.iter().any(|p| p.profile_seconds.is_some_and(|s| s > 3.0)));
+    assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
+    p.stop();
+}

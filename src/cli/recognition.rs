@@ -205,6 +205,12 @@ pub struct TrainCmdArgs {
     /// Only build the feature pack and print its path.
     #[arg(long)]
     pub pack_only: bool,
+    /// Calibrate by cross-fitting: K more models, each trained without one K-th of the
+    /// training speakers, predict those speakers; the temperature is fitted on these
+    /// out-of-fold predictions over every training speaker (instead of on the few
+    /// validation speakers). Costs K more trainings.
+    #[arg(long, conflicts_with = "folds")]
+    pub crossfit: Option<usize>,
 }
 
 fn print_metrics(title: &str, m: &Metrics) {
@@ -366,7 +372,10 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             Some(t) => parse_speaker_list(t)?,
             None => Vec::new(),
         };
-        let o = run(test, &out_dir)?;
+        let mut o = run(test.clone(), &out_dir)?;
+        if let Some(k) = a.crossfit {
+            crossfit_temperature(&pack, &clips, &test, k, &out_dir, &run, &mut o)?;
+        }
         println!(
             "{} saved to {} ({:.1} s per epoch on {})",
             arch.name(),
@@ -381,6 +390,69 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             print_metrics(&format!("    {c}"), pm);
         }
     }
+    Ok(())
+}
+
+/// Refits `o`'s temperature on out-of-fold predictions: the training speakers (all but
+/// `test`) are cut into `k` speaker folds, a model trained without each fold predicts it,
+/// and the temperature minimising clip-level NLL over all of them replaces the one fitted
+/// on validation speakers; test metrics are recomputed and the model saved again.
+fn crossfit_temperature(
+    pack: &FeaturePack,
+    clips: &[crate::corpus::Clip],
+    test: &[String],
+    k: usize,
+    out_dir: &Path,
+    run: &dyn Fn(Vec<String>, &Path) -> Result<crate::train::TrainOutcome>,
+    o: &mut crate::train::TrainOutcome,
+) -> Result<()> {
+    if k < 2 {
+        bail!("--crossfit {k}: needs at least 2 folds");
+    }
+    let training: Vec<crate::corpus::Clip> = clips
+        .iter()
+        .filter(|c| !test.contains(&c.speaker))
+        .cloned()
+        .collect();
+    let folds = speaker_folds(&training, k)?;
+    let (mut owner, mut logits, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, fold) in folds.iter().enumerate() {
+        eprintln!("cross-fitting {}/{k}: predicting {}", i + 1, fold.join(","));
+        let mut held: Vec<String> = test.to_vec();
+        held.extend(fold.iter().cloned());
+        let f = run(held, &out_dir.join("crossfit").join(format!("fold{}", i + 1)))?;
+        let idx: Vec<usize> = (0..pack.clips.len())
+            .filter(|&j| fold.contains(&pack.clips[j].clip.speaker))
+            .collect();
+        let (ow, lg) = crate::train::window_logits(&f.classifier, pack, &idx)?;
+        owner.extend(ow.into_iter().map(|w| w + truth.len()));
+        logits.extend(lg);
+        truth.extend(idx.iter().map(|&j| pack.clips[j].clip.label));
+    }
+    let t = crate::train::fit_temperature(&owner, &logits, &truth);
+    let clf = &mut o.classifier;
+    eprintln!(
+        "cross-fitted temperature {t:.3} on {} out-of-fold clips (validation speakers gave {:.3})",
+        truth.len(),
+        clf.card.temperature
+    );
+    clf.card.notes.push_str(&format!(
+        "; temperature {t:.3} cross-fitted: {k} models each trained without one fold of the training speakers predicted that fold ({} clips), replacing {:.3} from the validation speakers",
+        truth.len(),
+        clf.card.temperature
+    ));
+    clf.card.temperature = t;
+    let te: Vec<usize> = (0..pack.clips.len())
+        .filter(|&j| test.contains(&pack.clips[j].clip.speaker))
+        .collect();
+    if !te.is_empty() {
+        let (m, pc, _) = evaluate_clips(clf, pack, &te)?;
+        clf.card.test_metrics = Some(m.clone());
+        clf.card.test_metrics_per_corpus = pc.clone();
+        o.test_metrics = Some(m);
+        o.per_corpus = pc;
+    }
+    clf.save(out_dir)?;
     Ok(())
 }
 
@@ -455,7 +527,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         );
     }
     let (mut pack, _) = cached_pack(&a.cache, &clf.card.features, &clips)?;
-    if clf.card.features.normalisation == crate::features::Normalisation::Speaker {
+    if clf.card.features.wants_profile() {
         pack.set_profile_scope(a.profile);
         eprintln!(
             "note: speaker-normalised model; each clip is normalised by {}",

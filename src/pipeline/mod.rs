@@ -395,7 +395,7 @@ impl DspState {
         let sr = self.ex.spec().sample_rate as f64;
         let (input, speech) = window_input(&self.ex, "live window", w, &mut self.speaker)?;
         let end = start + self.ex.spec().window_samples();
-        let speaker_norm = self.ex.spec().normalisation == Normalisation::Speaker;
+        let speaker_norm = self.ex.spec().wants_profile();
         if speech && speaker_norm {
             self.profile_seconds += (end - start.max(self.profile_end).min(end)) as f64 / sr;
             self.profile_end = end;
