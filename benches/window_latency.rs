@@ -1,5 +1,7 @@
 //! Per-window latency distribution of the live path (features + inference of one 3 s
-//! window with the shipped emocnn), 300 windows of real speech, reported as p50/p95/max.
+//! window), 300 windows of real speech, reported as p50/p95/max. The model is the shipped
+//! emocnn, or the folder in `EMOSCOPE_BENCH_MODEL` (e.g. a prosody or fusion model, whose
+//! features include F0, voice quality and formants).
 //! One core: `RAYON_NUM_THREADS=1 taskset -c 0 cargo bench --bench window_latency`.
 
 use std::path::Path;
@@ -12,7 +14,10 @@ use emoscope::pipeline::window_input;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let clf = Classifier::load(&root.join("weights/emocnn"), &Device::Cpu).expect("shipped model");
+    let dir = std::env::var_os("EMOSCOPE_BENCH_MODEL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("weights/emocnn"));
+    let clf = Classifier::load(&dir, &Device::Cpu).expect("model folder");
     let clip = decode_file(&root.join("../shared/data/ravdess/Actor_02/03-01-05-02-02-02-02.flac"))
         .expect("RAVDESS clip");
     let win = clf.card.features.window_samples();
@@ -32,5 +37,5 @@ fn main() {
     }
     times.sort_by(|a, b| a.total_cmp(b));
     let q = |f: f64| times[((times.len() - 1) as f64 * f).round() as usize];
-    println!("window latency over {} windows (features + VAD + emocnn, CPU): p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms", times.len(), q(0.5), q(0.95), q(1.0));
+    println!("window latency over {} windows (features + VAD + {}, CPU): p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms", times.len(), clf.card.arch.name(), q(0.5), q(0.95), q(1.0));
 }

@@ -37,6 +37,40 @@ fn run(source: Box<dyn Source>, cfg: PipelineConfig) -> (Vec<Prediction>, Pipeli
     (out, p)
 }
 
+/// The live pipeline over `samples` with `clf`, unsmoothed; the file is fed faster than
+/// real time, with room for every window in the queue.
+fn live_every_window(samples: &[f32], clf: Classifier) -> (Vec<Prediction>, Pipeline) {
+    let cfg = PipelineConfig {
+        ema_alpha: 1.0,
+        queue_windows: 64,
+        ..PipelineConfig::default()
+    };
+    let p = Pipeline::start(
+        Box::new(BufferSource::new("clips", samples.to_vec(), 16000, false)),
+        clf,
+        cfg,
+    )
+    .unwrap();
+    let mut preds = Vec::new();
+    while let Ok(x) = p.predictions.recv_timeout(Duration::from_secs(30)) {
+        preds.push(x);
+    }
+    (preds, p)
+}
+
+/// Two sentences of RAVDESS actor 2 back to back (16 kHz).
+fn two_sentences() -> Vec<f32> {
+    let mut samples = decode_file(&clip("Actor_02/03-01-05-02-02-02-02.flac"))
+        .unwrap()
+        .samples;
+    samples.extend(
+        decode_file(&clip("Actor_02/03-01-03-01-01-01-02.flac"))
+            .unwrap()
+            .samples,
+    );
+    samples
+}
+
 /// The live predictions equal `analyze`'s windows: same starts, speech flags and
 /// probabilities (within 1e-5).
 fn assert_same_windows(preds: &[Prediction], offline: &emoscope::analysis::FileAnalysis) {
@@ -271,32 +305,10 @@ fn a_speaker_normalised_model_grows_the_same_profile_live_as_in_analyze() {
         return;
     }
     // Two sentences of actor 2 back to back: the profile grows across windows.
-    let mut samples = decode_file(&clip("Actor_02/03-01-05-02-02-02-02.flac"))
-        .unwrap()
-        .samples;
-    samples.extend(
-        decode_file(&clip("Actor_02/03-01-03-01-01-01-02.flac"))
-            .unwrap()
-            .samples,
-    );
+    let samples = two_sentences();
     let tmp = tempfile::tempdir().unwrap();
     let offline = analyze_samples(&speaker_model(tmp.path()), "x", &samples, 0.5).unwrap();
-    // The file is fed faster than real time: room for every window in the queue.
-    let cfg = PipelineConfig {
-        ema_alpha: 1.0,
-        queue_windows: 64,
-        ..PipelineConfig::default()
-    };
-    let p = Pipeline::start(
-        Box::new(BufferSource::new("clips", samples.clone(), 16000, false)),
-        speaker_model(tmp.path()),
-        cfg,
-    )
-    .unwrap();
-    let mut preds = Vec::new();
-    while let Ok(x) = p.predictions.recv_timeout(Duration::from_secs(30)) {
-        preds.push(x);
-    }
+    let (preds, p) = live_every_window(&samples, speaker_model(tmp.path()));
     assert_eq!(preds.len(), offline.windows.len());
     assert!(preds.len() >= 8, "{} windows", preds.len());
     assert_same_windows(&preds, &offline);
@@ -322,13 +334,10 @@ fn a_speaker_normalised_model_grows_the_same_profile_live_as_in_analyze() {
     assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
     p.stop();
     // A model normalised per window reports no profile.
-    assert!(run(
-        Box::new(BufferSource::new("clip", samples, 16000, false)),
-        cfg
-    )
-    .0
-    .iter()
-    .all(|p| p.profile_seconds.is_none()));
+    assert!(live_every_window(&samples, model())
+        .0
+        .iter()
+        .all(|p| p.profile_seconds.is_none()));
 }
 
 /// A prosody model (fusion of the spectrogram CNN and the prosody functionals; freshly
@@ -348,14 +357,7 @@ fn a_prosody_model_gives_the_same_probabilities_live_as_in_analyze() {
     if common::no_data("a_prosody_model_gives_the_same_probabilities_live_as_in_analyze") {
         return;
     }
-    let mut samples = decode_file(&clip("Actor_02/03-01-05-02-02-02-02.flac"))
-        .unwrap()
-        .samples;
-    samples.extend(
-        decode_file(&clip("Actor_02/03-01-03-01-01-01-02.flac"))
-            .unwrap()
-            .samples,
-    );
+    let samples = two_sentences();
     let tmp = tempfile::tempdir().unwrap();
     let clf = prosody_model(tmp.path());
     // The model input carries the functionals row after the 64 mel bands, and on speech
@@ -376,21 +378,7 @@ fn a_prosody_model_gives_the_same_probabilities_live_as_in_analyze() {
     assert!(profile.lld_frames() > 50, "{} descriptor frames", profile.lld_frames());
 
     let offline = analyze_samples(&clf, "x", &samples, 0.5).unwrap();
-    let cfg = PipelineConfig {
-        ema_alpha: 1.0,
-        queue_windows: 64,
-        ..PipelineConfig::default()
-    };
-    let p = Pipeline::start(
-        Box::new(BufferSource::new("clips", samples.clone(), 16000, false)),
-        prosody_model(tmp.path()),
-        cfg,
-    )
-    .unwrap();
-    let mut preds = Vec::new();
-    while let Ok(x) = p.predictions.recv_timeout(Duration::from_secs(30)) {
-        preds.push(x);
-    }
+    let (preds, p) = live_every_window(&samples, prosody_model(tmp.path()));
     assert!(preds.len() >= 8, "{} windows", preds.len());
     assert_same_windows(&preds, &offline);
     assert!(preds.iter().any(|p| p.profile_seconds.is_some_and(|s| s > 3.0)));

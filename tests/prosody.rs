@@ -7,7 +7,9 @@ mod common;
 
 use emoscope::audio::{decode_file, resample};
 use emoscope::dsp::prosody::{band_centres, spectral_llds, ProsodyAnalyser};
-use emoscope::features::{FeatureExtractor, FeatureKind, FeatureSpec, Normalisation};
+use emoscope::features::{FeatureExtractor, FeatureSpec, Normalisation};
+use emoscope::model::Arch;
+use emoscope::train::default_spec;
 
 const SR: u32 = 16000;
 const HOP: usize = 160;
@@ -68,19 +70,11 @@ fn f0_and_loudness_follow_opensmile_on_real_clips() {
         return;
     }
     let analyser = ProsodyAnalyser::new(SR, HOP);
+    // emocnn's features at openSMILE's 10 ms hop.
     let spec = FeatureSpec {
-        kind: FeatureKind::Mel,
-        sample_rate: SR,
-        n_fft: 512,
         hop_length: HOP,
-        n_mels: 64,
-        n_mfcc: 20,
-        fmin: 50.0,
-        fmax: Some(7600.0),
-        db: true,
-        window_seconds: 3.0,
         normalisation: Normalisation::None,
-        prosody: false,
+        ..default_spec(&Arch::EmoCnn { width: 24 })
     };
     let ex = FeatureExtractor::new(&spec).unwrap();
     let centres = band_centres(64, 50.0, 7600.0);

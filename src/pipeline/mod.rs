@@ -16,7 +16,7 @@ use ringbuf::HeapRb;
 
 use crate::audio::StreamResampler;
 use crate::dsp::Vad;
-use crate::features::{FeatureExtractor, FeatureMatrix, Normalisation, SpeakerProfile};
+use crate::features::{FeatureExtractor, FeatureMatrix, SpeakerProfile};
 use crate::labels::{argmax, N_LABELS};
 use crate::model::Classifier;
 use crate::{Error, Result};
