@@ -60,6 +60,40 @@ fn ravdess_and_emovo_read_with_their_published_counts() {
 }
 
 #[test]
+fn nemo_reads_from_its_labels_csv_with_the_published_counts() {
+    if common::no_data("nemo_reads_from_its_labels_csv_with_the_published_counts") {
+        return;
+    }
+    let n = load(&src(CorpusKind::Csv, data().join("nemo/labels.csv"))).unwrap();
+    assert_eq!(n.clips.len(), 4481);
+    assert!(n.unmapped.is_empty() && n.bad_names.is_empty());
+    let count = |l: &str| {
+        let k = LABELS.iter().position(|x| *x == l).unwrap();
+        n.clips.iter().filter(|x| x.label == k).count()
+    };
+    // The README's counts: neutral 809, sad 769, happy 749, angry 749, fearful 736,
+    // surprised 669; no calm, no disgust.
+    for (l, want) in [
+        ("neutral", 809),
+        ("sad", 769),
+        ("happy", 749),
+        ("angry", 749),
+        ("fearful", 736),
+        ("surprised", 669),
+        ("calm", 0),
+        ("disgust", 0),
+    ] {
+        assert_eq!(count(l), want, "{l}");
+    }
+    let speakers = emoscope::corpus::speakers_of(&n.clips);
+    assert_eq!(speakers.len(), 9);
+    assert!(speakers.contains(&"nemo_EB0".to_string()) && speakers.contains(&"nemo_KS0".to_string()));
+    let c = &n.clips[0];
+    assert_eq!(c.corpus, "nemo");
+    assert!(c.path.starts_with(data().join("nemo")) && c.path.exists());
+}
+
+#[test]
 fn unknown_labels_are_reported_by_name_and_count_and_bad_csv_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("labels.csv");
@@ -555,4 +589,61 @@ fn calibrate_reproduces_the_shipped_temperature_and_test_ece() {
         fitted.contains(&format!("held-out test ECE {ece:.3}")),
         "{fitted} vs card ECE {ece}"
     );
+}
+
+/// `train --crossfit 2`: two more models, each trained without half of the training
+/// speakers (and never the test speakers), predict that half; every training speaker is
+/// predicted exactly once, and the card says its temperature came from them.
+#[test]
+fn crossfitting_predicts_every_training_speaker_once_and_never_trains_on_test_speakers() {
+    if common::no_data("crossfitting_predicts_every_training_speaker_once_and_never_trains_on_test_speakers") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("m");
+    stdout_of(
+        bin()
+            .args(["train", "--arch", "prosody", "--epochs", "2", "--crossfit", "2"])
+            .arg("--data")
+            .arg(format!("ravdess={}", data().join("ravdess").display()))
+            .args(["--test-speakers", "ravdess:1,2", "--out"])
+            .arg(&out)
+            .arg("--cache")
+            .arg(tmp.path().join("cache")),
+    );
+    let card = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("card.json")).unwrap()).unwrap()
+    };
+    let list = |v: &serde_json::Value, k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    let main = card(&out);
+    let test = list(&main, "test_speakers");
+    assert_eq!(test, ["ravdess_01", "ravdess_02"]);
+    let mut training = list(&main, "train_speakers");
+    training.extend(list(&main, "validation_speakers"));
+    training.sort();
+    assert_eq!(training.len(), 22);
+    let mut predicted = Vec::new();
+    for k in 1..=2 {
+        let f = card(&out.join(format!("crossfit/fold{k}")));
+        let held = list(&f, "test_speakers");
+        assert!(test.iter().all(|t| held.contains(t)), "fold {k} trained on a test speaker");
+        let mut seen = list(&f, "train_speakers");
+        seen.extend(list(&f, "validation_speakers"));
+        assert!(seen.iter().all(|s| !held.contains(s)));
+        predicted.extend(held.into_iter().filter(|s| !test.contains(s)));
+    }
+    predicted.sort();
+    assert_eq!(predicted, training, "each training speaker predicted exactly once");
+    let notes = main["notes"].as_str().unwrap();
+    assert!(notes.contains("cross-fitted"), "{notes}");
+    assert!(main["protocol"].as_str().unwrap().contains("cross-fitted"));
+    let t = main["temperature"].as_f64().unwrap();
+    assert!((0.25..=4.0).contains(&t));
+    assert!(notes.contains(&format!("temperature {t:.3} cross-fitted")), "{notes}");
 }

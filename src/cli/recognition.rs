@@ -442,6 +442,10 @@ fn crossfit_temperature(
         clf.card.temperature
     ));
     clf.card.temperature = t;
+    clf.card.protocol = clf.card.protocol.replace(
+        " and fit the temperature",
+        "; the temperature is cross-fitted on out-of-fold predictions of every non-test speaker",
+    );
     let te: Vec<usize> = (0..pack.clips.len())
         .filter(|&j| test.contains(&pack.clips[j].clip.speaker))
         .collect();
