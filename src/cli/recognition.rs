@@ -202,6 +202,10 @@ pub struct TrainCmdArgs {
     /// Turn augmentation off (emocnn trains with it by default).
     #[arg(long)]
     pub no_augment: bool,
+    /// With several corpora, give each an equal share of every epoch (smaller corpora
+    /// drawn more often) instead of sampling clips uniformly.
+    #[arg(long)]
+    pub balance_corpora: bool,
     /// Only build the feature pack and print its path.
     #[arg(long)]
     pub pack_only: bool,
@@ -301,6 +305,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
         };
     }
     recipe.max_seconds = a.max_minutes.map(|m| m * 60.0);
+    recipe.balance_corpora |= a.balance_corpora;
     if a.no_augment {
         recipe.augment = crate::train::Augment::NONE;
         recipe.mixup_alpha = 0.0;

@@ -26,6 +26,11 @@ impl Dct2 {
         Self { n_in, matrix }
     }
 
+    /// Coefficient `k` of one frame's inputs `x`.
+    pub fn coefficient(&self, k: usize, x: &[f32]) -> f32 {
+        super::dot(&self.matrix[k * self.n_in..(k + 1) * self.n_in], x)
+    }
+
     pub fn n_out(&self) -> usize {
         self.matrix.len() / self.n_in.max(1)
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use realfft::num_complex::Complex;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
-use super::{mel_frequencies, n_frames};
+use super::{mel_frequencies, n_frames, Dct2};
 
 /// The waveform descriptors, one row each in [`ProsodyAnalyser::analyse`]'s output.
 pub const WAVE_LLDS: [&str; 10] = [
@@ -28,13 +28,17 @@ pub const WAVE_LLDS: [&str; 10] = [
 ];
 
 /// The spectral descriptors [`spectral_llds`] derives from a dB mel spectrogram.
-pub const MEL_LLDS: [&str; 6] = [
+pub const MEL_LLDS: [&str; 10] = [
     "loudness",
     "alpha_ratio_db",
     "hammarberg_db",
     "slope_0_500_db_per_khz",
     "slope_500_1500_db_per_khz",
     "spectral_flux",
+    "mfcc1",
+    "mfcc2",
+    "mfcc3",
+    "mfcc4",
 ];
 
 /// Lowest and highest F0 searched, Hz (eGeMAPS: 55-1000; speech rarely exceeds 600).
@@ -539,6 +543,7 @@ pub fn spectral_llds(db: &[f32], frames: usize, centres: &[f32]) -> Vec<f32> {
         }
         sxy / sxx.max(1e-9) * 1000.0
     };
+    let dct = Dct2::new(n, 5);
     let mut prev: Option<Vec<f32>> = None;
     for t in 0..frames {
         if level[t] < top - 30.0 {
@@ -566,6 +571,11 @@ pub fn spectral_llds(db: &[f32], frames: usize, centres: &[f32]) -> Vec<f32> {
             set(5, mag.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum());
         }
         prev = Some(mag);
+        // MFCC 1-4: the orthonormal DCT-II of the dB bands, as librosa's (without c0).
+        let column: Vec<f32> = (0..n).map(|b| db[b * frames + t]).collect();
+        for k in 1..=4 {
+            set(5 + k, dct.coefficient(k, &column));
+        }
     }
     out
 }
@@ -726,5 +736,18 @@ mod tests {
         assert!((get(2, 0) - 12.0).abs() < 1e-3, "Hammarberg {}", get(2, 0));
         assert!(get(1, 0) > 0.0, "alpha ratio of a falling spectrum {}", get(1, 0));
         assert!(get(5, 0).is_nan() && get(5, 1).abs() < 1e-9, "flux of a steady spectrum");
+        // MFCC 1-4 are the DCT the MFCC path uses (tested against librosa there).
+        let column: Vec<f32> = (0..60).map(|b| db[b * frames]).collect();
+        let mut tile = vec![0.0f32; 60 * crate::dsp::LANES];
+        for (b, v) in column.iter().enumerate() {
+            tile[b * crate::dsp::LANES] = *v;
+        }
+        let mut mfcc = vec![0.0f32; 5 * crate::dsp::LANES];
+        Dct2::new(60, 5).apply_tile(&tile, &mut mfcc);
+        for k in 1..=4 {
+            let want = mfcc[k * crate::dsp::LANES];
+            assert!((get(5 + k, 0) - want).abs() < 1e-4 * want.abs().max(1.0), "mfcc{k}");
+        }
+        assert!(get(6, 0) > 0.0, "a falling spectrum has a positive MFCC 1");
     }
 }

@@ -181,6 +181,8 @@ pub fn finetune(
         mixup_alpha: 0.0,
         cosine: true,
         max_seconds: None,
+        // The user's own clips are the point; corpus clips mixed in only keep the rest.
+        balance_corpora: false,
     };
     let vars = clf.varmap.all_vars();
     let weights: Vec<_> = vars.iter().filter(|v| v.rank() > 1).cloned().collect();
