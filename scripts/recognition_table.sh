@@ -9,20 +9,22 @@
 #   loco       leave one corpus out: train on the other two, test on every clip of it
 # Usage: bash scripts/recognition_table.sh [ARCH] [DATA_DIR] [OUT_DIR] [ROWS]
 #   defaults: prosody, ../shared/data, runs/table-ARCH, "ravdess12 folds6 mixed loco".
-#   CROSSFIT=K (default 4) calibrates each model (not the folds) by cross-fitting
-#   (train --crossfit); EPOCHS overrides the recipe's. Needs `cargo build --release`.
+#   CROSSFIT=K (default 4; 0 = off) calibrates each model (not the folds) by cross-fitting
+#   (train --crossfit); EPOCHS overrides the recipe's epochs, WIDTH emocnn/fusion's width,
+#   EMOSCOPE_BIN the binary. Needs `cargo build --release`.
 #   Each row's model and log stay in OUT_DIR; the table is OUT_DIR/table.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-prosody}"; data="${2:-../shared/data}"; out="${3:-runs/table-$arch}"
 rows="${4:-ravdess12 folds6 mixed loco}"
-bin=target/release/emoscope
+bin="${EMOSCOPE_BIN:-target/release/emoscope}"
 [ -x "$bin" ] || { echo "error: build first: cargo build --release" >&2; exit 1; }
 for c in ravdess emovo nemo; do
   [ -e "$data/$c" ] || { echo "error: $data/$c is missing (RAVDESS, EMOVO and nEMO are needed)" >&2; exit 1; }
 done
 mkdir -p "$out"
 extra=(); [ -n "${EPOCHS:-}" ] && extra+=(--epochs "$EPOCHS")
+[ -n "${WIDTH:-}" ] && extra+=(--width "$WIDTH")
 cf=(); [ "${CROSSFIT:-4}" != 0 ] && cf+=(--crossfit "${CROSSFIT:-4}")
 pack=$("$bin" train --data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" \
   --data "csv=$data/nemo/labels.csv" --arch "$arch" --pack-only 2>/dev/null | tail -1)
@@ -36,7 +38,7 @@ train() { # name, then train arguments; prints the held-out lines
   grep -E "held-out test|^    [a-z]|fold mean" "$out/$name.log" | sed "s/^/$name: /"
 }
 {
-  echo "# $(date -u +%F) $(git rev-parse --short HEAD) arch $arch, crossfit ${CROSSFIT:-4}"
+  echo "# $(date -u +%F) $(git rev-parse --short HEAD) arch $arch ${WIDTH:+width $WIDTH }${EPOCHS:+epochs $EPOCHS }crossfit ${CROSSFIT:-4}"
   for row in $rows; do
     case $row in
       ravdess12) train ravdess12 --only ravdess --test-speakers ravdess:1,2 "${cf[@]}" ;;

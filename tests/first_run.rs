@@ -82,7 +82,7 @@ fn the_binary_alone_runs_the_demo_from_any_folder() {
 
     // The table names the built-in model.
     let table = ok(run_in(&bin, elsewhere.path(), &["demo"]), "emoscope demo");
-    assert!(table.contains("emocnn - "), "{table}");
+    assert!(table.contains("fusion - "), "{table}");
     assert!(table.contains("builtin:demo"), "{table}");
     // A named model folder that is not there is a clear error naming it.
     let o = run_in(
@@ -98,9 +98,10 @@ fn the_binary_alone_runs_the_demo_from_any_folder() {
     );
 }
 
-/// The built-in model is `weights/emocnn` as built: the same probabilities, window by window.
+/// The built-in model is `weights/fusion` as built: the same probabilities, window by
+/// window; its former name says where the former model went.
 #[test]
-fn the_built_in_model_is_weights_emocnn() {
+fn the_built_in_model_is_weights_fusion() {
     let dir = root();
     let a = analysis(&ok(
         run_in(&exe(), &dir, &["analyze", "--json", "assets/demo.flac"]),
@@ -115,12 +116,16 @@ fn the_built_in_model_is_weights_emocnn() {
                 "--json",
                 "assets/demo.flac",
                 "--model",
-                "weights/emocnn",
+                "weights/fusion",
             ],
         ),
-        "weights/emocnn",
+        "weights/fusion",
     ));
     assert_eq!(a["windows"], b["windows"]);
+    let o = run_in(&exe(), &dir, &["demo", "--model", "builtin:emocnn"]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("builtin:fusion") && e.contains("weights/emocnn"), "{e}");
 }
 
 fn write_wav(path: &Path, samples: &[f32]) {

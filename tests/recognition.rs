@@ -310,12 +310,15 @@ fn shipped_model_names_held_out_clips_it_got_right() {
     if common::no_data("shipped_model_names_held_out_clips_it_got_right") {
         return;
     }
-    // Actors 1 and 2 were never in the shipped model's training or validation data.
+    // Actors 1 and 2 were never in the shipped model's training or validation data. Each
+    // file is analysed alone (its own speaker profile): the four it gets right by the
+    // widest margins, 0.13-0.22 (43 of 120 right this way; 62.5 % with each speaker's
+    // whole profile, as in its card).
     let cases = [
-        ("Actor_02/03-01-08-01-01-02-02.flac", "surprised"),
-        ("Actor_02/03-01-05-02-02-02-02.flac", "angry"),
-        ("Actor_02/03-01-02-01-02-02-02.flac", "calm"),
-        ("Actor_01/03-01-07-01-02-01-01.flac", "disgust"),
+        ("Actor_01/03-01-07-02-02-01-01.flac", "disgust"),
+        ("Actor_02/03-01-03-02-02-02-02.flac", "happy"),
+        ("Actor_02/03-01-05-02-01-01-02.flac", "angry"),
+        ("Actor_02/03-01-06-02-01-02-02.flac", "fearful"),
     ];
     let paths: Vec<PathBuf> = cases
         .iter()
@@ -383,9 +386,10 @@ fn shipped_model_scores_its_card_on_actors_one_and_two() {
         assert!(m.get(k).is_some(), "missing key {k}");
     }
     assert_eq!(m["n"], 120);
-    // The card records 79 of 120 right (65.8 %); allow one clip of numerical wobble.
+    // The card records RAVDESS 1-2 as 75 of 120 right (62.5 %) with each speaker's whole
+    // profile, as eval uses it; allow one clip of numerical wobble.
     let correct = (m["accuracy"].as_f64().unwrap() * 120.0).round() as i64;
-    assert!((correct - 79).abs() <= 1, "{correct} of 120 right");
+    assert!((correct - 75).abs() <= 1, "{correct} of 120 right");
     assert!(m["roc_auc_mean"].as_f64().unwrap() > 0.9);
     assert!(
         std::fs::metadata(&png).unwrap().len() > 10_000,
@@ -507,18 +511,18 @@ fn finetune_scores_held_out_clips_before_and_after_and_writes_an_honest_card() {
             .parse()
             .unwrap()
     };
-    // The shipped model on these 15 clips (deterministic: eval mode, seeded split): 11 right.
+    // The shipped model on these 15 clips (deterministic: eval mode, seeded split): 9 right.
     let before = acc("before (base model)");
     assert!(
-        (before - 73.3).abs() < 7.0,
-        "before: {before} % (73.3 expected, one clip either way)"
+        (before - 60.0).abs() < 7.0,
+        "before: {before} % (60.0 expected, one clip either way)"
     );
     let after = acc("after (fine-tuned)");
     assert!((0.0..=100.0).contains(&after));
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("card.json")).unwrap()).unwrap();
     assert!(
-        card["base_model"].as_str().unwrap() == "builtin:emocnn",
+        card["base_model"].as_str().unwrap() == "builtin:fusion",
         "{}",
         card["base_model"]
     );
@@ -565,12 +569,14 @@ fn calibrate_reproduces_the_shipped_temperature_and_test_ece() {
             .arg(format!("ravdess={}", data().join("ravdess").display()))
             .arg("--data")
             .arg(format!("csv={}", data().join("emovo/labels.csv").display()))
+            .arg("--data")
+            .arg(format!("csv={}", data().join("nemo/labels.csv").display()))
             .arg("--cache")
             .arg(tmp.path()),
     );
     let card: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/emocnn/card.json"),
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/fusion/card.json"),
         )
         .unwrap(),
     )

@@ -18,7 +18,7 @@ use crate::train::{
 };
 
 /// `--model`, else `$EMOSCOPE_MODEL`, else the default model compiled into the binary
-/// ([`BUILTIN_MODEL`], `weights/emocnn` as of the build): no folder beside the binary or
+/// ([`BUILTIN_MODEL`], `weights/fusion` as of the build): no folder beside the binary or
 /// the source tree is needed.
 pub(super) fn model_dir(m: &Option<PathBuf>) -> PathBuf {
     if let Some(m) = m {
@@ -53,7 +53,7 @@ pub struct AnalyzeArgs {
 /// How `analyze` and `demo` classify: the model, the hop and the output form.
 #[derive(Args, Debug, Clone)]
 pub struct AnalyzeHow {
-    /// Model directory (card.json + model.safetensors); default: the built-in emocnn.
+    /// Model directory (card.json + model.safetensors); default: the built-in model (builtin:fusion).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Seconds between window starts.
@@ -152,8 +152,9 @@ pub struct TrainCmdArgs {
     #[arg(long, conflicts_with = "data")]
     pub pack: Option<PathBuf>,
     /// Architecture: paper1_cnn, paper1_lstm, fser, emocnn, prosody (an MLP on
-    /// speaker-normalised prosody functionals) or fusion (emocnn and prosody together).
-    #[arg(long, default_value = "emocnn")]
+    /// speaker-normalised prosody functionals) or fusion (emocnn, width 8, and prosody
+    /// together: the built-in model's architecture).
+    #[arg(long, default_value = "fusion")]
     pub arch: String,
     /// Speakers held out for testing, e.g. `ravdess:1,2` or `ravdess:1,2;emovo:f1`.
     #[arg(long)]
@@ -167,7 +168,8 @@ pub struct TrainCmdArgs {
     /// Learning rate (default: the architecture's recipe).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Channel width of emocnn's first block (default 24; later blocks 2x and 4x).
+    /// Channel width of emocnn's first block (default 24 for emocnn, 8 for fusion; later
+    /// blocks 2x and 4x).
     #[arg(long)]
     pub width: Option<usize>,
     /// Feature normalisation (default: the architecture's): `utterance` removes each band's
@@ -472,7 +474,7 @@ fn crossfit_temperature(
     Without --test-speakers every clip given is evaluated; make sure the model never saw those speakers\n\
     (the model card lists its test speakers).")]
 pub struct EvalArgs {
-    /// Model directory; default: the built-in emocnn.
+    /// Model directory; default: the built-in model (builtin:fusion).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Labelled data as KIND=PATH; repeatable.
@@ -594,7 +596,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     speaker-dependent: it says how well the model now knows these voices, not new ones.\n\
     The window's training mode records clips in exactly this csv format.")]
 pub struct FinetuneArgs {
-    /// Model to start from; default: the built-in emocnn.
+    /// Model to start from; default: the built-in model (builtin:fusion).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The user's labelled clips as KIND=PATH (usually csv=FILE from the training mode); repeatable.
@@ -718,7 +720,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     Fits the softmax temperature on the model card's validation speakers only (never its test\n\
     speakers) and prints calibration on both; --write stores the new temperature in the card.")]
 pub struct CalibrateArgs {
-    /// Model directory; default: the built-in emocnn.
+    /// Model directory; default: the built-in model (builtin:fusion).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The labelled data holding the card's validation and test speakers; repeatable.
@@ -737,7 +739,7 @@ pub struct CalibrateArgs {
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let dir = model_dir(&a.model);
     if a.write && crate::model::is_builtin(&dir) {
-        bail!("--write: the built-in model is part of the program and cannot be rewritten; calibrate a model folder instead (--model DIR, e.g. a copy of weights/emocnn)");
+        bail!("--write: the built-in model is part of the program and cannot be rewritten; calibrate a model folder instead (--model DIR, e.g. a copy of weights/fusion)");
     }
     let mut clf = load_model(&a.model)?;
     let corpus = load_all(&a.data)?;

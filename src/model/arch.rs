@@ -41,7 +41,7 @@ impl Arch {
             "fser" => Arch::Fser,
             "emocnn" => Arch::EmoCnn { width: 24 },
             "prosody" => Arch::Prosody,
-            "fusion" => Arch::Fusion { width: 24 },
+            "fusion" => Arch::Fusion { width: 8 },
             _ => return None,
         })
     }

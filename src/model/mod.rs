@@ -22,22 +22,25 @@ use crate::{Error, Result};
 pub const CARD_VERSION: u32 = 1;
 
 /// The name that stands for the default model compiled into the binary. It is used where a
-/// model folder would be (`--model builtin:emocnn`, the window's picker, a fine-tuned
+/// model folder would be (`--model builtin:fusion`, the window's picker, a fine-tuned
 /// card's `base_model`), so emoscope works from any folder and any install.
-pub const BUILTIN_MODEL: &str = "builtin:emocnn";
-/// The built-in model's card and weights: `weights/emocnn` as of the build.
-const BUILTIN_CARD: &str = include_str!("../../weights/emocnn/card.json");
-const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../../weights/emocnn/model.safetensors");
+pub const BUILTIN_MODEL: &str = "builtin:fusion";
+/// The built-in model's card and weights: `weights/fusion` as of the build (the log-mel
+/// CNN and the speaker-normalised prosody functionals, trained on RAVDESS, EMOVO and nEMO).
+const BUILTIN_CARD: &str = include_str!("../../weights/fusion/card.json");
+const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../../weights/fusion/model.safetensors");
+/// The built-in model of emoscope before the prosody models (now `weights/emocnn`).
+const FORMER_BUILTIN: &str = "builtin:emocnn";
 
 /// Whether `dir` names the built-in model rather than a folder.
 pub fn is_builtin(dir: &Path) -> bool {
     dir == Path::new(BUILTIN_MODEL)
 }
 
-/// What to call a model in menus and status lines: "emocnn (built in)" or its folder.
+/// What to call a model in menus and status lines: "fusion (built in)" or its folder.
 pub fn display_name(dir: &Path) -> String {
     if is_builtin(dir) {
-        "emocnn (built in)".into()
+        "fusion (built in)".into()
     } else {
         dir.display().to_string()
     }
@@ -109,6 +112,12 @@ impl ModelCard {
     /// card versions and label orders.
     pub fn load(dir: &Path) -> Result<Self> {
         let (card_path, _) = model_files(dir);
+        if dir == Path::new(FORMER_BUILTIN) {
+            return Err(Error::Format {
+                path: dir.to_path_buf(),
+                reason: format!("the built-in model is now {BUILTIN_MODEL} (emocnn and prosody together); the former built-in emocnn is the folder weights/emocnn of the source tree: --model weights/emocnn"),
+            });
+        }
         if is_builtin(dir) {
             return Self::parse(BUILTIN_CARD, &card_path);
         }

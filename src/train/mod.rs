@@ -399,7 +399,7 @@ fn training_batch(
             // first seconds of a session), so the model copes with both. Against the whole
             // profile a clip's level is an emotion cue, so gain is only varied by as much
             // as a speaker's takes vary.
-            let speaker_norm = clf.card.features.normalisation == Normalisation::Speaker;
+            let speaker_norm = clf.card.features.wants_profile();
             let own = speaker_norm && recipe.augment.enabled && rng.random_bool(OWN_PROFILE_P);
             let augment = if speaker_norm && !own {
                 recipe.augment.with_gain_db(SPEAKER_GAIN_DB)
@@ -674,7 +674,7 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
             "trained on every speaker given; no held-out test speakers".into()
         } else {
             format!("speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature{}", a.split.test.join(", "), a.split.validation.join(", "),
-                if pack.spec.normalisation == Normalisation::Speaker { "; every speaker's features, test speakers' included, are normalised by the profile of all of that speaker's clips (unlabelled audio, as a live session accumulates)" } else { "" })
+                if pack.spec.wants_profile() { "; every speaker's features, test speakers' included, are normalised by the profile of all of that speaker's clips (unlabelled audio, as a live session accumulates)" } else { "" })
         },
         test_speakers: a.split.test.clone(),
         validation_speakers: a.split.validation.clone(),

@@ -153,7 +153,7 @@ fn model_choices(model: &Path, clips: Option<&Path>) -> Vec<PathBuf> {
     out
 }
 
-/// A model's name in the picker: "emocnn (built in)" or its folder's name.
+/// A model's name in the picker: "fusion (built in)" or its folder's name.
 fn short_model_name(m: &Path) -> String {
     if crate::model::is_builtin(m) {
         return crate::model::display_name(m);
