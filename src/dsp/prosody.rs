@@ -266,7 +266,7 @@ impl ProsodyAnalyser {
                 t
             }
         };
-        let refined = if tau > lo && tau + 1 <= tmax {
+        let refined = if tau > lo && tau < tmax {
             let (a, b, c) = (cmnd[tau - 1], cmnd[tau], cmnd[tau + 1]);
             let den = a - 2.0 * b + c;
             if den > 0.0 {

@@ -105,6 +105,15 @@ impl SpeakerProfile {
         self.frames
     }
 
+    /// Adds a window or clip heard from the speaker: its speech frames of dB mel and, for
+    /// a prosody spec, its descriptors (as from [`FeatureExtractor::llds`]).
+    pub fn add_window(&mut self, db_mel: &FeatureMatrix, llds: Option<&FeatureMatrix>) {
+        self.add(db_mel);
+        if let Some(l) = llds {
+            self.add_llds(l);
+        }
+    }
+
     /// Adds the frames of prosody descriptors (rows of [`N_LLDS`]) where each applies.
     pub fn add_llds(&mut self, llds: &FeatureMatrix) {
         if self.lld_n.len() != llds.rows {
@@ -238,10 +247,13 @@ pub fn functionals(z: &FeatureMatrix, frame_seconds: f32) -> Vec<f32> {
     let secs = frames as f32 * frame_seconds;
     let peaks = (1..frames.saturating_sub(1))
         .filter(|&t| {
+            // A peak: above the speaker's mean, higher than the frame before and no lower
+            // than the one after (a neighbour without a value does not count against it).
+            use std::cmp::Ordering::{Equal, Greater};
             loud[t].is_finite()
                 && loud[t] > 0.0
-                && !(loud[t - 1] >= loud[t])
-                && !(loud[t + 1] > loud[t])
+                && !matches!(loud[t - 1].partial_cmp(&loud[t]), Some(Greater | Equal))
+                && loud[t + 1].partial_cmp(&loud[t]) != Some(Greater)
         })
         .count();
     out.extend([
@@ -725,17 +737,35 @@ impl FeatureExtractor {
         voice: Option<&FeatureMatrix>,
         speaker: Option<&SpeakerProfile>,
     ) -> FeatureMatrix {
-        let extra = self.prosody.is_some().then(|| {
-            let llds = self.llds(&floored(db_mel.clone()), voice);
-            let own;
-            let p = match speaker.filter(|p| p.lld_frames() > 0) {
-                Some(p) => p,
-                None => {
-                    own = SpeakerProfile::default();
-                    &own
-                }
-            };
-            functionals(&p.normalise_llds(llds), self.spec.frame_seconds())
+        // The descriptors see the spectrogram as the network does: floored against its
+        // own maximum (flooring again below changes nothing).
+        let db_mel = if self.prosody.is_some() {
+            floored(db_mel)
+        } else {
+            db_mel
+        };
+        let llds = self.llds(&db_mel, voice);
+        self.finish_with_llds(db_mel, llds, speaker)
+    }
+
+    /// [`finish`](Self::finish) with the window's descriptors already computed by
+    /// [`llds`](Self::llds) from `db_mel` (floored against its own maximum, as a window's
+    /// dB mel from [`window_db_mel`](Self::window_db_mel) is), so a caller that also adds
+    /// them to a profile computes them once.
+    pub fn finish_with_llds(
+        &self,
+        db_mel: FeatureMatrix,
+        llds: Option<FeatureMatrix>,
+        speaker: Option<&SpeakerProfile>,
+    ) -> FeatureMatrix {
+        // A profile with no frame of a descriptor falls back, row by row, to the window's
+        // own statistics (SpeakerProfile::normalise_llds).
+        let empty = SpeakerProfile::default();
+        let extra = llds.map(|l| {
+            functionals(
+                &speaker.unwrap_or(&empty).normalise_llds(l),
+                self.spec.frame_seconds(),
+            )
         });
         let mut m = self.finish_spectrogram(db_mel, speaker);
         if let Some(f) = extra {
@@ -747,37 +777,27 @@ impl FeatureExtractor {
         m
     }
 
-    /// The prosody descriptors ([`N_LLDS`] rows) of a window: the waveform's from `voice`
-    /// (NaN where absent) and the spectrogram's from `db_mel`.
-    pub fn llds(&self, db_mel: &FeatureMatrix, voice: Option<&FeatureMatrix>) -> FeatureMatrix {
+    /// The prosody descriptors ([`N_LLDS`] rows) of a window of a prosody spec (`None`
+    /// otherwise): the waveform's from `voice` (NaN where absent) and the spectrogram's
+    /// from `db_mel`.
+    pub fn llds(
+        &self,
+        db_mel: &FeatureMatrix,
+        voice: Option<&FeatureMatrix>,
+    ) -> Option<FeatureMatrix> {
+        let (_, centres) = self.prosody.as_ref()?;
         let frames = db_mel.frames;
         let mut data = vec![f32::NAN; N_LLDS * frames];
         if let Some(v) = voice.filter(|v| v.frames == frames && v.rows == WAVE_LLDS.len()) {
             data[..v.data.len()].copy_from_slice(&v.data);
         }
-        if let Some((_, centres)) = &self.prosody {
-            let spectral = prosody::spectral_llds(&db_mel.data, frames, centres);
-            data[WAVE_LLDS.len() * frames..].copy_from_slice(&spectral);
-        }
-        FeatureMatrix {
+        let spectral = prosody::spectral_llds(&db_mel.data, frames, centres);
+        data[WAVE_LLDS.len() * frames..].copy_from_slice(&spectral);
+        Some(FeatureMatrix {
             rows: N_LLDS,
             frames,
             data,
-        }
-    }
-
-    /// Adds a window or clip heard from a speaker to their profile: its speech frames of
-    /// dB mel, and for a prosody spec its descriptors.
-    pub fn add_to_profile(
-        &self,
-        p: &mut SpeakerProfile,
-        db_mel: &FeatureMatrix,
-        voice: Option<&FeatureMatrix>,
-    ) {
-        p.add(db_mel);
-        if self.prosody.is_some() {
-            p.add_llds(&self.llds(db_mel, voice));
-        }
+        })
     }
 
     /// The waveform's prosody descriptors ([`WAVE_LLDS`] rows, frames as
@@ -796,13 +816,18 @@ impl FeatureExtractor {
     /// [`window_db_mel`](Self::window_db_mel)).
     pub fn window_voice(&self, signal: &[f32]) -> Option<FeatureMatrix> {
         self.prosody.as_ref()?;
+        self.voice_llds(&self.one_window(signal))
+    }
+
+    /// `signal` as exactly one window: zero-padded at the end, or cut.
+    fn one_window<'a>(&self, signal: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
         let n = self.spec.window_samples();
         if signal.len() == n {
-            self.voice_llds(signal)
+            std::borrow::Cow::Borrowed(signal)
         } else {
             let mut w = signal[..signal.len().min(n)].to_vec();
             w.resize(n, 0.0);
-            self.voice_llds(&w)
+            std::borrow::Cow::Owned(w)
         }
     }
 
@@ -841,14 +866,7 @@ impl FeatureExtractor {
     /// The dB mel of exactly one window of samples (shorter input is zero-padded at the
     /// end to the spec's window length, longer input is cut).
     pub fn window_db_mel(&self, what: &str, signal: &[f32]) -> Result<FeatureMatrix> {
-        let n = self.spec.window_samples();
-        if signal.len() == n {
-            self.db_mel(what, signal)
-        } else {
-            let mut w = signal[..signal.len().min(n)].to_vec();
-            w.resize(n, 0.0);
-            self.db_mel(what, &w)
-        }
+        self.db_mel(what, &self.one_window(signal))
     }
 
     /// The model input for exactly one window of samples, normalised by `speaker` where

@@ -44,11 +44,11 @@ pub fn window_input(
 ) -> Result<(FeatureMatrix, bool)> {
     let speech = Vad::default().is_speech(window, ex.spec().sample_rate);
     let db = ex.window_db_mel(what, window)?;
-    let voice = ex.window_voice(window);
+    let llds = ex.llds(&db, ex.window_voice(window).as_ref());
     if speech && ex.spec().wants_profile() {
-        ex.add_to_profile(speaker, &db, voice.as_ref());
+        speaker.add_window(&db, llds.as_ref());
     }
-    Ok((ex.finish(db, voice.as_ref(), Some(speaker)), speech))
+    Ok((ex.finish_with_llds(db, llds, Some(speaker)), speech))
 }
 
 /// Pipeline settings.

@@ -108,15 +108,17 @@ impl Augment {
         out
     }
 
-    /// SpecAugment on a model-input matrix: masked regions are set to 0 (the mean after
-    /// utterance normalisation).
-    pub fn mask(&self, m: &mut FeatureMatrix, rng: &mut StdRng) {
+    /// SpecAugment on the first `rows` rows of a model-input matrix (the spectrogram; a
+    /// prosody spec's functionals row after them is left alone): masked regions are set to
+    /// 0 (the mean after utterance normalisation).
+    pub fn mask(&self, m: &mut FeatureMatrix, rows: usize, rng: &mut StdRng) {
         if !self.enabled {
             return;
         }
+        let rows = rows.min(m.rows);
         for _ in 0..self.freq_masks {
-            let w = rng.random_range(0..=self.freq_mask_max.min(m.rows / 4));
-            let r0 = rng.random_range(0..=m.rows - w);
+            let w = rng.random_range(0..=self.freq_mask_max.min(rows / 4));
+            let r0 = rng.random_range(0..=rows - w);
             for r in r0..r0 + w {
                 m.data[r * m.frames..(r + 1) * m.frames].fill(0.0);
             }
@@ -124,7 +126,7 @@ impl Augment {
         for _ in 0..self.time_masks {
             let w = rng.random_range(0..=self.time_mask_max.min(m.frames / 5));
             let f0 = rng.random_range(0..=m.frames - w);
-            for r in 0..m.rows {
+            for r in 0..rows {
                 m.data[r * m.frames + f0..r * m.frames + f0 + w].fill(0.0);
             }
         }

@@ -413,7 +413,7 @@ fn training_batch(
             let v = pack.voice(i);
             let mut own_profile = SpeakerProfile::default();
             let speaker = if own {
-                clf.extractor.add_to_profile(&mut own_profile, &m, v.as_ref());
+                own_profile.add_window(&m, clf.extractor.llds(&m, v.as_ref()).as_ref());
                 Some(&own_profile)
             } else {
                 pack.speaker_profile(i)
@@ -431,14 +431,9 @@ fn training_batch(
             let mut x = clf
                 .extractor
                 .finish(place(&m, start, win), vw.as_ref(), speaker);
-            // SpecAugment masks the spectrogram, not the prosody functionals row.
-            let spectrogram_rows = clf.card.features.n_rows();
-            let functionals = x.data.split_off(spectrogram_rows * x.frames);
-            let rows = x.rows;
-            x.rows = spectrogram_rows;
-            recipe.augment.mask(&mut x, &mut rng);
-            x.data.extend(functionals);
-            x.rows = rows;
+            recipe
+                .augment
+                .mask(&mut x, clf.card.features.n_rows(), &mut rng);
             x
         })
         .collect();

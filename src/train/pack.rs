@@ -284,7 +284,8 @@ impl FeaturePack {
             let mut profiles: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
             for k in 0..self.clips.len() {
                 let p = profiles.entry(self.profile_key(k).into_owned()).or_default();
-                ex.add_to_profile(p, &self.db_mel(k), self.voice(k).as_ref());
+                let db = self.db_mel(k);
+                p.add_window(&db, ex.llds(&db, self.voice(k).as_ref()).as_ref());
             }
             profiles
         });
