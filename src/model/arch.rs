@@ -57,11 +57,6 @@ impl Arch {
         }
     }
 
-    /// Whether the architecture reads the prosody functionals row.
-    pub fn uses_prosody(&self) -> bool {
-        matches!(self, Arch::Prosody | Arch::Fusion { .. })
-    }
-
     pub const NAMES: [&'static str; 6] = [
         "paper1_cnn",
         "paper1_lstm",
