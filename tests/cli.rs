@@ -278,7 +278,14 @@ fn report_turns_a_headless_session_into_csv_json_and_png() {
         .current_dir(root())
         // The former default, which calls this sentence angry in every window: the test
         // is about the report, so the model is fixed.
-        .args(["monitor", "--headless", "--fast", "--model", "weights/emocnn", "--input"])
+        .args([
+            "monitor",
+            "--headless",
+            "--fast",
+            "--model",
+            "weights/emocnn",
+            "--input",
+        ])
         .arg(&clip)
         .arg("--jsonl")
         .arg(&jsonl)

@@ -125,7 +125,10 @@ fn the_built_in_model_is_weights_fusion() {
     let o = run_in(&exe(), &dir, &["demo", "--model", "builtin:emocnn"]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("builtin:fusion") && e.contains("weights/emocnn"), "{e}");
+    assert!(
+        e.contains("builtin:fusion") && e.contains("weights/emocnn"),
+        "{e}"
+    );
 }
 
 fn write_wav(path: &Path, samples: &[f32]) {

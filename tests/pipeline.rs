@@ -347,7 +347,10 @@ fn prosody_model(dir: &Path) -> Classifier {
         let mut card = model().card;
         card.arch = emoscope::model::Arch::Fusion { width: 4 };
         card.features = emoscope::train::default_spec(&card.arch);
-        Classifier::new(card, &Device::Cpu).unwrap().save(dir).unwrap();
+        Classifier::new(card, &Device::Cpu)
+            .unwrap()
+            .save(dir)
+            .unwrap();
     }
     Classifier::load(dir, &Device::Cpu).unwrap()
 }
@@ -373,15 +376,26 @@ fn a_prosody_model_gives_the_same_probabilities_live_as_in_analyze() {
         .iter()
         .filter(|v| v.abs() > 1e-6)
         .count();
-    assert!(nonzero > 60, "{nonzero} functionals differ from the speaker's mean");
-    assert!(row[emoscope::features::N_FUNCTIONALS..].iter().all(|&v| v == 0.0));
-    assert!(profile.lld_frames() > 50, "{} descriptor frames", profile.lld_frames());
+    assert!(
+        nonzero > 60,
+        "{nonzero} functionals differ from the speaker's mean"
+    );
+    assert!(row[emoscope::features::N_FUNCTIONALS..]
+        .iter()
+        .all(|&v| v == 0.0));
+    assert!(
+        profile.lld_frames() > 50,
+        "{} descriptor frames",
+        profile.lld_frames()
+    );
 
     let offline = analyze_samples(&clf, "x", &samples, 0.5).unwrap();
     let (preds, p) = live_every_window(&samples, prosody_model(tmp.path()));
     assert!(preds.len() >= 8, "{} windows", preds.len());
     assert_same_windows(&preds, &offline);
-    assert!(preds.iter().any(|p| p.profile_seconds.is_some_and(|s| s > 3.0)));
+    assert!(preds
+        .iter()
+        .any(|p| p.profile_seconds.is_some_and(|s| s > 3.0)));
     assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
     p.stop();
 }

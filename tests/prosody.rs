@@ -21,8 +21,8 @@ struct Clip {
 }
 
 fn fixtures() -> Vec<Clip> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/opensmile/llds.json");
+    let p =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/opensmile/llds.json");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
     let floats = |c: &serde_json::Value, k: &str| -> Vec<f32> {
         c[k].as_array()
@@ -44,7 +44,11 @@ fn fixtures() -> Vec<Clip> {
 }
 
 /// Ours and openSMILE's value of frame `i` when ours lag theirs by `lag` frames.
-fn pairs<'a>(ours: &'a [f32], theirs: &'a [f32], lag: isize) -> impl Iterator<Item = (f32, f32)> + 'a {
+fn pairs<'a>(
+    ours: &'a [f32],
+    theirs: &'a [f32],
+    lag: isize,
+) -> impl Iterator<Item = (f32, f32)> + 'a {
     theirs.iter().enumerate().filter_map(move |(i, &t)| {
         let j = i as isize + lag;
         (j >= 0 && (j as usize) < ours.len()).then(|| (ours[j as usize], t))
@@ -53,7 +57,9 @@ fn pairs<'a>(ours: &'a [f32], theirs: &'a [f32], lag: isize) -> impl Iterator<It
 
 fn pearson(p: &[(f32, f32)]) -> f64 {
     let n = p.len() as f64;
-    let (mx, my) = p.iter().fold((0.0, 0.0), |(a, b), &(x, y)| (a + x as f64 / n, b + y as f64 / n));
+    let (mx, my) = p.iter().fold((0.0, 0.0), |(a, b), &(x, y)| {
+        (a + x as f64 / n, b + y as f64 / n)
+    });
     let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
     for &(x, y) in p {
         let (dx, dy) = (x as f64 - mx, y as f64 - my);
@@ -98,10 +104,18 @@ fn f0_and_loudness_follow_opensmile_on_real_clips() {
             })
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap();
-        assert!((-6..=6).contains(&lag), "{}: loudness best aligned at lag {lag}", clip.path);
+        assert!(
+            (-6..=6).contains(&lag),
+            "{}: loudness best aligned at lag {lag}",
+            clip.path
+        );
         // Loudness: openSMILE's is Zwicker-style on an auditory spectrum, ours Stevens'
         // power 0.3 on the mel bands; the scales differ, the contours must not.
-        assert!(r > 0.95, "{}: loudness contour r = {r:.3} against openSMILE", clip.path);
+        assert!(
+            r > 0.95,
+            "{}: loudness contour r = {r:.3} against openSMILE",
+            clip.path
+        );
         // openSMILE's pitch frames are 60 ms long and start at their time stamp (centred
         // 30 ms later, where its loudness frames are centred 10 ms later): F0 has its own
         // lag, the one where the most frames voiced in both agree within a semitone.
@@ -112,12 +126,22 @@ fn f0_and_loudness_follow_opensmile_on_real_clips() {
                     .count()
             })
             .unwrap();
-        assert!((0..=6).contains(&f0_lag), "{}: F0 best aligned at lag {f0_lag}", clip.path);
+        assert!(
+            (0..=6).contains(&f0_lag),
+            "{}: F0 best aligned at lag {f0_lag}",
+            clip.path
+        );
         let p: Vec<(f32, f32)> = pairs(f0, &clip.f0, f0_lag).collect();
-        let both: Vec<(f32, f32)> =
-            p.iter().copied().filter(|&(o, t)| o.is_finite() && t > 0.0).collect();
+        let both: Vec<(f32, f32)> = p
+            .iter()
+            .copied()
+            .filter(|&(o, t)| o.is_finite() && t > 0.0)
+            .collect();
         let within = both.iter().filter(|(o, t)| (o - t).abs() < 1.0).count();
-        let same = p.iter().filter(|&&(o, t)| o.is_finite() == (t > 0.0)).count();
+        let same = p
+            .iter()
+            .filter(|&&(o, t)| o.is_finite() == (t > 0.0))
+            .count();
         let mut d: Vec<f32> = both.iter().map(|(o, t)| (o - t).abs()).collect();
         d.sort_by(f32::total_cmp);
         let median = d.get(d.len() / 2).copied().unwrap_or(f32::NAN);
@@ -129,8 +153,17 @@ fn f0_and_loudness_follow_opensmile_on_real_clips() {
             100.0 * same as f64 / p.len() as f64,
             p.len()
         );
-        assert!(both.len() > 30, "{}: only {} frames voiced in both", clip.path, both.len());
-        assert!(median < 0.2, "{}: median F0 difference {median} st", clip.path);
+        assert!(
+            both.len() > 30,
+            "{}: only {} frames voiced in both",
+            clip.path,
+            both.len()
+        );
+        assert!(
+            median < 0.2,
+            "{}: median F0 difference {median} st",
+            clip.path
+        );
         all_within += within;
         all_both += both.len();
         agree += same;
@@ -138,7 +171,19 @@ fn f0_and_loudness_follow_opensmile_on_real_clips() {
     }
     let within = all_within as f64 / all_both as f64;
     let agreement = agree as f64 / frames as f64;
-    eprintln!("all clips: F0 within 1 st on {:.1} %, voicing agrees on {:.1} %", within * 100.0, agreement * 100.0);
-    assert!(within > 0.9, "F0 within 1 semitone of openSMILE's on {:.1} % of frames", within * 100.0);
-    assert!(agreement > 0.85, "voicing agrees with openSMILE's on {:.1} % of frames", agreement * 100.0);
+    eprintln!(
+        "all clips: F0 within 1 st on {:.1} %, voicing agrees on {:.1} %",
+        within * 100.0,
+        agreement * 100.0
+    );
+    assert!(
+        within > 0.9,
+        "F0 within 1 semitone of openSMILE's on {:.1} % of frames",
+        within * 100.0
+    );
+    assert!(
+        agreement > 0.85,
+        "voicing agrees with openSMILE's on {:.1} % of frames",
+        agreement * 100.0
+    );
 }

@@ -87,7 +87,9 @@ fn nemo_reads_from_its_labels_csv_with_the_published_counts() {
     }
     let speakers = emoscope::corpus::speakers_of(&n.clips);
     assert_eq!(speakers.len(), 9);
-    assert!(speakers.contains(&"nemo_EB0".to_string()) && speakers.contains(&"nemo_KS0".to_string()));
+    assert!(
+        speakers.contains(&"nemo_EB0".to_string()) && speakers.contains(&"nemo_KS0".to_string())
+    );
     let c = &n.clips[0];
     assert_eq!(c.corpus, "nemo");
     assert!(c.path.starts_with(data().join("nemo")) && c.path.exists());
@@ -602,14 +604,24 @@ fn calibrate_reproduces_the_shipped_temperature_and_test_ece() {
 /// predicted exactly once, and the card says its temperature came from them.
 #[test]
 fn crossfitting_predicts_every_training_speaker_once_and_never_trains_on_test_speakers() {
-    if common::no_data("crossfitting_predicts_every_training_speaker_once_and_never_trains_on_test_speakers") {
+    if common::no_data(
+        "crossfitting_predicts_every_training_speaker_once_and_never_trains_on_test_speakers",
+    ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("m");
     stdout_of(
         bin()
-            .args(["train", "--arch", "prosody", "--epochs", "2", "--crossfit", "2"])
+            .args([
+                "train",
+                "--arch",
+                "prosody",
+                "--epochs",
+                "2",
+                "--crossfit",
+                "2",
+            ])
             .arg("--data")
             .arg(format!("ravdess={}", data().join("ravdess").display()))
             .args(["--test-speakers", "ravdess:1,2", "--out"])
@@ -638,18 +650,27 @@ fn crossfitting_predicts_every_training_speaker_once_and_never_trains_on_test_sp
     for k in 1..=2 {
         let f = card(&out.join(format!("crossfit/fold{k}")));
         let held = list(&f, "test_speakers");
-        assert!(test.iter().all(|t| held.contains(t)), "fold {k} trained on a test speaker");
+        assert!(
+            test.iter().all(|t| held.contains(t)),
+            "fold {k} trained on a test speaker"
+        );
         let mut seen = list(&f, "train_speakers");
         seen.extend(list(&f, "validation_speakers"));
         assert!(seen.iter().all(|s| !held.contains(s)));
         predicted.extend(held.into_iter().filter(|s| !test.contains(s)));
     }
     predicted.sort();
-    assert_eq!(predicted, training, "each training speaker predicted exactly once");
+    assert_eq!(
+        predicted, training,
+        "each training speaker predicted exactly once"
+    );
     let notes = main["notes"].as_str().unwrap();
     assert!(notes.contains("cross-fitted"), "{notes}");
     assert!(main["protocol"].as_str().unwrap().contains("cross-fitted"));
     let t = main["temperature"].as_f64().unwrap();
     assert!((0.25..=4.0).contains(&t));
-    assert!(notes.contains(&format!("temperature {t:.3} cross-fitted")), "{notes}");
+    assert!(
+        notes.contains(&format!("temperature {t:.3} cross-fitted")),
+        "{notes}"
+    );
 }

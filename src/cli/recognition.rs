@@ -427,7 +427,10 @@ fn crossfit_temperature(
         eprintln!("cross-fitting {}/{k}: predicting {}", i + 1, fold.join(","));
         let mut held: Vec<String> = test.to_vec();
         held.extend(fold.iter().cloned());
-        let f = run(held, &out_dir.join("crossfit").join(format!("fold{}", i + 1)))?;
+        let f = run(
+            held,
+            &out_dir.join("crossfit").join(format!("fold{}", i + 1)),
+        )?;
         let idx: Vec<usize> = (0..pack.clips.len())
             .filter(|&j| fold.contains(&pack.clips[j].clip.speaker))
             .collect();

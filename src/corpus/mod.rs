@@ -223,6 +223,7 @@ pub(crate) fn csv_rows<'t>(
         path: csv.to_path_buf(),
         reason,
     };
+    let base = csv_base(csv)?;
     let mut lines = text.lines().enumerate();
     match lines.next() {
         Some((_, h)) if h.trim().replace(' ', "") == CSV_HEADER => {}
@@ -246,9 +247,66 @@ pub(crate) fn csv_rows<'t>(
                 f.len()
             )));
         }
+        confine(&base, f[0])
+            .map_err(|why| bad(format!("line {}: path '{}' {why}", i + 1, f[0])))?;
         rows.push((i + 1, f[0], f[1], f[2]));
     }
     Ok(rows)
+}
+
+/// The folder a `labels.csv` lists its files relative to, resolved (symlinks followed).
+fn csv_base(csv: &Path) -> Result<PathBuf> {
+    let dir = match csv.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    dir.canonicalize().map_err(|source| Error::Open {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Checks that `rel`, a path read from a file, names something inside `base` (already
+/// canonical): relative, without `..`, and not leading outside through a symlink (the
+/// file itself or any folder on the way, where they exist). Returns the joined path, or
+/// why it is refused.
+pub(crate) fn confine(base: &Path, rel: &str) -> std::result::Result<PathBuf, String> {
+    use std::path::Component;
+    if rel.is_empty() {
+        return Err("is empty".into());
+    }
+    for c in Path::new(rel).components() {
+        match c {
+            Component::Normal(_) | Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(
+                    "goes up with '..'; paths must stay inside the labels.csv's folder".into(),
+                )
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err("is absolute; paths must be relative to the labels.csv's folder".into())
+            }
+        }
+    }
+    let joined = base.join(rel);
+    // The deepest part of the path that exists, resolved: the file itself, or the folder
+    // it would be made in.
+    let mut probe = joined.as_path();
+    loop {
+        match probe.canonicalize() {
+            Ok(real) if real.starts_with(base) => return Ok(joined),
+            Ok(real) => {
+                return Err(format!(
+                    "leads outside the labels.csv's folder through a symlink (to {})",
+                    real.display()
+                ))
+            }
+            Err(_) => match probe.parent() {
+                Some(p) if p.starts_with(base) && p != base => probe = p,
+                _ => return Ok(joined),
+            },
+        }
+    }
 }
 
 fn read_csv(csv: &Path, c: &mut Corpus) -> Result<()> {

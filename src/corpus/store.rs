@@ -62,8 +62,18 @@ impl ClipStore {
         self.dir.join("labels.csv")
     }
 
-    pub fn path_of(&self, i: usize) -> PathBuf {
-        self.dir.join(&self.clips[i].file)
+    /// The file of clip `i`, checked again against the folder (a symlink may have appeared
+    /// since the list was read): an error names it if it now leads outside.
+    pub fn path_of(&self, i: usize) -> Result<PathBuf> {
+        let file = &self.clips[i].file;
+        let base = self.dir.canonicalize().map_err(|source| Error::Open {
+            path: self.dir.clone(),
+            source,
+        })?;
+        super::confine(&base, file).map_err(|why| Error::Corpus {
+            path: self.csv_path(),
+            reason: format!("clip '{file}' {why}; it was left alone"),
+        })
     }
 
     fn write_csv(&self) -> Result<()> {
@@ -133,18 +143,20 @@ impl ClipStore {
         self.write_csv().inspect_err(|_| self.clips[i].label = old)
     }
 
-    /// Removes a clip from the list, then its file.
+    /// Removes a clip from the list, then its file. A file that leads outside the folder
+    /// (an absolute path, `..` or a symlink put there after the list was read) is never
+    /// touched: the error names it and the list is unchanged.
     pub fn delete(&mut self, i: usize) -> Result<()> {
+        let path = self.path_of(i)?;
         let c = self.clips.remove(i);
         if let Err(e) = self.write_csv() {
             self.clips.insert(i, c);
             return Err(e);
         }
-        match std::fs::remove_file(self.dir.join(&c.file)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Write {
-                path: self.dir.join(&c.file),
-                source: e,
-            }),
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::Write { path, source: e })
+            }
             _ => Ok(()),
         }
     }
@@ -192,9 +204,9 @@ mod tests {
             c.clips.iter().map(|c| c.label).collect::<Vec<_>>(),
             vec![4, 3]
         );
-        let decoded = crate::audio::decode_file(&s.path_of(a)).unwrap();
+        let decoded = crate::audio::decode_file(&s.path_of(a).unwrap()).unwrap();
         assert_eq!(decoded.samples.len(), 16000);
-        let gone = s.path_of(a);
+        let gone = s.path_of(a).unwrap();
         s.delete(a).unwrap();
         assert!(!gone.exists());
         assert_eq!(s.clips.len(), 1);

@@ -4,9 +4,9 @@
 mod db;
 mod mel;
 mod mfcc;
+pub mod prosody;
 mod stft;
 mod vad;
-pub mod prosody;
 
 pub use db::{log10, power_to_db, power_to_db_in_place, AMIN, TOP_DB};
 pub use mel::{hz_to_mel, mel_frequencies, mel_to_hz, MelFilterbank};

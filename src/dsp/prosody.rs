@@ -416,8 +416,7 @@ pub fn periods(seg: &[f32], tau: f32) -> Option<(f32, f32)> {
     let amp: Vec<f32> = marks.iter().map(|&m| seg[m].abs()).collect();
     let rel = |v: &[f32]| -> f32 {
         let mean = v.iter().sum::<f32>() / v.len() as f32;
-        let diff =
-            v.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f32>() / (v.len() - 1) as f32;
+        let diff = v.windows(2).map(|w| (w[1] - w[0]).abs()).sum::<f32>() / (v.len() - 1) as f32;
         if mean > 0.0 {
             diff / mean
         } else {
@@ -523,7 +522,9 @@ pub fn spectral_llds(db: &[f32], frames: usize, centres: &[f32]) -> Vec<f32> {
         .collect();
     let top = level.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let band = |lo: f32, hi: f32| -> Vec<usize> {
-        (0..n).filter(|&b| centres[b] >= lo && centres[b] < hi).collect()
+        (0..n)
+            .filter(|&b| centres[b] >= lo && centres[b] < hi)
+            .collect()
     };
     let (low_a, high_a) = (band(50.0, 1000.0), band(1000.0, 5000.0));
     let (low_h, high_h) = (band(0.0, 2000.0), band(2000.0, 5000.0));
@@ -550,7 +551,9 @@ pub fn spectral_llds(db: &[f32], frames: usize, centres: &[f32]) -> Vec<f32> {
             prev = None;
             continue;
         }
-        let p: Vec<f32> = (0..n).map(|b| 10f32.powf(db[b * frames + t] / 10.0)).collect();
+        let p: Vec<f32> = (0..n)
+            .map(|b| 10f32.powf(db[b * frames + t] / 10.0))
+            .collect();
         let sum = |bs: &[usize]| bs.iter().map(|&b| p[b]).sum::<f32>().max(1e-20);
         let max = |bs: &[usize]| bs.iter().map(|&b| p[b]).fold(1e-20f32, f32::max);
         let mut set = |r: usize, v: f32| out[r * frames + t] = v;
@@ -655,20 +658,37 @@ mod tests {
         }
         let a = ProsodyAnalyser::new(sr, 256);
         let out = a.analyse(&x);
-        let f0: Vec<f32> = middle(&out, 0).into_iter().filter(|v| !v.is_nan()).collect();
+        let f0: Vec<f32> = middle(&out, 0)
+            .into_iter()
+            .filter(|v| !v.is_nan())
+            .collect();
         assert!(f0.len() > 40, "{} voiced frames", f0.len());
         for st in &f0 {
             let hz = ST_REF_HZ * 2f32.powf(st / 12.0);
             assert!((hz - 16000.0 / 150.0).abs() < 1.0, "F0 {hz}");
         }
-        let jit: Vec<f32> = middle(&out, 2).into_iter().filter(|v| !v.is_nan()).collect();
-        let shim: Vec<f32> = middle(&out, 3).into_iter().filter(|v| !v.is_nan()).collect();
+        let jit: Vec<f32> = middle(&out, 2)
+            .into_iter()
+            .filter(|v| !v.is_nan())
+            .collect();
+        let shim: Vec<f32> = middle(&out, 3)
+            .into_iter()
+            .filter(|v| !v.is_nan())
+            .collect();
         assert!(jit.len() > 40, "{} frames with jitter", jit.len());
         for v in &jit {
-            assert!((v - 4.0 / 150.0).abs() < 2e-3, "jitter {v}, put in {}", 4.0 / 150.0);
+            assert!(
+                (v - 4.0 / 150.0).abs() < 2e-3,
+                "jitter {v}, put in {}",
+                4.0 / 150.0
+            );
         }
         for v in &shim {
-            assert!((v - 2.0 * s).abs() < 5e-3, "shimmer {v}, put in {}", 2.0 * s);
+            assert!(
+                (v - 2.0 * s).abs() < 5e-3,
+                "shimmer {v}, put in {}",
+                2.0 * s
+            );
         }
     }
 
@@ -710,11 +730,17 @@ mod tests {
     fn roots_of_a_known_polynomial() {
         // (z - 0.5)(z + 0.25)(z^2 + 0.81) = z^4 - 0.25 z^3 + 0.685 z^2 - 0.2025 z - 0.10125
         let r = poly_roots(&[1.0, -0.25, 0.685, -0.2025, -0.10125]);
-        let mut re: Vec<f64> = r.iter().filter(|z| z.im.abs() < 1e-6).map(|z| z.re).collect();
+        let mut re: Vec<f64> = r
+            .iter()
+            .filter(|z| z.im.abs() < 1e-6)
+            .map(|z| z.re)
+            .collect();
         re.sort_by(f64::total_cmp);
         assert_eq!(re.len(), 2);
         assert!((re[0] + 0.25).abs() < 1e-8 && (re[1] - 0.5).abs() < 1e-8);
-        assert!(r.iter().any(|z| (z.im - 0.9).abs() < 1e-8 && z.re.abs() < 1e-8));
+        assert!(r
+            .iter()
+            .any(|z| (z.im - 0.9).abs() < 1e-8 && z.re.abs() < 1e-8));
     }
 
     #[test]
@@ -731,11 +757,22 @@ mod tests {
         let out = spectral_llds(&db, frames, &centres);
         let get = |r: usize, t: usize| out[r * frames + t];
         assert!((get(3, 0) + 6.0).abs() < 1e-3, "slope 0-500 {}", get(3, 0));
-        assert!((get(4, 0) + 6.0).abs() < 1e-3, "slope 500-1500 {}", get(4, 0));
+        assert!(
+            (get(4, 0) + 6.0).abs() < 1e-3,
+            "slope 500-1500 {}",
+            get(4, 0)
+        );
         // Hammarberg: loudest band below 2 kHz (50 Hz) against above (2050 Hz): 12 dB.
         assert!((get(2, 0) - 12.0).abs() < 1e-3, "Hammarberg {}", get(2, 0));
-        assert!(get(1, 0) > 0.0, "alpha ratio of a falling spectrum {}", get(1, 0));
-        assert!(get(5, 0).is_nan() && get(5, 1).abs() < 1e-9, "flux of a steady spectrum");
+        assert!(
+            get(1, 0) > 0.0,
+            "alpha ratio of a falling spectrum {}",
+            get(1, 0)
+        );
+        assert!(
+            get(5, 0).is_nan() && get(5, 1).abs() < 1e-9,
+            "flux of a steady spectrum"
+        );
         // MFCC 1-4 are the DCT the MFCC path uses (tested against librosa there).
         let column: Vec<f32> = (0..60).map(|b| db[b * frames]).collect();
         let mut tile = vec![0.0f32; 60 * crate::dsp::LANES];
@@ -746,7 +783,10 @@ mod tests {
         Dct2::new(60, 5).apply_tile(&tile, &mut mfcc);
         for k in 1..=4 {
             let want = mfcc[k * crate::dsp::LANES];
-            assert!((get(5 + k, 0) - want).abs() < 1e-4 * want.abs().max(1.0), "mfcc{k}");
+            assert!(
+                (get(5 + k, 0) - want).abs() < 1e-4 * want.abs().max(1.0),
+                "mfcc{k}"
+            );
         }
         assert!(get(6, 0) > 0.0, "a falling spectrum has a positive MFCC 1");
     }

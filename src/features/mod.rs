@@ -149,8 +149,11 @@ impl SpeakerProfile {
             let (m, sd) = match self.lld_n.get(r) {
                 Some(&n) if n >= 2 => stats(n as f64, self.lld_sum[r], self.lld_sumsq[r]),
                 _ => {
-                    let v: Vec<f64> =
-                        row.iter().filter(|x| x.is_finite()).map(|&x| x as f64).collect();
+                    let v: Vec<f64> = row
+                        .iter()
+                        .filter(|x| x.is_finite())
+                        .map(|&x| x as f64)
+                        .collect();
                     let s: f64 = v.iter().sum();
                     let q: f64 = v.iter().map(|x| x * x).sum();
                     stats(v.len().max(1) as f64, s, q)
@@ -909,7 +912,10 @@ impl FeatureMatrix {
 /// `db_mel` with the top_db floor re-applied against its own maximum.
 fn floored(mut db_mel: FeatureMatrix) -> FeatureMatrix {
     let max = db_mel.data.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-    db_mel.data.iter_mut().for_each(|x| *x = x.max(max - TOP_DB));
+    db_mel
+        .data
+        .iter_mut()
+        .for_each(|x| *x = x.max(max - TOP_DB));
     db_mel
 }
 

@@ -242,7 +242,9 @@ fn model_inputs(
             let ws = window_starts(m.frames, win, hop_frames)
                 .into_iter()
                 .map(|s| {
-                    let vw = v.as_ref().map(|v| place_filled(v, s as isize, win, f32::NAN));
+                    let vw = v
+                        .as_ref()
+                        .map(|v| place_filled(v, s as isize, win, f32::NAN));
                     clf.extractor
                         .finish(place(&m, s as isize, win), vw.as_ref(), speaker)
                 })
@@ -584,7 +586,10 @@ pub fn run_epoch(
 pub fn balanced_order(pack: &FeaturePack, tr: &[usize], seed: u64) -> Vec<usize> {
     let mut by_corpus: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for &i in tr {
-        by_corpus.entry(pack.clips[i].clip.corpus.as_str()).or_default().push(i);
+        by_corpus
+            .entry(pack.clips[i].clip.corpus.as_str())
+            .or_default()
+            .push(i);
     }
     if by_corpus.len() < 2 {
         return tr.to_vec();
@@ -739,7 +744,11 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         opt.set_learning_rate(lr);
         tr.shuffle(&mut rng);
         let order = if a.recipe.balance_corpora {
-            balanced_order(pack, &tr, a.seed ^ (epoch as u64).wrapping_mul(0xB5AD_4ECE_DA1C_E2A9))
+            balanced_order(
+                pack,
+                &tr,
+                a.seed ^ (epoch as u64).wrapping_mul(0xB5AD_4ECE_DA1C_E2A9),
+            )
         } else {
             tr.clone()
         };

@@ -15,9 +15,7 @@ use crate::audio::{decode_file, resample};
 use crate::corpus::Clip;
 use crate::dsp::prosody::WAVE_LLDS;
 use crate::dsp::TOP_DB;
-use crate::features::{
-    FeatureExtractor, FeatureMatrix, FeatureSpec, SpeakerProfile,
-};
+use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec, SpeakerProfile};
 use crate::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"EMOPACK1";
@@ -283,7 +281,9 @@ impl FeaturePack {
             let ex = FeatureExtractor::new(&self.spec).expect("the pack's spec was validated");
             let mut profiles: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
             for k in 0..self.clips.len() {
-                let p = profiles.entry(self.profile_key(k).into_owned()).or_default();
+                let p = profiles
+                    .entry(self.profile_key(k).into_owned())
+                    .or_default();
                 let db = self.db_mel(k);
                 p.add_window(&db, ex.llds(&db, self.voice(k).as_ref()).as_ref());
             }

@@ -200,7 +200,7 @@ impl TrainingMode {
         if self.selected_audio.as_ref().is_some_and(|a| a.0 == i) {
             return;
         }
-        match crate::audio::decode_file(&store.path_of(i)) {
+        match store.path_of(i).and_then(|p| crate::audio::decode_file(&p)) {
             Ok(c) => self.selected_audio = Some((i, c.samples, c.sample_rate)),
             Err(e) => {
                 self.selected_audio = None;
