@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 fn main() {
     emoscope::util::tune_allocator();
     std::process::exit(emoscope::cli::main());

@@ -50,6 +50,7 @@ pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; it is called before any thread
     // exists, and an unaccepted value is refused by glibc (return value 0), not undefined.
+    #[allow(unsafe_code)]
     unsafe {
         // The largest mmap threshold glibc accepts on 64-bit (32 MiB).
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);

@@ -166,6 +166,9 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
         let i = interrupted.clone();
         let _ = ctrlc::set_handler(move || i.store(true, Ordering::Release));
     }
+    // The first write error of the session log (e.g. a full disk): monitoring goes on, the
+    // command fails at the end saying what was kept.
+    let mut session_failed: Option<String> = None;
     let t0 = Instant::now();
     let mut latencies = Vec::new();
     let (mut n, mut speech) = (0u64, 0u64);
@@ -188,10 +191,10 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
                 );
                 writeln!(out, "{l}").context("writing JSON lines")?;
                 out.flush().ok();
-                if let Some(s) = session.as_mut() {
+                if let (Some(s), None) = (session.as_mut(), &session_failed) {
                     if let Err(e) = s.line(&l.to_string()) {
-                        eprintln!("warning: session log stopped: {e}");
-                        session = None;
+                        eprintln!("warning: session log stopped: {e}; monitoring goes on");
+                        session_failed = Some(e.to_string());
                     }
                 }
                 latencies.push(pred.latency_ms());
@@ -230,9 +233,20 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     writeln!(out, "{summary}").context("writing JSON lines")?;
     out.flush().ok();
     if let Some(mut s) = session {
-        s.line(&summary.to_string())?;
+        if session_failed.is_none() {
+            if let Err(e) = s.line(&summary.to_string()) {
+                session_failed = Some(e.to_string());
+            }
+        }
         let dir = s.dir.clone();
-        let n = s.finish()?;
+        let audio = s.finish();
+        if let Some(e) = session_failed.or(audio.as_ref().err().map(|e| e.to_string())) {
+            bail!(
+                "the session recording in {} is incomplete: {e}; audio.wav and session.jsonl keep what was written before (make room and record again)",
+                dir.display()
+            );
+        }
+        let n = audio?;
         eprintln!(
             "session saved in {} ({} s of audio)",
             dir.display(),

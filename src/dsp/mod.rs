@@ -1,11 +1,17 @@
 //! Signal processing that matches librosa 0.11: STFT power spectrogram, Slaney mel
 //! filterbank, power_to_db and MFCC (orthonormal DCT-II). Plans and buffers are reused.
 
+#[forbid(unsafe_code)]
 mod db;
+#[forbid(unsafe_code)]
 mod mel;
+#[forbid(unsafe_code)]
 mod mfcc;
+#[forbid(unsafe_code)]
 pub mod prosody;
+#[forbid(unsafe_code)]
 mod stft;
+#[forbid(unsafe_code)]
 mod vad;
 
 pub use db::{log10, power_to_db, power_to_db_in_place, AMIN, TOP_DB};
@@ -47,10 +53,12 @@ pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         #[target_feature(enable = "avx2")]
+        #[allow(unsafe_code)]
         unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
         // SAFETY: the CPU has just been found to support AVX2, all `wide` is built for.
+        #[allow(unsafe_code)]
         return unsafe { wide(f) };
     }
     f()

@@ -80,6 +80,7 @@ fn matmul(
     // (the largest index of each operand is (rows-1)*row_stride + (cols-1)*col_stride), the
     // output does not alias the inputs (it is a distinct &mut), and gemm runs on this thread
     // only (Parallelism::None), so nothing outlives the borrows.
+    #[allow(unsafe_code)]
     unsafe {
         gemm::gemm(
             m,

@@ -1,9 +1,12 @@
 //! Models: the architectures, the JSON model card stored beside the safetensors weights,
 //! loading with version/architecture checks, device choice, and window classification.
 
+#[forbid(unsafe_code)]
 mod arch;
 pub mod conv;
+#[forbid(unsafe_code)]
 mod fused;
+#[forbid(unsafe_code)]
 mod init;
 
 use std::path::{Path, PathBuf};

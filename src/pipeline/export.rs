@@ -71,21 +71,29 @@ fn distribution(rows: &[SessionRow]) -> [f64; N_LABELS] {
 }
 
 /// Reads the JSON lines of `emoscope monitor --headless` (or a session folder's
-/// `session.jsonl`); the summary line is skipped.
+/// `session.jsonl`); the summary line is skipped, and so is a last line cut short without
+/// its newline (a recorder killed mid-write leaves one).
 pub fn read_jsonl(path: &Path) -> Result<Vec<SessionRow>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::Open {
         path: path.to_path_buf(),
         source,
     })?;
+    let cut = (!text.ends_with('\n')).then(|| text.lines().count().saturating_sub(1));
     let mut rows = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line).map_err(|e| Error::Format {
-            path: path.to_path_buf(),
-            reason: format!("line {}: not JSON ({e})", i + 1),
-        })?;
+        let v: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) if cut == Some(i) => break,
+            Err(e) => {
+                return Err(Error::Format {
+                    path: path.to_path_buf(),
+                    reason: format!("line {}: not JSON ({e})", i + 1),
+                })
+            }
+        };
         if v.get("summary").is_some() {
             continue;
         }
@@ -398,5 +406,11 @@ mod tests {
         std::fs::write(&p, "{\"t\":1}\n").unwrap();
         let e = read_jsonl(&p).unwrap_err().to_string();
         assert!(e.contains("s.jsonl") && e.contains("line 1"), "{e}");
+        // A last line cut short by a crash is skipped; a bad line before it is not.
+        std::fs::write(&p, format!("{line}\n{}", &monitor[..40])).unwrap();
+        assert_eq!(read_jsonl(&p).unwrap().len(), 1);
+        std::fs::write(&p, format!("{}\n{line}\n", &monitor[..40])).unwrap();
+        let e = read_jsonl(&p).unwrap_err().to_string();
+        assert!(e.contains("line 1: not JSON"), "{e}");
     }
 }

@@ -2,7 +2,9 @@
 //! features every hop) → bounded channel → inference thread (model, smoothing) →
 //! predictions. Every queue is bounded; what is dropped is counted.
 
+#[forbid(unsafe_code)]
 pub mod export;
+#[forbid(unsafe_code)]
 pub mod session;
 pub mod source;
 

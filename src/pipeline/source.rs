@@ -102,6 +102,7 @@ impl Source for MicSource {
 struct SendStream(#[allow(dead_code)] crate::audio::capture::MicStream);
 // SAFETY: the stream is created, held and dropped by the pipeline's supervisor thread and
 // never used from another thread; the handle exists only to keep capture running.
+#[allow(unsafe_code)]
 unsafe impl Send for SendStream {}
 
 /// Samples already in memory (a decoded file or a generated signal), pushed in 10 ms
