@@ -29,7 +29,15 @@ fn clip(name: &str) -> PathBuf {
 }
 
 fn run(source: Box<dyn Source>, cfg: PipelineConfig) -> (Vec<Prediction>, Pipeline) {
-    let p = Pipeline::start(source, model(), cfg).unwrap();
+    run_with(source, model(), cfg)
+}
+
+fn run_with(
+    source: Box<dyn Source>,
+    clf: Classifier,
+    cfg: PipelineConfig,
+) -> (Vec<Prediction>, Pipeline) {
+    let p = Pipeline::start(source, clf, cfg).unwrap();
     let mut out = Vec::new();
     while let Ok(x) = p.predictions.recv_timeout(Duration::from_secs(30)) {
         out.push(x);
@@ -139,6 +147,43 @@ fn a_slow_consumer_drops_the_oldest_windows_and_counts_them() {
         "the newest window survives"
     );
     assert_eq!(p.counters.dropped_samples.load(Ordering::Relaxed), 0);
+    p.stop();
+}
+
+/// An inference thread slower than real time (emocnn at width 192, about 20x the shipped
+/// one's arithmetic, on a real-time source with a window every 0.1 s): windows are dropped
+/// and counted, audio never is.
+#[test]
+fn inference_slower_than_real_time_drops_windows_never_audio() {
+    let mut card = model().card.clone();
+    card.arch = emoscope::model::Arch::EmoCnn { width: 192 };
+    let slow = Classifier::new(card, &Device::Cpu).unwrap();
+    let src = BufferSource::synthetic("tone:200", 5.0, true).unwrap();
+    let cfg = PipelineConfig {
+        hop_seconds: 0.1,
+        ema_alpha: 1.0,
+        ..PipelineConfig::default()
+    };
+    let (preds, p) = run_with(Box::new(src), slow, cfg);
+    let made = p.counters.windows.load(Ordering::Relaxed);
+    let dropped = p.counters.dropped_windows.load(Ordering::Relaxed);
+    let slowest = preds.iter().map(|x| x.latency_ms()).fold(0.0, f64::max);
+    eprintln!(
+        "{made} windows, {} classified, {dropped} dropped; slowest {slowest:.0} ms",
+        preds.len()
+    );
+    assert!(
+        slowest > 100.0,
+        "inference kept up ({slowest:.0} ms); the test needs a slower model"
+    );
+    assert!(dropped > 0, "no window was dropped");
+    assert_eq!(preds.len() as u64 + dropped, made);
+    assert_eq!(made, window_plan(80_000, 48_000, 1_600).len() as u64);
+    assert_eq!(
+        p.counters.dropped_samples.load(Ordering::Relaxed),
+        0,
+        "audio was dropped"
+    );
     p.stop();
 }
 

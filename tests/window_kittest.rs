@@ -516,3 +516,55 @@ fn a_file_that_ends_says_so_and_can_be_played_again() {
     h.step();
     assert!(h.query_by_label("play again").is_none());
 }
+
+/// Switching to a broken model (weights cut short) keeps the running model and its
+/// pipeline, says why, and remembers nothing of the broken one; windows keep coming.
+#[test]
+fn switching_to_a_broken_model_keeps_the_running_one_and_says_why() {
+    let tmp = tempfile::tempdir().unwrap();
+    let wav = tmp.path().join("voice.wav");
+    let sig: Vec<f32> = (0..16000 * 10)
+        .map(|i| 0.3 * (i as f32 * 2.0 * std::f32::consts::PI * 180.0 / 16000.0).sin())
+        .collect();
+    emoscope::audio::write_wav_i16(&wav, &sig, 16000).unwrap();
+    let broken = tmp.path().join("broken-model");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::copy(model_dir().join("card.json"), broken.join("card.json")).unwrap();
+    let weights = std::fs::read(model_dir().join("model.safetensors")).unwrap();
+    std::fs::write(
+        broken.join("model.safetensors"),
+        &weights[..weights.len() / 2],
+    )
+    .unwrap();
+    let settings = Settings {
+        clips_dir: Some(tmp.path().display().to_string()),
+        ..Settings::default()
+    };
+    let mut app = MonitorApp::idle(model_dir(), settings);
+    app.start(SourceChoice::File(wav));
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let line = app.model_line().to_string();
+    app.use_model(broken.clone());
+    let e = app.error.clone().unwrap_or_default();
+    assert!(
+        e.contains("cannot switch to the model") && e.contains("broken-model"),
+        "{e}"
+    );
+    assert!(
+        e.contains("safetensors") && e.contains("still using"),
+        "{e}"
+    );
+    assert!(app.is_live(), "the running pipeline was stopped");
+    assert_eq!(app.model_line(), line);
+    assert_eq!(
+        app.settings.model_dir.as_deref(),
+        Some(model_dir().as_path())
+    );
+    let mut h = window(app);
+    step_for(&mut h, Duration::from_millis(4000));
+    assert!(
+        !h.state().rows.is_empty(),
+        "no windows after the failed switch"
+    );
+    h.get_by_label_contains("cannot switch to the model");
+}

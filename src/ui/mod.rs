@@ -230,6 +230,20 @@ impl MonitorApp {
 
     /// (Re)starts the pipeline on `choice` with the current model and settings.
     pub fn start(&mut self, choice: SourceChoice) {
+        let dir = self.model_dir();
+        match Classifier::load(&dir, &crate::model::default_device()) {
+            Ok(clf) => self.start_with(choice, clf),
+            Err(e) => {
+                self.error = Some(format!(
+                    "cannot load the model {}: {e}",
+                    crate::model::display_name(&dir)
+                ))
+            }
+        }
+    }
+
+    /// (Re)starts the pipeline on `choice` with `clf`.
+    fn start_with(&mut self, choice: SourceChoice, clf: Classifier) {
         if let Some(l) = self.live.take() {
             l.pipeline.stop();
         }
@@ -245,17 +259,6 @@ impl MonitorApp {
             SourceChoice::Mic(d) => {
                 self.settings.device = d.clone();
                 Box::new(MicSource::new(d.clone()))
-            }
-        };
-        let dir = self.model_dir();
-        let clf = match Classifier::load(&dir, &crate::model::default_device()) {
-            Ok(c) => c,
-            Err(e) => {
-                self.error = Some(format!(
-                    "cannot load the model {}: {e}",
-                    crate::model::display_name(&dir)
-                ));
-                return;
             }
         };
         self.model_line = format!("{} ({})", clf.card.headline(), device_name(&clf.device));
@@ -289,15 +292,38 @@ impl MonitorApp {
         }
     }
 
-    /// Switches the model (restarting the pipeline on the same source).
+    /// Switches the model (restarting the pipeline on the same source). A model that does
+    /// not load changes nothing: the running one goes on and the error says why.
     pub fn use_model(&mut self, dir: PathBuf) {
+        let clf = match Classifier::load(&dir, &crate::model::default_device()) {
+            Ok(c) => c,
+            Err(e) => {
+                self.error = Some(format!(
+                    "cannot switch to the model {}: {e}; still using {}",
+                    crate::model::display_name(&dir),
+                    crate::model::display_name(&self.model_dir())
+                ));
+                return;
+            }
+        };
         self.settings.model_dir = Some(dir.clone());
         if !self.models.contains(&dir) {
             self.models.push(dir);
         }
-        if let Some(s) = self.source.clone() {
-            self.start(s);
+        match self.source.clone() {
+            Some(s) => self.start_with(s, clf),
+            None => self.error = None,
         }
+    }
+
+    /// The running model's line (card headline and device), empty before any start.
+    pub fn model_line(&self) -> &str {
+        &self.model_line
+    }
+
+    /// Whether a pipeline is running.
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
     }
 
     /// Live source rate, if something is running.
