@@ -20,5 +20,7 @@ case "${1:-start}" in
     ;;
   stop)
     pkill -x pulseaudio || true
+    # Wait for it to be gone, so a `start` right after (tests/device_restart.rs) works.
+    for _ in $(seq 50); do pgrep -x pulseaudio >/dev/null || break; sleep 0.1; done
     ;;
 esac

@@ -225,6 +225,7 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
         "dropped_samples": counters.dropped_samples.load(Ordering::Relaxed),
         "dropped_windows": counters.dropped_windows.load(Ordering::Relaxed),
         "reopens": counters.reopens.load(Ordering::Relaxed),
+        "gap_seconds": counters.gap_ms.load(Ordering::Relaxed) as f64 / 1000.0,
         "latency_ms_p50": crate::util::percentile(&latencies, 0.5),
         "latency_ms_p95": crate::util::percentile(&latencies, 0.95),
         "wall_seconds": t0.elapsed().as_secs_f64(),

@@ -93,6 +93,8 @@ pub struct Counters {
     pub windows: AtomicU64,
     /// Times the source failed and was reopened.
     pub reopens: AtomicU64,
+    /// Milliseconds without audio between source failures and their reopening, in all.
+    pub gap_ms: AtomicU64,
 }
 
 /// A window of features on its way to inference.
@@ -177,7 +179,7 @@ impl Pipeline {
         let rate_guess = source.sample_rate().max(8000);
         let cap = ((cfg.ring_seconds * 48000f32.max(rate_guess as f32)) as usize).max(4096);
         let (prod, cons) = HeapRb::<f32>::new(cap).split();
-        let (handle, rate) = source.start(prod, counters.dropped_samples.clone(), ev_tx.clone())?;
+        let (handle, rate) = source.start(prod, counters.dropped_samples.clone(), ev_tx)?;
         let source_name = source.describe();
         let ex = FeatureExtractor::new(&clf.card.features)?;
         let (win_tx, win_rx) = bounded::<FeatureWindow>(cfg.queue_windows.max(1));
@@ -194,7 +196,6 @@ impl Pipeline {
                         cons,
                         rate,
                         cap,
-                        ev_tx,
                         ev_rx,
                         ex,
                         cfg,
@@ -252,7 +253,8 @@ struct DspState {
     cons: ringbuf::HeapCons<f32>,
     rate: u32,
     cap: usize,
-    ev_tx: Sender<SourceEvent>,
+    /// Events of the running source only: each start gets a new channel, so errors the
+    /// failed stream kept reporting cannot trigger more reopens.
     ev_rx: Receiver<SourceEvent>,
     ex: FeatureExtractor,
     cfg: PipelineConfig,
@@ -356,15 +358,16 @@ impl DspState {
     }
 
     fn reopen(&mut self) -> Result<()> {
+        let failed_at = Instant::now();
         self.handle = None;
         let mut last = None;
         for attempt in 0..20 {
             let (prod, cons) = HeapRb::<f32>::new(self.cap).split();
-            match self.source.start(
-                prod,
-                self.counters.dropped_samples.clone(),
-                self.ev_tx.clone(),
-            ) {
+            let (ev_tx, ev_rx) = bounded::<SourceEvent>(16);
+            match self
+                .source
+                .start(prod, self.counters.dropped_samples.clone(), ev_tx)
+            {
                 Ok((h, rate)) => {
                     if rate != self.rate {
                         return Err(Error::Device(format!(
@@ -375,7 +378,17 @@ impl DspState {
                     }
                     self.handle = Some(h);
                     self.cons = cons;
+                    self.ev_rx = ev_rx;
+                    let gap = failed_at.elapsed();
                     self.counters.reopens.fetch_add(1, Ordering::Relaxed);
+                    self.counters
+                        .gap_ms
+                        .fetch_add(gap.as_millis() as u64, Ordering::Relaxed);
+                    eprintln!(
+                        "warning: {} reopened; {:.1} s of audio are missing (window times count the audio heard, not the gap)",
+                        self.source.describe(),
+                        gap.as_secs_f64()
+                    );
                     return Ok(());
                 }
                 Err(e) => last = Some(e),
