@@ -10,6 +10,9 @@ export VMIC_FIFO=$FIFO
 case "${1:-start}" in
   start)
     mkdir -p "$XDG_RUNTIME_DIR"; chmod 700 "$XDG_RUNTIME_DIR"
+    if pactl info >/dev/null 2>&1 && [ -p "$FIFO" ]; then   # already running: reuse it
+      echo "export XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR EMOSCOPE_VIRTUAL_MIC=$FIFO"; exit 0
+    fi
     rm -f "$FIFO"   # module-pipe-source makes the FIFO itself (a pre-made one hangs the load)
     pulseaudio -D --exit-idle-time=-1 --disallow-exit -n \
       --load=module-native-protocol-unix --load="module-null-sink sink_name=vsink" \

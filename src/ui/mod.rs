@@ -76,12 +76,50 @@ const PROFILE_SETTLED_SECONDS: f32 = 10.0;
 #[derive(Default)]
 pub struct Timing {
     /// Time spent building each frame's UI, ms.
-    pub build_ms: Vec<f64>,
+    pub build_ms: Recent,
     /// Time between frame starts, ms.
-    pub interval_ms: Vec<f64>,
+    pub interval_ms: Recent,
     /// Pipeline latency of each prediction, ms.
-    pub latency_ms: Vec<f64>,
+    pub latency_ms: Recent,
     last_frame: Option<Instant>,
+}
+
+/// The latest [`Recent::KEEP`] values of a measurement and how many there were in all:
+/// a window left open for a day keeps constant memory and its percentiles stay cheap.
+#[derive(Default)]
+pub struct Recent {
+    values: VecDeque<f64>,
+    total: u64,
+}
+
+impl Recent {
+    /// About a minute of frames at 60 per second, or 40 minutes of windows every 0.5 s.
+    pub const KEEP: usize = 4800;
+
+    pub fn push(&mut self, v: f64) {
+        if self.values.len() == Self::KEEP {
+            self.values.pop_front();
+        }
+        self.values.push_back(v);
+        self.total += 1;
+    }
+
+    /// Values pushed since the start.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The `q` quantile of the values kept.
+    pub fn percentile(&self, q: f64) -> f64 {
+        let (a, b) = self.values.as_slices();
+        crate::util::percentile(&[a, b].concat(), q)
+    }
+
+    /// Mean of the latest `n` values (0 with none).
+    pub fn mean_of_last(&self, n: usize) -> f64 {
+        let k = n.min(self.values.len()).max(1);
+        self.values.iter().rev().take(n).sum::<f64>() / k as f64
+    }
 }
 
 /// Everything the window shows, updated from the pipeline each frame.
@@ -391,8 +429,7 @@ impl MonitorApp {
         } else {
             self.recent_latency.iter().sum::<f64>() / self.recent_latency.len() as f64
         };
-        let frame = self.timing.build_ms.iter().rev().take(60).sum::<f64>()
-            / self.timing.build_ms.len().clamp(1, 60) as f64;
+        let frame = self.timing.build_ms.mean_of_last(60);
         let profile = match self.latest.as_ref().and_then(|p| p.profile_seconds) {
             Some(s) if s < PROFILE_SETTLED_SECONDS => {
                 format!("   |   speaker profile {s:.0} s of speech: still learning this voice")
@@ -672,14 +709,14 @@ impl MonitorApp {
         let t = &self.timing;
         let c = self.live.as_ref().map(|l| &l.pipeline.counters);
         serde_json::json!({
-            "frames": t.build_ms.len(),
-            "ui_build_ms_p50": crate::util::percentile(&t.build_ms, 0.5),
-            "ui_build_ms_p95": crate::util::percentile(&t.build_ms, 0.95),
-            "frame_interval_ms_p50": crate::util::percentile(&t.interval_ms, 0.5),
-            "frame_interval_ms_p95": crate::util::percentile(&t.interval_ms, 0.95),
-            "windows": t.latency_ms.len(),
-            "latency_ms_p50": crate::util::percentile(&t.latency_ms, 0.5),
-            "latency_ms_p95": crate::util::percentile(&t.latency_ms, 0.95),
+            "frames": t.build_ms.total(),
+            "ui_build_ms_p50": t.build_ms.percentile(0.5),
+            "ui_build_ms_p95": t.build_ms.percentile(0.95),
+            "frame_interval_ms_p50": t.interval_ms.percentile(0.5),
+            "frame_interval_ms_p95": t.interval_ms.percentile(0.95),
+            "windows": t.latency_ms.total(),
+            "latency_ms_p50": t.latency_ms.percentile(0.5),
+            "latency_ms_p95": t.latency_ms.percentile(0.95),
             "dropped_samples": c.map_or(0, |c| c.dropped_samples.load(Ordering::Relaxed)),
             "dropped_windows": c.map_or(0, |c| c.dropped_windows.load(Ordering::Relaxed)),
             "top": self.latest.as_ref().and_then(|p| p.top).map(|t| LABELS[t]),
