@@ -5,12 +5,13 @@
 //! nothing panics. A file of its own: it restarts the server the other virtual-microphone
 //! tests use, and test binaries run one at a time.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Writes a 200 Hz tone into the FIFO at real-time pace, reopening it (and restarting its
 /// clock) whenever the server goes away, until `stop`.
@@ -24,26 +25,11 @@ fn writer(fifo: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
                 std::thread::sleep(Duration::from_millis(50));
                 continue;
             };
-            let t0 = Instant::now();
-            let mut i = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                let block: Vec<u8> = (0..160)
-                    .flat_map(|_| {
-                        k += 1;
-                        let x =
-                            0.25 * (k as f64 * 2.0 * std::f64::consts::PI * 200.0 / 16000.0).sin();
-                        ((x * 32767.0) as i16).to_le_bytes()
-                    })
-                    .collect();
-                if f.write_all(&block).is_err() {
-                    break;
-                }
-                i += 160;
-                let due = t0 + Duration::from_secs_f64(i as f64 / 16000.0);
-                if let Some(w) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(w);
-                }
-            }
+            // The clock restarts with each server, so the audio never comes in a burst.
+            common::write_paced(&mut f, &stop, |_| {
+                k += 1;
+                0.25 * (k as f32 * 2.0 * std::f32::consts::PI * 200.0 / 16000.0).sin()
+            });
         }
     })
 }

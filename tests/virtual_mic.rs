@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,29 +47,13 @@ fn clip_through_the_virtual_microphone_matches_analyze_with_nothing_dropped() {
                 .write(true)
                 .open(&fifo)
                 .expect("open the virtual mic FIFO");
-            let t0 = Instant::now();
-            let lead = 24_000usize;
-            let mut i = 0usize;
-            while !stop.load(Ordering::Relaxed) {
-                let block: Vec<u8> = (i..i + 160)
-                    .flat_map(|k| {
-                        let x = if k >= lead && k - lead < samples.len() {
-                            samples[k - lead]
-                        } else {
-                            0.0
-                        };
-                        ((x.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes()
-                    })
-                    .collect();
-                if f.write_all(&block).is_err() {
-                    break;
+            let lead = 24_000u64;
+            common::write_paced(&mut f, &stop, |k| {
+                match k.checked_sub(lead).and_then(|k| samples.get(k as usize)) {
+                    Some(&x) => x,
+                    None => 0.0,
                 }
-                i += 160;
-                let due = t0 + Duration::from_secs_f64(i as f64 / 16000.0);
-                if let Some(w) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(w);
-                }
-            }
+            });
         })
     };
     std::thread::sleep(Duration::from_millis(300));

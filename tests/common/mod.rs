@@ -31,3 +31,29 @@ pub fn no_data(test: &str) -> bool {
     );
     true
 }
+
+/// Writes `sample(k)` for k = 0, 1, ... as s16le into `out` at real-time pace (16 kHz, 10 ms
+/// blocks), as a microphone would deliver it, until `stop` is set or a write fails (the
+/// virtual microphone's server went away); returns how many samples were written.
+pub fn write_paced(
+    out: &mut impl std::io::Write,
+    stop: &std::sync::atomic::AtomicBool,
+    mut sample: impl FnMut(u64) -> f32,
+) -> u64 {
+    let t0 = std::time::Instant::now();
+    let mut i = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let block: Vec<u8> = (i..i + 160)
+            .flat_map(|k| ((sample(k).clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
+            .collect();
+        if out.write_all(&block).is_err() {
+            break;
+        }
+        i += 160;
+        let due = t0 + std::time::Duration::from_secs_f64(i as f64 / 16000.0);
+        if let Some(w) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(w);
+        }
+    }
+    i
+}
