@@ -274,6 +274,15 @@ pub fn functionals(z: &FeatureMatrix, frame_seconds: f32) -> Vec<f32> {
     out
 }
 
+/// The largest sample rate a feature spec may ask for (Hz).
+pub const MAX_SAMPLE_RATE: u32 = 384_000;
+/// The largest FFT a feature spec may ask for.
+pub const MAX_N_FFT: usize = 32_768;
+/// The most mel bands a feature spec may ask for.
+pub const MAX_N_MELS: usize = 512;
+/// The most values (rows x frames) one window of model input may hold (16 MiB of f32).
+pub const MAX_WINDOW_VALUES: usize = 1 << 22;
+
 /// The parameters that turn audio into a feature matrix, stored with every model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSpec {
@@ -395,6 +404,29 @@ impl FeatureSpec {
         if self.n_mels == 0 {
             return Err(Error::param("n_mels", 0, "must be positive"));
         }
+        // Upper bounds keep what a model card (a file) can make emoscope allocate small:
+        // the mel filterbank is n_mels x (n_fft/2 + 1) and a window rows x frames.
+        if self.sample_rate > MAX_SAMPLE_RATE {
+            return Err(Error::param(
+                "sample_rate",
+                self.sample_rate,
+                format!("must be at most {MAX_SAMPLE_RATE} Hz"),
+            ));
+        }
+        if self.n_fft > MAX_N_FFT {
+            return Err(Error::param(
+                "n_fft",
+                self.n_fft,
+                format!("must be at most {MAX_N_FFT}"),
+            ));
+        }
+        if self.n_mels > MAX_N_MELS {
+            return Err(Error::param(
+                "n_mels",
+                self.n_mels,
+                format!("must be at most {MAX_N_MELS}"),
+            ));
+        }
         let n_bins = self.n_fft / 2 + 1;
         if self.n_mels > n_bins {
             return Err(Error::param(
@@ -433,6 +465,17 @@ impl FeatureSpec {
                 "window_seconds",
                 self.window_seconds,
                 "must be in (0, 60]",
+            ));
+        }
+        if self.input_rows() * self.window_frames() > MAX_WINDOW_VALUES {
+            return Err(Error::param(
+                "window_seconds",
+                self.window_seconds,
+                format!(
+                    "gives a window of {} x {} features, more than the {MAX_WINDOW_VALUES} emoscope accepts; use a shorter window or a larger hop_length",
+                    self.input_rows(),
+                    self.window_frames()
+                ),
             ));
         }
         if self.prosody && self.window_frames() < N_FUNCTIONALS {

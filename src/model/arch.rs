@@ -46,6 +46,32 @@ impl Arch {
         })
     }
 
+    /// Refuses sizes that would make the network absurdly large (a card is a file anyone can
+    /// edit) and architectures whose input the feature spec does not provide.
+    pub fn check(
+        &self,
+        features: &crate::features::FeatureSpec,
+    ) -> std::result::Result<(), String> {
+        match *self {
+            Arch::EmoCnn { width } | Arch::Fusion { width } if !(1..=256).contains(&width) => {
+                return Err(format!("{} width {width} must be 1 to 256", self.name()))
+            }
+            Arch::Paper1Lstm { hidden } if !(1..=4096).contains(&hidden) => {
+                return Err(format!(
+                    "paper1_lstm hidden size {hidden} must be 1 to 4096"
+                ))
+            }
+            _ => {}
+        }
+        if matches!(self, Arch::Prosody | Arch::Fusion { .. }) && !features.prosody {
+            return Err(format!(
+                "{} reads the prosody functionals, but the card's features have \"prosody\": false",
+                self.name()
+            ));
+        }
+        Ok(())
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Arch::Paper1Cnn => "paper1_cnn",

@@ -162,6 +162,16 @@ impl ModelCard {
                 ),
             });
         }
+        card.features.validate().map_err(|e| Error::Format {
+            path: card_path.clone(),
+            reason: format!("features: {e}"),
+        })?;
+        card.arch
+            .check(&card.features)
+            .map_err(|reason| Error::Format {
+                path: card_path,
+                reason,
+            })?;
         Ok(card)
     }
 
@@ -229,6 +239,12 @@ impl Classifier {
     /// A freshly initialised model (for training), its weights drawn from `card.seed`.
     pub fn new(card: ModelCard, device: &Device) -> Result<Self> {
         let extractor = FeatureExtractor::new(&card.features)?;
+        card.arch
+            .check(&card.features)
+            .map_err(|reason| Error::Format {
+                path: PathBuf::from("model card"),
+                reason,
+            })?;
         let varmap = VarMap::new();
         let init = init::SeededInit {
             varmap: varmap.clone(),

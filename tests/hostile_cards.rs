@@ -1,0 +1,53 @@
+//! Model cards are files anyone can edit: sizes that would make emoscope allocate
+//! gigabytes, or an architecture whose input the features do not provide, are refused at
+//! load with an error naming card.json and the field, before anything is allocated.
+
+use std::path::Path;
+
+fn load_with(edit: impl Fn(&mut serde_json::Value)) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/fusion");
+    let dir = tempfile::tempdir().unwrap();
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("card.json")).unwrap()).unwrap();
+    edit(&mut card);
+    std::fs::write(dir.path().join("card.json"), card.to_string()).unwrap();
+    std::fs::copy(
+        root.join("model.safetensors"),
+        dir.path().join("model.safetensors"),
+    )
+    .unwrap();
+    match emoscope::model::Classifier::load(dir.path(), &candle_core::Device::Cpu) {
+        Ok(_) => "loaded".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn oversized_or_inconsistent_cards_are_refused_naming_the_field() {
+    assert_eq!(
+        load_with(|_| {}),
+        "loaded",
+        "the shipped card itself must load"
+    );
+    let cases: [(&str, fn(&mut serde_json::Value)); 7] = [
+        ("width 1000000", |c| c["arch"]["width"] = 1_000_000.into()),
+        ("width 0", |c| c["arch"]["width"] = 0.into()),
+        ("n_fft", |c| c["features"]["n_fft"] = (1u64 << 30).into()),
+        ("n_mels", |c| c["features"]["n_mels"] = 100_000.into()),
+        ("sample_rate", |c| {
+            c["features"]["sample_rate"] = 4_000_000_000u64.into()
+        }),
+        // 60 s windows with a hop of 1 sample: 64 x 960000 values.
+        ("window_seconds", |c| {
+            c["features"]["window_seconds"] = 60.0.into();
+            c["features"]["hop_length"] = 1.into();
+        }),
+        ("\"prosody\": false", |c| {
+            c["features"]["prosody"] = false.into()
+        }),
+    ];
+    for (what, edit) in cases {
+        let e = load_with(edit);
+        assert!(e.contains("card.json") && e.contains(what), "{what}: {e}");
+    }
+}
