@@ -22,6 +22,9 @@ fn load_with(edit: impl Fn(&mut serde_json::Value)) -> String {
     }
 }
 
+/// A change to a card's JSON.
+type Edit = fn(&mut serde_json::Value);
+
 #[test]
 fn oversized_or_inconsistent_cards_are_refused_naming_the_field() {
     assert_eq!(
@@ -29,7 +32,7 @@ fn oversized_or_inconsistent_cards_are_refused_naming_the_field() {
         "loaded",
         "the shipped card itself must load"
     );
-    let cases: [(&str, fn(&mut serde_json::Value)); 7] = [
+    let cases: [(&str, Edit); 7] = [
         ("width 1000000", |c| c["arch"]["width"] = 1_000_000.into()),
         ("width 0", |c| c["arch"]["width"] = 0.into()),
         ("n_fft", |c| c["features"]["n_fft"] = (1u64 << 30).into()),
