@@ -2,6 +2,7 @@
 //! mixed down to mono f32 at the file's own sample rate.
 
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use symphonia::core::audio::SampleBuffer;
@@ -71,7 +72,124 @@ pub fn decode_file(path: &Path) -> Result<AudioClip> {
     if let Some(clip) = decode_pcm_wav_fast(path)? {
         return Ok(clip);
     }
+    let mut file = file;
+    check_metadata_lengths(&mut file, len).map_err(|reason| Error::NotAudio {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
     decode_source(path, Box::new(file))
+}
+
+/// Refuses FLAC and Ogg metadata whose length fields claim more bytes than hold them.
+/// symphonia allocates a Vorbis comment (and a FLAC picture) at its declared length before
+/// reading it, so a 16 kB file claiming a 1.7 GB comment made it allocate 1.7 GB (found by
+/// fuzz/decode_features; the file is tests/fixtures/fuzz/flac_comment_claims_1.7GB.flac).
+fn check_metadata_lengths(f: &mut File, file_len: u64) -> std::result::Result<(), String> {
+    let mut head = [0u8; 4];
+    if f.read_exact(&mut head).is_err() {
+        return Ok(());
+    }
+    let u32_le = |b: &[u8], at: usize| -> Option<u64> {
+        b.get(at..at + 4)
+            .map(|x| u32::from_le_bytes([x[0], x[1], x[2], x[3]]) as u64)
+    };
+    match &head {
+        b"fLaC" => {
+            let mut at = 4u64;
+            for _ in 0..4096 {
+                let mut h = [0u8; 4];
+                if f.read_exact(&mut h).is_err() {
+                    return Ok(()); // truncated: the decoder says so
+                }
+                let (last, kind) = (h[0] & 0x80 != 0, h[0] & 0x7f);
+                let len = u32::from_be_bytes([0, h[1], h[2], h[3]]) as u64;
+                if at + 4 + len > file_len {
+                    return Err(format!(
+                        "corrupt FLAC metadata: a block at byte {at} claims {len} bytes, past the end of the file"
+                    ));
+                }
+                if kind == 4 || kind == 6 {
+                    let mut block = vec![0u8; len as usize];
+                    if f.read_exact(&mut block).is_err() {
+                        return Ok(());
+                    }
+                    let bad = |what: &str, n: u64| {
+                        format!(
+                            "corrupt FLAC metadata: {what} claims {n} bytes in a block of {len}"
+                        )
+                    };
+                    if kind == 4 {
+                        // Vorbis comment: vendor string, count, then length-prefixed comments.
+                        let vendor = u32_le(&block, 0).ok_or_else(|| bad("a comment block", 4))?;
+                        let mut p = 4 + vendor;
+                        if p + 4 > len {
+                            return Err(bad("the vendor string", vendor));
+                        }
+                        let count = u32_le(&block, p as usize).unwrap_or(0);
+                        p += 4;
+                        for _ in 0..count {
+                            let n =
+                                u32_le(&block, p as usize).ok_or_else(|| bad("a comment", 4))?;
+                            if p + 4 + n > len {
+                                return Err(bad("a comment", n));
+                            }
+                            p += 4 + n;
+                        }
+                    } else {
+                        // Picture (big-endian): type, MIME type, description, four
+                        // sizes, then the data.
+                        let u32_be = |at: u64| {
+                            block
+                                .get(at as usize..at as usize + 4)
+                                .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]) as u64)
+                        };
+                        let mut p = 4u64;
+                        for what in ["the MIME type", "the description", "the picture"] {
+                            let n = u32_be(p).ok_or_else(|| bad(what, 4))?;
+                            if p + 4 + n > len {
+                                return Err(bad(what, n));
+                            }
+                            p += 4 + n;
+                            if what == "the description" {
+                                p += 16; // width, height, depth, colours
+                            }
+                        }
+                    }
+                } else if f.seek(SeekFrom::Current(len as i64)).is_err() {
+                    return Ok(());
+                }
+                at += 4 + len;
+                if last {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        b"OggS" => {
+            // The Vorbis comment header (packet type 3) sits in the first pages; its vendor
+            // length comes right after the marker. (Later fields may cross a page boundary,
+            // so only this one is checked.)
+            let mut buf = vec![0u8; 65536];
+            let n = f.read(&mut buf).unwrap_or(0);
+            let buf = &buf[..n];
+            if let Some(i) = buf.windows(7).position(|w| w == b"\x03vorbis") {
+                if let Some(vendor) = u32_le(buf, i + 7) {
+                    if vendor > file_len {
+                        return Err(format!(
+                            "corrupt Ogg Vorbis comment header: the vendor string claims {vendor} bytes in a {file_len}-byte file"
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Decodes an audio file held in memory (e.g. the built-in demo clip); `name` stands for
