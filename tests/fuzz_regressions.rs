@@ -66,3 +66,22 @@ fn other_oversized_metadata_lengths_are_refused_and_valid_files_still_decode() {
         "{e}"
     );
 }
+
+/// fuzz/labels_csv, 2026-11-27: a clip path with NUL bytes was accepted; deleting the
+/// clip then dropped it from the list and failed to remove the file. Now refused at open.
+#[test]
+fn a_labels_csv_path_with_nul_bytes_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture("fuzz/labels_nul_byte.csv"),
+        dir.path().join("labels.csv"),
+    )
+    .unwrap();
+    let e = emoscope::corpus::store::ClipStore::open(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("labels.csv") && e.contains("line 2") && e.contains("NUL byte"),
+        "{e}"
+    );
+}

@@ -52,6 +52,11 @@ fn hostile_paths_in_labels_csv_are_refused_and_nothing_outside_is_touched() {
         ("sub/precious.txt".to_string(), "through a symlink"),
         // A file not there yet, in a folder that is a symlink to outside.
         ("sub/new.wav".to_string(), "through a symlink"),
+        // Found by fuzz/labels_csv: a NUL byte made delete drop the entry, then fail.
+        ("angry\0.wav".to_string(), "NUL byte"),
+        // Deleting it would delete the list.
+        ("./labels.csv".to_string(), "names the labels.csv itself"),
+        ("./.".to_string(), "names the folder itself"),
     ];
     for (path, why) in &forms {
         let row = format!("{path},angry,me");

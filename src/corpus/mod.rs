@@ -275,9 +275,14 @@ pub(crate) fn confine(base: &Path, rel: &str) -> std::result::Result<PathBuf, St
     if rel.is_empty() {
         return Err("is empty".into());
     }
+    if rel.contains('\0') {
+        return Err("contains a NUL byte, which no file name can".into());
+    }
+    let mut names = 0;
     for c in Path::new(rel).components() {
         match c {
-            Component::Normal(_) | Component::CurDir => {}
+            Component::Normal(_) => names += 1,
+            Component::CurDir => {}
             Component::ParentDir => {
                 return Err(
                     "goes up with '..'; paths must stay inside the labels.csv's folder".into(),
@@ -288,7 +293,13 @@ pub(crate) fn confine(base: &Path, rel: &str) -> std::result::Result<PathBuf, St
             }
         }
     }
+    if names == 0 {
+        return Err("names the folder itself, not a file in it".into());
+    }
     let joined = base.join(rel);
+    if joined.file_name().is_some_and(|n| n == "labels.csv") && joined.parent() == Some(base) {
+        return Err("names the labels.csv itself".into());
+    }
     // The deepest part of the path that exists, resolved: the file itself, or the folder
     // it would be made in.
     let mut probe = joined.as_path();
