@@ -92,8 +92,12 @@ def main():
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data"))
     ap.add_argument("--out", default=str(ROOT / "runs/soak"))
     ap.add_argument("--display", default=":78")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite OUT/soak.md from the samples and JSON lines of an earlier run")
     a = ap.parse_args()
     out = Path(a.out)
+    if a.report_only:
+        return report(out, json.loads((out / "samples.json").read_text()), a.headless_seconds, a.window_seconds)
     out.mkdir(parents=True, exist_ok=True)
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: cargo build --release first")
@@ -144,23 +148,33 @@ def main():
         xvfb.terminate()
     (out / "samples.json").write_text(json.dumps(rows))
 
+    report(out, rows, a.headless_seconds, a.window_seconds)
+
+
+def report(out, rows, headless_seconds, window_seconds):
+    """Writes OUT/soak.md from the samples and the headless JSON lines."""
+    jsonl = out / "headless.jsonl"
+    procs = sorted({x["proc"] for x in rows})
+    a = argparse.Namespace(headless_seconds=headless_seconds, window_seconds=window_seconds)
     lines = [json.loads(l) for l in jsonl.read_text().splitlines() if l.strip()]
     summary = lines[-1]["summary"]
     wins = lines[:-1]
     md = [f"# Soak: {a.headless_seconds / 60:.0f} min headless, {a.window_seconds / 60:.0f} min window (at once), "
           f"looped RAVDESS clips through the virtual microphone\n",
-          "| process | dropped samples | dropped windows | RSS MiB start / middle / end (max change) | fds start / end | threads start / end |",
-          "|---|---|---|---|---|---|"]
+          "| process | dropped samples | dropped windows | RSS MiB start / middle / end (max change) | RSS after the first 2 min: start / end (max change) | fds start / end | threads start / end |",
+          "|---|---|---|---|---|---|---|"]
     for name in procs:
         r = [x for x in rows if x["proc"] == name]
         if not r:
             continue
         rss = flat([x["rss_kib"] / 1024 for x in r])
+        warm = flat([x["rss_kib"] / 1024 for x in r if x["t"] >= 120])
         if name == "headless":
             dropped, dw = summary["dropped_samples"], summary["dropped_windows"]
         else:
             dropped, dw = r[-1].get("dropped_samples", "?"), r[-1].get("dropped_windows", "?")
         md.append(f"| {name} | {dropped} | {dw} | {rss[0]:.1f} / {rss[1]:.1f} / {rss[2]:.1f} ({rss[3]:.1f} %) | "
+                  f"{warm[0]:.1f} / {warm[2]:.1f} ({warm[3]:.1f} %) | "
                   f"{r[0]['fds']} / {r[-1]['fds']} | {r[0]['threads']} / {r[-1]['threads']} |")
     md += ["", "Latency p95 per 10 minutes (ms): headless from its JSON lines; window from its frame stats "
            "(p95 over its latest 4800 windows) at each 10-minute mark.", "",
