@@ -137,7 +137,6 @@ pub struct MonitorApp {
     latest: Option<Prediction>,
     /// Every window of the session, for export.
     pub rows: Vec<SessionRow>,
-    recent_latency: VecDeque<f64>,
     spec: Option<spectrogram::ScrollingSpectrogram>,
     paused: bool,
     pub tab: Tab,
@@ -226,7 +225,6 @@ impl MonitorApp {
             audio: VecDeque::new(),
             latest: None,
             rows: Vec::new(),
-            recent_latency: VecDeque::new(),
             spec: None,
             paused: false,
             tab: Tab::Monitor,
@@ -396,12 +394,7 @@ impl MonitorApp {
             top: p.top.map(|t| LABELS[t].to_string()),
             speech: p.speech,
         });
-        let lat = p.latency_ms();
-        self.timing.latency_ms.push(lat);
-        self.recent_latency.push_back(lat);
-        if self.recent_latency.len() > 50 {
-            self.recent_latency.pop_front();
-        }
+        self.timing.latency_ms.push(p.latency_ms());
         self.latest = Some(p);
     }
 
@@ -424,11 +417,7 @@ impl MonitorApp {
             return "not running".into();
         };
         let c = &live.pipeline.counters;
-        let lat = if self.recent_latency.is_empty() {
-            0.0
-        } else {
-            self.recent_latency.iter().sum::<f64>() / self.recent_latency.len() as f64
-        };
+        let lat = self.timing.latency_ms.mean_of_last(50);
         let frame = self.timing.build_ms.mean_of_last(60);
         let profile = match self.latest.as_ref().and_then(|p| p.profile_seconds) {
             Some(s) if s < PROFILE_SETTLED_SECONDS => {
