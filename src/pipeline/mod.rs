@@ -175,11 +175,14 @@ impl Pipeline {
         let counters = Arc::new(Counters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let finished = Arc::new(AtomicBool::new(false));
-        let (ev_tx, ev_rx) = bounded::<SourceEvent>(16);
         let rate_guess = source.sample_rate().max(8000);
         let cap = ((cfg.ring_seconds * 48000f32.max(rate_guess as f32)) as usize).max(4096);
-        let (prod, cons) = HeapRb::<f32>::new(cap).split();
-        let (handle, rate) = source.start(prod, counters.dropped_samples.clone(), ev_tx)?;
+        let Started {
+            handle,
+            rate,
+            cons,
+            events: ev_rx,
+        } = start_source(source.as_mut(), cap, &counters.dropped_samples)?;
         let source_name = source.describe();
         let ex = FeatureExtractor::new(&clf.card.features)?;
         let (win_tx, win_rx) = bounded::<FeatureWindow>(cfg.queue_windows.max(1));
@@ -247,14 +250,35 @@ impl Pipeline {
     }
 }
 
+/// A source started on a new ring buffer of `cap` samples and its own event channel.
+struct Started {
+    handle: Box<dyn source::Running>,
+    rate: u32,
+    cons: ringbuf::HeapCons<f32>,
+    /// Events of this start only: errors a failed earlier stream kept reporting went to its
+    /// own channel, so they cannot trigger more reopens.
+    events: Receiver<SourceEvent>,
+}
+
+fn start_source(source: &mut dyn Source, cap: usize, dropped: &Arc<AtomicU64>) -> Result<Started> {
+    let (prod, cons) = HeapRb::<f32>::new(cap).split();
+    let (ev_tx, events) = bounded::<SourceEvent>(16);
+    let (handle, rate) = source.start(prod, dropped.clone(), ev_tx)?;
+    Ok(Started {
+        handle,
+        rate,
+        cons,
+        events,
+    })
+}
+
 struct DspState {
     source: Box<dyn Source>,
     handle: Option<Box<dyn source::Running>>,
     cons: ringbuf::HeapCons<f32>,
     rate: u32,
     cap: usize,
-    /// Events of the running source only: each start gets a new channel, so errors the
-    /// failed stream kept reporting cannot trigger more reopens.
+    /// Events of the running source only (see [`Started::events`]).
     ev_rx: Receiver<SourceEvent>,
     ex: FeatureExtractor,
     cfg: PipelineConfig,
@@ -357,18 +381,24 @@ impl DspState {
         Ok(())
     }
 
+    /// Drops the failed source and starts it again until it opens at the same rate (20
+    /// tries, backing off), counting the gap.
     fn reopen(&mut self) -> Result<()> {
         let failed_at = Instant::now();
         self.handle = None;
         let mut last = None;
         for attempt in 0..20 {
-            let (prod, cons) = HeapRb::<f32>::new(self.cap).split();
-            let (ev_tx, ev_rx) = bounded::<SourceEvent>(16);
-            match self
-                .source
-                .start(prod, self.counters.dropped_samples.clone(), ev_tx)
-            {
-                Ok((h, rate)) => {
+            match start_source(
+                self.source.as_mut(),
+                self.cap,
+                &self.counters.dropped_samples,
+            ) {
+                Ok(Started {
+                    handle: h,
+                    rate,
+                    cons,
+                    events: ev_rx,
+                }) => {
                     if rate != self.rate {
                         return Err(Error::Device(format!(
                             "{} reopened at {rate} Hz instead of {} Hz",
