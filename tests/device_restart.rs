@@ -78,12 +78,7 @@ fn the_microphone_vanishing_and_returning_is_reopened_and_the_gap_reported() {
         err.contains("reopened;") && err.contains("s of audio are missing"),
         "{err}"
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (summary, windows) = lines.split_last().unwrap();
-    let s = &summary["summary"];
+    let (s, windows) = common::monitor_lines(&String::from_utf8_lossy(&o.stdout));
     eprintln!("{s}");
     assert_eq!(s["reopens"], 1, "{s}");
     let gap = s["gap_seconds"].as_f64().unwrap();

@@ -218,17 +218,13 @@ fn a_long_file_read_as_fast_as_possible_loses_no_window() {
         ),
         "monitor --fast",
     );
-    let lines: Vec<serde_json::Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (summary, windows) = lines.split_last().unwrap();
+    let (summary, windows) = common::monitor_lines(&out);
     let expected = emoscope::pipeline::window_plan(all.len(), 48000, 8000).len();
     assert_eq!(expected, 899, "7.5 minutes in 3 s windows every 0.5 s");
     assert_eq!(windows.len(), expected);
-    assert_eq!(summary["summary"]["windows"], expected as u64);
-    assert_eq!(summary["summary"]["dropped_windows"], 0);
-    assert_eq!(summary["summary"]["dropped_samples"], 0);
+    assert_eq!(summary["windows"], expected as u64);
+    assert_eq!(summary["dropped_windows"], 0);
+    assert_eq!(summary["dropped_samples"], 0);
     for (k, w) in windows.iter().enumerate() {
         assert!((w["t_start"].as_f64().unwrap() - k as f64 * 0.5).abs() < 1e-9);
     }

@@ -65,12 +65,7 @@ fn clip_through_the_virtual_microphone_matches_analyze_with_nothing_dropped() {
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (summary, windows) = lines.split_last().unwrap();
-    let s = &summary["summary"];
+    let (s, windows) = common::monitor_lines(&String::from_utf8_lossy(&o.stdout));
     assert!(
         windows.len() >= 8,
         "only {} windows in 8.5 s",

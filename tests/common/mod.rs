@@ -57,3 +57,18 @@ pub fn write_paced(
     }
     i
 }
+
+/// The JSON lines `emoscope monitor --headless` printed: its summary (the last line's
+/// `summary` object) and its window lines.
+pub fn monitor_lines(stdout: &str) -> (serde_json::Value, Vec<serde_json::Value>) {
+    let mut lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let last = lines.pop().expect("no output");
+    let summary = last
+        .get("summary")
+        .cloned()
+        .unwrap_or_else(|| panic!("the last line is not the summary: {last}"));
+    (summary, lines)
+}
