@@ -32,7 +32,7 @@ fn oversized_or_inconsistent_cards_are_refused_naming_the_field() {
         "loaded",
         "the shipped card itself must load"
     );
-    let cases: [(&str, Edit); 7] = [
+    let cases: [(&str, Edit); 10] = [
         ("width 1000000", |c| c["arch"]["width"] = 1_000_000.into()),
         ("width 0", |c| c["arch"]["width"] = 0.into()),
         ("n_fft", |c| c["features"]["n_fft"] = (1u64 << 30).into()),
@@ -47,6 +47,21 @@ fn oversized_or_inconsistent_cards_are_refused_naming_the_field() {
         }),
         ("\"prosody\": false", |c| {
             c["features"]["prosody"] = false.into()
+        }),
+        // Ensembles: more members than allowed, one nested in another, a temperature that
+        // would turn a member's probabilities into NaN.
+        ("17 members", |c| {
+            let m = serde_json::json!({"arch": c["arch"].clone(), "temperature": 1.0});
+            c["arch"] = serde_json::json!({"name": "ensemble", "members": vec![m; 17]});
+        }),
+        ("member 0 is itself an ensemble", |c| {
+            let inner = serde_json::json!({"arch": {"name": "ensemble", "members": []}, "temperature": 1.0});
+            c["arch"] = serde_json::json!({"name": "ensemble", "members": [inner]});
+        }),
+        ("member 1 has temperature 0", |c| {
+            let m = serde_json::json!({"arch": c["arch"].clone(), "temperature": 1.0});
+            let z = serde_json::json!({"arch": c["arch"].clone(), "temperature": 0.0});
+            c["arch"] = serde_json::json!({"name": "ensemble", "members": [m, z]});
         }),
     ];
     for (what, edit) in cases {

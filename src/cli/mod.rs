@@ -51,6 +51,8 @@ pub enum Command {
     Eval(recognition::EvalArgs),
     /// Refit a model's softmax temperature on its validation speakers; shows calibration before and after.
     Calibrate(recognition::CalibrateArgs),
+    /// Average trained models into one (an ensemble), usable wherever a model is.
+    Ensemble(recognition::EnsembleArgs),
     /// Fine-tune a model on your own labelled clips; prints accuracy on held-out clips before and after.
     Finetune(recognition::FinetuneArgs),
     /// Add labelled recordings to a clip folder of the training mode (its labels.csv).
@@ -202,6 +204,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(a) => recognition::eval(a),
         Command::Finetune(a) => recognition::finetune(a),
         Command::Calibrate(a) => recognition::calibrate(a),
+        Command::Ensemble(a) => recognition::ensemble(a),
         Command::Devices => live::devices(),
         Command::Import(a) => import(a),
         Command::Report(a) => live::report(a),

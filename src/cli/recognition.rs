@@ -8,7 +8,8 @@ use clap::Args;
 use crate::analysis::analyze_samples;
 use crate::audio::{decode_input, resample};
 use crate::corpus::{holdout, load_all, parse_speaker_list, speaker_folds, DataSource};
-use crate::labels::LABELS;
+use crate::corpus::Clip;
+use crate::labels::{LABELS, N_LABELS};
 use crate::model::{
     default_device, device_name, display_name, Arch, Classifier, Metrics, BUILTIN_MODEL,
 };
@@ -492,6 +493,11 @@ pub struct EvalArgs {
     /// Draw the confusion matrix into this PNG.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Write each clip's calibrated probabilities as CSV here (path, corpus, speaker,
+    /// label, predicted, then one column per emotion): for ensembles, significance tests
+    /// and plots of your own.
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
     /// For speaker-normalised models: what each clip is normalised by. `speaker`: all of
     /// that speaker's clips given (unlabelled; as a session that has heard them);
     /// `clip`: the clip alone (as `analyze` on one short file).
@@ -540,20 +546,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             clips.len()
         );
     }
-    let (mut pack, _) = cached_pack(&a.cache, &clf.card.features, &clips)?;
-    if clf.card.features.wants_profile() {
-        pack.set_profile_scope(a.profile);
-        eprintln!(
-            "note: speaker-normalised model; each clip is normalised by {}",
-            match a.profile {
-                crate::train::ProfileScope::Speaker =>
-                    "the profile of all of its speaker's clips given",
-                crate::train::ProfileScope::Clip => "its own profile alone",
-            }
-        );
-    }
-    let idx: Vec<usize> = (0..pack.clips.len()).collect();
-    let (m, per_corpus, _) = evaluate_clips(&clf, &pack, &idx)?;
+    let (pack, (m, per_corpus, probs)) = evaluate_all(&clf, &clips, &a.cache, a.profile)?;
     print_metrics(&format!("{} on {} clips", clf.card.arch.name(), m.n), &m);
     for (c, pm) in &per_corpus {
         print_metrics(&format!("    {c}"), pm);
@@ -586,7 +579,51 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             &format!("{} - {} clips", clf.card.arch.name(), m.n),
         )?;
     }
+    if let Some(p) = &a.predictions {
+        let clips: Vec<&Clip> = pack.clips.iter().map(|c| &c.clip).collect();
+        crate::util::write_atomic(p, predictions_csv(&clips, &probs).as_bytes())?;
+    }
     Ok(())
+}
+
+/// Scores `clf` on every clip given (their features from the cache or computed), each
+/// clip normalised as `profile` says where the model is speaker-normalised.
+fn evaluate_all(
+    clf: &Classifier,
+    clips: &[Clip],
+    cache: &Path,
+    profile: crate::train::ProfileScope,
+) -> Result<(FeaturePack, crate::train::ClipEvaluation)> {
+    let (mut pack, _) = cached_pack(cache, &clf.card.features, clips)?;
+    if clf.card.features.wants_profile() {
+        pack.set_profile_scope(profile);
+        eprintln!(
+            "note: speaker-normalised model; each clip is normalised by {}",
+            match profile {
+                crate::train::ProfileScope::Speaker =>
+                    "the profile of all of its speaker's clips given",
+                crate::train::ProfileScope::Clip => "its own profile alone",
+            }
+        );
+    }
+    let idx: Vec<usize> = (0..pack.clips.len()).collect();
+    let scores = evaluate_clips(clf, &pack, &idx)?;
+    Ok((pack, scores))
+}
+
+/// One CSV row per clip: where it is, whose and what it is, what the model said.
+fn predictions_csv(clips: &[&Clip], probs: &[[f32; N_LABELS]]) -> String {
+    let mut s = format!("path,corpus,speaker,label,predicted,{}\n", LABELS.join(","));
+    for (c, p) in clips.iter().zip(probs) {
+        let top = crate::labels::argmax(p);
+        let quoted = format!("\"{}\"", c.path.display().to_string().replace('"', "\"\""));
+        s.push_str(&format!("{quoted},{},{},{},{}", c.corpus, c.speaker, LABELS[c.label], LABELS[top]));
+        for v in p {
+            s.push_str(&format!(",{v:.6}"));
+        }
+        s.push('\n');
+    }
+    s
 }
 
 #[derive(Args, Debug)]
@@ -802,5 +839,147 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
             crate::model::model_files(&dir).0.display()
         );
     }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Example:\n  \
+    emoscope ensemble weights/fusion runs/prosody --out weights/duo \\\n      \
+    --data ravdess=../shared/data/ravdess --data csv=../shared/data/emovo/labels.csv --data csv=../shared/data/nemo/labels.csv\n\n\
+    The ensemble averages its members' probabilities, each at the temperature of its own card,\n\
+    and runs wherever a model does (monitor, analyze, eval, finetune). The members must share one\n\
+    feature spec and one set of test speakers, so its held-out score stays speaker-independent;\n\
+    with --data it is scored on those test speakers and the card keeps the figures.")]
+pub struct EnsembleArgs {
+    /// Member model folders (or builtin:fusion), two or more.
+    #[arg(required = true, num_args = 2..)]
+    pub models: Vec<PathBuf>,
+    /// Output folder (card.json, model.safetensors).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Labelled data holding the members' test speakers: score the ensemble on them.
+    #[arg(long)]
+    pub data: Vec<DataSource>,
+    #[arg(long, default_value = "cache")]
+    pub cache: PathBuf,
+}
+
+pub fn ensemble(a: EnsembleArgs) -> Result<()> {
+    use crate::model::{member_prefix, Member, MAX_MEMBERS};
+    if a.models.len() > MAX_MEMBERS {
+        bail!("{} models given; an ensemble has at most {MAX_MEMBERS}", a.models.len());
+    }
+    let members: Vec<(PathBuf, Classifier)> = a
+        .models
+        .iter()
+        .map(|m| Ok((m.clone(), load_model(&Some(m.clone()))?)))
+        .collect::<Result<_>>()?;
+    let (first_dir, first) = &members[0];
+    let sorted = |v: &[String]| -> Vec<String> {
+        let mut v = v.to_vec();
+        v.sort();
+        v.dedup();
+        v
+    };
+    for (dir, m) in &members {
+        if let Arch::Ensemble { .. } = m.card.arch {
+            bail!("{} is already an ensemble: list its members instead", display_name(dir));
+        }
+        if m.card.features != first.card.features {
+            bail!(
+                "{} computes other features than {} ({:?} against {:?}): an ensemble's members must share one feature spec",
+                display_name(dir), display_name(first_dir), m.card.features, first.card.features
+            );
+        }
+        if sorted(&m.card.test_speakers) != sorted(&first.card.test_speakers) {
+            bail!(
+                "{} was tested on speakers {} but {} on {}: an ensemble's members must hold out the same test speakers, or its score would not be speaker-independent",
+                display_name(dir), m.card.test_speakers.join(", "), display_name(first_dir), first.card.test_speakers.join(", ")
+            );
+        }
+        if m.card.base_model.is_some() {
+            bail!("{} is fine-tuned to particular voices; ensemble models trained speaker-independently", display_name(dir));
+        }
+    }
+    let union = |f: &dyn Fn(&crate::model::ModelCard) -> Vec<String>| -> Vec<String> {
+        sorted(&members.iter().flat_map(|(_, m)| f(&m.card)).collect::<Vec<_>>())
+    };
+    let train_speakers = union(&|c| c.train_speakers.clone());
+    let validation_speakers: Vec<String> = union(&|c| c.validation_speakers.clone())
+        .into_iter()
+        .filter(|s| !train_speakers.contains(s))
+        .collect();
+    let described: Vec<String> = members
+        .iter()
+        .map(|(d, m)| format!("{} ({}, temperature {:.2}: {})", display_name(d), m.card.arch.name(), m.card.temperature, m.card.notes))
+        .collect();
+    let card = crate::model::ModelCard {
+        arch: Arch::Ensemble {
+            members: members
+                .iter()
+                .map(|(d, m)| Member {
+                    arch: m.card.arch.clone(),
+                    temperature: m.card.temperature,
+                    from: display_name(d),
+                })
+                .collect(),
+        },
+        temperature: 1.0,
+        training_data: union(&|c| c.training_data.clone()),
+        protocol: format!(
+            "speaker-independent: test speakers {} never seen in training by any member; each member's own protocol: {}",
+            first.card.test_speakers.join(", "),
+            members.iter().map(|(_, m)| m.card.protocol.as_str()).collect::<Vec<_>>().join(" | ")
+        ),
+        test_speakers: first.card.test_speakers.clone(),
+        validation_speakers,
+        train_speakers,
+        epochs: members.iter().map(|(_, m)| m.card.epochs).max().unwrap_or(0),
+        test_metrics: None,
+        test_metrics_per_corpus: Vec::new(),
+        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        notes: format!(
+            "ensemble (emoscope ensemble) of {} models, probabilities averaged, each at its own temperature: {}",
+            members.len(),
+            described.join("; ")
+        ),
+        base_model: None,
+        ..first.card.clone()
+    };
+    let clf = Classifier::new(card, &first.device)?;
+    {
+        let mut target = clf.varmap.data().lock().expect("varmap lock");
+        let mut set = 0;
+        for (i, (dir, m)) in members.iter().enumerate() {
+            for (name, var) in m.varmap.data().lock().expect("varmap lock").iter() {
+                let full = format!("{}.{name}", member_prefix(i));
+                let t = target.get_mut(&full).with_context(|| {
+                    format!("{}: tensor {name} has no place in the ensemble", display_name(dir))
+                })?;
+                t.set(var.as_tensor())?;
+                set += 1;
+            }
+        }
+        if set != target.len() {
+            bail!("the members gave {set} tensors but the ensemble has {}", target.len());
+        }
+    }
+    let mut clf = clf;
+    if !a.data.is_empty() {
+        let corpus = load_all(&a.data)?;
+        let test = clf.card.test_speakers.clone();
+        let (_, te) = holdout(&corpus.clips, &test)?;
+        let clips: Vec<Clip> = te.into_iter().map(|i| corpus.clips[i].clone()).collect();
+        let (_, (m, per_corpus, _)) =
+            evaluate_all(&clf, &clips, &a.cache, crate::train::ProfileScope::Speaker)?;
+        print_metrics(&format!("ensemble on held-out speakers, {} clips", m.n), &m);
+        for (c, pm) in &per_corpus {
+            print_metrics(&format!("    {c}"), pm);
+        }
+        clf.card.test_metrics = Some(m);
+        clf.card.test_metrics_per_corpus = per_corpus;
+    }
+    clf.save(&a.out)?;
+    println!("ensemble of {} models written to {}", members.len(), a.out.display());
     Ok(())
 }

@@ -31,7 +31,24 @@ pub enum Arch {
     Prosody,
     /// emocnn's spectrogram embedding and the prosody MLP's, side by side before the head.
     Fusion { width: usize },
+    /// Trained models of one feature spec averaged (`emoscope ensemble`): each member's
+    /// probabilities at its own temperature, averaged; the output is the log of that mean.
+    /// Not trained as such; built from models trained alone.
+    Ensemble { members: Vec<Member> },
 }
+
+/// One model of an ensemble: its architecture and the temperature it was calibrated with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Member {
+    pub arch: Arch,
+    pub temperature: f64,
+    /// Where the member came from (its folder when the ensemble was made); for people.
+    #[serde(default)]
+    pub from: String,
+}
+
+/// The most members an ensemble may have (a card is a file anyone can edit).
+pub const MAX_MEMBERS: usize = 16;
 
 impl Arch {
     pub fn from_name(name: &str) -> Option<Arch> {
@@ -61,6 +78,28 @@ impl Arch {
                     "paper1_lstm hidden size {hidden} must be 1 to 4096"
                 ))
             }
+            Arch::Ensemble { ref members } => {
+                if !(1..=MAX_MEMBERS).contains(&members.len()) {
+                    return Err(format!(
+                        "ensemble of {} members: it must have 1 to {MAX_MEMBERS}",
+                        members.len()
+                    ));
+                }
+                for (i, m) in members.iter().enumerate() {
+                    if matches!(m.arch, Arch::Ensemble { .. }) {
+                        return Err(format!("ensemble member {i} is itself an ensemble"));
+                    }
+                    if !(m.temperature.is_finite() && (0.01..=100.0).contains(&m.temperature)) {
+                        return Err(format!(
+                            "ensemble member {i} has temperature {}: it must be 0.01 to 100",
+                            m.temperature
+                        ));
+                    }
+                    m.arch
+                        .check(features)
+                        .map_err(|e| format!("ensemble member {i}: {e}"))?;
+                }
+            }
             _ => {}
         }
         if matches!(self, Arch::Prosody | Arch::Fusion { .. }) && !features.prosody {
@@ -80,6 +119,7 @@ impl Arch {
             Arch::EmoCnn { .. } => "emocnn",
             Arch::Prosody => "prosody",
             Arch::Fusion { .. } => "fusion",
+            Arch::Ensemble { .. } => "ensemble",
         }
     }
 
@@ -490,6 +530,8 @@ enum Body {
     EmoCnn(EmoCnn),
     Prosody(Prosody),
     Fusion(Box<Fusion>),
+    /// Members with their temperatures.
+    Ensemble(Vec<(Body, f64)>),
 }
 
 impl Net {
@@ -507,15 +549,7 @@ impl Net {
 
     /// Logits `(batch, 8)` for input `(batch, 1, rows, frames)`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let d = &self.dropout;
-        match &self.body {
-            Body::Paper1Cnn(m) => m.forward_t(x, train, d),
-            Body::Paper1Lstm(m) => m.forward_t(x, train, d),
-            Body::Fser(m) => m.forward_t(x, train, d),
-            Body::EmoCnn(m) => m.forward_t(x, train, d),
-            Body::Prosody(m) => m.forward_t(x, train, d),
-            Body::Fusion(m) => m.forward_t(x, train, d),
-        }
+        self.body.forward_t(x, train, &self.dropout)
     }
 }
 
@@ -530,8 +564,50 @@ impl Body {
             Arch::EmoCnn { width } => Body::EmoCnn(EmoCnn::new(vb, *width)?),
             Arch::Prosody => Body::Prosody(Prosody::new(vb)?),
             Arch::Fusion { width } => Body::Fusion(Box::new(Fusion::new(vb, *width)?)),
+            Arch::Ensemble { members } => Body::Ensemble(
+                members
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| {
+                        Ok((
+                            Body::new(&m.arch, vb.pp(member_prefix(i)), rows, frames)?,
+                            m.temperature,
+                        ))
+                    })
+                    .collect::<Result<_>>()?,
+            ),
         })
     }
+
+    fn forward_t(&self, x: &Tensor, train: bool, d: &Dropout) -> Result<Tensor> {
+        match self {
+            Body::Paper1Cnn(m) => m.forward_t(x, train, d),
+            Body::Paper1Lstm(m) => m.forward_t(x, train, d),
+            Body::Fser(m) => m.forward_t(x, train, d),
+            Body::EmoCnn(m) => m.forward_t(x, train, d),
+            Body::Prosody(m) => m.forward_t(x, train, d),
+            Body::Fusion(m) => m.forward_t(x, train, d),
+            Body::Ensemble(members) => {
+                // log(mean_i softmax(z_i / t_i)) = logsumexp_i(log_softmax(z_i / t_i)) - ln k
+                let logp = members
+                    .iter()
+                    .map(|(b, t)| {
+                        candle_nn::ops::log_softmax(&(b.forward_t(x, train, d)? / *t)?, D::Minus1)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let k = logp.len() as f64;
+                let stacked = Tensor::stack(&logp, 0)?;
+                let mx = stacked.max_keepdim(0)?.detach();
+                let lse = (stacked.broadcast_sub(&mx)?.exp()?.sum_keepdim(0)?.log()? + mx)?;
+                lse.squeeze(0)? - k.ln()
+            }
+        }
+    }
+}
+
+/// The name prefix of ensemble member `i`'s weights (`m0.cnn.block0...`).
+pub fn member_prefix(i: usize) -> String {
+    format!("m{i}")
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
-pub use arch::{Arch, Net};
+pub use arch::{member_prefix, Arch, Member, Net, MAX_MEMBERS};
 
 use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec};
 use crate::labels::{LABELS, N_LABELS};

@@ -66,7 +66,8 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
         // emoscope: 64 log-mel bands 50-7600 Hz, 32 ms frames every 16 ms, 3 s windows,
         // per-utterance normalisation so level and channel colouring cannot decide.
         // The prosody models: emocnn's spectrogram plus the prosody functionals row.
-        Arch::Prosody | Arch::Fusion { .. } => FeatureSpec {
+        // An ensemble is made from trained models (`emoscope ensemble`), never trained.
+        Arch::Prosody | Arch::Fusion { .. } | Arch::Ensemble { .. } => FeatureSpec {
             prosody: true,
             ..default_spec(&Arch::EmoCnn { width: 24 })
         },
@@ -178,7 +179,7 @@ pub fn default_recipe(arch: &Arch) -> Recipe {
             epochs: 30,
             ..emocnn
         },
-        Arch::EmoCnn { .. } => emocnn,
+        Arch::EmoCnn { .. } | Arch::Ensemble { .. } => emocnn,
     }
 }
 

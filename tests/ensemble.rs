@@ -1,0 +1,156 @@
+//! `emoscope ensemble`: trained models averaged into one model folder that runs wherever a
+//! model does. Checked with the shipped weights: the ensemble's window probabilities are
+//! the mean of its members' (each at its own card temperature), and members that would
+//! make the ensemble's score dishonest or its input ill-defined are refused by name.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_emoscope"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"));
+    c
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+const CLIP: &str = "../shared/data/ravdess/Actor_01/03-01-05-02-01-01-01.flac";
+
+/// Each analysis window's probabilities, in label order.
+fn window_probs(model: &Path) -> Vec<Vec<f64>> {
+    let out = bin()
+        .args(["analyze", "--json", "--model"])
+        .arg(model)
+        .arg(CLIP)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            w["probs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p[1].as_f64().unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+/// A copy of the shipped fusion model with another card temperature.
+fn fusion_at(dir: &Path, temperature: f64) -> PathBuf {
+    let src = root().join("weights/fusion");
+    let out = dir.join(format!("fusion_t{temperature}"));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("card.json")).unwrap()).unwrap();
+    card["temperature"] = temperature.into();
+    std::fs::write(out.join("card.json"), card.to_string()).unwrap();
+    std::fs::copy(
+        src.join("model.safetensors"),
+        out.join("model.safetensors"),
+    )
+    .unwrap();
+    out
+}
+
+fn card_temperature(dir: &Path) -> f64 {
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("card.json")).unwrap()).unwrap();
+    card["temperature"].as_f64().unwrap()
+}
+
+#[test]
+fn an_ensemble_gives_the_mean_of_its_members_probabilities_window_by_window() {
+    if common::no_data("an_ensemble_gives_the_mean_of_its_members_probabilities_window_by_window")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let fusion = root().join("weights/fusion");
+    let t1 = card_temperature(&fusion);
+    let soft = fusion_at(tmp.path(), 3.0);
+    let ens = tmp.path().join("ens");
+    let out = bin()
+        .arg("ensemble")
+        .arg(&fusion)
+        .arg(&soft)
+        .arg("--out")
+        .arg(&ens)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ens.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["arch"]["name"], "ensemble");
+    assert_eq!(card["arch"]["members"].as_array().unwrap().len(), 2);
+    assert_eq!(card["arch"]["members"][1]["temperature"], 3.0);
+    assert_eq!(card["temperature"], 1.0);
+    assert_eq!(card["test_speakers"][0], "ravdess_01");
+
+    // Member 1 is the same network at temperature t1, member 2 at 3.0, so from member 1's
+    // probabilities p: member 2's are softmax(ln p * t1 / 3), and the ensemble's the mean.
+    let p1 = window_probs(&fusion);
+    let pe = window_probs(&ens);
+    assert_eq!(p1.len(), pe.len());
+    assert!(p1.len() >= 3, "{} windows", p1.len());
+    let mut worst = 0.0f64;
+    for (a, e) in p1.iter().zip(&pe) {
+        let b: Vec<f64> = a.iter().map(|p| (p.ln() * t1 / 3.0).exp()).collect();
+        let s: f64 = b.iter().sum();
+        for k in 0..8 {
+            let want = 0.5 * (a[k] + b[k] / s);
+            worst = worst.max((want - e[k]).abs());
+        }
+    }
+    assert!(worst < 2e-5, "ensemble differs from the mean by {worst}");
+    // And it is not simply member 1.
+    assert!(p1
+        .iter()
+        .zip(&pe)
+        .any(|(a, e)| a.iter().zip(e).any(|(x, y)| (x - y).abs() > 1e-3)));
+}
+
+#[test]
+fn members_of_other_features_or_fine_tuned_ones_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |models: &[&str]| -> String {
+        let out = bin()
+            .arg("ensemble")
+            .args(models)
+            .arg("--out")
+            .arg(tmp.path().join("e"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{models:?} was accepted");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    // emocnn has no prosody row and other test speakers.
+    let e = run(&["weights/fusion", "weights/emocnn"]);
+    assert!(
+        e.contains("weights/emocnn") && e.contains("feature spec"),
+        "{e}"
+    );
+    let e = run(&["weights/fusion"]);
+    assert!(e.contains("required") || e.contains("2"), "{e}");
+    assert!(
+        !tmp.path().join("e").exists(),
+        "nothing written for a refused ensemble"
+    );
+}
