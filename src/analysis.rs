@@ -96,17 +96,59 @@ pub fn analyze_samples(
     samples: &[f32],
     hop_seconds: f32,
 ) -> Result<FileAnalysis> {
+    analyze_samples_with(
+        clf,
+        what,
+        samples,
+        hop_seconds,
+        &mut SpeakerProfile::default(),
+        true,
+    )
+}
+
+/// The windows every `hop_seconds` of `samples` (at the model's rate).
+fn window_plan(clf: &Classifier, samples: &[f32], hop_seconds: f32) -> (Vec<usize>, usize) {
     let spec = &clf.card.features;
-    let sr = spec.sample_rate;
     let win = spec.window_samples();
-    let hop = ((hop_seconds as f64 * sr as f64).round() as usize).max(1);
-    let starts = crate::pipeline::window_plan(samples.len(), win, hop);
-    let mut inputs = Vec::with_capacity(starts.len());
-    let mut speech = Vec::with_capacity(starts.len());
-    let mut speaker = SpeakerProfile::default();
+    let hop = ((hop_seconds as f64 * spec.sample_rate as f64).round() as usize).max(1);
+    (crate::pipeline::window_plan(samples.len(), win, hop), win)
+}
+
+/// Adds the speech of `samples` to `speaker` window by window, as [`analyze_samples`]
+/// would, without classifying: the first pass of `analyze --same-speaker`.
+pub fn learn_speaker(
+    clf: &Classifier,
+    what: &str,
+    samples: &[f32],
+    hop_seconds: f32,
+    speaker: &mut SpeakerProfile,
+) -> Result<()> {
+    let (starts, win) = window_plan(clf, samples, hop_seconds);
     for &a in &starts {
         let w = &samples[a..(a + win).min(samples.len())];
-        let (m, s) = crate::pipeline::window_input(&clf.extractor, what, w, &mut speaker)?;
+        crate::pipeline::window_input(&clf.extractor, what, w, speaker)?;
+    }
+    Ok(())
+}
+
+/// As [`analyze_samples`], with the speaker profile given: grown by this file's speech
+/// (`learn`, as live) or left as it is (one learnt from all of the speaker's files).
+pub fn analyze_samples_with(
+    clf: &Classifier,
+    what: &str,
+    samples: &[f32],
+    hop_seconds: f32,
+    speaker: &mut SpeakerProfile,
+    learn: bool,
+) -> Result<FileAnalysis> {
+    let sr = clf.card.features.sample_rate;
+    let (starts, win) = window_plan(clf, samples, hop_seconds);
+    let mut inputs = Vec::with_capacity(starts.len());
+    let mut speech = Vec::with_capacity(starts.len());
+    for &a in &starts {
+        let w = &samples[a..(a + win).min(samples.len())];
+        let (m, s) =
+            crate::pipeline::window_input_learning(&clf.extractor, what, w, speaker, learn)?;
         inputs.push(m);
         speech.push(s);
     }

@@ -197,6 +197,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             recognition::analyze(recognition::AnalyzeArgs {
                 audio: vec![PathBuf::from(crate::audio::DEMO_CLIP)],
+                same_speaker: false,
                 how: a.how,
             })
         }

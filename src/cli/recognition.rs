@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::analysis::analyze_samples;
+use crate::analysis::{analyze_samples, analyze_samples_with, learn_speaker};
+use crate::features::SpeakerProfile;
 use crate::audio::{decode_input, resample};
 use crate::corpus::{holdout, load_all, parse_speaker_list, speaker_folds, DataSource};
 use crate::corpus::Clip;
@@ -41,12 +42,19 @@ pub(super) fn load_model(m: &Option<PathBuf>) -> Result<Classifier> {
 #[command(after_help = "Examples:\n  \
     emoscope analyze speech.wav\n  \
     emoscope analyze a.flac b.mp3 --json > out.json\n  \
+    emoscope analyze --same-speaker interview/*.wav     # one person's recordings, read as eval does\n  \
     emoscope analyze clip.wav --model weights/paper1_cnn --hop 1.0\n\n\
     Windows without speech (voice activity detector) show 'no speech' and are left out of the summary.")]
 pub struct AnalyzeArgs {
     /// Audio files (WAV, FLAC, MP3, OGG); `builtin:demo` is the demo clip built into emoscope.
     #[arg(required = true)]
     pub audio: Vec<PathBuf>,
+    /// The files are all one speaker's: a speaker-normalised model (the default) first
+    /// learns the voice from the speech of every file, then reads each file against it,
+    /// as `eval` reads a speaker's clips. Without it each file is read alone, its profile
+    /// growing from its own speech as the live monitor's does.
+    #[arg(long)]
+    pub same_speaker: bool,
     #[command(flatten)]
     pub how: AnalyzeHow,
 }
@@ -66,7 +74,11 @@ pub struct AnalyzeHow {
 }
 
 pub fn analyze(a: AnalyzeArgs) -> Result<()> {
-    let AnalyzeArgs { audio, how: a } = a;
+    let AnalyzeArgs {
+        audio,
+        same_speaker,
+        how: a,
+    } = a;
     if a.hop.is_nan() || a.hop <= 0.0 {
         bail!("--hop must be positive, got {}", a.hop);
     }
@@ -78,14 +90,37 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
             device_name(&clf.device)
         );
     }
-    for path in &audio {
+    let read = |path: &PathBuf| -> Result<Vec<f32>> {
         let clip = decode_input(path)?;
-        let x = resample(
+        Ok(resample(
             &clip.samples,
             clip.sample_rate,
             clf.card.features.sample_rate,
-        )?;
-        let r = analyze_samples(&clf, &path.display().to_string(), &x, a.hop)?;
+        )?)
+    };
+    let mut speaker = SpeakerProfile::default();
+    let shared = same_speaker && clf.card.features.wants_profile();
+    if same_speaker && !shared {
+        eprintln!("note: --same-speaker: this model is not speaker-normalised; each file is read alone");
+    }
+    if shared {
+        for path in &audio {
+            let x = read(path)?;
+            learn_speaker(&clf, &path.display().to_string(), &x, a.hop, &mut speaker)?;
+        }
+        eprintln!(
+            "note: one speaker profile learnt from the speech of all {} files",
+            audio.len()
+        );
+    }
+    for path in &audio {
+        let x = read(path)?;
+        let what = path.display().to_string();
+        let r = if shared {
+            analyze_samples_with(&clf, &what, &x, a.hop, &mut speaker, false)?
+        } else {
+            analyze_samples(&clf, &what, &x, a.hop)?
+        };
         if a.json {
             println!("{}", serde_json::to_string(&r)?);
             continue;
@@ -222,13 +257,14 @@ pub struct TrainCmdArgs {
 
 fn print_metrics(title: &str, m: &Metrics) {
     println!(
-        "{title}: n={} accuracy {:.1} %  UAR {:.3}  macro F1 {:.3}  ROC-AUC {:.3}  ECE {:.3}",
+        "{title}: n={} accuracy {:.1} %  UAR {:.3}  macro F1 {:.3}  ROC-AUC {:.3}  ECE {:.3} (by chance {:.3})",
         m.n,
         m.accuracy * 100.0,
         m.uar,
         m.macro_f1,
         m.roc_auc_mean,
-        m.ece
+        m.ece,
+        m.ece_by_chance
     );
 }
 

@@ -58,6 +58,10 @@ pub struct Metrics {
     pub macro_f1: f64,
     pub roc_auc_mean: f64,
     pub ece: f64,
+    /// The ECE a perfectly calibrated model would show on as many clips of these
+    /// confidences by chance alone (`metrics::ece_by_chance`); 0 in cards made before it.
+    #[serde(default)]
+    pub ece_by_chance: f64,
     pub labels: Vec<String>,
     /// Labels with no clip in the data: left out of UAR, macro F1 and ROC-AUC.
     pub absent: Vec<String>,

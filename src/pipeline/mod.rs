@@ -44,10 +44,22 @@ pub fn window_input(
     window: &[f32],
     speaker: &mut SpeakerProfile,
 ) -> Result<(FeatureMatrix, bool)> {
+    window_input_learning(ex, what, window, speaker, true)
+}
+
+/// As [`window_input`]; `learn` false leaves the profile as it is (a profile already
+/// learnt from all of a speaker's recordings: `analyze --same-speaker`).
+pub fn window_input_learning(
+    ex: &FeatureExtractor,
+    what: &str,
+    window: &[f32],
+    speaker: &mut SpeakerProfile,
+    learn: bool,
+) -> Result<(FeatureMatrix, bool)> {
     let speech = Vad::default().is_speech(window, ex.spec().sample_rate);
     let db = ex.window_db_mel(what, window)?;
     let llds = ex.llds(&db, ex.window_voice(window).as_ref());
-    if speech && ex.spec().wants_profile() {
+    if learn && speech && ex.spec().wants_profile() {
         speaker.add_window(&db, llds.as_ref());
     }
     Ok((ex.finish_with_llds(db, llds, Some(speaker)), speech))

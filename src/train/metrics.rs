@@ -37,26 +37,57 @@ pub fn roc_auc(scores: &[f32], pos: &[bool]) -> Option<f64> {
 
 /// Expected calibration error of the top-class confidence over 15 equal-width bins.
 pub fn ece(probs: &[[f32; N_LABELS]], truth: &[usize]) -> f64 {
+    let tops: Vec<(f64, bool)> = probs
+        .iter()
+        .zip(truth)
+        .map(|(p, &t)| {
+            let top = argmax(p);
+            (p[top] as f64, top == t)
+        })
+        .collect();
+    binned_ece(&tops)
+}
+
+/// ECE over 15 equal-width confidence bins of (top probability, was it right) pairs.
+fn binned_ece(tops: &[(f64, bool)]) -> f64 {
     const BINS: usize = 15;
     let mut conf = [0.0f64; BINS];
     let mut acc = [0.0f64; BINS];
     let mut cnt = [0usize; BINS];
-    for (p, &t) in probs.iter().zip(truth) {
-        let (top, &c) = p
-            .iter()
-            .enumerate()
-            .max_by(|a, b| a.1.total_cmp(b.1))
-            .unwrap();
-        let b = ((c as f64 * BINS as f64) as usize).min(BINS - 1);
-        conf[b] += c as f64;
-        acc[b] += (top == t) as u8 as f64;
+    for &(c, right) in tops {
+        let b = ((c * BINS as f64) as usize).min(BINS - 1);
+        conf[b] += c;
+        acc[b] += right as u8 as f64;
         cnt[b] += 1;
     }
-    let n = probs.len().max(1) as f64;
+    let n = tops.len().max(1) as f64;
     (0..BINS)
         .filter(|&b| cnt[b] > 0)
         .map(|b| (acc[b] - conf[b]).abs() / n)
         .sum()
+}
+
+/// The ECE a perfectly calibrated model would show on these clips by chance alone: the
+/// mean, over 500 draws, of the ECE when each clip is right with exactly its top
+/// probability (seeded, so the figure is the same every run). On a few hundred clips it
+/// is far from zero (about 0.1 on 120 clips), so an ECE is only meaningful beside it.
+pub fn ece_by_chance(probs: &[[f32; N_LABELS]]) -> f64 {
+    use rand::{Rng, SeedableRng};
+    const DRAWS: usize = 500;
+    if probs.is_empty() {
+        return 0.0;
+    }
+    let conf: Vec<f64> = probs.iter().map(|p| p[argmax(p)] as f64).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x00ec_e0ec);
+    let mut tops = vec![(0.0, false); conf.len()];
+    let mut total = 0.0;
+    for _ in 0..DRAWS {
+        for (t, &c) in tops.iter_mut().zip(&conf) {
+            *t = (c, rng.random::<f64>() < c);
+        }
+        total += binned_ece(&tops);
+    }
+    total / DRAWS as f64
 }
 
 /// All metrics for clip-level probabilities against true labels.
@@ -126,6 +157,7 @@ pub fn evaluate(probs: &[[f32; N_LABELS]], truth: &[usize]) -> Metrics {
         macro_f1: mean(&f1s),
         roc_auc_mean: mean(&aucs),
         ece: ece(probs, truth),
+        ece_by_chance: ece_by_chance(probs),
         labels: LABELS.iter().map(|s| s.to_string()).collect(),
         absent,
         per_class,
@@ -163,5 +195,30 @@ mod tests {
         assert_eq!(m.confusion[4][0], 1);
         // confident and 75 % right: ECE = |0.75 - 1.0| = 0.25
         assert!((m.ece - 0.25).abs() < 1e-9);
+        // Certain predictions are right every draw: no ECE by chance.
+        assert_eq!(m.ece_by_chance, 0.0);
+    }
+
+    /// A perfectly calibrated model's ECE by chance shrinks like 1/sqrt(n): on 120 clips of
+    /// confidence 0.5 each draw is a binomial(120, 0.5) count, whose mean absolute
+    /// deviation from 60 is about 4.4 clips (0.036); the figure must agree, and be four
+    /// times smaller on 16 times as many clips.
+    #[test]
+    fn ece_by_chance_is_the_sampling_noise_of_a_calibrated_model() {
+        let half = |n: usize| vec![[0.5f32, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]; n];
+        let small = ece_by_chance(&half(120));
+        let exact = {
+            // E|X - 60| for X ~ Binomial(120, 1/2), divided by 120.
+            let mut p = 0.5f64.powi(120);
+            let mut e = 0.0;
+            for k in 0..=120usize {
+                e += p * (k as f64 - 60.0).abs();
+                p *= (120 - k) as f64 / (k + 1) as f64;
+            }
+            e / 120.0
+        };
+        assert!((small - exact).abs() < 0.004, "{small} against {exact}");
+        let large = ece_by_chance(&half(1920));
+        assert!((small / large - 4.0).abs() < 0.6, "{small} / {large}");
     }
 }
