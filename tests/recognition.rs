@@ -710,3 +710,88 @@ fn same_speaker_analysis_reads_one_persons_files_as_eval_does() {
     assert!((25..=27).contains(&alone), "{alone} of 60 right read alone");
     assert!((46..=48).contains(&same), "{same} of 60 right as one speaker");
 }
+
+/// `train --crossfit-corpora`: one more model per corpus, trained on the other corpora
+/// alone, predicts it, and the temperature comes from those predictions. Two small
+/// corpora (labels.csv folders of real RAVDESS clips, calm and angry, three speakers each).
+#[test]
+fn crossfitting_over_corpora_trains_each_fold_on_the_other_corpus_alone() {
+    if common::no_data("crossfitting_over_corpora_trains_each_fold_on_the_other_corpus_alone") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut data_args = Vec::new();
+    for (corpus, actors) in [("alpha", [3, 4, 5]), ("beta", [6, 7, 8])] {
+        let dir = tmp.path().join(corpus);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut csv = String::from("path,emotion,speaker\n");
+        for a in actors {
+            let actor = data().join(format!("ravdess/Actor_{a:02}"));
+            let mut names: Vec<String> = std::fs::read_dir(&actor)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.starts_with("03-01-02-") || n.starts_with("03-01-05-"))
+                .collect();
+            names.sort();
+            for n in names {
+                std::fs::copy(actor.join(&n), dir.join(&n)).unwrap();
+                let emotion = if n.starts_with("03-01-02-") { "calm" } else { "angry" };
+                csv.push_str(&format!("{n},{emotion},{corpus}_{a}\n"));
+            }
+        }
+        std::fs::write(dir.join("labels.csv"), csv).unwrap();
+        data_args.push("--data".to_string());
+        data_args.push(format!("csv={}", dir.join("labels.csv").display()));
+    }
+    let out = tmp.path().join("m");
+    let log = stdout_of(
+        bin()
+            .args(["train", "--arch", "prosody", "--epochs", "2", "--crossfit-corpora"])
+            .args(&data_args)
+            .args(["--test-speakers", "alpha:5;beta:8", "--out"])
+            .arg(&out)
+            .arg("--cache")
+            .arg(tmp.path().join("cache")),
+    );
+    assert!(log.contains("held-out test"), "{log}");
+    let card = |d: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("card.json")).unwrap()).unwrap()
+    };
+    let list = |v: &serde_json::Value, k: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    // Folds in corpus order: fold 1 predicts alpha and learnt from beta alone, and back.
+    for (k, other) in [(1, "beta_"), (2, "alpha_")] {
+        let f = card(&out.join(format!("crossfit/fold{k}")));
+        let mut seen = list(&f, "train_speakers");
+        seen.extend(list(&f, "validation_speakers"));
+        assert!(!seen.is_empty());
+        assert!(
+            seen.iter().all(|s| s.starts_with(other)),
+            "fold {k} learnt from {seen:?}"
+        );
+        let held = list(&f, "test_speakers");
+        assert!(held.contains(&"alpha_5".to_string()) && held.contains(&"beta_8".to_string()));
+    }
+    let main = card(&out);
+    let notes = main["notes"].as_str().unwrap();
+    assert!(notes.contains("cross-fitted over corpora"), "{notes}");
+    assert!(main["protocol"].as_str().unwrap().contains("corpora held out in turn"));
+    // Only one corpus: refused with what to do.
+    let one = bin()
+        .args(["train", "--arch", "prosody", "--epochs", "1", "--crossfit-corpora"])
+        .args(&data_args[..2])
+        .args(["--test-speakers", "alpha:5", "--out"])
+        .arg(tmp.path().join("one"))
+        .arg("--cache")
+        .arg(tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(!one.status.success());
+    let e = String::from_utf8_lossy(&one.stderr);
+    assert!(e.contains("one corpus") && e.contains("--crossfit K"), "{e}");
+}

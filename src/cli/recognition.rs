@@ -253,6 +253,13 @@ pub struct TrainCmdArgs {
     /// validation speakers). Costs K more trainings.
     #[arg(long, conflicts_with = "folds")]
     pub crossfit: Option<usize>,
+    /// Calibrate by cross-fitting over whole corpora: one more model per corpus, trained
+    /// on the other corpora alone, predicts it, and the temperature is fitted on those
+    /// predictions. For a model meant for languages and microphones it never heard: its
+    /// confidence then reflects how well it does on a new corpus (expect it a little
+    /// unsure on new speakers of its own corpora). Needs two corpora or more.
+    #[arg(long, conflicts_with_all = ["folds", "crossfit"])]
+    pub crossfit_corpora: bool,
 }
 
 fn print_metrics(title: &str, m: &Metrics) {
@@ -417,8 +424,18 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             None => Vec::new(),
         };
         let mut o = run(test.clone(), &out_dir)?;
-        if let Some(k) = a.crossfit {
-            crossfit_temperature(&pack, &clips, &test, k, &out_dir, &run, &mut o)?;
+        let folds = if let Some(k) = a.crossfit {
+            if k < 2 {
+                bail!("--crossfit {k}: needs at least 2 folds");
+            }
+            Some((speaker_folds(&training_clips(&clips, &test), k)?, "speakers"))
+        } else if a.crossfit_corpora {
+            Some((corpus_folds(&training_clips(&clips, &test))?, "corpora"))
+        } else {
+            None
+        };
+        if let Some((folds, by)) = folds {
+            crossfit_temperature(&pack, &test, &folds, by, &out_dir, &run, &mut o)?;
         }
         println!(
             "{} saved to {} ({:.1} s per epoch on {})",
@@ -437,28 +454,49 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
     Ok(())
 }
 
-/// Refits `o`'s temperature on out-of-fold predictions: the training speakers (all but
-/// `test`) are cut into `k` speaker folds, a model trained without each fold predicts it,
-/// and the temperature minimising clip-level NLL over all of them replaces the one fitted
-/// on validation speakers; test metrics are recomputed and the model saved again.
+/// The clips of every speaker but `test`'s.
+fn training_clips(clips: &[crate::corpus::Clip], test: &[String]) -> Vec<crate::corpus::Clip> {
+    clips
+        .iter()
+        .filter(|c| !test.contains(&c.speaker))
+        .cloned()
+        .collect()
+}
+
+/// One fold per corpus: its speakers.
+fn corpus_folds(clips: &[crate::corpus::Clip]) -> Result<Vec<Vec<String>>> {
+    let mut by: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
+        Default::default();
+    for c in clips {
+        by.entry(c.corpus.as_str()).or_default().insert(&c.speaker);
+    }
+    if by.len() < 2 {
+        bail!(
+            "--crossfit-corpora: the training data is one corpus ({}); give two or more --data sources, or use --crossfit K",
+            by.keys().next().copied().unwrap_or("none")
+        );
+    }
+    Ok(by
+        .into_values()
+        .map(|s| s.into_iter().map(str::to_string).collect())
+        .collect())
+}
+
+/// Refits `o`'s temperature on out-of-fold predictions: for each of `folds` (speakers
+/// cut into groups, or whole corpora: `by`), a model trained without that fold (and
+/// without `test`) predicts it, and the temperature minimising clip-level NLL over all of
+/// them replaces the one fitted on validation speakers; test metrics are recomputed and
+/// the model saved again.
 fn crossfit_temperature(
     pack: &FeaturePack,
-    clips: &[crate::corpus::Clip],
     test: &[String],
-    k: usize,
+    folds: &[Vec<String>],
+    by: &str,
     out_dir: &Path,
     run: &dyn Fn(Vec<String>, &Path) -> Result<crate::train::TrainOutcome>,
     o: &mut crate::train::TrainOutcome,
 ) -> Result<()> {
-    if k < 2 {
-        bail!("--crossfit {k}: needs at least 2 folds");
-    }
-    let training: Vec<crate::corpus::Clip> = clips
-        .iter()
-        .filter(|c| !test.contains(&c.speaker))
-        .cloned()
-        .collect();
-    let folds = speaker_folds(&training, k)?;
+    let k = folds.len();
     let (mut owner, mut logits, mut truth) = (Vec::new(), Vec::new(), Vec::new());
     for (i, fold) in folds.iter().enumerate() {
         eprintln!("cross-fitting {}/{k}: predicting {}", i + 1, fold.join(","));
@@ -483,15 +521,20 @@ fn crossfit_temperature(
         truth.len(),
         clf.card.temperature
     );
+    let what = if by == "corpora" {
+        "one whole corpus of the training data"
+    } else {
+        "one fold of the training speakers"
+    };
     clf.card.notes.push_str(&format!(
-        "; temperature {t:.3} cross-fitted: {k} models each trained without one fold of the training speakers predicted that fold ({} clips), replacing {:.3} from the validation speakers",
+        "; temperature {t:.3} cross-fitted over {by}: {k} models each trained without {what} predicted it ({} clips), replacing {:.3} from the validation speakers",
         truth.len(),
         clf.card.temperature
     ));
     clf.card.temperature = t;
     clf.card.protocol = clf.card.protocol.replace(
         " and fit the temperature",
-        "; the temperature is cross-fitted on out-of-fold predictions of every non-test speaker",
+        &format!("; the temperature is cross-fitted on out-of-fold predictions of every non-test speaker ({by} held out in turn)"),
     );
     let te: Vec<usize> = (0..pack.clips.len())
         .filter(|&j| test.contains(&pack.clips[j].clip.speaker))
