@@ -9,6 +9,9 @@ side by side). Layers as in src/model/arch.rs:
   channels; pools 2x2, 2x2, 2x2, 2x1), mean over frequency, attention pooling (96 -> 64
   tanh -> 1, softmax over time) and max pooling over time, dropout 0.3, dense to 8;
   AdamW lr 2e-3, weight decay 0.05, mixup; 64 x 188 log-mel images.
+- paper1_lstm: two LSTM layers of 1024 (dropout 0.5 between) over the 160 frames of a
+  40 x 160 MFCC image, the last state through dense 128 (ReLU, dropout 0.5) to 8; Adam lr
+  5e-4.
 
 Batch 32. The inputs are random: this measures the network's training compute;
 emoscope's epoch also builds each batch from its feature pack (augmentation included),
@@ -81,16 +84,38 @@ class EmoCnn(nn.Module):
         return self.head(self.drop(torch.cat([att, mx], -1)))
 
 
+class Paper1Lstm(nn.Module):
+    shape = (40, 160)
+
+    def __init__(self, hidden=1024):
+        super().__init__()
+        self.l1 = nn.LSTM(40, hidden, batch_first=True)
+        self.l2 = nn.LSTM(hidden, hidden, batch_first=True)
+        self.fc1 = nn.Linear(hidden, 128)
+        self.fc2 = nn.Linear(128, 8)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        x = x.squeeze(1).transpose(1, 2)  # (b, frames, rows)
+        h, _ = self.l1(x)
+        h, _ = self.l2(self.drop(h))
+        z = torch.relu(self.fc1(h[:, -1]))
+        return self.fc2(self.drop(z))
+
+
 def epoch_seconds(arch, threads, n, epochs):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = Paper1Cnn() if arch == "paper1_cnn" else EmoCnn()
+    net = {"paper1_cnn": Paper1Cnn, "emocnn": EmoCnn, "paper1_lstm": Paper1Lstm}[arch]()
     rows, frames = net.shape
     x = torch.randn(n, 1, rows, frames)
     y = torch.randint(0, 8, (n,))
     if arch == "paper1_cnn":
         opt = torch.optim.Adam(net.parameters(), lr=5e-5)
         weights = [p for p in net.parameters() if p.dim() > 1]
+    elif arch == "paper1_lstm":
+        opt = torch.optim.Adam(net.parameters(), lr=5e-4)
+        weights = []
     else:
         opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=0.05)
         weights = []
@@ -118,7 +143,7 @@ def epoch_seconds(arch, threads, n, epochs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--arch", default="paper1_cnn", choices=["paper1_cnn", "emocnn"])
+    ap.add_argument("--arch", default="paper1_cnn", choices=["paper1_cnn", "emocnn", "paper1_lstm"])
     ap.add_argument("--clips", type=int, default=1200)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", default="1,2")

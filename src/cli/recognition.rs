@@ -6,10 +6,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::analysis::{analyze_samples, analyze_samples_with, learn_speaker};
-use crate::features::SpeakerProfile;
 use crate::audio::{decode_input, resample};
-use crate::corpus::{holdout, load_all, parse_speaker_list, speaker_folds, DataSource};
 use crate::corpus::Clip;
+use crate::corpus::{holdout, load_all, parse_speaker_list, speaker_folds, DataSource};
+use crate::features::SpeakerProfile;
 use crate::labels::{LABELS, N_LABELS};
 use crate::model::{
     default_device, device_name, display_name, Arch, Classifier, Metrics, BUILTIN_MODEL,
@@ -101,7 +101,9 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     let mut speaker = SpeakerProfile::default();
     let shared = same_speaker && clf.card.features.wants_profile();
     if same_speaker && !shared {
-        eprintln!("note: --same-speaker: this model is not speaker-normalised; each file is read alone");
+        eprintln!(
+            "note: --same-speaker: this model is not speaker-normalised; each file is read alone"
+        );
     }
     if shared {
         for path in &audio {
@@ -428,7 +430,10 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             if k < 2 {
                 bail!("--crossfit {k}: needs at least 2 folds");
             }
-            Some((speaker_folds(&training_clips(&clips, &test), k)?, "speakers"))
+            Some((
+                speaker_folds(&training_clips(&clips, &test), k)?,
+                "speakers",
+            ))
         } else if a.crossfit_corpora {
             Some((corpus_folds(&training_clips(&clips, &test))?, "corpora"))
         } else {
@@ -696,7 +701,10 @@ fn predictions_csv(clips: &[&Clip], probs: &[[f32; N_LABELS]]) -> String {
     for (c, p) in clips.iter().zip(probs) {
         let top = crate::labels::argmax(p);
         let quoted = format!("\"{}\"", c.path.display().to_string().replace('"', "\"\""));
-        s.push_str(&format!("{quoted},{},{},{},{}", c.corpus, c.speaker, LABELS[c.label], LABELS[top]));
+        s.push_str(&format!(
+            "{quoted},{},{},{},{}",
+            c.corpus, c.speaker, LABELS[c.label], LABELS[top]
+        ));
         for v in p {
             s.push_str(&format!(",{v:.6}"));
         }
@@ -946,7 +954,10 @@ pub struct EnsembleArgs {
 pub fn ensemble(a: EnsembleArgs) -> Result<()> {
     use crate::model::{member_prefix, Member, MAX_MEMBERS};
     if a.models.len() > MAX_MEMBERS {
-        bail!("{} models given; an ensemble has at most {MAX_MEMBERS}", a.models.len());
+        bail!(
+            "{} models given; an ensemble has at most {MAX_MEMBERS}",
+            a.models.len()
+        );
     }
     let members: Vec<(PathBuf, Classifier)> = a
         .models
@@ -962,7 +973,10 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
     };
     for (dir, m) in &members {
         if let Arch::Ensemble { .. } = m.card.arch {
-            bail!("{} is already an ensemble: list its members instead", display_name(dir));
+            bail!(
+                "{} is already an ensemble: list its members instead",
+                display_name(dir)
+            );
         }
         if m.card.features != first.card.features {
             bail!(
@@ -981,7 +995,12 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         }
     }
     let union = |f: &dyn Fn(&crate::model::ModelCard) -> Vec<String>| -> Vec<String> {
-        sorted(&members.iter().flat_map(|(_, m)| f(&m.card)).collect::<Vec<_>>())
+        sorted(
+            &members
+                .iter()
+                .flat_map(|(_, m)| f(&m.card))
+                .collect::<Vec<_>>(),
+        )
     };
     let train_speakers = union(&|c| c.train_speakers.clone());
     let validation_speakers: Vec<String> = union(&|c| c.validation_speakers.clone())
@@ -990,7 +1009,15 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         .collect();
     let described: Vec<String> = members
         .iter()
-        .map(|(d, m)| format!("{} ({}, temperature {:.2}: {})", display_name(d), m.card.arch.name(), m.card.temperature, m.card.notes))
+        .map(|(d, m)| {
+            format!(
+                "{} ({}, temperature {:.2}: {})",
+                display_name(d),
+                m.card.arch.name(),
+                m.card.temperature,
+                m.card.notes
+            )
+        })
         .collect();
     let card = crate::model::ModelCard {
         arch: Arch::Ensemble {
@@ -1033,14 +1060,20 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
             for (name, var) in m.varmap.data().lock().expect("varmap lock").iter() {
                 let full = format!("{}.{name}", member_prefix(i));
                 let t = target.get_mut(&full).with_context(|| {
-                    format!("{}: tensor {name} has no place in the ensemble", display_name(dir))
+                    format!(
+                        "{}: tensor {name} has no place in the ensemble",
+                        display_name(dir)
+                    )
                 })?;
                 t.set(var.as_tensor())?;
                 set += 1;
             }
         }
         if set != target.len() {
-            bail!("the members gave {set} tensors but the ensemble has {}", target.len());
+            bail!(
+                "the members gave {set} tensors but the ensemble has {}",
+                target.len()
+            );
         }
     }
     let mut clf = clf;
@@ -1059,6 +1092,10 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         clf.card.test_metrics_per_corpus = per_corpus;
     }
     clf.save(&a.out)?;
-    println!("ensemble of {} models written to {}", members.len(), a.out.display());
+    println!(
+        "ensemble of {} models written to {}",
+        members.len(),
+        a.out.display()
+    );
     Ok(())
 }

@@ -3,10 +3,10 @@
 //! attention CNN. All take `(batch, 1, rows, frames)` and return `(batch, 8)` logits.
 
 use candle_core::{Module, ModuleT, Result, Tensor, D};
-use candle_nn::rnn::{LSTMConfig, LSTM, RNN};
 use candle_nn::{BatchNorm, Linear, VarBuilder};
 
 use super::conv::Conv;
+use super::lstm::Lstm;
 use serde::{Deserialize, Serialize};
 
 use crate::features::N_FUNCTIONALS;
@@ -247,18 +247,17 @@ impl Paper1Cnn {
 }
 
 pub struct Paper1Lstm {
-    l1: LSTM,
-    l2: LSTM,
+    l1: Lstm,
+    l2: Lstm,
     fc1: Linear,
     fc2: Linear,
 }
 
 impl Paper1Lstm {
     pub fn new(vb: VarBuilder, rows: usize, hidden: usize) -> Result<Self> {
-        let cfg = LSTMConfig::default();
         Ok(Self {
-            l1: candle_nn::lstm(rows, hidden, cfg, vb.pp("lstm1"))?,
-            l2: candle_nn::lstm(hidden, hidden, LSTMConfig::default(), vb.pp("lstm2"))?,
+            l1: Lstm::new(vb.pp("lstm1"), rows, hidden)?,
+            l2: Lstm::new(vb.pp("lstm2"), hidden, hidden)?,
             fc1: candle_nn::linear(hidden, 128, vb.pp("fc1"))?,
             fc2: candle_nn::linear(128, N_LABELS, vb.pp("fc2"))?,
         })
@@ -267,10 +266,9 @@ impl Paper1Lstm {
     pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
         // (b, 1, rows, frames) -> (b, frames, rows)
         let x = x.squeeze(1)?.transpose(1, 2)?.contiguous()?;
-        let h1 = self.l1.states_to_tensor(&self.l1.seq(&x)?)?;
-        let h1 = drop.apply(&h1, 0.5, train)?;
-        let states = self.l2.seq(&h1)?;
-        let last = states.last().expect("at least one frame").h().clone();
+        let h1 = drop.apply(&self.l1.seq(&x)?, 0.5, train)?;
+        let h2 = self.l2.seq(&h1)?;
+        let last = h2.narrow(1, h2.dim(1)? - 1, 1)?.squeeze(1)?;
         let z = self.fc1.forward(&last)?.relu()?;
         self.fc2.forward(&drop.apply(&z, 0.5, train)?)
     }

@@ -49,7 +49,7 @@ impl ConvGeom {
 /// the given row and column strides, so either may be a transposed view. Single-threaded:
 /// callers parallelise over the batch.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(super) fn matmul(
     (m, n, k): (usize, usize, usize),
     c: &mut [f32],
     accumulate: bool,
@@ -195,7 +195,7 @@ pub(super) fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usiz
 }
 
 /// How many pieces to split a batch into: one per rayon thread, never more than the batch.
-fn pieces(batch: usize) -> usize {
+pub(super) fn pieces(batch: usize) -> usize {
     rayon::current_num_threads().clamp(1, batch.max(1))
 }
 

@@ -8,6 +8,8 @@ pub mod conv;
 mod fused;
 #[forbid(unsafe_code)]
 mod init;
+#[forbid(unsafe_code)]
+pub mod lstm;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,7 @@ use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 pub use arch::{member_prefix, Arch, Member, Net, MAX_MEMBERS};
+pub use lstm::Lstm;
 
 use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec};
 use crate::labels::{LABELS, N_LABELS};
