@@ -58,11 +58,7 @@ fn fusion_at(dir: &Path, temperature: f64) -> PathBuf {
         serde_json::from_str(&std::fs::read_to_string(src.join("card.json")).unwrap()).unwrap();
     card["temperature"] = temperature.into();
     std::fs::write(out.join("card.json"), card.to_string()).unwrap();
-    std::fs::copy(
-        src.join("model.safetensors"),
-        out.join("model.safetensors"),
-    )
-    .unwrap();
+    std::fs::copy(src.join("model.safetensors"), out.join("model.safetensors")).unwrap();
     out
 }
 
@@ -74,8 +70,7 @@ fn card_temperature(dir: &Path) -> f64 {
 
 #[test]
 fn an_ensemble_gives_the_mean_of_its_members_probabilities_window_by_window() {
-    if common::no_data("an_ensemble_gives_the_mean_of_its_members_probabilities_window_by_window")
-    {
+    if common::no_data("an_ensemble_gives_the_mean_of_its_members_probabilities_window_by_window") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -629,33 +629,23 @@ fn crossfitting_predicts_every_training_speaker_once_and_never_trains_on_test_sp
             .arg("--cache")
             .arg(tmp.path().join("cache")),
     );
-    let card = |d: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(d.join("card.json")).unwrap()).unwrap()
-    };
-    let list = |v: &serde_json::Value, k: &str| -> Vec<String> {
-        v[k].as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_str().unwrap().to_string())
-            .collect()
-    };
-    let main = card(&out);
-    let test = list(&main, "test_speakers");
+    let main = card_json(&out);
+    let test = string_list(&main, "test_speakers");
     assert_eq!(test, ["ravdess_01", "ravdess_02"]);
-    let mut training = list(&main, "train_speakers");
-    training.extend(list(&main, "validation_speakers"));
+    let mut training = string_list(&main, "train_speakers");
+    training.extend(string_list(&main, "validation_speakers"));
     training.sort();
     assert_eq!(training.len(), 22);
     let mut predicted = Vec::new();
     for k in 1..=2 {
-        let f = card(&out.join(format!("crossfit/fold{k}")));
-        let held = list(&f, "test_speakers");
+        let f = card_json(&out.join(format!("crossfit/fold{k}")));
+        let held = string_list(&f, "test_speakers");
         assert!(
             test.iter().all(|t| held.contains(t)),
             "fold {k} trained on a test speaker"
         );
-        let mut seen = list(&f, "train_speakers");
-        seen.extend(list(&f, "validation_speakers"));
+        let mut seen = string_list(&f, "train_speakers");
+        seen.extend(string_list(&f, "validation_speakers"));
         assert!(seen.iter().all(|s| !held.contains(s)));
         predicted.extend(held.into_iter().filter(|s| !test.contains(s)));
     }
@@ -708,7 +698,10 @@ fn same_speaker_analysis_reads_one_persons_files_as_eval_does() {
     };
     let (alone, same) = (right(false), right(true));
     assert!((25..=27).contains(&alone), "{alone} of 60 right read alone");
-    assert!((46..=48).contains(&same), "{same} of 60 right as one speaker");
+    assert!(
+        (46..=48).contains(&same),
+        "{same} of 60 right as one speaker"
+    );
 }
 
 /// `train --crossfit-corpora`: one more model per corpus, trained on the other corpora
@@ -735,7 +728,11 @@ fn crossfitting_over_corpora_trains_each_fold_on_the_other_corpus_alone() {
             names.sort();
             for n in names {
                 std::fs::copy(actor.join(&n), dir.join(&n)).unwrap();
-                let emotion = if n.starts_with("03-01-02-") { "calm" } else { "angry" };
+                let emotion = if n.starts_with("03-01-02-") {
+                    "calm"
+                } else {
+                    "angry"
+                };
                 csv.push_str(&format!("{n},{emotion},{corpus}_{a}\n"));
             }
         }
@@ -746,7 +743,14 @@ fn crossfitting_over_corpora_trains_each_fold_on_the_other_corpus_alone() {
     let out = tmp.path().join("m");
     let log = stdout_of(
         bin()
-            .args(["train", "--arch", "prosody", "--epochs", "2", "--crossfit-corpora"])
+            .args([
+                "train",
+                "--arch",
+                "prosody",
+                "--epochs",
+                "2",
+                "--crossfit-corpora",
+            ])
             .args(&data_args)
             .args(["--test-speakers", "alpha:5;beta:8", "--out"])
             .arg(&out)
@@ -754,36 +758,36 @@ fn crossfitting_over_corpora_trains_each_fold_on_the_other_corpus_alone() {
             .arg(tmp.path().join("cache")),
     );
     assert!(log.contains("held-out test"), "{log}");
-    let card = |d: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(d.join("card.json")).unwrap()).unwrap()
-    };
-    let list = |v: &serde_json::Value, k: &str| -> Vec<String> {
-        v[k].as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_str().unwrap().to_string())
-            .collect()
-    };
     // Folds in corpus order: fold 1 predicts alpha and learnt from beta alone, and back.
     for (k, other) in [(1, "beta_"), (2, "alpha_")] {
-        let f = card(&out.join(format!("crossfit/fold{k}")));
-        let mut seen = list(&f, "train_speakers");
-        seen.extend(list(&f, "validation_speakers"));
+        let f = card_json(&out.join(format!("crossfit/fold{k}")));
+        let mut seen = string_list(&f, "train_speakers");
+        seen.extend(string_list(&f, "validation_speakers"));
         assert!(!seen.is_empty());
         assert!(
             seen.iter().all(|s| s.starts_with(other)),
             "fold {k} learnt from {seen:?}"
         );
-        let held = list(&f, "test_speakers");
+        let held = string_list(&f, "test_speakers");
         assert!(held.contains(&"alpha_5".to_string()) && held.contains(&"beta_8".to_string()));
     }
-    let main = card(&out);
+    let main = card_json(&out);
     let notes = main["notes"].as_str().unwrap();
     assert!(notes.contains("cross-fitted over corpora"), "{notes}");
-    assert!(main["protocol"].as_str().unwrap().contains("corpora held out in turn"));
+    assert!(main["protocol"]
+        .as_str()
+        .unwrap()
+        .contains("corpora held out in turn"));
     // Only one corpus: refused with what to do.
     let one = bin()
-        .args(["train", "--arch", "prosody", "--epochs", "1", "--crossfit-corpora"])
+        .args([
+            "train",
+            "--arch",
+            "prosody",
+            "--epochs",
+            "1",
+            "--crossfit-corpora",
+        ])
         .args(&data_args[..2])
         .args(["--test-speakers", "alpha:5", "--out"])
         .arg(tmp.path().join("one"))
@@ -793,5 +797,23 @@ fn crossfitting_over_corpora_trains_each_fold_on_the_other_corpus_alone() {
         .unwrap();
     assert!(!one.status.success());
     let e = String::from_utf8_lossy(&one.stderr);
-    assert!(e.contains("one corpus") && e.contains("--crossfit K"), "{e}");
+    assert!(
+        e.contains("one corpus") && e.contains("--crossfit K"),
+        "{e}"
+    );
+}
+
+/// A model folder's card.json.
+fn card_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("card.json")).unwrap()).unwrap()
+}
+
+/// A card's list of strings under `key`.
+fn string_list(card: &serde_json::Value, key: &str) -> Vec<String> {
+    card[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect()
 }

@@ -322,25 +322,8 @@ mod tests {
             .states_to_tensor(&theirs.seq(x.as_tensor()).unwrap())
             .unwrap();
         let close = |p: &Tensor, q: &Tensor, what: &str| {
-            let d = (p - q)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            let m = q
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(
-                d <= 1e-5 * m.max(1.0),
-                "{what}: max difference {d} (scale {m})"
-            );
+            let r = crate::model::conv::tests::rel(p, q);
+            assert!(r <= 1e-5, "{what}: relative difference {r}");
         };
         // A loss that weighs every state differently.
         let w = Tensor::randn(0f32, 1.0, (3, 11, 7), &dev).unwrap();
@@ -394,19 +377,9 @@ mod tests {
             .backward()
             .unwrap();
         for (var, n) in [(&proj, 144usize), (&w, 36)] {
-            let grad = g
-                .get(var.as_tensor())
-                .unwrap()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
-            let base = var
-                .as_tensor()
-                .flatten_all()
-                .unwrap()
-                .to_vec1::<f32>()
-                .unwrap();
+            let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let grad = values(g.get(var.as_tensor()).unwrap());
+            let base = values(var.as_tensor());
             for k in (0..n).step_by(5) {
                 let eps = 1e-2f32;
                 let at = |d: f32| {
