@@ -149,3 +149,39 @@ fn members_of_other_features_or_fine_tuned_ones_are_refused_by_name() {
         "nothing written for a refused ensemble"
     );
 }
+
+/// The shipped ensemble (`weights/fusion_prosody`, built in as `builtin:fusion_prosody`)
+/// scores what its card says on RAVDESS actors 1-2, never trained on by either member:
+/// 77 of 120 with each speaker's whole profile (the default fusion alone: 75).
+#[test]
+fn the_shipped_ensemble_scores_its_card_on_actors_one_and_two() {
+    if common::no_data("the_shipped_ensemble_scores_its_card_on_actors_one_and_two") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let json = tmp.path().join("m.json");
+    let out = bin()
+        .args(["eval", "--model", "builtin:fusion_prosody", "--data"])
+        .arg(format!(
+            "ravdess={}",
+            root().join("../shared/data/ravdess").display()
+        ))
+        .args(["--test-speakers", "ravdess:1,2", "--cache"])
+        .arg(tmp.path().join("cache"))
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(m["n"], 120);
+    assert_eq!(m["model"], "ensemble");
+    let correct = (m["accuracy"].as_f64().unwrap() * 120.0).round() as i64;
+    assert!((correct - 77).abs() <= 1, "{correct} of 120 right");
+    assert!(m["ece_by_chance"].as_f64().unwrap() > 0.05);
+}

@@ -98,30 +98,25 @@ fn the_binary_alone_runs_the_demo_from_any_folder() {
     );
 }
 
-/// The built-in model is `weights/fusion` as built: the same probabilities, window by
-/// window; its former name says where the former model went.
+/// The built-in models are `weights/fusion` (the default) and `weights/fusion_prosody` as
+/// built: the same probabilities, window by window; the former default's name says where
+/// it went.
 #[test]
-fn the_built_in_model_is_weights_fusion() {
+fn the_built_in_models_are_the_weights_folders() {
     let dir = root();
-    let a = analysis(&ok(
-        run_in(&exe(), &dir, &["analyze", "--json", "assets/demo.flac"]),
-        "built in",
-    ));
-    let b = analysis(&ok(
-        run_in(
-            &exe(),
-            &dir,
-            &[
-                "analyze",
-                "--json",
-                "assets/demo.flac",
-                "--model",
-                "weights/fusion",
-            ],
-        ),
-        "weights/fusion",
-    ));
-    assert_eq!(a["windows"], b["windows"]);
+    let windows = |model: Option<&str>| {
+        let mut args = vec!["analyze", "--json", "assets/demo.flac"];
+        if let Some(m) = model {
+            args.extend(["--model", m]);
+        }
+        analysis(&ok(run_in(&exe(), &dir, &args), model.unwrap_or("default")))["windows"].clone()
+    };
+    let default = windows(None);
+    assert_eq!(default, windows(Some("builtin:fusion")));
+    assert_eq!(default, windows(Some("weights/fusion")));
+    let ensemble = windows(Some("builtin:fusion_prosody"));
+    assert_eq!(ensemble, windows(Some("weights/fusion_prosody")));
+    assert_ne!(default, ensemble);
     let o = run_in(&exe(), &dir, &["demo", "--model", "builtin:emocnn"]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);

@@ -938,7 +938,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     feature spec and one set of test speakers, so its held-out score stays speaker-independent;\n\
     with --data it is scored on those test speakers and the card keeps the figures.")]
 pub struct EnsembleArgs {
-    /// Member model folders (or builtin:fusion), two or more.
+    /// Member model folders (or built-in models, e.g. builtin:fusion), two or more.
     #[arg(required = true, num_args = 2..)]
     pub models: Vec<PathBuf>,
     /// Output folder (card.json, model.safetensors).

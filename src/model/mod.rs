@@ -28,27 +28,47 @@ use crate::{Error, Result};
 pub const CARD_VERSION: u32 = 1;
 
 /// The name that stands for the default model compiled into the binary. It is used where a
-/// model folder would be (`--model builtin:fusion`, the window's picker, a fine-tuned
-/// card's `base_model`), so emoscope works from any folder and any install.
+/// model folder would be (`--model builtin:fusion`, the window's picker, a fine-tuned card's
+/// `base_model`), so emoscope works from any folder and any install.
 pub const BUILTIN_MODEL: &str = "builtin:fusion";
-/// The built-in model's card and weights: `weights/fusion` as of the build (the log-mel
-/// CNN and the speaker-normalised prosody functionals, trained on RAVDESS, EMOVO and nEMO).
-const BUILTIN_CARD: &str = include_str!("../../weights/fusion/card.json");
-const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../../weights/fusion/model.safetensors");
+/// The models compiled into the binary, by name: card and weights of `weights/NAME` as of
+/// the build. The default, `fusion`: the log-mel CNN with the speaker-normalised prosody
+/// functionals, trained on RAVDESS, EMOVO and nEMO. `fusion_prosody`: it and the prosody
+/// MLP averaged, better once a speaker's voice is known (a session, `eval`, `analyze
+/// --same-speaker`), worse on one short file alone (README).
+const BUILTINS: [(&str, &str, &[u8]); 2] = [
+    (
+        BUILTIN_MODEL,
+        include_str!("../../weights/fusion/card.json"),
+        include_bytes!("../../weights/fusion/model.safetensors"),
+    ),
+    (
+        "builtin:fusion_prosody",
+        include_str!("../../weights/fusion_prosody/card.json"),
+        include_bytes!("../../weights/fusion_prosody/model.safetensors"),
+    ),
+];
 /// The built-in model of emoscope before the prosody models (now `weights/emocnn`).
 const FORMER_BUILTIN: &str = "builtin:emocnn";
 
-/// Whether `dir` names the built-in model rather than a folder.
+/// The built-in card and weights `dir` names, if it names one.
+fn builtin(dir: &Path) -> Option<(&'static str, &'static [u8])> {
+    BUILTINS
+        .iter()
+        .find(|(name, _, _)| dir == Path::new(name))
+        .map(|&(_, card, weights)| (card, weights))
+}
+
+/// Whether `dir` names a built-in model rather than a folder.
 pub fn is_builtin(dir: &Path) -> bool {
-    dir == Path::new(BUILTIN_MODEL)
+    builtin(dir).is_some()
 }
 
 /// What to call a model in menus and status lines: "fusion (built in)" or its folder.
 pub fn display_name(dir: &Path) -> String {
-    if is_builtin(dir) {
-        "fusion (built in)".into()
-    } else {
-        dir.display().to_string()
+    match dir.to_str().and_then(|d| d.strip_prefix("builtin:")) {
+        Some(name) if is_builtin(dir) => format!("{name} (built in)"),
+        _ => dir.display().to_string(),
     }
 }
 
@@ -128,8 +148,8 @@ impl ModelCard {
                 reason: format!("the built-in model is now {BUILTIN_MODEL} (emocnn and prosody together); the former built-in emocnn is the folder weights/emocnn of the source tree: --model weights/emocnn"),
             });
         }
-        if is_builtin(dir) {
-            return Self::parse(BUILTIN_CARD, &card_path);
+        if let Some((card, _)) = builtin(dir) {
+            return Self::parse(card, &card_path);
         }
         let text = std::fs::read_to_string(&card_path).map_err(|source| Error::Open {
             path: card_path.clone(),
@@ -280,8 +300,8 @@ impl Classifier {
         let (_, weights) = model_files(dir);
         let card = ModelCard::load(dir)?;
         let c = Self::new(card, device)?;
-        if is_builtin(dir) {
-            c.set_weights(BUILTIN_WEIGHTS, &weights)?;
+        if let Some((_, bytes)) = builtin(dir) {
+            c.set_weights(bytes, &weights)?;
             return Ok(c);
         }
         let bytes = std::fs::read(&weights).map_err(|source| Error::Open {
