@@ -20,18 +20,24 @@ fn root() -> PathBuf {
 
 const CLIP: &str = "../shared/data/ravdess/Actor_01/03-01-05-02-01-01-01.flac";
 
-/// Each analysis window's probabilities, in label order.
-fn window_probs(model: &Path) -> Vec<Vec<f64>> {
-    let out = bin()
-        .args(["analyze", "--json", "--model"])
-        .arg(model)
-        .arg(CLIP)
-        .output()
-        .unwrap();
+/// Runs `c`, asserting it succeeded (its stderr in the message otherwise).
+fn succeeded(c: &mut Command) -> std::process::Output {
+    let out = c.output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Each analysis window's probabilities, in label order.
+fn window_probs(model: &Path) -> Vec<Vec<f64>> {
+    let out = succeeded(
+        bin()
+            .args(["analyze", "--json", "--model"])
+            .arg(model)
+            .arg(CLIP),
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     v["windows"]
@@ -78,18 +84,13 @@ fn an_ensemble_gives_the_mean_of_its_members_probabilities_window_by_window() {
     let t1 = card_temperature(&fusion);
     let soft = fusion_at(tmp.path(), 3.0);
     let ens = tmp.path().join("ens");
-    let out = bin()
-        .arg("ensemble")
-        .arg(&fusion)
-        .arg(&soft)
-        .arg("--out")
-        .arg(&ens)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        bin()
+            .arg("ensemble")
+            .arg(&fusion)
+            .arg(&soft)
+            .arg("--out")
+            .arg(&ens),
     );
     let card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(ens.join("card.json")).unwrap()).unwrap();
@@ -160,22 +161,17 @@ fn the_shipped_ensemble_scores_its_card_on_actors_one_and_two() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("m.json");
-    let out = bin()
-        .args(["eval", "--model", "builtin:fusion_prosody", "--data"])
-        .arg(format!(
-            "ravdess={}",
-            root().join("../shared/data/ravdess").display()
-        ))
-        .args(["--test-speakers", "ravdess:1,2", "--cache"])
-        .arg(tmp.path().join("cache"))
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeeded(
+        bin()
+            .args(["eval", "--model", "builtin:fusion_prosody", "--data"])
+            .arg(format!(
+                "ravdess={}",
+                root().join("../shared/data/ravdess").display()
+            ))
+            .args(["--test-speakers", "ravdess:1,2", "--cache"])
+            .arg(tmp.path().join("cache"))
+            .arg("--json")
+            .arg(&json),
     );
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
