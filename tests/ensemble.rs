@@ -84,7 +84,7 @@ fn an_ensemble_gives_the_mean_of_its_members_probabilities_window_by_window() {
     let t1 = card_temperature(&fusion);
     let soft = fusion_at(tmp.path(), 3.0);
     let ens = tmp.path().join("ens");
-    let out = succeeded(
+    succeeded(
         bin()
             .arg("ensemble")
             .arg(&fusion)
@@ -161,7 +161,7 @@ fn the_shipped_ensemble_scores_its_card_on_actors_one_and_two() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let json = tmp.path().join("m.json");
-    let out = succeeded(
+    succeeded(
         bin()
             .args(["eval", "--model", "builtin:fusion_prosody", "--data"])
             .arg(format!(
