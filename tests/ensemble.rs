@@ -143,6 +143,15 @@ fn members_of_other_features_or_fine_tuned_ones_are_refused_by_name() {
         e.contains("weights/emocnn") && e.contains("feature spec"),
         "{e}"
     );
+    // A model fine-tuned to particular voices (its card names its base model).
+    let tuned = fusion_at(tmp.path(), 1.5);
+    let card_path = tuned.join("card.json");
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap();
+    card["base_model"] = "builtin:fusion".into();
+    std::fs::write(&card_path, card.to_string()).unwrap();
+    let e = run(&["weights/fusion", tuned.to_str().unwrap()]);
+    assert!(e.contains("fine-tuned") && e.contains("fusion_t1.5"), "{e}");
     let e = run(&["weights/fusion"]);
     assert!(e.contains("required") || e.contains("2"), "{e}");
     assert!(

@@ -460,7 +460,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
 }
 
 /// The clips of every speaker but `test`'s.
-fn training_clips(clips: &[crate::corpus::Clip], test: &[String]) -> Vec<crate::corpus::Clip> {
+fn training_clips(clips: &[Clip], test: &[String]) -> Vec<Clip> {
     clips
         .iter()
         .filter(|c| !test.contains(&c.speaker))
@@ -469,7 +469,7 @@ fn training_clips(clips: &[crate::corpus::Clip], test: &[String]) -> Vec<crate::
 }
 
 /// One fold per corpus: its speakers.
-fn corpus_folds(clips: &[crate::corpus::Clip]) -> Result<Vec<Vec<String>>> {
+fn corpus_folds(clips: &[Clip]) -> Result<Vec<Vec<String>>> {
     let mut by: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
         Default::default();
     for c in clips {
@@ -991,7 +991,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
             );
         }
         if m.card.base_model.is_some() {
-            bail!("{} is fine-tuned to particular voices; ensemble models trained speaker-independently", display_name(dir));
+            bail!("{} is fine-tuned to particular voices; an ensemble takes models trained speaker-independently", display_name(dir));
         }
     }
     let union = |f: &dyn Fn(&crate::model::ModelCard) -> Vec<String>| -> Vec<String> {
