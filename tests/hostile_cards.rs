@@ -32,7 +32,7 @@ fn oversized_or_inconsistent_cards_are_refused_naming_the_field() {
         "loaded",
         "the shipped card itself must load"
     );
-    let cases: [(&str, Edit); 10] = [
+    let cases: [(&str, Edit); 11] = [
         ("width 1000000", |c| c["arch"]["width"] = 1_000_000.into()),
         ("width 0", |c| c["arch"]["width"] = 0.into()),
         ("n_fft", |c| c["features"]["n_fft"] = (1u64 << 30).into()),
@@ -57,6 +57,11 @@ fn oversized_or_inconsistent_cards_are_refused_naming_the_field() {
         ("member 0 is itself an ensemble", |c| {
             let inner = serde_json::json!({"arch": {"name": "ensemble", "members": []}, "temperature": 1.0});
             c["arch"] = serde_json::json!({"name": "ensemble", "members": [inner]});
+        }),
+        // Sixteen LSTMs of the largest size allowed alone: gigabytes of weights.
+        ("parameters in all", |c| {
+            let m = serde_json::json!({"arch": {"name": "paper1_lstm", "hidden": 4096}, "temperature": 1.0});
+            c["arch"] = serde_json::json!({"name": "ensemble", "members": vec![m; 16]});
         }),
         ("member 1 has temperature 0", |c| {
             let m = serde_json::json!({"arch": c["arch"].clone(), "temperature": 1.0});

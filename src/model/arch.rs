@@ -85,6 +85,14 @@ impl Arch {
                         members.len()
                     ));
                 }
+                // No larger in all than the largest single model a card may ask for.
+                let total: usize = members.iter().map(|m| m.arch.approx_params()).sum();
+                let most = (Arch::Paper1Lstm { hidden: 4096 }).approx_params();
+                if total > most {
+                    return Err(format!(
+                        "ensemble of about {total} parameters in all: at most {most}, the largest single model"
+                    ));
+                }
                 for (i, m) in members.iter().enumerate() {
                     if matches!(m.arch, Arch::Ensemble { .. }) {
                         return Err(format!("ensemble member {i} is itself an ensemble"));
@@ -109,6 +117,20 @@ impl Arch {
             ));
         }
         Ok(())
+    }
+
+    /// About how many weights the architecture has (its large layers; input sizes as
+    /// trained): what an ensemble's members add up to.
+    pub fn approx_params(&self) -> usize {
+        match self {
+            Arch::Paper1Cnn => 40_000,
+            // Two layers of 4h(input + h) weights, the second with input h.
+            Arch::Paper1Lstm { hidden: h } => 4 * h * (40 + h) + 8 * h * h + 128 * h,
+            Arch::Fser => 1_000_000,
+            Arch::EmoCnn { width: w } | Arch::Fusion { width: w } => 9 * 26 * w * w + 20_000,
+            Arch::Prosody => 30_000,
+            Arch::Ensemble { members } => members.iter().map(|m| m.arch.approx_params()).sum(),
+        }
     }
 
     pub fn name(&self) -> &'static str {
