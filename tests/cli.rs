@@ -341,3 +341,39 @@ fn report_turns_a_headless_session_into_csv_json_and_png() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("03-01-05-02-02-02-02.flac"), "{e}");
 }
+
+/// A reader that closes emoscope's output early (`emoscope analyze ... | head -1`) ends it
+/// quietly with status 141, as a closed pipe ends other command-line tools: no panic, no
+/// backtrace.
+#[test]
+fn a_closed_output_pipe_ends_quietly() {
+    if common::no_data("a_closed_output_pipe_ends_quietly") {
+        return;
+    }
+    use std::io::BufRead;
+    let clips: Vec<PathBuf> = (1..=6)
+        .map(|k| {
+            root().join(format!(
+                "../shared/data/ravdess/Actor_01/03-01-0{k}-01-01-01-01.flac"
+            ))
+        })
+        .collect();
+    let mut child = bin()
+        .args(["analyze", "--json"])
+        .args(&clips)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // The reader is dropped here, closing the pipe while the other clips are analysed.
+    assert!(first.contains("\"summary\""), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -154,6 +154,7 @@ pub struct FeaturesArgs {
 
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> i32 {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => 0,
@@ -162,6 +163,26 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// A reader that stops reading emoscope's standard output (`emoscope analyze ... | head`)
+/// ends the program quietly with status 141, as a closed pipe ends other command-line
+/// tools (the status a shell reports for SIGPIPE), instead of a panic and a backtrace.
+/// Files the command writes (`eval --json/--plot/--predictions`) are written before it prints.
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// The error and its causes on one line, each cause once (library errors already quote

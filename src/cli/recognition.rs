@@ -631,6 +631,24 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         );
     }
     let (pack, (m, per_corpus, probs)) = evaluate_all(&clf, &clips, &a.cache, a.profile)?;
+    // Files first: a reader that closes standard output early must not cost them.
+    if let Some(j) = &a.json {
+        let mut v = serde_json::to_value(&m)?;
+        v["per_corpus"] = serde_json::to_value(&per_corpus)?;
+        v["model"] = serde_json::to_value(clf.card.arch.name())?;
+        crate::util::write_atomic(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
+    }
+    if let Some(p) = &a.plot {
+        crate::train::plot::confusion_png(
+            p,
+            &m,
+            &format!("{} - {} clips", clf.card.arch.name(), m.n),
+        )?;
+    }
+    if let Some(p) = &a.predictions {
+        let clips: Vec<&Clip> = pack.clips.iter().map(|c| &c.clip).collect();
+        crate::util::write_atomic(p, predictions_csv(&clips, &probs).as_bytes())?;
+    }
     print_metrics(&format!("{} on {} clips", clf.card.arch.name(), m.n), &m);
     for (c, pm) in &per_corpus {
         print_metrics(&format!("    {c}"), pm);
@@ -649,23 +667,6 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             "absent from the data (left out of UAR and ROC-AUC): {}",
             m.absent.join(", ")
         );
-    }
-    if let Some(j) = &a.json {
-        let mut v = serde_json::to_value(&m)?;
-        v["per_corpus"] = serde_json::to_value(&per_corpus)?;
-        v["model"] = serde_json::to_value(clf.card.arch.name())?;
-        crate::util::write_atomic(j, serde_json::to_string_pretty(&v)?.as_bytes())?;
-    }
-    if let Some(p) = &a.plot {
-        crate::train::plot::confusion_png(
-            p,
-            &m,
-            &format!("{} - {} clips", clf.card.arch.name(), m.n),
-        )?;
-    }
-    if let Some(p) = &a.predictions {
-        let clips: Vec<&Clip> = pack.clips.iter().map(|c| &c.clip).collect();
-        crate::util::write_atomic(p, predictions_csv(&clips, &probs).as_bytes())?;
     }
     Ok(())
 }
