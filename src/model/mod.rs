@@ -59,6 +59,11 @@ fn builtin(dir: &Path) -> Option<(&'static str, &'static [u8])> {
         .map(|&(_, card, weights)| (card, weights))
 }
 
+/// The names of the built-in models, the default first.
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    BUILTINS.iter().map(|(name, _, _)| *name)
+}
+
 /// Whether `dir` names a built-in model rather than a folder.
 pub fn is_builtin(dir: &Path) -> bool {
     builtin(dir).is_some()

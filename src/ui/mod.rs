@@ -163,11 +163,13 @@ fn model_exists(m: &Path) -> bool {
     crate::model::is_builtin(m) || m.join("card.json").exists()
 }
 
-/// Models offered in the picker: the built-in one first, then `model` and the folders
-/// beside it that hold a card (`weights/*` in the current folder for the built-in model),
-/// then fine-tuned models in the clip folder.
+/// Models offered in the picker: the built-in ones first (the default leading), then
+/// `model` and the folders beside it that hold a card (`weights/*` in the current folder
+/// for a built-in model), then fine-tuned models in the clip folder.
 fn model_choices(model: &Path, clips: Option<&Path>) -> Vec<PathBuf> {
-    let mut out = vec![PathBuf::from(crate::model::BUILTIN_MODEL)];
+    let mut out: Vec<PathBuf> = crate::model::builtin_names()
+        .map(PathBuf::from)
+        .collect();
     if !out.iter().any(|m| m == model) {
         out.push(model.to_path_buf());
     }
@@ -777,4 +779,24 @@ pub fn run_window(
             "cannot open the window: {e}; without a display use `emoscope monitor --headless`"
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every built-in model is offered, the default first, wherever emoscope runs; from
+    /// the source tree the shipped folders follow, each once.
+    #[test]
+    fn the_picker_offers_every_built_in_model_default_first() {
+        let builtin = PathBuf::from(crate::model::BUILTIN_MODEL);
+        let choices = model_choices(&builtin, None);
+        assert_eq!(choices[0], builtin);
+        assert!(choices.contains(&PathBuf::from("builtin:fusion_prosody")));
+        let mut unique = choices.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), choices.len(), "{choices:?}");
+        assert_eq!(short_model_name(&choices[1]), "fusion_prosody (built in)");
+    }
 }
