@@ -85,8 +85,8 @@ fn window_shows_moving_bars_and_a_spectrogram() {
     assert_eq!(s["dropped_samples"], 0, "{s}");
     assert_eq!(s["dropped_windows"], 0, "{s}");
     assert!(s["windows"].as_u64().unwrap() >= 2, "{s}"); // a 3.7 s clip: 3 windows
-    // It keeps redrawing (a liveness check, not a speed goal: with both cores training
-    // beside it, llvmpipe drew 28 frames in the 8 s here, about 4 a second).
+                                                         // It keeps redrawing (a liveness check, not a speed goal: with both cores training
+                                                         // beside it, llvmpipe drew 28 frames in the 8 s here, about 4 a second).
     assert!(
         s["frames"].as_u64().unwrap() >= 10,
         "the window drew few frames: {s}"
