@@ -167,9 +167,7 @@ fn model_exists(m: &Path) -> bool {
 /// `model` and the folders beside it that hold a card (`weights/*` in the current folder
 /// for a built-in model), then fine-tuned models in the clip folder.
 fn model_choices(model: &Path, clips: Option<&Path>) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = crate::model::builtin_names()
-        .map(PathBuf::from)
-        .collect();
+    let mut out: Vec<PathBuf> = crate::model::builtin_names().map(PathBuf::from).collect();
     if !out.iter().any(|m| m == model) {
         out.push(model.to_path_buf());
     }
