@@ -277,6 +277,14 @@ fn print_metrics(title: &str, m: &Metrics) {
     );
 }
 
+/// `print_metrics` for the whole set, then each corpus of it on its own indented line.
+fn print_metrics_by_corpus(title: &str, m: &Metrics, per_corpus: &[(String, Metrics)]) {
+    print_metrics(title, m);
+    for (c, pm) in per_corpus {
+        print_metrics(&format!("    {c}"), pm);
+    }
+}
+
 pub fn train(a: TrainCmdArgs) -> Result<()> {
     let arch = Arch::from_name(&a.arch).with_context(|| {
         format!(
@@ -395,10 +403,11 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             let out = out_dir.join(format!("fold{}", i + 1));
             let o = run(f.clone(), &out)?;
             let m = o.test_metrics.clone().expect("fold has test clips");
-            print_metrics(&format!("fold {} ({})", i + 1, f.join(",")), &m);
-            for (c, pm) in &o.per_corpus {
-                print_metrics(&format!("    {c}"), pm);
-            }
+            print_metrics_by_corpus(
+                &format!("fold {} ({})", i + 1, f.join(",")),
+                &m,
+                &o.per_corpus,
+            );
             rows.push(serde_json::json!({"fold": i + 1, "test_speakers": f, "metrics": m, "per_corpus": o.per_corpus, "seconds_per_epoch": o.seconds_per_epoch}));
         }
         let mean = |key: &str| {
@@ -450,10 +459,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             device_name(&device)
         );
         if let Some(m) = &o.test_metrics {
-            print_metrics("held-out test", m);
-        }
-        for (c, pm) in &o.per_corpus {
-            print_metrics(&format!("    {c}"), pm);
+            print_metrics_by_corpus("held-out test", m, &o.per_corpus);
         }
     }
     Ok(())
@@ -649,10 +655,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let clips: Vec<&Clip> = pack.clips.iter().map(|c| &c.clip).collect();
         crate::util::write_atomic(p, predictions_csv(&clips, &probs).as_bytes())?;
     }
-    print_metrics(&format!("{} on {} clips", clf.card.arch.name(), m.n), &m);
-    for (c, pm) in &per_corpus {
-        print_metrics(&format!("    {c}"), pm);
-    }
+    print_metrics_by_corpus(
+        &format!("{} on {} clips", clf.card.arch.name(), m.n),
+        &m,
+        &per_corpus,
+    );
     println!(
         "per-class recall: {}",
         m.per_class
@@ -1053,7 +1060,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         base_model: None,
         ..first.card.clone()
     };
-    let clf = Classifier::new(card, &first.device)?;
+    let mut clf = Classifier::new(card, &first.device)?;
     {
         let mut target = clf.varmap.data().lock().expect("varmap lock");
         let mut set = 0;
@@ -1077,7 +1084,6 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
             );
         }
     }
-    let mut clf = clf;
     if !a.data.is_empty() {
         let corpus = load_all(&a.data)?;
         let test = clf.card.test_speakers.clone();
@@ -1085,10 +1091,11 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         let clips: Vec<Clip> = te.into_iter().map(|i| corpus.clips[i].clone()).collect();
         let (_, (m, per_corpus, _)) =
             evaluate_all(&clf, &clips, &a.cache, crate::train::ProfileScope::Speaker)?;
-        print_metrics(&format!("ensemble on held-out speakers, {} clips", m.n), &m);
-        for (c, pm) in &per_corpus {
-            print_metrics(&format!("    {c}"), pm);
-        }
+        print_metrics_by_corpus(
+            &format!("ensemble on held-out speakers, {} clips", m.n),
+            &m,
+            &per_corpus,
+        );
         clf.card.test_metrics = Some(m);
         clf.card.test_metrics_per_corpus = per_corpus;
     }
