@@ -269,7 +269,7 @@ impl CustomOp2 for Recurrence {
             }
         }
         let mut dw = vec![0f32; h4 * h];
-        let rows_per = h4.div_ceil(rayon::current_num_threads().max(1)).max(1);
+        let rows_per = h4.div_ceil(pieces(h4)).max(1);
         dw.par_chunks_mut(rows_per * h)
             .enumerate()
             .for_each(|(p, dws)| {
