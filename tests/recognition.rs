@@ -612,22 +612,10 @@ fn crossfitting_predicts_every_training_speaker_once_and_never_trains_on_test_sp
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("m");
     stdout_of(
-        bin()
-            .args([
-                "train",
-                "--arch",
-                "prosody",
-                "--epochs",
-                "2",
-                "--crossfit",
-                "2",
-            ])
-            .arg("--data")
+        train_prosody(2, &out, tmp.path())
+            .args(["--crossfit", "2", "--data"])
             .arg(format!("ravdess={}", data().join("ravdess").display()))
-            .args(["--test-speakers", "ravdess:1,2", "--out"])
-            .arg(&out)
-            .arg("--cache")
-            .arg(tmp.path().join("cache")),
+            .args(["--test-speakers", "ravdess:1,2"]),
     );
     let main = card_json(&out);
     let test = string_list(&main, "test_speakers");
@@ -742,20 +730,10 @@ fn crossfitting_over_corpora_trains_each_fold_on_the_other_corpus_alone() {
     }
     let out = tmp.path().join("m");
     let log = stdout_of(
-        bin()
-            .args([
-                "train",
-                "--arch",
-                "prosody",
-                "--epochs",
-                "2",
-                "--crossfit-corpora",
-            ])
+        train_prosody(2, &out, tmp.path())
+            .arg("--crossfit-corpora")
             .args(&data_args)
-            .args(["--test-speakers", "alpha:5;beta:8", "--out"])
-            .arg(&out)
-            .arg("--cache")
-            .arg(tmp.path().join("cache")),
+            .args(["--test-speakers", "alpha:5;beta:8"]),
     );
     assert!(log.contains("held-out test"), "{log}");
     // Folds in corpus order: fold 1 predicts alpha and learnt from beta alone, and back.
@@ -779,20 +757,10 @@ fn crossfitting_over_corpora_trains_each_fold_on_the_other_corpus_alone() {
         .unwrap()
         .contains("corpora held out in turn"));
     // Only one corpus: refused with what to do.
-    let one = bin()
-        .args([
-            "train",
-            "--arch",
-            "prosody",
-            "--epochs",
-            "1",
-            "--crossfit-corpora",
-        ])
+    let one = train_prosody(1, &tmp.path().join("one"), tmp.path())
+        .arg("--crossfit-corpora")
         .args(&data_args[..2])
-        .args(["--test-speakers", "alpha:5", "--out"])
-        .arg(tmp.path().join("one"))
-        .arg("--cache")
-        .arg(tmp.path().join("cache"))
+        .args(["--test-speakers", "alpha:5"])
         .output()
         .unwrap();
     assert!(!one.status.success());
@@ -816,4 +784,17 @@ fn string_list(card: &serde_json::Value, key: &str) -> Vec<String> {
         .iter()
         .map(|x| x.as_str().unwrap().to_string())
         .collect()
+}
+
+/// `emoscope train --arch prosody --epochs E --out OUT`, its feature cache in `tmp/cache`;
+/// the caller adds the data, the speakers and what it tests.
+fn train_prosody(epochs: usize, out: &Path, tmp: &Path) -> Command {
+    let mut c = bin();
+    c.args(["train", "--arch", "prosody", "--epochs"])
+        .arg(epochs.to_string())
+        .arg("--out")
+        .arg(out)
+        .arg("--cache")
+        .arg(tmp.join("cache"));
+    c
 }
