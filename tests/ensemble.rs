@@ -123,6 +123,101 @@ fn an_ensemble_gives_the_mean_of_its_members_probabilities_window_by_window() {
         .any(|(a, e)| a.iter().zip(e).any(|(x, y)| (x - y).abs() > 1e-3)));
 }
 
+/// Each window's probabilities of `analyze --json --same-speaker` over `files`, file by file.
+fn same_speaker_probs(model: &Path, files: &[PathBuf]) -> Vec<Vec<f64>> {
+    let out = succeeded(
+        bin()
+            .args(["analyze", "--json", "--same-speaker", "--model"])
+            .arg(model)
+            .args(files),
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .flat_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["windows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| {
+                    w["probs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| p[1].as_f64().unwrap())
+                        .collect()
+                })
+                .collect::<Vec<Vec<f64>>>()
+        })
+        .collect()
+}
+
+fn max_difference(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .flat_map(|(x, y)| x.iter().zip(y).map(|(p, q)| (p - q).abs()))
+        .fold(0.0, f64::max)
+}
+
+/// `--profile-weighted 2`: member 2 counts for nothing while the speaker profile holds
+/// only the window (one file's first window: the ensemble gives member 1's
+/// probabilities) and fully against a profile of a speaker's 60 files (the plain mean).
+#[test]
+fn a_profile_weighted_member_counts_only_once_the_profile_holds_other_speech() {
+    if common::no_data("a_profile_weighted_member_counts_only_once_the_profile_holds_other_speech")
+    {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let fusion = root().join("weights/fusion");
+    let soft = fusion_at(tmp.path(), 3.0);
+    let make = |name: &str, weighted: bool| {
+        let out = tmp.path().join(name);
+        let mut c = bin();
+        c.arg("ensemble")
+            .arg(&fusion)
+            .arg(&soft)
+            .arg("--out")
+            .arg(&out);
+        if weighted {
+            c.args(["--profile-weighted", "2"]);
+        }
+        succeeded(&mut c);
+        out
+    };
+    let (plain, weighted) = (make("plain", false), make("weighted", true));
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(weighted.join("card.json")).unwrap())
+            .unwrap();
+    assert_eq!(card["arch"]["members"][1]["profile_ramp"], 8.0);
+    assert!(card["arch"]["members"][0].get("profile_ramp").is_none());
+
+    let alone = window_probs(&weighted);
+    let first = |p: &[Vec<f64>]| vec![p[0].clone()];
+    let d = max_difference(&first(&alone), &first(&window_probs(&fusion)));
+    assert!(d < 1e-4, "first window alone differs from member 1 by {d}");
+    let d = max_difference(&first(&alone), &first(&window_probs(&plain)));
+    assert!(
+        d > 1e-3,
+        "the weighted member counted on a file alone ({d})"
+    );
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("../shared/data/ravdess/Actor_01"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let d = max_difference(
+        &same_speaker_probs(&weighted, &files[..20]),
+        &same_speaker_probs(&plain, &files[..20]),
+    );
+    assert!(
+        d < 2e-5,
+        "against a long profile it differs from the mean by {d}"
+    );
+}
+
 #[test]
 fn members_of_other_features_or_fine_tuned_ones_are_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();

@@ -32,7 +32,7 @@ fn oversized_or_inconsistent_cards_are_refused_naming_the_field() {
         "loaded",
         "the shipped card itself must load"
     );
-    let cases: [(&str, Edit); 11] = [
+    let cases: [(&str, Edit); 12] = [
         ("width 1000000", |c| c["arch"]["width"] = 1_000_000.into()),
         ("width 0", |c| c["arch"]["width"] = 0.into()),
         ("n_fft", |c| c["features"]["n_fft"] = (1u64 << 30).into()),
@@ -66,6 +66,12 @@ fn oversized_or_inconsistent_cards_are_refused_naming_the_field() {
         ("member 1 has temperature 0", |c| {
             let m = serde_json::json!({"arch": c["arch"].clone(), "temperature": 1.0});
             let z = serde_json::json!({"arch": c["arch"].clone(), "temperature": 0.0});
+            c["arch"] = serde_json::json!({"name": "ensemble", "members": [m, z]});
+        }),
+        // A profile ramp of 0 would divide by zero.
+        ("member 1 has profile_ramp 0", |c| {
+            let m = serde_json::json!({"arch": c["arch"].clone(), "temperature": 1.0});
+            let z = serde_json::json!({"arch": c["arch"].clone(), "temperature": 1.0, "profile_ramp": 0.0});
             c["arch"] = serde_json::json!({"name": "ensemble", "members": [m, z]});
         }),
     ];

@@ -425,13 +425,35 @@ fn a_prosody_model_gives_the_same_probabilities_live_as_in_analyze() {
         nonzero > 60,
         "{nonzero} functionals differ from the speaker's mean"
     );
-    assert!(row[emoscope::features::N_FUNCTIONALS..]
-        .iter()
-        .all(|&v| v == 0.0));
+    // Then how much speech the profile holds and the window's own: the first window of a
+    // session is all its profile has heard.
+    let at = emoscope::features::PROFILE_FRAMES_AT;
     assert!(
         profile.lld_frames() > 50,
         "{} descriptor frames",
         profile.lld_frames()
+    );
+    assert_eq!(row[at], profile.lld_frames() as f32);
+    assert_eq!(row[at + 1], row[at]);
+    assert!(row[emoscope::features::FUNCTIONALS_ROW_VALUES..]
+        .iter()
+        .all(|&v| v == 0.0));
+    // A second window, half overlapping, adds its frames: the profile now holds more
+    // than the window.
+    let (x2, _) = emoscope::pipeline::window_input(
+        &clf.extractor,
+        "clip",
+        &samples[24000..72000],
+        &mut profile,
+    )
+    .unwrap();
+    let row2 = &x2.data[64 * x2.frames..];
+    assert_eq!(row2[at], profile.lld_frames() as f32);
+    assert!(
+        row2[at] > 1.5 * row2[at + 1],
+        "profile {} frames, window {}",
+        row2[at],
+        row2[at + 1]
     );
 
     let offline = analyze_samples(&clf, "x", &samples, 0.5).unwrap();

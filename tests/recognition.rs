@@ -651,6 +651,40 @@ fn crossfitting_predicts_every_training_speaker_once_and_never_trains_on_test_sp
         notes.contains(&format!("temperature {t:.3} cross-fitted")),
         "{notes}"
     );
+
+    // `calibrate --out-of-fold` given the two fold models fits the same temperature from
+    // their predictions, as a second path to it (an ensemble's is fitted this way).
+    let calibrate = |folds: &[&str]| {
+        let mut c = bin();
+        c.args(["calibrate", "--model"])
+            .arg(&out)
+            .arg("--data")
+            .arg(format!("ravdess={}", data().join("ravdess").display()))
+            .arg("--cache")
+            .arg(tmp.path().join("cache"));
+        for f in folds {
+            c.arg("--out-of-fold").arg(out.join(f));
+        }
+        c.output().unwrap()
+    };
+    let o = calibrate(&["crossfit/fold1", "crossfit/fold2"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains(&format!("fitted temperature {t:.3}: out-of-fold ECE")),
+        "{text}"
+    );
+    assert!(text.contains("(n=1320)"), "{text}");
+    // Refused: a fold twice (its speakers would count twice), and the model itself as a
+    // fold (it holds out nothing but the test speakers).
+    let o = calibrate(&["crossfit/fold1", "crossfit/fold1"]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("both hold out speaker"), "{e}");
+    let o = calibrate(&["."]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("holds out no speakers beyond"), "{e}");
 }
 
 /// `analyze --same-speaker`: one person's recordings read against a profile of all their

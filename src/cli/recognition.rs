@@ -1,5 +1,6 @@
 //! The recognition commands: `analyze`, `train`, `eval`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -850,10 +851,16 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Example:\n  \
-    emoscope calibrate --data ravdess=../shared/data/ravdess --data csv=../shared/data/emovo/labels.csv\n\n\
+#[command(after_help = "Examples:\n  \
+    emoscope calibrate --data ravdess=../shared/data/ravdess --data csv=../shared/data/emovo/labels.csv\n  \
+    emoscope calibrate --model runs/duo --data ... --out-of-fold runs/cf/f1 --out-of-fold runs/cf/f2 --out-of-fold runs/cf/f3 --write\n\n\
     Fits the softmax temperature on the model card's validation speakers only (never its test\n\
-    speakers) and prints calibration on both; --write stores the new temperature in the card.")]
+    speakers) and prints calibration on both; --write stores the new temperature in the card.\n\
+    With --out-of-fold it is fitted instead on fold models' predictions of the speakers each was\n\
+    not trained on (cross-fitting: every training speaker, predicted by a model that never heard\n\
+    them). Each fold model must be built as the model is (same features and architecture; for an\n\
+    ensemble the same member temperatures and weighing) and hold out all of the model's test\n\
+    speakers, which are never used. `train --crossfit K` leaves such folds in OUT/crossfit/.")]
 pub struct CalibrateArgs {
     /// Model directory; default: the built-in model (builtin:fusion).
     #[arg(long)]
@@ -864,11 +871,115 @@ pub struct CalibrateArgs {
     /// What the temperature minimises on the validation clips.
     #[arg(long, value_enum, default_value = "nll")]
     pub objective: crate::train::CalibrationObjective,
+    /// A fold model (trained without some of the training speakers): fit the temperature
+    /// on its predictions of those speakers instead of on the validation speakers;
+    /// repeatable, one per fold (their held-out speakers must not overlap).
+    #[arg(long = "out-of-fold", value_name = "MODEL")]
+    pub out_of_fold: Vec<PathBuf>,
     /// Save the fitted temperature into the model's card.
     #[arg(long)]
     pub write: bool,
     #[arg(long, default_value = "cache")]
     pub cache: PathBuf,
+}
+
+/// Window logits of the clips a temperature is fitted on, with each window's clip and
+/// each clip's label.
+struct FitSet {
+    owner: Vec<usize>,
+    logits: Vec<Vec<f32>>,
+    truth: Vec<usize>,
+}
+
+impl FitSet {
+    fn ece(&self, t: f64) -> f64 {
+        let p = crate::train::clip_probs(&self.owner, &self.logits, self.truth.len(), t);
+        crate::train::metrics::ece(&p, &self.truth)
+    }
+
+    fn extend(&mut self, owner: Vec<usize>, logits: Vec<Vec<f32>>, truth: Vec<usize>) {
+        let base = self.truth.len();
+        self.owner.extend(owner.into_iter().map(|o| o + base));
+        self.logits.extend(logits);
+        self.truth.extend(truth);
+    }
+}
+
+/// The fold models' logits on the speakers each held out, the model's test speakers
+/// excepted, after checking each fold is built as the model is.
+fn out_of_fold_set(
+    clf: &Classifier,
+    folds: &[PathBuf],
+    corpus: &[crate::corpus::Clip],
+    cache: &Path,
+) -> Result<FitSet> {
+    let mut set = FitSet {
+        owner: Vec::new(),
+        logits: Vec::new(),
+        truth: Vec::new(),
+    };
+    let mut used: BTreeMap<String, String> = BTreeMap::new();
+    for f in folds {
+        let fold = load_model(&Some(f.clone()))?;
+        let name = display_name(f);
+        if fold.card.features != clf.card.features || !fold.card.arch.same_network(&clf.card.arch) {
+            bail!("{name}: a fold model must have the model's features and architecture, and an ensemble's members the same temperatures and weighing ({} against {})", fold.card.arch.name(), clf.card.arch.name());
+        }
+        if let Some(s) = clf
+            .card
+            .test_speakers
+            .iter()
+            .find(|s| !fold.card.test_speakers.contains(s))
+        {
+            bail!("{name}: does not hold out the model's test speaker {s}; fold models must never have heard them");
+        }
+        if let Some(s) = fold
+            .card
+            .train_speakers
+            .iter()
+            .find(|s| clf.card.test_speakers.contains(s))
+        {
+            bail!("{name}: trained on the model's test speaker {s}");
+        }
+        let held: Vec<&String> = fold
+            .card
+            .test_speakers
+            .iter()
+            .filter(|s| !clf.card.test_speakers.contains(s))
+            .collect();
+        if held.is_empty() {
+            bail!("{name}: holds out no speakers beyond the model's test speakers, so it predicts none out of fold (a fold model is trained without some of the model's training speakers)");
+        }
+        for s in &held {
+            if let Some(other) = used.insert((*s).clone(), name.clone()) {
+                bail!("{name} and {other} both hold out speaker {s}: folds must not overlap");
+            }
+        }
+        let clips: Vec<crate::corpus::Clip> = corpus
+            .iter()
+            .filter(|c| held.contains(&&c.speaker))
+            .cloned()
+            .collect();
+        if clips.is_empty() {
+            bail!(
+                "{name}: none of the speakers it held out ({}) are in --data",
+                held.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let (pack, _) = cached_pack(cache, &fold.card.features, &clips)?;
+        let idx: Vec<usize> = (0..clips.len()).collect();
+        let (owner, logits) = crate::train::window_logits(&fold, &pack, &idx)?;
+        eprintln!(
+            "note: {name}: {} clips of {} held-out speakers",
+            clips.len(),
+            held.len()
+        );
+        set.extend(owner, logits, clips.iter().map(|c| c.label).collect());
+    }
+    Ok(set)
 }
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
@@ -886,22 +997,35 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
             .cloned()
             .collect()
     };
-    let (val, test) = (
-        pick(&clf.card.validation_speakers),
-        pick(&clf.card.test_speakers),
-    );
-    if val.is_empty() {
-        bail!(
-            "none of the card's validation speakers ({}) are in --data",
-            clf.card.validation_speakers.join(", ")
-        );
-    }
-    let (vpack, _) = cached_pack(&a.cache, &clf.card.features, &val)?;
-    let vidx: Vec<usize> = (0..val.len()).collect();
-    let (owner, logits) = crate::train::window_logits(&clf, &vpack, &vidx)?;
-    let truth: Vec<usize> = val.iter().map(|c| c.label).collect();
+    let (fit, what) = if a.out_of_fold.is_empty() {
+        let val = pick(&clf.card.validation_speakers);
+        if val.is_empty() {
+            bail!(
+                "none of the card's validation speakers ({}) are in --data",
+                clf.card.validation_speakers.join(", ")
+            );
+        }
+        let (vpack, _) = cached_pack(&a.cache, &clf.card.features, &val)?;
+        let vidx: Vec<usize> = (0..val.len()).collect();
+        let (owner, logits) = crate::train::window_logits(&clf, &vpack, &vidx)?;
+        let truth = val.iter().map(|c| c.label).collect();
+        (
+            FitSet {
+                owner,
+                logits,
+                truth,
+            },
+            "validation",
+        )
+    } else {
+        (
+            out_of_fold_set(&clf, &a.out_of_fold, &corpus.clips, &a.cache)?,
+            "out-of-fold",
+        )
+    };
+    let test = pick(&clf.card.test_speakers);
     let old = clf.card.temperature;
-    let t = crate::train::fit_temperature_by(&owner, &logits, &truth, a.objective);
+    let t = crate::train::fit_temperature_by(&fit.owner, &fit.logits, &fit.truth, a.objective);
     let tpack = if test.is_empty() {
         None
     } else {
@@ -909,10 +1033,10 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     };
     for (name, temp) in [("card", old), ("fitted", t)] {
         clf.card.temperature = temp;
-        let (vm, _, _) = evaluate_clips(&clf, &vpack, &vidx)?;
         print!(
-            "{name} temperature {temp:.3}: validation ECE {:.3} (n={})",
-            vm.ece, vm.n
+            "{name} temperature {temp:.3}: {what} ECE {:.3} (n={})",
+            fit.ece(temp),
+            fit.truth.len()
         );
         if let Some(tp) = &tpack {
             let tidx: Vec<usize> = (0..tp.clips.len()).collect();
@@ -928,6 +1052,13 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     }
     if a.write {
         clf.card.temperature = t;
+        if !a.out_of_fold.is_empty() {
+            clf.card.notes.push_str(&format!(
+                "; temperature {t:.3} cross-fitted on {} out-of-fold clips of {} fold models (emoscope calibrate --out-of-fold), replacing {old:.3}",
+                fit.truth.len(),
+                a.out_of_fold.len()
+            ));
+        }
         clf.card.save(&dir)?;
         println!(
             "wrote temperature {t:.3} to {}",
@@ -955,6 +1086,15 @@ pub struct EnsembleArgs {
     /// Labelled data holding the members' test speakers: score the ensemble on them.
     #[arg(long)]
     pub data: Vec<DataSource>,
+    /// Weigh the N-th model given (from 1) by how much speech the speaker profile holds
+    /// beyond the window: none on one file alone or a session's first window, full once
+    /// the profile holds --profile-ramp windows more (for a prosody MLP, whose z-scores
+    /// mean nothing against a profile of the window alone); repeatable.
+    #[arg(long = "profile-weighted", value_name = "N")]
+    pub profile_weighted: Vec<usize>,
+    /// Windows of other speech in the profile at which a --profile-weighted member counts fully.
+    #[arg(long, default_value_t = 8.0)]
+    pub profile_ramp: f64,
     #[arg(long, default_value = "cache")]
     pub cache: PathBuf,
 }
@@ -965,6 +1105,28 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         bail!(
             "{} models given; an ensemble has at most {MAX_MEMBERS}",
             a.models.len()
+        );
+    }
+    for &n in &a.profile_weighted {
+        if !(1..=a.models.len()).contains(&n) {
+            bail!(
+                "--profile-weighted {n}: there are {} models; give the position of one of them (1 to {})",
+                a.models.len(),
+                a.models.len()
+            );
+        }
+    }
+    if a.profile_weighted.len() >= a.models.len() {
+        bail!("--profile-weighted names every model; at least one must always count (usually the spectrogram model)");
+    }
+    if !(a.profile_ramp.is_finite()
+        && a.profile_ramp > 0.0
+        && a.profile_ramp <= crate::model::MAX_PROFILE_RAMP)
+    {
+        bail!(
+            "--profile-ramp {}: must be above 0 and at most {}",
+            a.profile_ramp,
+            crate::model::MAX_PROFILE_RAMP
         );
     }
     let members: Vec<(PathBuf, Classifier)> = a
@@ -1017,9 +1179,18 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         .collect();
     let described: Vec<String> = members
         .iter()
-        .map(|(d, m)| {
+        .enumerate()
+        .map(|(i, (d, m))| {
+            let weighed = if a.profile_weighted.contains(&(i + 1)) {
+                format!(
+                    ", weighed by the speaker profile (full at {} windows of other speech)",
+                    a.profile_ramp
+                )
+            } else {
+                String::new()
+            };
             format!(
-                "{} ({}, temperature {:.2}: {})",
+                "{} ({}, temperature {:.2}{weighed}: {})",
                 display_name(d),
                 m.card.arch.name(),
                 m.card.temperature,
@@ -1031,10 +1202,15 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         arch: Arch::Ensemble {
             members: members
                 .iter()
-                .map(|(d, m)| Member {
+                .enumerate()
+                .map(|(i, (d, m))| Member {
                     arch: m.card.arch.clone(),
                     temperature: m.card.temperature,
                     from: display_name(d),
+                    profile_ramp: a
+                        .profile_weighted
+                        .contains(&(i + 1))
+                        .then_some(a.profile_ramp),
                 })
                 .collect(),
         },

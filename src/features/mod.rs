@@ -200,6 +200,25 @@ const STATS_PER_LLD: usize = 5;
 /// peaks per second.
 pub const N_FUNCTIONALS: usize = N_LLDS * STATS_PER_LLD + 5;
 
+/// Where the functionals row holds, after the functionals, how much speech the profile
+/// it was normalised by holds: at `PROFILE_FRAMES_AT` the profile's descriptor frames
+/// ([`SpeakerProfile::lld_frames`], 0 without a profile), at `PROFILE_FRAMES_AT + 1` the
+/// window's own. No model reads them as features; an ensemble weighs a member whose
+/// z-scores mean little against a profile of the window alone by them
+/// ([`crate::model::Member::profile_ramp`]).
+pub const PROFILE_FRAMES_AT: usize = N_FUNCTIONALS;
+/// Values a prosody spec's extra row holds: the functionals and the two profile counts.
+pub const FUNCTIONALS_ROW_VALUES: usize = N_FUNCTIONALS + 2;
+
+/// Frames where any descriptor row of `llds` applies (the most of any row).
+fn lld_frames_of(llds: &FeatureMatrix) -> usize {
+    llds.data
+        .chunks_exact(llds.frames.max(1))
+        .map(|row| row.iter().filter(|x| x.is_finite()).count())
+        .max()
+        .unwrap_or(0)
+}
+
 /// The functionals of a window's speaker-normalised descriptors (`N_LLDS` rows, NaN where
 /// a descriptor does not apply); statistics of a descriptor that never applies are 0
 /// (the speaker's mean).
@@ -478,12 +497,12 @@ impl FeatureSpec {
                 ),
             ));
         }
-        if self.prosody && self.window_frames() < N_FUNCTIONALS {
+        if self.prosody && self.window_frames() < FUNCTIONALS_ROW_VALUES {
             return Err(Error::param(
                 "window_seconds",
                 self.window_seconds,
                 format!(
-                    "gives {} frames, fewer than the {N_FUNCTIONALS} prosody functionals a row holds",
+                    "gives {} frames, fewer than the {FUNCTIONALS_ROW_VALUES} values (prosody functionals and profile size) a row holds",
                     self.window_frames()
                 ),
             ));
@@ -776,7 +795,8 @@ impl FeatureExtractor {
     /// those of the waveform from `voice` (as from [`voice_llds`](Self::voice_llds), cut
     /// like `db_mel`; `None` counts as unvoiced throughout) and those of the spectrogram
     /// from `db_mel`, each z-scored by `speaker`'s statistics of it (the window's own where
-    /// the profile has none), in the first [`N_FUNCTIONALS`] columns, zeros after.
+    /// the profile has none), in the first [`N_FUNCTIONALS`] columns, then how much speech
+    /// the profile and the window hold ([`PROFILE_FRAMES_AT`]), zeros after.
     pub fn finish(
         &self,
         db_mel: FeatureMatrix,
@@ -808,10 +828,11 @@ impl FeatureExtractor {
         // own statistics (SpeakerProfile::normalise_llds).
         let empty = SpeakerProfile::default();
         let extra = llds.map(|l| {
-            functionals(
-                &speaker.unwrap_or(&empty).normalise_llds(l),
-                self.spec.frame_seconds(),
-            )
+            let own = lld_frames_of(&l) as f32;
+            let profile = speaker.unwrap_or(&empty);
+            let mut f = functionals(&profile.normalise_llds(l), self.spec.frame_seconds());
+            f.extend([profile.lld_frames() as f32, own]);
+            f
         });
         let mut m = self.finish_spectrogram(db_mel, speaker);
         if let Some(f) = extra {

@@ -9,7 +9,7 @@ use super::conv::Conv;
 use super::lstm::Lstm;
 use serde::{Deserialize, Serialize};
 
-use crate::features::N_FUNCTIONALS;
+use crate::features::{N_FUNCTIONALS, PROFILE_FRAMES_AT};
 use crate::labels::N_LABELS;
 
 /// Which architecture, with its size parameters; stored in the model card.
@@ -45,7 +45,19 @@ pub struct Member {
     /// Where the member came from (its folder when the ensemble was made); for people.
     #[serde(default)]
     pub from: String,
+    /// Set for a member whose speaker-normalised features say little until the profile
+    /// holds more than the window itself (the prosody MLP: against a profile of one
+    /// window alone its z-scores have zero mean by construction). Its weight in the
+    /// average is the speech the profile holds beyond the window, in windows' worth,
+    /// divided by this, at most 1: none for one file alone or the first window of a live
+    /// session, full once the profile holds this many windows more than the window.
+    /// Unset: weight 1 always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_ramp: Option<f64>,
 }
+
+/// The most a [`Member::profile_ramp`] may ask for, in windows.
+pub const MAX_PROFILE_RAMP: f64 = 10_000.0;
 
 /// The most members an ensemble may have (a card is a file anyone can edit).
 pub const MAX_MEMBERS: usize = 16;
@@ -103,6 +115,18 @@ impl Arch {
                             m.temperature
                         ));
                     }
+                    if let Some(r) = m.profile_ramp {
+                        if !(r.is_finite() && r > 0.0 && r <= MAX_PROFILE_RAMP) {
+                            return Err(format!(
+                                "ensemble member {i} has profile_ramp {r}: it must be above 0 and at most {MAX_PROFILE_RAMP}"
+                            ));
+                        }
+                        if !features.prosody {
+                            return Err(format!(
+                                "ensemble member {i} is weighed by the speaker profile, whose size only a prosody spec's input carries (\"prosody\": false)"
+                            ));
+                        }
+                    }
                     m.arch
                         .check(features)
                         .map_err(|e| format!("ensemble member {i}: {e}"))?;
@@ -131,6 +155,19 @@ impl Arch {
             Arch::Prosody => 30_000,
             Arch::Ensemble { members } => members.iter().map(|m| m.arch.approx_params()).sum(),
         }
+    }
+
+    /// Whether `other` builds the same network with the same weighing of members: equal
+    /// but for where ensemble members came from.
+    pub fn same_network(&self, other: &Arch) -> bool {
+        let plain = |a: &Arch| {
+            let mut a = a.clone();
+            if let Arch::Ensemble { members } = &mut a {
+                members.iter_mut().for_each(|m| m.from.clear());
+            }
+            a
+        };
+        plain(self) == plain(other)
     }
 
     pub fn name(&self) -> &'static str {
@@ -550,8 +587,8 @@ enum Body {
     EmoCnn(EmoCnn),
     Prosody(Prosody),
     Fusion(Box<Fusion>),
-    /// Members with their temperatures.
-    Ensemble(Vec<(Body, f64)>),
+    /// Members with their temperatures and profile ramps.
+    Ensemble(Vec<(Body, f64, Option<f64>)>),
 }
 
 impl Net {
@@ -592,6 +629,7 @@ impl Body {
                         Ok((
                             Body::new(&m.arch, vb.pp(member_prefix(i)), rows, frames)?,
                             m.temperature,
+                            m.profile_ramp,
                         ))
                     })
                     .collect::<Result<_>>()?,
@@ -608,21 +646,50 @@ impl Body {
             Body::Prosody(m) => m.forward_t(x, train, d),
             Body::Fusion(m) => m.forward_t(x, train, d),
             Body::Ensemble(members) => {
-                // log(mean_i softmax(z_i / t_i)) = logsumexp_i(log_softmax(z_i / t_i)) - ln k
-                let logp = members
+                // log(sum_i a_i softmax(z_i / t_i) / sum_i a_i)
+                //   = logsumexp_i(log_softmax(z_i / t_i) + ln a_i) - ln sum_i a_i,
+                // a_i = 1, or per window the profile weight of a member with a ramp.
+                let batch = x.dim(0)?;
+                let ones = Tensor::ones((batch, 1), x.dtype(), x.device())?;
+                let (logp, weights) = members
                     .iter()
-                    .map(|(b, t)| {
-                        candle_nn::ops::log_softmax(&(b.forward_t(x, train, d)? / *t)?, D::Minus1)
+                    .map(|(b, t, ramp)| {
+                        let lp = candle_nn::ops::log_softmax(
+                            &(b.forward_t(x, train, d)? / *t)?,
+                            D::Minus1,
+                        )?;
+                        let a = match ramp {
+                            Some(r) => profile_weight(x, *r)?,
+                            None => ones.clone(),
+                        };
+                        Ok((lp.broadcast_add(&a.log()?)?, a))
                     })
-                    .collect::<Result<Vec<_>>>()?;
-                let k = logp.len() as f64;
+                    .collect::<Result<(Vec<_>, Vec<_>)>>()?;
                 let stacked = Tensor::stack(&logp, 0)?;
                 let mx = stacked.max_keepdim(0)?.detach();
                 let lse = (stacked.broadcast_sub(&mx)?.exp()?.sum_keepdim(0)?.log()? + mx)?;
-                lse.squeeze(0)? - k.ln()
+                let total = Tensor::stack(&weights, 0)?.sum(0)?; // (batch, 1)
+                lse.squeeze(0)?.broadcast_sub(&total.log()?)
             }
         }
     }
+}
+
+/// The weight `(batch, 1)` of a member with profile ramp `ramp` on each window of `x`:
+/// the profile's descriptor frames beyond the window's own, in windows (the counts the
+/// functionals row carries at [`PROFILE_FRAMES_AT`]), over `ramp`, within 1e-6 and 1 (a
+/// member is never weighed exactly 0, so the log stays finite).
+fn profile_weight(x: &Tensor, ramp: f64) -> Result<Tensor> {
+    let rows = x.dim(2)?;
+    let counts = x
+        .narrow(2, rows - 1, 1)?
+        .narrow(3, PROFILE_FRAMES_AT, 2)?
+        .flatten_from(1)?
+        .detach(); // (batch, 2): profile, window
+    let profile = counts.narrow(1, 0, 1)?;
+    let own = counts.narrow(1, 1, 1)?.clamp(1.0, f32::MAX as f64)?;
+    let beyond = (profile - &own)?.clamp(0.0, f32::MAX as f64)?;
+    (beyond / own)?.affine(1.0 / ramp, 0.0)?.clamp(1e-6, 1.0)
 }
 
 /// The name prefix of ensemble member `i`'s weights (`m0.cnn.block0...`).
@@ -662,5 +729,88 @@ mod init_tests {
             // and died in training; Glorot init (Keras, as the paper) gives about 0.2.
             assert!(s < 2.0, "{}: initial logit rms {s}", arch.name());
         }
+    }
+}
+
+#[cfg(test)]
+mod ensemble_tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    /// Two prosody MLPs, the second weighed by the profile (ramp 8): a window whose
+    /// profile holds 3 windows' worth (2 beyond itself) weighs it 2/8, so the ensemble
+    /// gives log((p1 + 0.25 p2) / 1.25); none beyond, p1; 20 beyond, the plain mean.
+    #[test]
+    fn a_profile_weighted_member_is_weighed_by_the_speech_beyond_the_window() {
+        let member = |ramp| Member {
+            arch: Arch::Prosody,
+            temperature: 1.0,
+            from: String::new(),
+            profile_ramp: ramp,
+        };
+        let arch = Arch::Ensemble {
+            members: vec![member(None), member(Some(8.0))],
+        };
+        let (rows, frames) = (2, 120);
+        let vm = VarMap::new();
+        let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+        let net = Net::new(&arch, vb.clone(), rows, frames).unwrap();
+        let m1 = Prosody::new(vb.pp(member_prefix(0))).unwrap();
+        let m2 = Prosody::new(vb.pp(member_prefix(1))).unwrap();
+        let dev = Device::Cpu;
+        let mut x: Vec<f32> = Tensor::randn(0f32, 1.0, (3, 1, rows, frames), &dev)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        for (b, profile) in [(0, 100.0), (1, 300.0), (2, 2100.0)] {
+            let row = b * rows * frames + (rows - 1) * frames;
+            x[row + PROFILE_FRAMES_AT] = profile;
+            x[row + PROFILE_FRAMES_AT + 1] = 100.0;
+        }
+        let x = Tensor::from_vec(x, (3, 1, rows, frames), &dev).unwrap();
+        let d = Dropout::default();
+        let probs = |t: Tensor| -> Vec<Vec<f32>> {
+            candle_nn::ops::softmax(&t, D::Minus1)
+                .unwrap()
+                .to_vec2()
+                .unwrap()
+        };
+        let p1 = probs(m1.forward_t(&x, false, &d).unwrap());
+        let p2 = probs(m2.forward_t(&x, false, &d).unwrap());
+        let pe: Vec<Vec<f32>> = net
+            .forward_t(&x, false)
+            .unwrap()
+            .exp()
+            .unwrap()
+            .to_vec2()
+            .unwrap();
+        for (b, w) in [(0, 1e-6f32), (1, 0.25), (2, 1.0)] {
+            for k in 0..N_LABELS {
+                let want = (p1[b][k] + w * p2[b][k]) / (1.0 + w);
+                assert!(
+                    (pe[b][k] - want).abs() < 1e-6,
+                    "window {b}, label {k}: {} against {want}",
+                    pe[b][k]
+                );
+            }
+        }
+        // The counts are not features: a member's output does not move with them.
+        let zeroed = x
+            .narrow(3, 0, PROFILE_FRAMES_AT)
+            .and_then(|a| {
+                Tensor::cat(
+                    &[
+                        a,
+                        x.narrow(3, PROFILE_FRAMES_AT, frames - PROFILE_FRAMES_AT)?
+                            .zeros_like()?,
+                    ],
+                    3,
+                )
+            })
+            .unwrap();
+        assert_eq!(probs(m1.forward_t(&zeroed, false, &d).unwrap()), p1);
     }
 }
