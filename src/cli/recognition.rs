@@ -21,7 +21,7 @@ use crate::train::{
 };
 
 /// `--model`, else `$EMOSCOPE_MODEL`, else the default model compiled into the binary
-/// ([`BUILTIN_MODEL`], `weights/fusion` as of the build): no folder beside the binary or
+/// ([`BUILTIN_MODEL`], `weights/fusion_prosody` as of the build): no folder beside the binary or
 /// the source tree is needed.
 pub(super) fn model_dir(m: &Option<PathBuf>) -> PathBuf {
     if let Some(m) = m {
@@ -63,7 +63,7 @@ pub struct AnalyzeArgs {
 /// How `analyze` and `demo` classify: the model, the hop and the output form.
 #[derive(Args, Debug, Clone)]
 pub struct AnalyzeHow {
-    /// Model directory (card.json + model.safetensors); default: the built-in model (builtin:fusion).
+    /// Model directory (card.json + model.safetensors); default: the built-in model (builtin:fusion_prosody).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Seconds between window starts.
@@ -569,7 +569,7 @@ fn crossfit_temperature(
     Without --test-speakers every clip given is evaluated; make sure the model never saw those speakers\n\
     (the model card lists its test speakers).")]
 pub struct EvalArgs {
-    /// Model directory; default: the built-in model (builtin:fusion).
+    /// Model directory; default: the built-in model (builtin:fusion_prosody).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Labelled data as KIND=PATH; repeatable.
@@ -732,7 +732,7 @@ fn predictions_csv(clips: &[&Clip], probs: &[[f32; N_LABELS]]) -> String {
     speaker-dependent: it says how well the model now knows these voices, not new ones.\n\
     The window's training mode records clips in exactly this csv format.")]
 pub struct FinetuneArgs {
-    /// Model to start from; default: the built-in model (builtin:fusion).
+    /// Model to start from; default: the built-in model (builtin:fusion_prosody).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The user's labelled clips as KIND=PATH (usually csv=FILE from the training mode); repeatable.
@@ -862,7 +862,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     ensemble the same member temperatures and weighing) and hold out all of the model's test\n\
     speakers, which are never used. `train --crossfit K` leaves such folds in OUT/crossfit/.")]
 pub struct CalibrateArgs {
-    /// Model directory; default: the built-in model (builtin:fusion).
+    /// Model directory; default: the built-in model (builtin:fusion_prosody).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The labelled data holding the card's validation and test speakers; repeatable.
@@ -985,7 +985,7 @@ fn out_of_fold_set(
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let dir = model_dir(&a.model);
     if a.write && crate::model::is_builtin(&dir) {
-        bail!("--write: the built-in model is part of the program and cannot be rewritten; calibrate a model folder instead (--model DIR, e.g. a copy of weights/fusion)");
+        bail!("--write: the built-in model is part of the program and cannot be rewritten; calibrate a model folder instead (--model DIR, e.g. a copy of weights/fusion_prosody)");
     }
     let mut clf = load_model(&a.model)?;
     let corpus = load_all(&a.data)?;
@@ -1031,6 +1031,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     } else {
         Some(cached_pack(&a.cache, &clf.card.features, &test)?.0)
     };
+    let mut at_fitted = None;
     for (name, temp) in [("card", old), ("fitted", t)] {
         clf.card.temperature = temp;
         print!(
@@ -1040,18 +1041,33 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         );
         if let Some(tp) = &tpack {
             let tidx: Vec<usize> = (0..tp.clips.len()).collect();
-            let (tm, _, _) = evaluate_clips(&clf, tp, &tidx)?;
+            let (tm, per_corpus, _) = evaluate_clips(&clf, tp, &tidx)?;
             print!(
                 "   held-out test ECE {:.3}, accuracy {:.1} % (n={})",
                 tm.ece,
                 tm.accuracy * 100.0,
                 tm.n
             );
+            at_fitted = Some((tm, per_corpus));
         }
         println!();
     }
     if a.write {
         clf.card.temperature = t;
+        // The card's test figures are those at the temperature it now has (where the
+        // test speakers were in --data; otherwise they were not measured at it).
+        match at_fitted {
+            Some((m, per_corpus)) => {
+                clf.card.test_metrics = Some(m);
+                clf.card.test_metrics_per_corpus = per_corpus;
+            }
+            None if clf.card.test_metrics.is_some() => {
+                clf.card.test_metrics = None;
+                clf.card.test_metrics_per_corpus.clear();
+                eprintln!("note: the card's test figures were measured at the old temperature and are removed; give --data with its test speakers to measure them at the new one");
+            }
+            None => {}
+        }
         if !a.out_of_fold.is_empty() {
             clf.card.notes.push_str(&format!(
                 "; temperature {t:.3} cross-fitted on {} out-of-fold clips of {} fold models (emoscope calibrate --out-of-fold), replacing {old:.3}",

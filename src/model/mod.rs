@@ -28,24 +28,24 @@ use crate::{Error, Result};
 pub const CARD_VERSION: u32 = 1;
 
 /// The name that stands for the default model compiled into the binary. It is used where a
-/// model folder would be (`--model builtin:fusion`, the window's picker, a fine-tuned card's
-/// `base_model`), so emoscope works from any folder and any install.
-pub const BUILTIN_MODEL: &str = "builtin:fusion";
+/// model folder would be (`--model builtin:fusion_prosody`, the window's picker, a
+/// fine-tuned card's `base_model`), so emoscope works from any folder and any install.
+pub const BUILTIN_MODEL: &str = "builtin:fusion_prosody";
 /// The models compiled into the binary, by name: card and weights of `weights/NAME` as of
-/// the build. The default, `fusion`: the log-mel CNN with the speaker-normalised prosody
-/// functionals, trained on RAVDESS, EMOVO and nEMO. `fusion_prosody`: it and the prosody
-/// MLP averaged, better once a speaker's voice is known (a session, `eval`, `analyze
-/// --same-speaker`), worse on one short file alone (README).
+/// the build, the default first. `fusion_prosody` (the default): the fusion model and the
+/// prosody MLP averaged, the MLP weighed by how much of the speaker's speech the profile
+/// holds (none on one short file alone, full in a session). `fusion`: the log-mel CNN with
+/// the speaker-normalised prosody functionals alone, trained on RAVDESS, EMOVO and nEMO.
 const BUILTINS: [(&str, &str, &[u8]); 2] = [
     (
         BUILTIN_MODEL,
-        include_str!("../../weights/fusion/card.json"),
-        include_bytes!("../../weights/fusion/model.safetensors"),
-    ),
-    (
-        "builtin:fusion_prosody",
         include_str!("../../weights/fusion_prosody/card.json"),
         include_bytes!("../../weights/fusion_prosody/model.safetensors"),
+    ),
+    (
+        "builtin:fusion",
+        include_str!("../../weights/fusion/card.json"),
+        include_bytes!("../../weights/fusion/model.safetensors"),
     ),
 ];
 /// The built-in model of emoscope before the prosody models (now `weights/emocnn`).
@@ -150,7 +150,7 @@ impl ModelCard {
         if dir == Path::new(FORMER_BUILTIN) {
             return Err(Error::Format {
                 path: dir.to_path_buf(),
-                reason: format!("the built-in model is now {BUILTIN_MODEL} (emocnn and prosody together); the former built-in emocnn is the folder weights/emocnn of the source tree: --model weights/emocnn"),
+                reason: format!("the built-in model is now {BUILTIN_MODEL} (the fusion model and the prosody MLP together); the former built-in emocnn is the folder weights/emocnn of the source tree: --model weights/emocnn"),
             });
         }
         if let Some((card, _)) = builtin(dir) {
