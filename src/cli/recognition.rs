@@ -649,7 +649,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         crate::train::plot::confusion_png(
             p,
             &m,
-            &format!("{} - {} clips", clf.card.arch.name(), m.n),
+            &format!("{} - {} clips", clf.card.arch.label(), m.n),
         )?;
     }
     if let Some(p) = &a.predictions {
@@ -657,7 +657,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         crate::util::write_atomic(p, predictions_csv(&clips, &probs).as_bytes())?;
     }
     print_metrics_by_corpus(
-        &format!("{} on {} clips", clf.card.arch.name(), m.n),
+        &format!("{} on {} clips", clf.card.arch.label(), m.n),
         &m,
         &per_corpus,
     );

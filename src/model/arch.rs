@@ -170,6 +170,19 @@ impl Arch {
         plain(self) == plain(other)
     }
 
+    /// What to call the network in status lines and reports: its name, or for an
+    /// ensemble its members' ("fusion+prosody").
+    pub fn label(&self) -> String {
+        match self {
+            Arch::Ensemble { members } => members
+                .iter()
+                .map(|m| m.arch.name())
+                .collect::<Vec<_>>()
+                .join("+"),
+            a => a.name().to_string(),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Arch::Paper1Cnn => "paper1_cnn",

@@ -219,19 +219,19 @@ impl ModelCard {
         match &self.test_metrics {
             Some(m) if self.base_model.is_some() => format!(
                 "{} fine-tuned - {:.1} % accuracy, UAR {:.3} on {} held-out clips of the voices it was tuned to (speaker-dependent)",
-                self.arch.name(),
+                self.arch.label(),
                 m.accuracy * 100.0,
                 m.uar,
                 m.n
             ),
             Some(m) => format!(
                 "{} - {:.1} % accuracy, UAR {:.3} on held-out speakers {}",
-                self.arch.name(),
+                self.arch.label(),
                 m.accuracy * 100.0,
                 m.uar,
                 self.test_speakers.join(", ")
             ),
-            None => format!("{} - not evaluated", self.arch.name()),
+            None => format!("{} - not evaluated", self.arch.label()),
         }
     }
 }
