@@ -10,7 +10,7 @@
 # Usage: bash scripts/recognition_table.sh [ARCH] [DATA_DIR] [OUT_DIR] [ROWS]
 #   defaults: prosody, ../shared/data, runs/table-ARCH, "ravdess12 folds6 mixed loco".
 #   CROSSFIT=K (default 4; 0 = off) calibrates each model (not the folds) by cross-fitting
-#   (train --crossfit); EPOCHS overrides the recipe's epochs, WIDTH emocnn/fusion's width,
+#   (train --crossfit); EPOCHS overrides the recipe's epochs, WIDTH emocnn/fusion's width, SEED the seed,
 #   EMOSCOPE_BIN the binary. Needs `cargo build --release`.
 #   Each row's model and log stay in OUT_DIR; the table is OUT_DIR/table.txt.
 set -euo pipefail
@@ -25,6 +25,7 @@ done
 mkdir -p "$out"
 extra=(); [ -n "${EPOCHS:-}" ] && extra+=(--epochs "$EPOCHS")
 [ -n "${WIDTH:-}" ] && extra+=(--width "$WIDTH")
+[ -n "${SEED:-}" ] && extra+=(--seed "$SEED")
 cf=(); [ "${CROSSFIT:-4}" != 0 ] && cf+=(--crossfit "${CROSSFIT:-4}")
 pack=$("$bin" train --data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" \
   --data "csv=$data/nemo/labels.csv" --arch "$arch" --pack-only 2>/dev/null | tail -1)
