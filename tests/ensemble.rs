@@ -31,28 +31,38 @@ fn succeeded(c: &mut Command) -> std::process::Output {
     out
 }
 
-/// Each analysis window's probabilities, in label order.
+/// Each analysis window's probabilities, in label order, of every file `analyze --json`
+/// reports (one JSON line each), file after file.
+fn windows_of(out: &std::process::Output) -> Vec<Vec<f64>> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .flat_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["windows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|w| {
+                    w["probs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|p| p[1].as_f64().unwrap())
+                        .collect()
+                })
+                .collect::<Vec<Vec<f64>>>()
+        })
+        .collect()
+}
+
+/// Each analysis window's probabilities of the test clip alone.
 fn window_probs(model: &Path) -> Vec<Vec<f64>> {
-    let out = succeeded(
+    windows_of(&succeeded(
         bin()
             .args(["analyze", "--json", "--model"])
             .arg(model)
             .arg(CLIP),
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["windows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|w| {
-            w["probs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|p| p[1].as_f64().unwrap())
-                .collect()
-        })
-        .collect()
+    ))
 }
 
 /// A copy of the shipped fusion model with another card temperature.
@@ -125,31 +135,12 @@ fn an_ensemble_gives_the_mean_of_its_members_probabilities_window_by_window() {
 
 /// Each window's probabilities of `analyze --json --same-speaker` over `files`, file by file.
 fn same_speaker_probs(model: &Path, files: &[PathBuf]) -> Vec<Vec<f64>> {
-    let out = succeeded(
+    windows_of(&succeeded(
         bin()
             .args(["analyze", "--json", "--same-speaker", "--model"])
             .arg(model)
             .args(files),
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .flat_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v["windows"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|w| {
-                    w["probs"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|p| p[1].as_f64().unwrap())
-                        .collect()
-                })
-                .collect::<Vec<Vec<f64>>>()
-        })
-        .collect()
+    ))
 }
 
 fn max_difference(a: &[Vec<f64>], b: &[Vec<f64>]) -> f64 {
