@@ -724,6 +724,19 @@ fn same_speaker_analysis_reads_one_persons_files_as_eval_does() {
             })
             .count()
     };
+    // Read alone, analyze says what that costs and what to do instead; as one speaker, not.
+    let note = |same: bool| {
+        let mut c = bin();
+        c.arg("analyze");
+        if same {
+            c.arg("--same-speaker");
+        }
+        let o = c.args(&files[..2]).output().unwrap();
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stderr).contains("each file is read alone")
+    };
+    assert!(note(false), "no note when files are read alone");
+    assert!(!note(true));
     let (alone, same) = (right(false), right(true));
     assert!((24..=26).contains(&alone), "{alone} of 60 right read alone");
     assert!(

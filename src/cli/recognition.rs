@@ -106,6 +106,11 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
             "note: --same-speaker: this model is not speaker-normalised; each file is read alone"
         );
     }
+    if !same_speaker && clf.card.features.wants_profile() {
+        eprintln!(
+            "note: each file is read alone: this speaker-normalised model knows the voice only from that file's own speech, and reads a voice heard for a few seconds far less reliably than one heard for tens of seconds (README, \"one file alone\"); several files of one person: --same-speaker"
+        );
+    }
     if shared {
         for path in &audio {
             let x = read(path)?;
