@@ -466,3 +466,52 @@ fn a_prosody_model_gives_the_same_probabilities_live_as_in_analyze() {
     assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
     p.stop();
 }
+
+/// The default model, an ensemble whose prosody member is weighed by the speaker profile:
+/// live and `analyze` give the same probabilities window by window, the first window is
+/// read as by its fusion member alone (the profile holds nothing beyond that window), and
+/// later windows, once the profile holds more, are not.
+#[test]
+fn the_default_ensemble_weighs_alike_live_and_in_analyze() {
+    if common::no_data("the_default_ensemble_weighs_alike_live_and_in_analyze") {
+        return;
+    }
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights");
+    let load = |name: &str| Classifier::load(&weights.join(name), &Device::Cpu).unwrap();
+    let samples = two_sentences();
+    let offline = analyze_samples(&load("fusion_prosody"), "x", &samples, 0.5).unwrap();
+    let (preds, p) = live_every_window(&samples, load("fusion_prosody"));
+    assert!(preds.len() >= 8, "{} windows", preds.len());
+    assert_same_windows(&preds, &offline);
+    p.stop();
+
+    // Fusion's probabilities at the ensemble's own temperature t on top: p^(1/t), renormalised.
+    let t = load("fusion_prosody").card.temperature as f32;
+    let fusion = analyze_samples(&load("fusion"), "x", &samples, 0.5).unwrap();
+    let diff = |k: usize| -> f32 {
+        let q: Vec<f32> = fusion.windows[k]
+            .probs
+            .iter()
+            .map(|(_, p)| p.powf(1.0 / t))
+            .collect();
+        let s: f32 = q.iter().sum();
+        preds[k]
+            .raw
+            .iter()
+            .zip(&q)
+            .map(|(a, b)| (a - b / s).abs())
+            .fold(0.0, f32::max)
+    };
+    assert!(preds[0].speech);
+    assert!(
+        diff(0) < 1e-4,
+        "first window differs from fusion by {}",
+        diff(0)
+    );
+    let last = preds.len() - 1;
+    assert!(
+        diff(last) > 1e-3,
+        "last window equals fusion's ({})",
+        diff(last)
+    );
+}
