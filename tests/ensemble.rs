@@ -240,6 +240,25 @@ fn members_of_other_features_or_fine_tuned_ones_are_refused_by_name() {
     assert!(e.contains("fine-tuned") && e.contains("fusion_t1.5"), "{e}");
     let e = run(&["weights/fusion"]);
     assert!(e.contains("required") || e.contains("2"), "{e}");
+    // A profile weight for a model that is not there, for every model, or a ramp of 0.
+    let two = ["weights/fusion", "weights/fusion"];
+    let e = run(&[&two[..], &["--profile-weighted", "3"]].concat());
+    assert!(
+        e.contains("--profile-weighted 3") && e.contains("1 to 2"),
+        "{e}"
+    );
+    let e = run(&[
+        &two[..],
+        &["--profile-weighted", "1", "--profile-weighted", "2"],
+    ]
+    .concat());
+    assert!(e.contains("every model"), "{e}");
+    let e = run(&[
+        &two[..],
+        &["--profile-weighted", "2", "--profile-ramp", "0"],
+    ]
+    .concat());
+    assert!(e.contains("--profile-ramp 0"), "{e}");
     assert!(
         !tmp.path().join("e").exists(),
         "nothing written for a refused ensemble"
@@ -248,7 +267,7 @@ fn members_of_other_features_or_fine_tuned_ones_are_refused_by_name() {
 
 /// The shipped ensemble (`weights/fusion_prosody`, built in as `builtin:fusion_prosody`)
 /// scores what its card says on RAVDESS actors 1-2, never trained on by either member:
-/// 77 of 120 with each speaker's whole profile (the default fusion alone: 75).
+/// 77 of 120 with each speaker's whole profile (fusion alone: 75).
 #[test]
 fn the_shipped_ensemble_scores_its_card_on_actors_one_and_two() {
     if common::no_data("the_shipped_ensemble_scores_its_card_on_actors_one_and_two") {

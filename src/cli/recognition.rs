@@ -1137,7 +1137,8 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
             );
         }
     }
-    if a.profile_weighted.len() >= a.models.len() {
+    let weighted: std::collections::BTreeSet<usize> = a.profile_weighted.iter().copied().collect();
+    if weighted.len() >= a.models.len() {
         bail!("--profile-weighted names every model; at least one must always count (usually the spectrogram model)");
     }
     if !(a.profile_ramp.is_finite()
