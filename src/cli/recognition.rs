@@ -514,7 +514,7 @@ fn crossfit_temperature(
     o: &mut crate::train::TrainOutcome,
 ) -> Result<()> {
     let k = folds.len();
-    let (mut owner, mut logits, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+    let mut set = FitSet::default();
     for (i, fold) in folds.iter().enumerate() {
         eprintln!("cross-fitting {}/{k}: predicting {}", i + 1, fold.join(","));
         let mut held: Vec<String> = test.to_vec();
@@ -527,15 +527,17 @@ fn crossfit_temperature(
             .filter(|&j| fold.contains(&pack.clips[j].clip.speaker))
             .collect();
         let (ow, lg) = crate::train::window_logits(&f.classifier, pack, &idx)?;
-        owner.extend(ow.into_iter().map(|w| w + truth.len()));
-        logits.extend(lg);
-        truth.extend(idx.iter().map(|&j| pack.clips[j].clip.label));
+        set.extend(
+            ow,
+            lg,
+            idx.iter().map(|&j| pack.clips[j].clip.label).collect(),
+        );
     }
-    let t = crate::train::fit_temperature(&owner, &logits, &truth);
+    let t = crate::train::fit_temperature(&set.owner, &set.logits, &set.truth);
     let clf = &mut o.classifier;
     eprintln!(
         "cross-fitted temperature {t:.3} on {} out-of-fold clips (validation speakers gave {:.3})",
-        truth.len(),
+        set.truth.len(),
         clf.card.temperature
     );
     let what = if by == "corpora" {
@@ -545,7 +547,7 @@ fn crossfit_temperature(
     };
     clf.card.notes.push_str(&format!(
         "; temperature {t:.3} cross-fitted over {by}: {k} models each trained without {what} predicted it ({} clips), replacing {:.3} from the validation speakers",
-        truth.len(),
+        set.truth.len(),
         clf.card.temperature
     ));
     clf.card.temperature = t;
@@ -890,6 +892,7 @@ pub struct CalibrateArgs {
 
 /// Window logits of the clips a temperature is fitted on, with each window's clip and
 /// each clip's label.
+#[derive(Default)]
 struct FitSet {
     owner: Vec<usize>,
     logits: Vec<Vec<f32>>,
@@ -918,11 +921,7 @@ fn out_of_fold_set(
     corpus: &[crate::corpus::Clip],
     cache: &Path,
 ) -> Result<FitSet> {
-    let mut set = FitSet {
-        owner: Vec::new(),
-        logits: Vec::new(),
-        truth: Vec::new(),
-    };
+    let mut set = FitSet::default();
     let mut used: BTreeMap<String, String> = BTreeMap::new();
     for f in folds {
         let fold = load_model(&Some(f.clone()))?;
@@ -1138,13 +1137,12 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         }
     }
     let weighted: std::collections::BTreeSet<usize> = a.profile_weighted.iter().copied().collect();
+    // Member i's ramp (models counted from 1 on the command line).
+    let ramp_of = |i: usize| weighted.contains(&(i + 1)).then_some(a.profile_ramp);
     if weighted.len() >= a.models.len() {
         bail!("--profile-weighted names every model; at least one must always count (usually the spectrogram model)");
     }
-    if !(a.profile_ramp.is_finite()
-        && a.profile_ramp > 0.0
-        && a.profile_ramp <= crate::model::MAX_PROFILE_RAMP)
-    {
+    if !crate::model::profile_ramp_allowed(a.profile_ramp) {
         bail!(
             "--profile-ramp {}: must be above 0 and at most {}",
             a.profile_ramp,
@@ -1203,14 +1201,13 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         .iter()
         .enumerate()
         .map(|(i, (d, m))| {
-            let weighed = if a.profile_weighted.contains(&(i + 1)) {
-                format!(
-                    ", weighed by the speaker profile (full at {} windows of other speech)",
-                    a.profile_ramp
-                )
-            } else {
-                String::new()
-            };
+            let weighed = ramp_of(i)
+                .map(|r| {
+                    format!(
+                        ", weighed by the speaker profile (full at {r} windows of other speech)"
+                    )
+                })
+                .unwrap_or_default();
             format!(
                 "{} ({}, temperature {:.2}{weighed}: {})",
                 display_name(d),
@@ -1229,10 +1226,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
                     arch: m.card.arch.clone(),
                     temperature: m.card.temperature,
                     from: display_name(d),
-                    profile_ramp: a
-                        .profile_weighted
-                        .contains(&(i + 1))
-                        .then_some(a.profile_ramp),
+                    profile_ramp: ramp_of(i),
                 })
                 .collect(),
         },

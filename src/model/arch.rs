@@ -59,6 +59,11 @@ pub struct Member {
 /// The most a [`Member::profile_ramp`] may ask for, in windows.
 pub const MAX_PROFILE_RAMP: f64 = 10_000.0;
 
+/// Whether `r` may be a [`Member::profile_ramp`]: above 0, at most [`MAX_PROFILE_RAMP`].
+pub fn profile_ramp_allowed(r: f64) -> bool {
+    r.is_finite() && r > 0.0 && r <= MAX_PROFILE_RAMP
+}
+
 /// The most members an ensemble may have (a card is a file anyone can edit).
 pub const MAX_MEMBERS: usize = 16;
 
@@ -98,7 +103,7 @@ impl Arch {
                     ));
                 }
                 // No larger in all than the largest single model a card may ask for.
-                let total: usize = members.iter().map(|m| m.arch.approx_params()).sum();
+                let total = self.approx_params();
                 let most = (Arch::Paper1Lstm { hidden: 4096 }).approx_params();
                 if total > most {
                     return Err(format!(
@@ -116,7 +121,7 @@ impl Arch {
                         ));
                     }
                     if let Some(r) = m.profile_ramp {
-                        if !(r.is_finite() && r > 0.0 && r <= MAX_PROFILE_RAMP) {
+                        if !profile_ramp_allowed(r) {
                             return Err(format!(
                                 "ensemble member {i} has profile_ramp {r}: it must be above 0 and at most {MAX_PROFILE_RAMP}"
                             ));

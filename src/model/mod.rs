@@ -17,7 +17,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
-pub use arch::{member_prefix, Arch, Member, Net, MAX_MEMBERS, MAX_PROFILE_RAMP};
+pub use arch::{
+    member_prefix, profile_ramp_allowed, Arch, Member, Net, MAX_MEMBERS, MAX_PROFILE_RAMP,
+};
 pub use lstm::Lstm;
 
 use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec};
