@@ -571,3 +571,36 @@ fn switching_to_a_broken_model_keeps_the_running_one_and_says_why() {
     );
     h.get_by_label_contains("cannot switch to the model");
 }
+
+/// The compute picker: the status bar names where the model runs; asking for a GPU this
+/// build lacks reloads the model on the CPU, the line says why, and the stream goes on.
+#[test]
+fn the_compute_picker_names_where_the_model_runs_and_falls_back_to_the_cpu() {
+    let tmp = tempfile::tempdir().unwrap();
+    let settings = Settings {
+        clips_dir: Some(tmp.path().join("clips").display().to_string()),
+        ..Settings::default()
+    };
+    let mut app = MonitorApp::idle(model_dir(), settings);
+    app.start(SourceChoice::File(PathBuf::from(
+        emoscope::audio::DEMO_CLIP,
+    )));
+    assert_eq!(app.compute_line(), "CPU");
+    let mut h = window(app);
+    h.step();
+    h.get_by_label("compute");
+    h.get_by_label_contains("model on CPU");
+    if !emoscope::model::CUDA_BUILT {
+        h.state_mut().use_compute(emoscope::model::Compute::Cuda(0));
+        h.step();
+        assert!(h.state().error.is_none(), "{:?}", h.state().error);
+        let line = h.state().compute_line();
+        assert!(
+            line.starts_with(
+                "CPU (--compute cuda:0 asked for a GPU, but this emoscope was built without CUDA"
+            ),
+            "{line}"
+        );
+        assert_eq!(h.state().rate(), Some(16000), "the demo clip plays on");
+    }
+}

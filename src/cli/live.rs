@@ -39,6 +39,8 @@ pub fn devices() -> Result<()> {
     Each line: t_start, t_end (s into the stream), probs, top (null without speech), speech,\n\
     latency_ms, dropped_samples, dropped_windows. The last line has the key \"summary\". Ctrl-C ends cleanly.")]
 pub struct MonitorArgs {
+    #[command(flatten)]
+    pub compute: super::recognition::ComputeArg,
     /// Run without a window, printing JSON lines.
     #[arg(long)]
     pub headless: bool,
@@ -109,9 +111,10 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
             model.or(a.model.clone()),
             a.input.clone(),
             a.device.clone(),
+            a.compute.compute,
         );
     }
-    let clf = super::recognition::load_model(&model.or(a.model.clone()))?;
+    let clf = super::recognition::load_model(&model.or(a.model.clone()), a.compute)?;
     if let Some(w) = a.window {
         if (w - clf.card.features.window_seconds).abs() > 1e-3 {
             bail!("--window {w}: the model {} was trained on {} s windows; use that length or another model", clf.card.arch.name(), clf.card.features.window_seconds);
@@ -152,7 +155,11 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
         ),
         None => None,
     };
-    eprintln!("monitoring {} (Ctrl-C to stop)", p.source_name);
+    eprintln!(
+        "monitoring {} with the model on the {} (Ctrl-C to stop)",
+        p.source_name,
+        p.compute.lock().unwrap_or_else(|e| e.into_inner())
+    );
     let mut out: Box<dyn Write> = if a.jsonl == "-" {
         Box::new(std::io::stdout().lock())
     } else {
@@ -212,6 +219,7 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     let counters = p.counters.clone();
     let source = p.source_name.clone();
     let p_rate = p.source_rate;
+    let compute = p.compute.lock().unwrap_or_else(|e| e.into_inner()).clone();
     p.stop();
     // Over speech windows only; with none the summary names no emotion.
     let mean = (!speech_probs.is_empty()).then(|| crate::analysis::mean_probs(&speech_probs));
@@ -226,6 +234,8 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
         "dropped_windows": counters.dropped_windows.load(Ordering::Relaxed),
         "reopens": counters.reopens.load(Ordering::Relaxed),
         "gap_seconds": counters.gap_ms.load(Ordering::Relaxed) as f64 / 1000.0,
+        "compute": compute,
+        "compute_fallbacks": counters.compute_fallbacks.load(Ordering::Relaxed),
         "latency_ms_p50": crate::util::percentile(&latencies, 0.5),
         "latency_ms_p95": crate::util::percentile(&latencies, 0.95),
         "wall_seconds": t0.elapsed().as_secs_f64(),
@@ -276,7 +286,7 @@ pub struct ReportArgs {
 }
 
 pub fn report(a: ReportArgs) -> Result<()> {
-    use crate::pipeline::export::{export_session, read_jsonl, SessionMeta};
+    use crate::pipeline::export::{export_session, read_jsonl, session_compute, SessionMeta};
     let rows = read_jsonl(&a.jsonl)?;
     if rows.is_empty() {
         bail!("{}: no analysed windows in the file", a.jsonl.display());
@@ -293,6 +303,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         model,
         source: a.jsonl.display().to_string(),
         date: modified.format("%Y-%m-%d %H:%M").to_string(),
+        compute: session_compute(&a.jsonl).unwrap_or_default(),
     };
     let files = export_session(&a.out, &meta, &rows)?;
     for f in files {

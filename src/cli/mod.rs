@@ -201,7 +201,13 @@ fn one_line(e: &anyhow::Error) -> String {
 
 pub fn run(cli: Cli) -> Result<()> {
     let Some(command) = cli.command else {
-        return crate::ui::run_window(&recognition::model_dir(&None), None, None, None);
+        return crate::ui::run_window(
+            &recognition::model_dir(&None),
+            None,
+            None,
+            None,
+            crate::model::Compute::Auto,
+        );
     };
     match command {
         Command::Info(a) => info(a),
@@ -214,6 +220,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     a.how.model,
                     Some(PathBuf::from(crate::audio::DEMO_CLIP)),
                     None,
+                    a.how.compute.compute,
                 );
             }
             recognition::analyze(recognition::AnalyzeArgs {

@@ -12,9 +12,7 @@ use crate::corpus::Clip;
 use crate::corpus::{holdout, load_all, parse_speaker_list, speaker_folds, DataSource};
 use crate::features::SpeakerProfile;
 use crate::labels::{LABELS, N_LABELS};
-use crate::model::{
-    default_device, device_name, display_name, Arch, Classifier, Metrics, BUILTIN_MODEL,
-};
+use crate::model::{device_name, display_name, Arch, Classifier, Compute, Metrics, BUILTIN_MODEL};
 use crate::train::{
     cached_pack, default_recipe, default_spec, evaluate_clips, train as train_model,
     validation_speakers, FeaturePack, Optim, Split, TrainArgs,
@@ -33,10 +31,26 @@ pub(super) fn model_dir(m: &Option<PathBuf>) -> PathBuf {
     PathBuf::from(BUILTIN_MODEL)
 }
 
-pub(super) fn load_model(m: &Option<PathBuf>) -> Result<Classifier> {
+/// Where a command's model runs (every command that runs one has it).
+#[derive(Args, Debug, Clone, Copy)]
+pub struct ComputeArg {
+    /// Where the model runs: auto (a GPU when this build has CUDA and one answers, else the
+    /// CPU), cpu, or cuda[:N]. A GPU that cannot be used falls back to the CPU and says
+    /// why. (`--device`, where a command has it, is the audio input.)
+    #[arg(long, default_value = "auto", value_name = "auto|cpu|cuda[:N]")]
+    pub compute: Compute,
+}
+
+/// Loads the model (`None`: the default) where `compute` asks; a GPU that cannot be used
+/// gives the CPU, with a warning naming why.
+pub(super) fn load_model(m: &Option<PathBuf>, compute: ComputeArg) -> Result<Classifier> {
     let dir = model_dir(m);
-    let dev = default_device();
-    Classifier::load(&dir, &dev).with_context(|| format!("loading model {}", display_name(&dir)))
+    let (clf, placement) = Classifier::load_on(&dir, compute.compute)
+        .with_context(|| format!("loading model {}", display_name(&dir)))?;
+    if let Some(why) = &placement.fallback {
+        eprintln!("warning: {why}; the model runs on the CPU");
+    }
+    Ok(clf)
 }
 
 #[derive(Args, Debug)]
@@ -72,6 +86,8 @@ pub struct AnalyzeHow {
     /// Print JSON (one object per file) instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub compute: ComputeArg,
 }
 
 pub fn analyze(a: AnalyzeArgs) -> Result<()> {
@@ -83,7 +99,7 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     if a.hop.is_nan() || a.hop <= 0.0 {
         bail!("--hop must be positive, got {}", a.hop);
     }
-    let clf = load_model(&a.model)?;
+    let clf = load_model(&a.model, a.compute)?;
     if !a.json {
         println!(
             "model: {} ({})",
@@ -189,6 +205,8 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     (--cache); the test speakers never enter training; validation speakers (taken from the\n\
     training speakers) pick the best epoch and fit the softmax temperature.")]
 pub struct TrainCmdArgs {
+    #[command(flatten)]
+    pub compute: ComputeArg,
     /// Labelled data as KIND=PATH (ravdess, emovo, emodb, savee, tess, cremad, csv); repeat for several corpora.
     #[arg(long)]
     pub data: Vec<DataSource>,
@@ -373,7 +391,11 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
         recipe.mixup_alpha = 0.0;
     }
     let clips: Vec<_> = pack.clips.iter().map(|c| c.clip.clone()).collect();
-    let device = default_device();
+    let placement = crate::model::place(a.compute.compute);
+    if let Some(why) = &placement.fallback {
+        eprintln!("warning: {why}; training runs on the CPU");
+    }
+    let device = placement.device;
     eprintln!("device: {}", device_name(&device));
     let run = |test: Vec<String>, out: &Path| -> Result<crate::train::TrainOutcome> {
         if !test.is_empty() {
@@ -576,6 +598,8 @@ fn crossfit_temperature(
     Without --test-speakers every clip given is evaluated; make sure the model never saw those speakers\n\
     (the model card lists its test speakers).")]
 pub struct EvalArgs {
+    #[command(flatten)]
+    pub compute: ComputeArg,
     /// Model directory; default: the built-in model (builtin:fusion_prosody).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -606,7 +630,7 @@ pub struct EvalArgs {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let clf = load_model(&a.model)?;
+    let clf = load_model(&a.model, a.compute)?;
     let corpus = load_all(&a.data)?;
     for line in corpus.report() {
         eprintln!("note: {line}");
@@ -739,6 +763,8 @@ fn predictions_csv(clips: &[&Clip], probs: &[[f32; N_LABELS]]) -> String {
     speaker-dependent: it says how well the model now knows these voices, not new ones.\n\
     The window's training mode records clips in exactly this csv format.")]
 pub struct FinetuneArgs {
+    #[command(flatten)]
+    pub compute: ComputeArg,
     /// Model to start from; default: the built-in model (builtin:fusion_prosody).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -772,7 +798,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
         bail!("--holdout {}: must be at least 0 and below 1", a.holdout);
     }
     let base_dir = model_dir(&a.model);
-    let clf = load_model(&a.model)?;
+    let clf = load_model(&a.model, a.compute)?;
     let user = load_all(&a.data)?;
     for line in user.report() {
         eprintln!("note: {line}");
@@ -869,6 +895,8 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
     ensemble the same member temperatures and weighing) and hold out all of the model's test\n\
     speakers, which are never used. `train --crossfit K` leaves such folds in OUT/crossfit/.")]
 pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub compute: ComputeArg,
     /// Model directory; default: the built-in model (builtin:fusion_prosody).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -924,7 +952,8 @@ fn out_of_fold_set(
     let mut set = FitSet::default();
     let mut used: BTreeMap<String, String> = BTreeMap::new();
     for f in folds {
-        let fold = load_model(&Some(f.clone()))?;
+        let fold = Classifier::load(&model_dir(&Some(f.clone())), &clf.device)
+            .with_context(|| format!("loading model {}", display_name(f)))?;
         let name = display_name(f);
         if fold.card.features != clf.card.features || !fold.card.arch.same_network(&clf.card.arch) {
             bail!("{name}: a fold model must have the model's features and architecture, and an ensemble's members the same temperatures and weighing ({} against {})", fold.card.arch.name(), clf.card.arch.name());
@@ -991,7 +1020,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     if a.write && crate::model::is_builtin(&dir) {
         bail!("--write: the built-in model is part of the program and cannot be rewritten; calibrate a model folder instead (--model DIR, e.g. a copy of weights/fusion_prosody)");
     }
-    let mut clf = load_model(&a.model)?;
+    let mut clf = load_model(&a.model, a.compute)?;
     let corpus = load_all(&a.data)?;
     let pick = |speakers: &[String]| -> Vec<crate::corpus::Clip> {
         corpus
@@ -1097,6 +1126,8 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     feature spec and one set of test speakers, so its held-out score stays speaker-independent;\n\
     with --data it is scored on those test speakers and the card keeps the figures.")]
 pub struct EnsembleArgs {
+    #[command(flatten)]
+    pub compute: ComputeArg,
     /// Member model folders (or built-in models, e.g. builtin:fusion), two or more.
     #[arg(required = true, num_args = 2..)]
     pub models: Vec<PathBuf>,
@@ -1152,7 +1183,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
     let members: Vec<(PathBuf, Classifier)> = a
         .models
         .iter()
-        .map(|m| Ok((m.clone(), load_model(&Some(m.clone()))?)))
+        .map(|m| Ok((m.clone(), load_model(&Some(m.clone()), a.compute)?)))
         .collect::<Result<_>>()?;
     let (first_dir, first) = &members[0];
     let sorted = |v: &[String]| -> Vec<String> {

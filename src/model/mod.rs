@@ -3,6 +3,8 @@
 
 #[forbid(unsafe_code)]
 mod arch;
+#[forbid(unsafe_code)]
+pub mod compute;
 pub mod conv;
 #[forbid(unsafe_code)]
 mod fused;
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use arch::{
     member_prefix, profile_ramp_allowed, Arch, Member, Net, MAX_MEMBERS, MAX_PROFILE_RAMP,
 };
+pub use compute::{device_label, place, Compute, Placement, CUDA_BUILT};
 pub use lstm::Lstm;
 
 use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec};
@@ -238,21 +241,14 @@ impl ModelCard {
     }
 }
 
-/// The device models run on: CUDA when built with the `cuda` feature and a GPU is present
-/// (unless `EMOSCOPE_CPU=1`), else the CPU.
+/// The device models run on when nothing is asked: as `--compute auto` ([`compute::place`]).
 pub fn default_device() -> Device {
-    if std::env::var("EMOSCOPE_CPU").is_ok_and(|v| v == "1") {
-        return Device::Cpu;
-    }
-    Device::cuda_if_available(0).unwrap_or(Device::Cpu)
+    place(Compute::Auto).device
 }
 
-pub fn device_name(d: &Device) -> &'static str {
-    if d.is_cuda() {
-        "CUDA"
-    } else {
-        "CPU"
-    }
+/// `CPU` or `CUDA:N`.
+pub fn device_name(d: &Device) -> String {
+    device_label(d)
 }
 
 /// Paths of a model directory's two files.
@@ -316,6 +312,30 @@ impl Classifier {
             source,
         })?;
         c.set_weights(&bytes, &weights)?;
+        Ok(c)
+    }
+
+    /// Loads the model at `dir` where `compute` asks, or on the CPU when that cannot be
+    /// used ([`Placement::fallback`] says why).
+    pub fn load_on(dir: &Path, compute: Compute) -> Result<(Self, Placement)> {
+        let placement = place(compute);
+        Ok((Self::load(dir, &placement.device)?, placement))
+    }
+
+    /// The same model, weights copied, on `device` (the live path's move to the CPU when
+    /// the GPU fails mid-session).
+    pub fn to_device(&self, device: &Device) -> Result<Self> {
+        let c = Self::new(self.card.clone(), device)?;
+        {
+            let src = self.varmap.data().lock().expect("varmap lock");
+            let dst = c.varmap.data().lock().expect("varmap lock");
+            for (name, var) in dst.iter() {
+                let from = src
+                    .get(name)
+                    .ok_or_else(|| Error::Model(format!("moving the model: no variable {name}")))?;
+                var.set(&from.as_tensor().to_device(device)?)?;
+            }
+        }
         Ok(c)
     }
 

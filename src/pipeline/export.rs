@@ -31,6 +31,10 @@ pub struct SessionMeta {
     pub source: String,
     /// Local date and time of the export.
     pub date: String,
+    /// Where the model ran (`CPU`, `CUDA:0`, `CPU (after CUDA:0 failed)`); empty when the
+    /// session did not record it.
+    #[serde(default)]
+    pub compute: String,
 }
 
 #[derive(Serialize)]
@@ -68,6 +72,16 @@ fn distribution(rows: &[SessionRow]) -> [f64; N_LABELS] {
         }
     }
     n
+}
+
+/// Where the model of a headless session ran, from its summary line (`None` for a session
+/// cut short before it, or written before the summary named it).
+pub fn session_compute(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().rev().find_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        Some(v.get("summary")?.get("compute")?.as_str()?.to_string())
+    })
 }
 
 /// Reads the JSON lines of `emoscope monitor --headless` (or a session folder's
@@ -218,7 +232,7 @@ pub fn report_png(path: &Path, meta: &SessionMeta, rows: &[SessionRow]) -> Resul
                 Some(l) => format!("most frequent emotion over the speech windows: {l}"),
                 None => "no speech: the voice activity detector heard no speech in any window, so no emotion is named".to_string(),
             }, 16),
-            (format!("model: {}", meta.model), 16),
+            (format!("model: {}    ran on: {}", meta.model, if meta.compute.is_empty() { "not recorded" } else { &meta.compute }), 16),
             (format!("source: {}", meta.source), 16),
             ("Probabilities from a speech emotion model, not a diagnosis. Accuracy was measured on actors' speech; on other voices it is lower.".to_string(), 14),
         ];
@@ -355,6 +369,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let meta = SessionMeta {
             model: "emocnn - 65.8 % on held-out speakers".into(),
+            compute: "CPU".into(),
             source: "test".into(),
             date: "2026-11-25 10:00".into(),
         };

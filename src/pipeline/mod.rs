@@ -9,7 +9,7 @@ pub mod session;
 pub mod source;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
@@ -20,7 +20,7 @@ use crate::audio::StreamResampler;
 use crate::dsp::Vad;
 use crate::features::{FeatureExtractor, FeatureMatrix, SpeakerProfile};
 use crate::labels::{argmax, N_LABELS};
-use crate::model::Classifier;
+use crate::model::{device_label, Classifier};
 use crate::{Error, Result};
 
 pub use source::{BufferSource, MicSource, Source, SourceEvent};
@@ -107,6 +107,8 @@ pub struct Counters {
     pub reopens: AtomicU64,
     /// Milliseconds without audio between source failures and their reopening, in all.
     pub gap_ms: AtomicU64,
+    /// Times inference failed on a GPU and the model moved to the CPU (at most once).
+    pub compute_fallbacks: AtomicU64,
 }
 
 /// A window of features on its way to inference.
@@ -163,6 +165,9 @@ pub struct Pipeline {
     threads: Vec<std::thread::JoinHandle<()>>,
     /// Set when the source has finished and everything has been processed.
     pub finished: Arc<AtomicBool>,
+    /// Where the model runs now (`CPU`, `CUDA:0`, or `CPU (after CUDA:0 failed)`), for the
+    /// status bar, the headless summary and the session report.
+    pub compute: Arc<Mutex<String>>,
 }
 
 impl Pipeline {
@@ -226,12 +231,14 @@ impl Pipeline {
                 })
                 .map_err(|e| Error::Device(format!("cannot start DSP thread: {e}")))?
         };
+        let compute = Arc::new(Mutex::new(device_label(&clf.device)));
         let inf = {
             let finished = finished.clone();
+            let (counters, compute) = (counters.clone(), compute.clone());
             std::thread::Builder::new()
                 .name("emoscope-inference".into())
                 .spawn(move || {
-                    run_inference(clf, win_rx, pred_tx, cfg.ema_alpha);
+                    run_inference(clf, win_rx, pred_tx, cfg.ema_alpha, &counters, &compute);
                     finished.store(true, Ordering::Release);
                 })
                 .map_err(|e| Error::Device(format!("cannot start inference thread: {e}")))?
@@ -244,6 +251,7 @@ impl Pipeline {
             stop,
             threads: vec![dsp, inf],
             finished,
+            compute,
         })
     }
 
@@ -490,11 +498,58 @@ impl DspState {
     }
 }
 
-fn run_inference(clf: Classifier, rx: Receiver<FeatureWindow>, tx: Sender<Prediction>, alpha: f32) {
+/// One window's raw probabilities. When inference fails on a GPU (out of memory, a lost
+/// driver) or an injected failure says so, the model moves to the CPU, the window is
+/// classified there and the stream goes on; `compute` then names the CPU and the device
+/// that failed. A failure on the CPU is returned.
+fn classify_or_fall_back(
+    clf: &mut Classifier,
+    input: &FeatureMatrix,
+    injected: bool,
+    counters: &Counters,
+    compute: &Mutex<String>,
+) -> Result<[f32; N_LABELS]> {
+    let first = if injected {
+        Err(Error::Model(format!(
+            "injected failure (EMOSCOPE_FAIL_COMPUTE_AFTER) on {}",
+            device_label(&clf.device)
+        )))
+    } else {
+        clf.probs(std::slice::from_ref(input)).map(|p| p[0])
+    };
+    match first {
+        Err(e) if injected || !clf.device.is_cpu() => {
+            let from = device_label(&clf.device);
+            eprintln!(
+                "warning: inference on {from} failed: {e}; the model moves to the CPU and the stream goes on"
+            );
+            *clf = clf.to_device(&candle_core::Device::Cpu)?;
+            counters.compute_fallbacks.fetch_add(1, Ordering::Relaxed);
+            *compute.lock().unwrap_or_else(|p| p.into_inner()) =
+                format!("CPU (after {from} failed)");
+            Ok(clf.probs(std::slice::from_ref(input))?[0])
+        }
+        other => other,
+    }
+}
+
+fn run_inference(
+    mut clf: Classifier,
+    rx: Receiver<FeatureWindow>,
+    tx: Sender<Prediction>,
+    alpha: f32,
+    counters: &Counters,
+    compute: &Mutex<String>,
+) {
     let mut ema: Option<[f32; N_LABELS]> = None;
-    for w in rx {
-        let raw = match clf.probs(std::slice::from_ref(&w.input)) {
-            Ok(p) => p[0],
+    let mut fail_after = crate::model::compute::injected_failure_after();
+    for (n, w) in rx.into_iter().enumerate() {
+        let injected = fail_after == Some(n as u64);
+        if injected {
+            fail_after = None;
+        }
+        let raw = match classify_or_fall_back(&mut clf, &w.input, injected, counters, compute) {
+            Ok(p) => p,
             Err(e) => {
                 eprintln!("error: inference failed: {e}");
                 break;

@@ -14,7 +14,7 @@ use crossbeam_channel::Receiver;
 use serde::{Deserialize, Serialize};
 
 use crate::labels::LABELS;
-use crate::model::{device_name, Classifier};
+use crate::model::{device_name, Classifier, Compute, CUDA_BUILT};
 use crate::pipeline::export::{export_session, SessionMeta, SessionRow};
 use crate::pipeline::{BufferSource, MicSource, Pipeline, PipelineConfig, Prediction, Source};
 
@@ -129,6 +129,10 @@ pub struct MonitorApp {
     original_model: PathBuf,
     model_line: String,
     device_line: String,
+    /// Where models run (the "compute" picker; `--compute` at start).
+    pub compute: Compute,
+    /// Why the model runs on the CPU though a GPU was asked for, when it does.
+    compute_note: Option<String>,
     live: Option<Live>,
     pub source: Option<SourceChoice>,
     pub error: Option<String>,
@@ -218,6 +222,8 @@ impl MonitorApp {
             original_model: model_dir,
             model_line: String::new(),
             device_line: String::new(),
+            compute: Compute::Auto,
+            compute_note: None,
             live: None,
             source: None,
             error: None,
@@ -247,8 +253,10 @@ impl MonitorApp {
         input: Option<PathBuf>,
         device: Option<String>,
         settings: Settings,
+        compute: Compute,
     ) -> Self {
         let mut app = Self::idle(model_dir, settings);
+        app.compute = compute;
         let choice = match input {
             Some(p) => SourceChoice::File(p),
             None => SourceChoice::Mic(device.or_else(|| app.settings.device.clone())),
@@ -264,10 +272,43 @@ impl MonitorApp {
             .unwrap_or_else(|| self.original_model.clone())
     }
 
+    /// Loads `dir` where the compute picker says (the CPU, saying why, when a GPU cannot
+    /// be used).
+    fn load_model(&mut self, dir: &Path) -> crate::Result<Classifier> {
+        let (clf, placement) = Classifier::load_on(dir, self.compute)?;
+        self.compute_note = placement.fallback;
+        Ok(clf)
+    }
+
+    /// Where the running model computes (`CPU`, `CUDA:0`, `CPU (after CUDA:0 failed)`),
+    /// with why a GPU asked for is not used; empty before any start.
+    pub fn compute_line(&self) -> String {
+        let Some(l) = &self.live else {
+            return String::new();
+        };
+        let now = l
+            .pipeline
+            .compute
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match &self.compute_note {
+            Some(why) => format!("{now} ({why})"),
+            None => now,
+        }
+    }
+
+    /// Runs models where `c` says from now on, reloading the running one there.
+    pub fn use_compute(&mut self, c: Compute) {
+        self.compute = c;
+        let dir = self.model_dir();
+        self.use_model(dir);
+    }
+
     /// (Re)starts the pipeline on `choice` with the current model and settings.
     pub fn start(&mut self, choice: SourceChoice) {
         let dir = self.model_dir();
-        match Classifier::load(&dir, &crate::model::default_device()) {
+        match self.load_model(&dir) {
             Ok(clf) => self.start_with(choice, clf),
             Err(e) => {
                 self.error = Some(format!(
@@ -331,7 +372,7 @@ impl MonitorApp {
     /// Switches the model (restarting the pipeline on the same source). A model that does
     /// not load changes nothing: the running one goes on and the error says why.
     pub fn use_model(&mut self, dir: PathBuf) {
-        let clf = match Classifier::load(&dir, &crate::model::default_device()) {
+        let clf = match self.load_model(&dir) {
             Ok(c) => c,
             Err(e) => {
                 self.error = Some(format!(
@@ -427,8 +468,9 @@ impl MonitorApp {
             None => String::new(),
         };
         format!(
-            "{}   |   latency {:.0} ms   |   dropped samples {}   windows {}   reopens {}   |   UI {:.1} ms/frame{}",
+            "{}   |   model on {}   |   latency {:.0} ms   |   dropped samples {}   windows {}   reopens {}   |   UI {:.1} ms/frame{}",
             self.device_line,
+            self.live.as_ref().map_or(String::new(), |l| l.pipeline.compute.lock().unwrap_or_else(|e| e.into_inner()).clone()),
             lat,
             c.dropped_samples.load(Ordering::Relaxed),
             c.dropped_windows.load(Ordering::Relaxed),
@@ -464,6 +506,7 @@ impl MonitorApp {
             model: self.model_line.clone(),
             source: self.device_line.clone(),
             date: stamp.format("%Y-%m-%d %H:%M").to_string(),
+            compute: self.compute_line(),
         };
         self.export_msg = Some(match export_session(&dir, &meta, &self.rows) {
             Ok(_) => (
@@ -540,6 +583,28 @@ impl MonitorApp {
                 });
             if let Some(m) = chosen {
                 self.use_model(m);
+            }
+            let mut compute = self.compute;
+            let r = egui::ComboBox::from_label("compute")
+                .selected_text(compute.to_string())
+                .width(70.0)
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut compute, Compute::Auto, "auto")
+                        .on_hover_text("a GPU when this build has CUDA and one answers, else the CPU");
+                    ui.selectable_value(&mut compute, Compute::Cpu, "cpu");
+                    ui.add_enabled_ui(CUDA_BUILT, |ui| {
+                        ui.selectable_value(&mut compute, Compute::Cuda(0), "cuda:0")
+                    })
+                    .response
+                    .on_disabled_hover_text(
+                        "this emoscope was built without CUDA (cargo build --release --features cuda)",
+                    );
+                });
+            if let Some(why) = &self.compute_note {
+                r.response.on_hover_text(format!("the model runs on the CPU: {why}"));
+            }
+            if compute != self.compute {
+                self.use_compute(compute);
             }
         });
         ui.horizontal(|ui| {
@@ -748,6 +813,7 @@ pub fn run_window(
     model: Option<PathBuf>,
     input: Option<PathBuf>,
     device: Option<String>,
+    compute: Compute,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -768,7 +834,7 @@ pub fn run_window(
                 settings.model_dir = model;
             }
             Ok(Box::new(MonitorApp::new(
-                model_dir, input, device, settings,
+                model_dir, input, device, settings, compute,
             )))
         }),
     )
