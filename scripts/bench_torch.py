@@ -18,7 +18,7 @@ emoscope's epoch also builds each batch from its feature pack (augmentation incl
 which is in its figure.
 
 Usage: python3 scripts/bench_torch.py [--arch paper1_cnn|emocnn] [--clips N] [--epochs E]
-       [--threads 1,2]
+       [--threads 1,2] [--device cpu|cuda]
 Prints one line per thread count: "<arch> torch <threads> thread(s): <median> s/epoch (epochs: ...)".
 """
 
@@ -103,13 +103,13 @@ class Paper1Lstm(nn.Module):
         return self.fc2(self.drop(z))
 
 
-def epoch_seconds(arch, threads, n, epochs):
+def epoch_seconds(arch, threads, n, epochs, device="cpu"):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = {"paper1_cnn": Paper1Cnn, "emocnn": EmoCnn, "paper1_lstm": Paper1Lstm}[arch]()
+    net = {"paper1_cnn": Paper1Cnn, "emocnn": EmoCnn, "paper1_lstm": Paper1Lstm}[arch]().to(device)
     rows, frames = net.shape
-    x = torch.randn(n, 1, rows, frames)
-    y = torch.randint(0, 8, (n,))
+    x = torch.randn(n, 1, rows, frames, device=device)
+    y = torch.randint(0, 8, (n,), device=device)
     if arch == "paper1_cnn":
         opt = torch.optim.Adam(net.parameters(), lr=5e-5)
         weights = [p for p in net.parameters() if p.dim() > 1]
@@ -122,14 +122,14 @@ def epoch_seconds(arch, threads, n, epochs):
     net.train()
     times = []
     for _ in range(epochs):
-        perm = torch.randperm(n)
+        perm = torch.randperm(n, device=device)
         t0 = time.perf_counter()
         for i in range(0, n, 32):
             idx = perm[i : i + 32]
             xb, yb = x[idx], nn.functional.one_hot(y[idx], 8).float()
             if arch == "emocnn":  # mixup, as emoscope's recipe
                 lam = 0.8
-                p = torch.randperm(len(idx))
+                p = torch.randperm(len(idx), device=device)
                 xb, yb = lam * xb + (1 - lam) * xb[p], lam * yb + (1 - lam) * yb[p]
             loss = -(torch.log_softmax(net(xb), -1) * yb).sum(-1).mean()
             if weights:
@@ -137,6 +137,8 @@ def epoch_seconds(arch, threads, n, epochs):
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return times
 
@@ -147,10 +149,11 @@ def main():
     ap.add_argument("--clips", type=int, default=1200)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda for the same network on the GPU")
     a = ap.parse_args()
-    print(f"# torch {torch.__version__}, {a.arch}, {a.clips} random inputs, batch 32")
+    print(f"# torch {torch.__version__}, {a.arch}, {a.clips} random inputs, batch 32, {a.device}")
     for threads in [int(t) for t in a.threads.split(",")]:
-        t = epoch_seconds(a.arch, threads, a.clips, a.epochs)
+        t = epoch_seconds(a.arch, threads, a.clips, a.epochs, a.device)
         print(
             f"{a.arch} torch {threads} thread(s): {statistics.median(t):.2f} s/epoch"
             f" (epochs: {', '.join(f'{x:.2f}' for x in t)})"
