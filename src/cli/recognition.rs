@@ -631,6 +631,11 @@ pub struct EvalArgs {
 
 pub fn eval(a: EvalArgs) -> Result<()> {
     let clf = load_model(&a.model, a.compute)?;
+    eprintln!(
+        "model {} on the {}",
+        display_name(&model_dir(&a.model)),
+        device_name(&clf.device)
+    );
     let corpus = load_all(&a.data)?;
     for line in corpus.report() {
         eprintln!("note: {line}");
