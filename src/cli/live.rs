@@ -158,7 +158,7 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     eprintln!(
         "monitoring {} with the model on the {} (Ctrl-C to stop)",
         p.source_name,
-        p.compute.lock().unwrap_or_else(|e| e.into_inner())
+        p.compute()
     );
     let mut out: Box<dyn Write> = if a.jsonl == "-" {
         Box::new(std::io::stdout().lock())
@@ -219,7 +219,7 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     let counters = p.counters.clone();
     let source = p.source_name.clone();
     let p_rate = p.source_rate;
-    let compute = p.compute.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let compute = p.compute();
     p.stop();
     // Over speech windows only; with none the summary names no emotion.
     let mean = (!speech_probs.is_empty()).then(|| crate::analysis::mean_probs(&speech_probs));

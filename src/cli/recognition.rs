@@ -41,16 +41,27 @@ pub struct ComputeArg {
     pub compute: Compute,
 }
 
-/// Loads the model (`None`: the default) where `compute` asks; a GPU that cannot be used
-/// gives the CPU, with a warning naming why.
-pub(super) fn load_model(m: &Option<PathBuf>, compute: ComputeArg) -> Result<Classifier> {
-    let dir = model_dir(m);
-    let (clf, placement) = Classifier::load_on(&dir, compute.compute)
-        .with_context(|| format!("loading model {}", display_name(&dir)))?;
-    if let Some(why) = &placement.fallback {
-        eprintln!("warning: {why}; the model runs on the CPU");
+impl ComputeArg {
+    /// The device asked for; a GPU that cannot be used gives the CPU, with a warning naming
+    /// why.
+    fn device(self) -> candle_core::Device {
+        let placement = crate::model::place(self.compute);
+        if let Some(why) = &placement.fallback {
+            eprintln!("warning: {why}; the model runs on the CPU");
+        }
+        placement.device
     }
-    Ok(clf)
+}
+
+/// Loads the model (`None`: the default) on `device`.
+fn load_model_on(m: &Option<PathBuf>, device: &candle_core::Device) -> Result<Classifier> {
+    let dir = model_dir(m);
+    Classifier::load(&dir, device).with_context(|| format!("loading model {}", display_name(&dir)))
+}
+
+/// Loads the model (`None`: the default) where `compute` asks ([`ComputeArg::device`]).
+pub(super) fn load_model(m: &Option<PathBuf>, compute: ComputeArg) -> Result<Classifier> {
+    load_model_on(m, &compute.device())
 }
 
 #[derive(Args, Debug)]
@@ -391,11 +402,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
         recipe.mixup_alpha = 0.0;
     }
     let clips: Vec<_> = pack.clips.iter().map(|c| c.clip.clone()).collect();
-    let placement = crate::model::place(a.compute.compute);
-    if let Some(why) = &placement.fallback {
-        eprintln!("warning: {why}; training runs on the CPU");
-    }
-    let device = placement.device;
+    let device = a.compute.device();
     eprintln!("device: {}", device_name(&device));
     let run = |test: Vec<String>, out: &Path| -> Result<crate::train::TrainOutcome> {
         if !test.is_empty() {
@@ -957,8 +964,7 @@ fn out_of_fold_set(
     let mut set = FitSet::default();
     let mut used: BTreeMap<String, String> = BTreeMap::new();
     for f in folds {
-        let fold = Classifier::load(&model_dir(&Some(f.clone())), &clf.device)
-            .with_context(|| format!("loading model {}", display_name(f)))?;
+        let fold = load_model_on(&Some(f.clone()), &clf.device)?;
         let name = display_name(f);
         if fold.card.features != clf.card.features || !fold.card.arch.same_network(&clf.card.arch) {
             bail!("{name}: a fold model must have the model's features and architecture, and an ensemble's members the same temperatures and weighing ({} against {})", fold.card.arch.name(), clf.card.arch.name());
@@ -1185,10 +1191,11 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
             crate::model::MAX_PROFILE_RAMP
         );
     }
+    let device = a.compute.device();
     let members: Vec<(PathBuf, Classifier)> = a
         .models
         .iter()
-        .map(|m| Ok((m.clone(), load_model(&Some(m.clone()), a.compute)?)))
+        .map(|m| Ok((m.clone(), load_model_on(&Some(m.clone()), &device)?)))
         .collect::<Result<_>>()?;
     let (first_dir, first) = &members[0];
     let sorted = |v: &[String]| -> Vec<String> {

@@ -66,7 +66,7 @@ pub struct Placement {
 }
 
 /// The name of a device for people: `CPU` or `CUDA:N`.
-pub fn device_label(d: &Device) -> String {
+pub fn device_name(d: &Device) -> String {
     match d.location() {
         DeviceLocation::Cuda { gpu_id } => format!("CUDA:{gpu_id}"),
         DeviceLocation::Cpu => "CPU".into(),
@@ -77,7 +77,7 @@ pub fn device_label(d: &Device) -> String {
 impl Placement {
     /// `CPU` or `CUDA:N`.
     pub fn label(&self) -> String {
-        device_label(&self.device)
+        device_name(&self.device)
     }
 
     /// One line for logs: where the model runs and, after a fallback, why.

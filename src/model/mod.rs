@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use arch::{
     member_prefix, profile_ramp_allowed, Arch, Member, Net, MAX_MEMBERS, MAX_PROFILE_RAMP,
 };
-pub use compute::{device_label, place, Compute, Placement, CUDA_BUILT};
+pub use compute::{device_name, place, Compute, Placement, CUDA_BUILT};
 pub use lstm::Lstm;
 
 use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec};
@@ -244,11 +244,6 @@ impl ModelCard {
 /// The device models run on when nothing is asked: as `--compute auto` ([`compute::place`]).
 pub fn default_device() -> Device {
     place(Compute::Auto).device
-}
-
-/// `CPU` or `CUDA:N`.
-pub fn device_name(d: &Device) -> String {
-    device_label(d)
 }
 
 /// Paths of a model directory's two files.

@@ -9,7 +9,7 @@ pub mod session;
 pub mod source;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
@@ -20,7 +20,7 @@ use crate::audio::StreamResampler;
 use crate::dsp::Vad;
 use crate::features::{FeatureExtractor, FeatureMatrix, SpeakerProfile};
 use crate::labels::{argmax, N_LABELS};
-use crate::model::{device_label, Classifier};
+use crate::model::{device_name, Classifier};
 use crate::{Error, Result};
 
 pub use source::{BufferSource, MicSource, Source, SourceEvent};
@@ -165,9 +165,8 @@ pub struct Pipeline {
     threads: Vec<std::thread::JoinHandle<()>>,
     /// Set when the source has finished and everything has been processed.
     pub finished: Arc<AtomicBool>,
-    /// Where the model runs now (`CPU`, `CUDA:0`, or `CPU (after CUDA:0 failed)`), for the
-    /// status bar, the headless summary and the session report.
-    pub compute: Arc<Mutex<String>>,
+    /// The device the model started on (`CPU`, `CUDA:0`); see [`compute`](Self::compute).
+    started_on: String,
 }
 
 impl Pipeline {
@@ -231,14 +230,14 @@ impl Pipeline {
                 })
                 .map_err(|e| Error::Device(format!("cannot start DSP thread: {e}")))?
         };
-        let compute = Arc::new(Mutex::new(device_label(&clf.device)));
+        let started_on = device_name(&clf.device);
         let inf = {
             let finished = finished.clone();
-            let (counters, compute) = (counters.clone(), compute.clone());
+            let counters = counters.clone();
             std::thread::Builder::new()
                 .name("emoscope-inference".into())
                 .spawn(move || {
-                    run_inference(clf, win_rx, pred_tx, cfg.ema_alpha, &counters, &compute);
+                    run_inference(clf, win_rx, pred_tx, cfg.ema_alpha, &counters);
                     finished.store(true, Ordering::Release);
                 })
                 .map_err(|e| Error::Device(format!("cannot start inference thread: {e}")))?
@@ -251,8 +250,19 @@ impl Pipeline {
             stop,
             threads: vec![dsp, inf],
             finished,
-            compute,
+            started_on,
         })
+    }
+
+    /// Where the model runs now, for the status bar, the headless summary and the session
+    /// report: the device it started on, or `CPU (after CUDA:0 failed)` once inference
+    /// failed there and moved to the CPU (it moves at most once).
+    pub fn compute(&self) -> String {
+        if self.counters.compute_fallbacks.load(Ordering::Relaxed) > 0 {
+            format!("CPU (after {} failed)", self.started_on)
+        } else {
+            self.started_on.clone()
+        }
     }
 
     /// Stops the source and waits for the threads.
@@ -500,33 +510,30 @@ impl DspState {
 
 /// One window's raw probabilities. When inference fails on a GPU (out of memory, a lost
 /// driver) or an injected failure says so, the model moves to the CPU, the window is
-/// classified there and the stream goes on; `compute` then names the CPU and the device
-/// that failed. A failure on the CPU is returned.
+/// classified there and the stream goes on, counted in `compute_fallbacks`. A failure on
+/// the CPU is returned.
 fn classify_or_fall_back(
     clf: &mut Classifier,
     input: &FeatureMatrix,
     injected: bool,
     counters: &Counters,
-    compute: &Mutex<String>,
 ) -> Result<[f32; N_LABELS]> {
     let first = if injected {
         Err(Error::Model(format!(
             "injected failure (EMOSCOPE_FAIL_COMPUTE_AFTER) on {}",
-            device_label(&clf.device)
+            device_name(&clf.device)
         )))
     } else {
         clf.probs(std::slice::from_ref(input)).map(|p| p[0])
     };
     match first {
         Err(e) if injected || !clf.device.is_cpu() => {
-            let from = device_label(&clf.device);
+            let from = device_name(&clf.device);
             eprintln!(
                 "warning: inference on {from} failed: {e}; the model moves to the CPU and the stream goes on"
             );
             *clf = clf.to_device(&candle_core::Device::Cpu)?;
             counters.compute_fallbacks.fetch_add(1, Ordering::Relaxed);
-            *compute.lock().unwrap_or_else(|p| p.into_inner()) =
-                format!("CPU (after {from} failed)");
             Ok(clf.probs(std::slice::from_ref(input))?[0])
         }
         other => other,
@@ -539,7 +546,6 @@ fn run_inference(
     tx: Sender<Prediction>,
     alpha: f32,
     counters: &Counters,
-    compute: &Mutex<String>,
 ) {
     let mut ema: Option<[f32; N_LABELS]> = None;
     let mut fail_after = crate::model::compute::injected_failure_after();
@@ -548,7 +554,7 @@ fn run_inference(
         if injected {
             fail_after = None;
         }
-        let raw = match classify_or_fall_back(&mut clf, &w.input, injected, counters, compute) {
+        let raw = match classify_or_fall_back(&mut clf, &w.input, injected, counters) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: inference failed: {e}");

@@ -286,12 +286,7 @@ impl MonitorApp {
         let Some(l) = &self.live else {
             return String::new();
         };
-        let now = l
-            .pipeline
-            .compute
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let now = l.pipeline.compute();
         match &self.compute_note {
             Some(why) => format!("{now} ({why})"),
             None => now,
@@ -470,7 +465,7 @@ impl MonitorApp {
         format!(
             "{}   |   model on {}   |   latency {:.0} ms   |   dropped samples {}   windows {}   reopens {}   |   UI {:.1} ms/frame{}",
             self.device_line,
-            self.live.as_ref().map_or(String::new(), |l| l.pipeline.compute.lock().unwrap_or_else(|e| e.into_inner()).clone()),
+            self.live.as_ref().map_or(String::new(), |l| l.pipeline.compute()),
             lat,
             c.dropped_samples.load(Ordering::Relaxed),
             c.dropped_windows.load(Ordering::Relaxed),
