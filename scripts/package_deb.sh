@@ -41,6 +41,11 @@ License: MIT OR Apache-2.0
 
 Files: usr/bin/emoscope (built-in font, assets/DejaVuSans.ttf)
 License: Bitstream-Vera
+
+Files: usr/bin/emoscope (built-in speech encoder, weights/whisper_base: OpenAI Whisper base, encoder blocks 0-3, float16)
+Copyright: 2022 OpenAI
+License: MIT
+$(sed 's/^$/./; s/^/ /' "$root/weights/whisper_base/LICENSE")
 COPY
 size_kb="$(du -sk "$pkg/usr" | cut -f1)"
 cat > "$pkg/DEBIAN/control" <<CTRL
