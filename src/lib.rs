@@ -14,6 +14,8 @@ pub mod audio;
 pub mod cli;
 pub mod dsp;
 #[forbid(unsafe_code)]
+pub mod encoder;
+#[forbid(unsafe_code)]
 pub mod error;
 #[forbid(unsafe_code)]
 pub mod features;

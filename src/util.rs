@@ -14,6 +14,23 @@ pub fn create_dir_all(dir: &Path) -> Result<()> {
     })
 }
 
+/// Reads a whole file of at most `limit` bytes; a larger one is refused by name before
+/// anything is allocated for it.
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    let open = |source| crate::Error::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(open)?.len();
+    if len > limit {
+        return Err(crate::Error::Format {
+            path: path.to_path_buf(),
+            reason: format!("{len} bytes, more than the {limit} such a file may hold"),
+        });
+    }
+    std::fs::read(path).map_err(open)
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
 /// a crash or a full disk never leaves a half-written file in place of a good one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

@@ -328,6 +328,21 @@ pub struct FeatureSpec {
     /// [`N_FUNCTIONALS`] functionals of the speaker-normalised descriptors.
     #[serde(default)]
     pub prosody: bool,
+    /// A pretrained encoder ([`crate::encoder`]) reads the window's dB mel (which must be
+    /// the encoder's front end, [`crate::encoder::whisper_spec`]); the model input is then
+    /// one row: the window's pooled encoder vector as it is, the same z-scored by the
+    /// speaker profile, and the profile's and the window's counts of windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<EncoderSpec>,
+}
+
+/// Which pretrained encoder a [`FeatureSpec`] runs, and how far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderSpec {
+    /// "whisper_base": the built-in weights of `weights/whisper_base`.
+    pub name: String,
+    /// Blocks run (1 to the built-in encoder's 4).
+    pub blocks: usize,
 }
 
 fn default_window() -> f32 {
@@ -350,6 +365,7 @@ impl Default for FeatureSpec {
             window_seconds: default_window(),
             normalisation: Normalisation::None,
             prosody: false,
+            encoder: None,
         }
     }
 }

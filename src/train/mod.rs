@@ -47,6 +47,7 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
             window_seconds: 7.4,
             normalisation: Normalisation::None,
             prosody: false,
+            encoder: None,
         },
         // FSER: mel spectrogram, n_fft 512, hop 512, 64 bands.
         Arch::Fser => FeatureSpec {
@@ -62,6 +63,7 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
             window_seconds: 3.0,
             normalisation: Normalisation::Utterance,
             prosody: false,
+            encoder: None,
         },
         // emoscope: 64 log-mel bands 50-7600 Hz, 32 ms frames every 16 ms, 3 s windows,
         // per-utterance normalisation so level and channel colouring cannot decide.
@@ -84,6 +86,7 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
             window_seconds: 3.0,
             normalisation: Normalisation::Utterance,
             prosody: false,
+            encoder: None,
         },
     }
 }
