@@ -194,6 +194,11 @@ impl Encoder {
     /// Every representation of a log-mel `(1, 80, T)`: the input to block 0, then each
     /// block's output, each `(T', 512)` with `T' = (T - 1) / 2 + 1` (at most 1500).
     pub fn forward(&self, mel: &Tensor) -> Result<Vec<Tensor>> {
+        self.forward_upto(mel, self.blocks.len())
+    }
+
+    /// [`forward`](Self::forward) through the first `blocks` blocks only.
+    pub fn forward_upto(&self, mel: &Tensor, blocks: usize) -> Result<Vec<Tensor>> {
         let (_, _, t) = mel.dims3()?;
         let frames = (t - 1) / 2 + 1;
         if frames > MAX_FRAMES {
@@ -214,7 +219,7 @@ impl Encoder {
         let mut outs = vec![x.clone()];
         let d = WIDTH / HEADS;
         let scale = 1.0 / (d as f64).sqrt();
-        for b in &self.blocks {
+        for b in &self.blocks[..blocks.min(self.blocks.len())] {
             let h = b.qkv.forward(&b.attn_norm.forward(&x)?)?;
             let heads = |i: usize| -> Result<Tensor> {
                 Ok(h.narrow(1, i * WIDTH, WIDTH)?
@@ -240,7 +245,13 @@ impl Encoder {
     /// block's output) its mean over time, then its standard deviation over time;
     /// `(blocks + 1) * 2 * 512` values.
     pub fn pooled(&self, db_mel: &FeatureMatrix) -> Result<Vec<f32>> {
-        let outs = self.forward(&Self::log_mel(db_mel)?)?;
+        self.pooled_upto(db_mel, self.blocks.len())
+    }
+
+    /// [`pooled`](Self::pooled) of the first `blocks` blocks: `(blocks + 1) * 2 * 512`
+    /// values.
+    pub fn pooled_upto(&self, db_mel: &FeatureMatrix, blocks: usize) -> Result<Vec<f32>> {
+        let outs = self.forward_upto(&Self::log_mel(db_mel)?, blocks)?;
         let mut v = Vec::with_capacity(outs.len() * 2 * WIDTH);
         for o in &outs {
             let mean = o.mean_keepdim(0)?;

@@ -10,6 +10,7 @@ use crate::audio::{dbfs, decode_file, peak, resample, rms, PcmWav};
 use crate::features::{FeatureExtractor, FeatureKind, FeatureSpec};
 use crate::npy::write_npy_f32;
 
+mod encode;
 mod live;
 mod recognition;
 
@@ -45,6 +46,8 @@ pub enum Command {
     /// Analyse the demo clip built into emoscope (a synthetic voice, calm then loud): a
     /// first check that everything runs, from any folder, with nothing else installed.
     Demo(DemoArgs),
+    /// Run the pretrained speech encoder over labelled clips once and cache its vectors.
+    Encode(encode::EncodeArgs),
     /// Train a model on labelled corpora with speakers held out (or k folds by speaker).
     Train(recognition::TrainCmdArgs),
     /// Evaluate a model on labelled clips: accuracy, UAR, F1, ROC-AUC, calibration, confusion.
@@ -229,6 +232,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 how: a.how,
             })
         }
+        Command::Encode(a) => encode::encode(a),
         Command::Train(a) => recognition::train(a),
         Command::Eval(a) => recognition::eval(a),
         Command::Finetune(a) => recognition::finetune(a),

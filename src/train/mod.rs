@@ -2,6 +2,7 @@
 //! checkpointed, resumable), temperature calibration on validation speakers, metrics.
 
 pub mod augment;
+pub mod encpack;
 pub mod finetune;
 pub mod metrics;
 pub mod pack;

@@ -1,0 +1,60 @@
+//! `emoscope encode`: the pretrained encoder over labelled clips once, cached (and
+//! optionally exported), so heads train from the cache in seconds.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::corpus::{load_all, DataSource};
+use crate::encoder::{whisper_spec, BUILTIN_BLOCKS};
+use crate::features::EncoderSpec;
+use crate::train::encpack::EncoderPack;
+use anyhow::Result;
+
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    emoscope encode --data ravdess=DATA/ravdess --data csv=DATA/emovo/labels.csv\n  \
+    emoscope encode --data csv=my-clips/labels.csv --export enc-npy\n\n\
+    Every 3 s window (one a second) of every clip goes once through Whisper base's encoder\n\
+    (blocks 0-3, built in); each window's mean and standard deviation over time of every\n\
+    block is cached under --cache, where `train --arch whisper_head` finds it. About 0.1 s\n\
+    of CPU per window.")]
+pub struct EncodeArgs {
+    /// Labelled data as KIND=PATH; repeatable.
+    #[arg(long, required = true)]
+    pub data: Vec<DataSource>,
+    /// Also write the vectors as X.npy and windows.csv into this folder.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    #[arg(long, default_value = "cache")]
+    pub cache: PathBuf,
+}
+
+/// The feature spec of heads on the built-in encoder.
+pub fn encoder_spec() -> crate::features::FeatureSpec {
+    let mut s = whisper_spec(3.0);
+    s.encoder = Some(EncoderSpec {
+        name: "whisper_base".into(),
+        blocks: BUILTIN_BLOCKS,
+    });
+    s
+}
+
+pub fn encode(a: EncodeArgs) -> Result<()> {
+    let corpus = load_all(&a.data)?;
+    for line in corpus.report() {
+        eprintln!("note: {line}");
+    }
+    let pack = EncoderPack::cached(&a.cache, &encoder_spec(), &corpus.clips)?;
+    eprintln!(
+        "{} windows of {} clips ({} values each)",
+        pack.windows.len(),
+        pack.clips.len(),
+        pack.dim
+    );
+    if let Some(dir) = &a.export {
+        pack.export(dir)?;
+        eprintln!("wrote {}/X.npy and windows.csv", dir.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! The encoder cache: every window of every clip through the frozen encoder once, as its
+//! pooled vector ([`crate::encoder::Encoder::pooled`]), so heads train in seconds and many
+//! variants can be compared. Windows are cut as `analyze` and the live monitor cut them
+//! ([`crate::pipeline::window_plan`], 3 s, here every [`PACK_HOP_SECONDS`]), each goes
+//! through the same [`FeatureExtractor::window_db_mel`] and encoder as a live window, and
+//! carries the voice-activity flag the live path computes for it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::audio::{decode_file, resample};
+use crate::corpus::Clip;
+use crate::dsp::Vad;
+use crate::encoder::{pooled_len, Encoder};
+use crate::features::{FeatureExtractor, FeatureSpec};
+use crate::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"EMOENC01";
+/// Seconds between the windows a pack holds of each clip.
+pub const PACK_HOP_SECONDS: f32 = 1.0;
+/// The most windows a pack file may declare (a file anyone can edit: bounds the allocation).
+const MAX_WINDOWS: usize = 1 << 20;
+
+/// One window of a clip.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct PackWindow {
+    pub clip: usize,
+    /// First sample, at the spec's rate.
+    pub start: usize,
+    pub speech: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    spec: FeatureSpec,
+    clips: Vec<Clip>,
+    windows: Vec<PackWindow>,
+    dim: usize,
+}
+
+/// Pooled encoder vectors of every window of a set of clips.
+pub struct EncoderPack {
+    pub spec: FeatureSpec,
+    pub clips: Vec<Clip>,
+    pub windows: Vec<PackWindow>,
+    pub dim: usize,
+    /// `windows.len() x dim`, row-major.
+    pub data: Vec<f32>,
+}
+
+impl EncoderPack {
+    /// Encodes every window of `clips` (decoded, resampled to the spec's rate), clips in
+    /// parallel, reporting each finished clip through `tick`.
+    pub fn build(spec: &FeatureSpec, clips: &[Clip], tick: &(dyn Fn() + Sync)) -> Result<Self> {
+        let enc_spec = spec.encoder.as_ref().ok_or_else(|| {
+            Error::Model("an encoder pack needs a feature spec with an encoder".into())
+        })?;
+        let enc = Encoder::builtin()?;
+        let blocks = enc_spec.blocks;
+        let dim = pooled_len(blocks);
+        let ex = FeatureExtractor::new(spec)?;
+        let win = spec.window_samples();
+        let hop = (PACK_HOP_SECONDS * spec.sample_rate as f32).round() as usize;
+        let parts: Vec<Vec<(PackWindow, Vec<f32>)>> = clips
+            .par_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let what = c.path.display().to_string();
+                let a = decode_file(&c.path)?;
+                let x = resample(&a.samples, a.sample_rate, spec.sample_rate)?;
+                let out = crate::pipeline::window_plan(x.len(), win, hop)
+                    .into_iter()
+                    .map(|start| {
+                        let w = &x[start..(start + win).min(x.len())];
+                        let speech = Vad::default().is_speech(w, spec.sample_rate);
+                        let db = ex.window_db_mel(&what, w)?;
+                        let v = enc.pooled_upto(&db, blocks)?;
+                        Ok((
+                            PackWindow {
+                                clip: i,
+                                start,
+                                speech,
+                            },
+                            v,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                tick();
+                Ok(out)
+            })
+            .collect::<Result<_>>()?;
+        let mut windows = Vec::new();
+        let mut data = Vec::new();
+        for (w, v) in parts.into_iter().flatten() {
+            windows.push(w);
+            data.extend_from_slice(&v);
+        }
+        Ok(Self {
+            spec: spec.clone(),
+            clips: clips.to_vec(),
+            windows,
+            dim,
+            data,
+        })
+    }
+
+    /// The vector of window `k`.
+    pub fn vector(&self, k: usize) -> &[f32] {
+        &self.data[k * self.dim..(k + 1) * self.dim]
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let header = serde_json::to_vec(&Header {
+            spec: self.spec.clone(),
+            clips: self.clips.clone(),
+            windows: self.windows.clone(),
+            dim: self.dim,
+        })
+        .expect("serialises");
+        let mut bytes = Vec::with_capacity(16 + header.len() + 4 * self.data.len());
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&header);
+        for v in &self.data {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        if let Some(d) = path.parent() {
+            crate::util::create_dir_all(d)?;
+        }
+        crate::util::write_atomic(path, &bytes)
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = crate::util::read_bounded(path, 16 << 30)?;
+        let bad = |r: &str| Error::Format {
+            path: path.to_path_buf(),
+            reason: format!("not an emoscope encoder pack: {r}; delete it and it will be rebuilt"),
+        };
+        if bytes.len() < 16 || &bytes[..8] != MAGIC {
+            return Err(bad("bad magic"));
+        }
+        let hlen = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
+        let body = bytes
+            .get(16..16usize.saturating_add(hlen))
+            .ok_or_else(|| bad("short header"))?;
+        let h: Header = serde_json::from_slice(body).map_err(|e| bad(&e.to_string()))?;
+        let blocks = h.spec.encoder.as_ref().map(|e| e.blocks).unwrap_or(0);
+        if h.dim != pooled_len(blocks) || h.windows.len() > MAX_WINDOWS {
+            return Err(bad("its vector length or window count is out of bounds"));
+        }
+        if h.windows.iter().any(|w| w.clip >= h.clips.len()) {
+            return Err(bad("a window names a clip it does not list"));
+        }
+        let tail = &bytes[16 + hlen..];
+        if tail.len() != 4 * h.dim * h.windows.len() {
+            return Err(bad("truncated data"));
+        }
+        let data = tail
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        Ok(Self {
+            spec: h.spec,
+            clips: h.clips,
+            windows: h.windows,
+            dim: h.dim,
+            data,
+        })
+    }
+
+    /// Where the pack for `spec` and `clips` is cached under `dir` (a hash of the encoder,
+    /// the window and the clips' paths, labels, speakers, sizes and times).
+    pub fn cache_path(dir: &Path, spec: &FeatureSpec, clips: &[Clip]) -> PathBuf {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        "encoder-pack-v1".hash(&mut h);
+        serde_json::to_string(spec)
+            .expect("serialises")
+            .hash(&mut h);
+        PACK_HOP_SECONDS.to_bits().hash(&mut h);
+        for c in clips {
+            c.path.hash(&mut h);
+            c.label.hash(&mut h);
+            c.speaker.hash(&mut h);
+            if let Ok(m) = std::fs::metadata(&c.path) {
+                m.len().hash(&mut h);
+                m.modified().ok().hash(&mut h);
+            }
+        }
+        dir.join(format!("{:016x}.encpack", h.finish()))
+    }
+
+    /// The cached pack for `spec` and `clips` under `cache`, built (with a progress bar)
+    /// and saved when there is none.
+    pub fn cached(cache: &Path, spec: &FeatureSpec, clips: &[Clip]) -> Result<Self> {
+        let path = Self::cache_path(cache, spec, clips);
+        if path.exists() {
+            if let Ok(p) = Self::load(&path) {
+                return Ok(p);
+            }
+        }
+        let bar = indicatif::ProgressBar::new(clips.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template(
+                "encoding clips {bar:40} {pos}/{len} [{elapsed_precise} < {eta_precise}]",
+            )
+            .expect("template"),
+        );
+        let p = Self::build(spec, clips, &|| bar.inc(1))?;
+        bar.finish_and_clear();
+        p.save(&path)?;
+        let _ = writeln!(
+            std::io::stderr(),
+            "encoder pack: {} windows of {} clips cached in {}",
+            p.windows.len(),
+            clips.len(),
+            path.display()
+        );
+        Ok(p)
+    }
+
+    /// Writes `X.npy` (windows x dim), and `windows.csv` (clip path, corpus, speaker,
+    /// label, start, speech) into `dir`, for analysis outside emoscope.
+    pub fn export(&self, dir: &Path) -> Result<()> {
+        crate::util::create_dir_all(dir)?;
+        crate::npy::write_npy_f32(
+            &dir.join("X.npy"),
+            &[self.windows.len(), self.dim],
+            &self.data,
+        )?;
+        let mut csv = String::from("path,corpus,speaker,label,start,speech\n");
+        for w in &self.windows {
+            let c = &self.clips[w.clip];
+            csv += &format!(
+                "{},{},{},{},{},{}\n",
+                c.path.display(),
+                c.corpus,
+                c.speaker,
+                crate::labels::LABELS[c.label],
+                w.start,
+                u8::from(w.speech)
+            );
+        }
+        crate::util::write_atomic(&dir.join("windows.csv"), csv.as_bytes())
+    }
+}
