@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 
 use candle_core::{DType, Device, Module, Tensor};
 
-use crate::features::{FeatureKind, FeatureMatrix, FeatureSpec, Normalisation};
+use crate::features::{EncoderSpec, FeatureKind, FeatureMatrix, FeatureSpec, Normalisation};
 use crate::{Error, Result};
 
 /// The built-in encoder's weights (float16 safetensors).
@@ -51,6 +51,18 @@ pub fn whisper_spec(window_seconds: f32) -> FeatureSpec {
         normalisation: Normalisation::None,
         prosody: false,
         encoder: None,
+    }
+}
+
+/// The feature spec of heads on the built-in encoder: its front end, 3 s windows, all
+/// of its blocks.
+pub fn encoder_spec() -> FeatureSpec {
+    FeatureSpec {
+        encoder: Some(EncoderSpec {
+            name: "whisper_base".into(),
+            blocks: BUILTIN_BLOCKS,
+        }),
+        ..whisper_spec(3.0)
     }
 }
 

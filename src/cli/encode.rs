@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::corpus::{load_all, DataSource};
-use crate::encoder::{whisper_spec, BUILTIN_BLOCKS};
-use crate::features::EncoderSpec;
+use crate::encoder::encoder_spec;
 use crate::train::encpack::EncoderPack;
 use anyhow::Result;
 
@@ -28,16 +27,6 @@ pub struct EncodeArgs {
     pub export: Option<PathBuf>,
     #[arg(long, default_value = "cache")]
     pub cache: PathBuf,
-}
-
-/// The feature spec of heads on the built-in encoder.
-pub fn encoder_spec() -> crate::features::FeatureSpec {
-    let mut s = whisper_spec(3.0);
-    s.encoder = Some(EncoderSpec {
-        name: "whisper_base".into(),
-        blocks: BUILTIN_BLOCKS,
-    });
-    s
 }
 
 pub fn encode(a: EncodeArgs) -> Result<()> {

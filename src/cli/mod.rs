@@ -11,6 +11,7 @@ use crate::features::{FeatureExtractor, FeatureKind, FeatureSpec};
 use crate::npy::write_npy_f32;
 
 mod encode;
+mod head;
 mod live;
 mod recognition;
 

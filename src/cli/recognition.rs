@@ -44,7 +44,7 @@ pub struct ComputeArg {
 impl ComputeArg {
     /// The device asked for; a GPU that cannot be used gives the CPU, with a warning naming
     /// why.
-    fn device(self) -> candle_core::Device {
+    pub(super) fn device(self) -> candle_core::Device {
         let placement = crate::model::place(self.compute);
         if let Some(why) = &placement.fallback {
             eprintln!("warning: {why}; the model runs on the CPU");
@@ -256,6 +256,9 @@ pub struct TrainCmdArgs {
     pub max_minutes: Option<f64>,
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// L2 penalty on the weights added to the loss (default: the architecture's recipe).
+    #[arg(long)]
+    pub l2: Option<f64>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Output directory for the model (card.json, model.safetensors, checkpoint/); not
@@ -313,7 +316,7 @@ fn print_metrics(title: &str, m: &Metrics) {
 }
 
 /// `print_metrics` for the whole set, then each corpus of it on its own indented line.
-fn print_metrics_by_corpus(title: &str, m: &Metrics, per_corpus: &[(String, Metrics)]) {
+pub(super) fn print_metrics_by_corpus(title: &str, m: &Metrics, per_corpus: &[(String, Metrics)]) {
     print_metrics(title, m);
     for (c, pm) in per_corpus {
         print_metrics(&format!("    {c}"), pm);
@@ -328,6 +331,12 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             Arch::NAMES.join(", ")
         )
     })?;
+    if matches!(arch, Arch::EncoderHead { .. }) {
+        if a.width.is_some() {
+            bail!("--width applies to emocnn and fusion only");
+        }
+        return super::head::train(a, arch);
+    }
     let arch = match (arch, a.width) {
         (Arch::EmoCnn { .. }, Some(width)) => Arch::EmoCnn { width },
         (Arch::Fusion { .. }, Some(width)) => Arch::Fusion { width },
@@ -629,7 +638,9 @@ pub struct EvalArgs {
     pub predictions: Option<PathBuf>,
     /// For speaker-normalised models: what each clip is normalised by. `speaker`: all of
     /// that speaker's clips given (unlabelled; as a session that has heard them);
-    /// `clip`: the clip alone (as `analyze` on one short file).
+    /// `clip`: the clip alone (as `analyze` on one short file); `per-emotion`: each
+    /// speaker's clips split by label into their own profiles (a session that stays in
+    /// one emotion: the profile never hears the speaker's other moods).
     #[arg(long, value_enum, default_value = "speaker")]
     pub profile: crate::train::ProfileScope,
     #[arg(long, default_value = "cache")]
@@ -680,7 +691,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             clips.len()
         );
     }
-    let (pack, (m, per_corpus, probs)) = evaluate_all(&clf, &clips, &a.cache, a.profile)?;
+    let (evaluated, (m, per_corpus, probs)) = evaluate_all(&clf, &clips, &a.cache, a.profile)?;
     // Files first: a reader that closes standard output early must not cost them.
     if let Some(j) = &a.json {
         let mut v = serde_json::to_value(&m)?;
@@ -696,7 +707,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         )?;
     }
     if let Some(p) = &a.predictions {
-        let clips: Vec<&Clip> = pack.clips.iter().map(|c| &c.clip).collect();
+        let clips: Vec<&Clip> = evaluated.iter().collect();
         crate::util::write_atomic(p, predictions_csv(&clips, &probs).as_bytes())?;
     }
     print_metrics_by_corpus(
@@ -729,7 +740,17 @@ fn evaluate_all(
     clips: &[Clip],
     cache: &Path,
     profile: crate::train::ProfileScope,
-) -> Result<(FeaturePack, crate::train::ClipEvaluation)> {
+) -> Result<(Vec<Clip>, crate::train::ClipEvaluation)> {
+    if clf.card.features.encoder.is_some() {
+        // Encoder models read the encoder cache: each window through the encoder once.
+        let pack = crate::train::encpack::EncoderPack::cached(cache, &clf.card.features, clips)?;
+        if clf.card.features.wants_profile() {
+            eprintln!("note: speaker-normalised model; profile: {profile:?}");
+        }
+        let idx: Vec<usize> = (0..pack.clips.len()).collect();
+        let scores = super::head::evaluate(clf, &pack, &idx, profile.into())?;
+        return Ok((pack.clips, scores));
+    }
     let (mut pack, _) = cached_pack(cache, &clf.card.features, clips)?;
     if clf.card.features.wants_profile() {
         pack.set_profile_scope(profile);
@@ -739,12 +760,14 @@ fn evaluate_all(
                 crate::train::ProfileScope::Speaker =>
                     "the profile of all of its speaker's clips given",
                 crate::train::ProfileScope::Clip => "its own profile alone",
+                crate::train::ProfileScope::Emotion =>
+                    "the profile of its speaker's clips of its own emotion only (a session in one mood)",
             }
         );
     }
     let idx: Vec<usize> = (0..pack.clips.len()).collect();
     let scores = evaluate_clips(clf, &pack, &idx)?;
-    Ok((pack, scores))
+    Ok((pack.clips.into_iter().map(|c| c.clip).collect(), scores))
 }
 
 /// One CSV row per clip: where it is, whose and what it is, what the model said.

@@ -210,6 +210,30 @@ pub const PROFILE_FRAMES_AT: usize = N_FUNCTIONALS;
 /// Values a prosody spec's extra row holds: the functionals and the two profile counts.
 pub const FUNCTIONALS_ROW_VALUES: usize = N_FUNCTIONALS + 2;
 
+/// An encoder spec's model input: one row of the window's pooled vector `llds` (rows of
+/// one frame), the same z-scored by `profile` (by the profile's statistics once it holds
+/// two windows; zeros before), then how many windows the profile and the window hold.
+pub fn encoder_row(
+    llds: Option<FeatureMatrix>,
+    profile: &SpeakerProfile,
+    blocks: usize,
+) -> FeatureMatrix {
+    let d = crate::encoder::pooled_len(blocks);
+    let mut data = vec![0.0f32; 2 * d + 2];
+    if let Some(v) = llds.filter(|v| v.rows == d && v.frames == 1) {
+        data[..d].copy_from_slice(&v.data);
+        let z = profile.normalise_llds(v);
+        data[d..2 * d].copy_from_slice(&z.data);
+        data[2 * d + 1] = 1.0;
+    }
+    data[2 * d] = profile.lld_frames() as f32;
+    FeatureMatrix {
+        rows: 1,
+        frames: 2 * d + 2,
+        data,
+    }
+}
+
 /// Frames where any descriptor row of `llds` applies (the most of any row).
 fn lld_frames_of(llds: &FeatureMatrix) -> usize {
     llds.data
@@ -331,7 +355,8 @@ pub struct FeatureSpec {
     /// A pretrained encoder ([`crate::encoder`]) reads the window's dB mel (which must be
     /// the encoder's front end, [`crate::encoder::whisper_spec`]); the model input is then
     /// one row: the window's pooled encoder vector as it is, the same z-scored by the
-    /// speaker profile, and the profile's and the window's counts of windows.
+    /// speaker profile, and the profile's and the window's counts of windows. Such a spec
+    /// keeps a speaker profile only with `normalisation: speaker`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoder: Option<EncoderSpec>,
 }
@@ -387,7 +412,19 @@ impl FeatureSpec {
     /// Rows of a model input: [`n_rows`](Self::n_rows), plus the functionals row of a
     /// prosody spec.
     pub fn input_rows(&self) -> usize {
+        if self.encoder.is_some() {
+            return 1;
+        }
         self.n_rows() + usize::from(self.prosody)
+    }
+
+    /// Values of an encoder spec's one input row: the pooled vector, the same z-scored by
+    /// the speaker profile, then the profile's and the window's counts of windows
+    /// ([`crate::encoder::pooled_len`] * 2 + 2); 0 without an encoder.
+    pub fn encoder_input_len(&self) -> usize {
+        self.encoder
+            .as_ref()
+            .map_or(0, |e| 2 * crate::encoder::pooled_len(e.blocks) + 2)
     }
 
     /// Whether models of this spec need a [`SpeakerProfile`] (speaker normalisation of the
@@ -413,6 +450,39 @@ impl FeatureSpec {
 
     /// Checks every parameter, naming the first that is wrong.
     pub fn validate(&self) -> Result<()> {
+        if let Some(e) = &self.encoder {
+            if e.name != "whisper_base" {
+                return Err(Error::param(
+                    "encoder",
+                    &e.name,
+                    "must be whisper_base, the built-in encoder",
+                ));
+            }
+            if !(1..=crate::encoder::BUILTIN_BLOCKS).contains(&e.blocks) {
+                return Err(Error::param(
+                    "encoder blocks",
+                    e.blocks,
+                    format!(
+                        "must be 1 to {}, the blocks built in",
+                        crate::encoder::BUILTIN_BLOCKS
+                    ),
+                ));
+            }
+            let mut front = self.clone();
+            front.encoder = None;
+            // An encoder spec's normalisation says whether its head reads the speaker
+            // profile (Speaker) or not (None).
+            if front.normalisation == Normalisation::Speaker {
+                front.normalisation = Normalisation::None;
+            }
+            if front != crate::encoder::whisper_spec(self.window_seconds) {
+                return Err(Error::param(
+                    "features",
+                    "(not the encoder's front end)",
+                    "a spec with an encoder must have the encoder's front end: 16 kHz, n_fft 400, hop 160, 80 bands 0-8000 Hz, dB, no normalisation, no prosody",
+                ));
+            }
+        }
         if self.sample_rate < 1000 {
             return Err(Error::param(
                 "sample_rate",
@@ -550,6 +620,8 @@ pub struct FeatureExtractor {
     dct: Option<Dct2>,
     /// Prosody specs: the waveform analyser and the mel band centres.
     prosody: Option<(ProsodyAnalyser, Vec<f32>)>,
+    /// Encoder specs: the built-in encoder and the blocks it runs.
+    encoder: Option<(&'static crate::encoder::Encoder, usize)>,
 }
 
 /// Frames handed to one parallel task (a whole number of tiles).
@@ -621,12 +693,17 @@ impl FeatureExtractor {
                 prosody::band_centres(spec.n_mels, spec.fmin, spec.fmax_hz()),
             )
         });
+        let encoder = match &spec.encoder {
+            Some(e) => Some((crate::encoder::Encoder::builtin()?, e.blocks)),
+            None => None,
+        };
         Ok(Self {
             spec: spec.clone(),
             stft,
             mel,
             dct,
             prosody,
+            encoder,
         })
     }
 
@@ -840,9 +917,12 @@ impl FeatureExtractor {
         llds: Option<FeatureMatrix>,
         speaker: Option<&SpeakerProfile>,
     ) -> FeatureMatrix {
+        let empty = SpeakerProfile::default();
+        if let Some((_, blocks)) = self.encoder {
+            return encoder_row(llds, speaker.unwrap_or(&empty), blocks);
+        }
         // A profile with no frame of a descriptor falls back, row by row, to the window's
         // own statistics (SpeakerProfile::normalise_llds).
-        let empty = SpeakerProfile::default();
         let extra = llds.map(|l| {
             let own = lld_frames_of(&l) as f32;
             let profile = speaker.unwrap_or(&empty);
@@ -868,6 +948,22 @@ impl FeatureExtractor {
         db_mel: &FeatureMatrix,
         voice: Option<&FeatureMatrix>,
     ) -> Option<FeatureMatrix> {
+        if let Some((enc, blocks)) = self.encoder {
+            // An encoder spec's "descriptors": the window's pooled encoder vector, one frame.
+            // The encoder fails only on input it cannot take (checked by log_mel); then the
+            // window counts as one the profile never heard and reads as all zeros.
+            return match enc.pooled_upto(db_mel, blocks) {
+                Ok(v) => Some(FeatureMatrix {
+                    rows: v.len(),
+                    frames: 1,
+                    data: v,
+                }),
+                Err(e) => {
+                    eprintln!("warning: encoder: {e}");
+                    None
+                }
+            };
+        }
         let (_, centres) = self.prosody.as_ref()?;
         let frames = db_mel.frames;
         let mut data = vec![f32::NAN; N_LLDS * frames];

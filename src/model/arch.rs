@@ -31,6 +31,17 @@ pub enum Arch {
     Prosody,
     /// emocnn's spectrogram embedding and the prosody MLP's, side by side before the head.
     Fusion { width: usize },
+    /// A head on the frozen pretrained encoder (an encoder spec's one input row): the
+    /// window's pooled vector standardised by training statistics, with (when
+    /// `profile_ramp` is set) the same vector z-scored by the speaker profile, weighed by
+    /// how much the profile holds beyond the window (none for one window alone, full once
+    /// it holds `profile_ramp` windows more); an MLP of one hidden layer of `hidden`
+    /// (0: a linear head).
+    EncoderHead {
+        hidden: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile_ramp: Option<f64>,
+    },
     /// Trained models of one feature spec averaged (`emoscope ensemble`): each member's
     /// probabilities at its own temperature, averaged; the output is the log of that mean.
     /// Not trained as such; built from models trained alone.
@@ -76,6 +87,14 @@ impl Arch {
             "emocnn" => Arch::EmoCnn { width: 24 },
             "prosody" => Arch::Prosody,
             "fusion" => Arch::Fusion { width: 8 },
+            "encoder_head" => Arch::EncoderHead {
+                hidden: 0,
+                profile_ramp: None,
+            },
+            "encoder_head_profile" => Arch::EncoderHead {
+                hidden: 0,
+                profile_ramp: Some(DEFAULT_HEAD_RAMP),
+            },
             _ => return None,
         })
     }
@@ -139,6 +158,35 @@ impl Arch {
             }
             _ => {}
         }
+        if let Arch::EncoderHead {
+            hidden,
+            profile_ramp,
+        } = *self
+        {
+            if features.encoder.is_none() {
+                return Err("encoder_head reads the encoder's vectors, but the card's features have no \"encoder\"".into());
+            }
+            if hidden > 4096 {
+                return Err(format!(
+                    "encoder_head hidden size {hidden} must be 0 to 4096"
+                ));
+            }
+            if profile_ramp.is_some()
+                != (features.normalisation == crate::features::Normalisation::Speaker)
+            {
+                return Err("encoder_head reads the speaker profile exactly when it has a profile_ramp and the features have \"normalisation\": \"speaker\"".into());
+            }
+            if profile_ramp.is_some_and(|r| !profile_ramp_allowed(r)) {
+                return Err(format!(
+                    "encoder_head profile_ramp {profile_ramp:?} must be above 0 and at most {MAX_PROFILE_RAMP}"
+                ));
+            }
+        } else if features.encoder.is_some() && !matches!(self, Arch::Ensemble { .. }) {
+            return Err(format!(
+                "{} reads a spectrogram, but the card's features are an encoder's vectors",
+                self.name()
+            ));
+        }
         if matches!(self, Arch::Prosody | Arch::Fusion { .. }) && !features.prosody {
             return Err(format!(
                 "{} reads the prosody functionals, but the card's features have \"prosody\": false",
@@ -158,6 +206,10 @@ impl Arch {
             Arch::Fser => 1_000_000,
             Arch::EmoCnn { width: w } | Arch::Fusion { width: w } => 9 * 26 * w * w + 20_000,
             Arch::Prosody => 30_000,
+            Arch::EncoderHead { hidden, .. } => {
+                let d = 2 * crate::encoder::pooled_len(crate::encoder::BUILTIN_BLOCKS);
+                (d + 8) * hidden.max(&8) + 4 * d
+            }
             Arch::Ensemble { members } => members.iter().map(|m| m.arch.approx_params()).sum(),
         }
     }
@@ -196,17 +248,19 @@ impl Arch {
             Arch::EmoCnn { .. } => "emocnn",
             Arch::Prosody => "prosody",
             Arch::Fusion { .. } => "fusion",
+            Arch::EncoderHead { .. } => "encoder_head",
             Arch::Ensemble { .. } => "ensemble",
         }
     }
 
-    pub const NAMES: [&'static str; 6] = [
+    pub const NAMES: [&'static str; 7] = [
         "paper1_cnn",
         "paper1_lstm",
         "fser",
         "emocnn",
         "prosody",
         "fusion",
+        "encoder_head",
     ];
 }
 
@@ -598,7 +652,87 @@ pub struct Net {
     dropout: Dropout,
 }
 
+/// The profile ramp `encoder_head` gets by name (`--arch encoder_head`), in windows.
+pub const DEFAULT_HEAD_RAMP: f64 = 4.0;
+
+/// See [`Arch::EncoderHead`]. Input `(batch, 1, 1, 2d + 2)`: vector, z-scores, profile
+/// windows, window count.
+pub struct EncoderHead {
+    d: usize,
+    ramp: Option<f64>,
+    /// Standardisation of the head's features (training statistics; not trained).
+    mu: Tensor,
+    sd: Tensor,
+    hidden: Option<Linear>,
+    out: Linear,
+}
+
+impl EncoderHead {
+    pub fn new(vb: VarBuilder, len: usize, hidden: usize, ramp: Option<f64>) -> Result<Self> {
+        let d = len.saturating_sub(2) / 2;
+        let f = Self::features_len(d, ramp);
+        let mu = vb.get_with_hints(f, "norm_mean", candle_nn::Init::Const(0.0))?;
+        let sd = vb.get_with_hints(f, "norm_std", candle_nn::Init::Const(1.0))?;
+        let (hidden, width) = match hidden {
+            0 => (None, f),
+            h => (Some(candle_nn::linear(f, h, vb.pp("hidden"))?), h),
+        };
+        Ok(Self {
+            d,
+            ramp,
+            mu,
+            sd,
+            hidden,
+            out: candle_nn::linear(width, N_LABELS, vb.pp("out"))?,
+        })
+    }
+
+    /// Length of the head's feature vector for vectors of `d`.
+    pub fn features_len(d: usize, ramp: Option<f64>) -> usize {
+        if ramp.is_some() {
+            2 * d + 1
+        } else {
+            d
+        }
+    }
+
+    /// The head's features `(batch, f)` before standardisation: the vector, and with a
+    /// ramp the z-scores times the profile weight, then the weight.
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.flatten_from(1)?;
+        let raw = x.narrow(1, 0, self.d)?;
+        let Some(ramp) = self.ramp else {
+            return Ok(raw);
+        };
+        let z = x.narrow(1, self.d, self.d)?;
+        let counts = x.narrow(1, 2 * self.d, 2)?;
+        let own = counts.narrow(1, 1, 1)?;
+        let beyond = (counts.narrow(1, 0, 1)? - &own)?.clamp(0.0, f32::MAX as f64)?;
+        let w = beyond.affine(1.0 / ramp, 0.0)?.clamp(0.0, 1.0)?;
+        Tensor::cat(&[raw, z.broadcast_mul(&w)?, w], 1)
+    }
+
+    /// Logits from standardised features `(batch, f)`.
+    pub fn logits(&self, f: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
+        let h = f.broadcast_sub(&self.mu)?.broadcast_div(&self.sd)?;
+        let h = match &self.hidden {
+            Some(l) => drop.apply(
+                &l.forward(&drop.apply(&h, 0.2, train)?)?.relu()?,
+                0.3,
+                train,
+            )?,
+            None => drop.apply(&h, 0.2, train)?,
+        };
+        self.out.forward(&h)
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
+        self.logits(&self.features(x)?, train, drop)
+    }
+}
+
 enum Body {
+    EncoderHead(EncoderHead),
     Paper1Cnn(Paper1Cnn),
     Paper1Lstm(Box<Paper1Lstm>),
     Fser(Fser),
@@ -615,6 +749,14 @@ impl Net {
             body: Body::new(arch, vb, rows, frames)?,
             dropout: Dropout::default(),
         })
+    }
+
+    /// The encoder head this network is, if it is one.
+    pub fn encoder_head(&self) -> Option<&EncoderHead> {
+        match &self.body {
+            Body::EncoderHead(h) => Some(h),
+            _ => None,
+        }
     }
 
     /// Restarts the dropout generator from `seed` (see [`Dropout::reseed`]).
@@ -638,6 +780,10 @@ impl Body {
             Arch::Fser => Body::Fser(Fser::new(vb, rows, frames)?),
             Arch::EmoCnn { width } => Body::EmoCnn(EmoCnn::new(vb, *width)?),
             Arch::Prosody => Body::Prosody(Prosody::new(vb)?),
+            Arch::EncoderHead {
+                hidden,
+                profile_ramp,
+            } => Body::EncoderHead(EncoderHead::new(vb, frames, *hidden, *profile_ramp)?),
             Arch::Fusion { width } => Body::Fusion(Box::new(Fusion::new(vb, *width)?)),
             Arch::Ensemble { members } => Body::Ensemble(
                 members
@@ -662,6 +808,7 @@ impl Body {
             Body::Fser(m) => m.forward_t(x, train, d),
             Body::EmoCnn(m) => m.forward_t(x, train, d),
             Body::Prosody(m) => m.forward_t(x, train, d),
+            Body::EncoderHead(m) => m.forward_t(x, train, d),
             Body::Fusion(m) => m.forward_t(x, train, d),
             Body::Ensemble(members) => {
                 // log(sum_i a_i softmax(z_i / t_i) / sum_i a_i)

@@ -280,7 +280,10 @@ impl Classifier {
             &card.arch,
             vb,
             card.features.input_rows(),
-            card.features.window_frames(),
+            match card.features.encoder_input_len() {
+                0 => card.features.window_frames(),
+                n => n,
+            },
         )?;
         Ok(Self {
             card,

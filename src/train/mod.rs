@@ -4,6 +4,7 @@
 pub mod augment;
 pub mod encpack;
 pub mod finetune;
+pub mod head;
 pub mod metrics;
 pub mod pack;
 pub mod plot;
@@ -70,6 +71,14 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
         // per-utterance normalisation so level and channel colouring cannot decide.
         // The prosody models: emocnn's spectrogram plus the prosody functionals row.
         // An ensemble is made from trained models (`emoscope ensemble`), never trained.
+        // Heads on the pretrained encoder: its front end, 3 s windows.
+        Arch::EncoderHead { profile_ramp, .. } => FeatureSpec {
+            normalisation: match profile_ramp {
+                Some(_) => Normalisation::Speaker,
+                None => Normalisation::None,
+            },
+            ..crate::encoder::encoder_spec()
+        },
         Arch::Prosody | Arch::Fusion { .. } | Arch::Ensemble { .. } => FeatureSpec {
             prosody: true,
             ..default_spec(&Arch::EmoCnn { width: 24 })
@@ -181,6 +190,19 @@ pub fn default_recipe(arch: &Arch) -> Recipe {
         // The built-in model's recipe (30 epochs on the CPU).
         Arch::Fusion { .. } => Recipe {
             epochs: 30,
+            ..emocnn
+        },
+        // Heads on cached encoder vectors (train::head): full passes over the windows.
+        Arch::EncoderHead { .. } => Recipe {
+            epochs: 30,
+            batch_size: 256,
+            optim: Optim::AdamW {
+                lr: 1e-3,
+                weight_decay: 0.0,
+            },
+            l2: 1e-3,
+            augment: Augment::NONE,
+            mixup_alpha: 0.0,
             ..emocnn
         },
         Arch::EmoCnn { .. } | Arch::Ensemble { .. } => emocnn,

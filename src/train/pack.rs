@@ -67,6 +67,10 @@ pub enum ProfileScope {
     Speaker,
     /// The clip's own profile alone (one short file given to `analyze`).
     Clip,
+    /// Each speaker's clips split by label, each part its own profile
+    /// (`<speaker>~<emotion>`): a session that stays in one emotion.
+    #[value(name = "per-emotion")]
+    Emotion,
 }
 
 fn quantise(db: f32, max_db: f32) -> u8 {
@@ -267,6 +271,7 @@ impl FeaturePack {
         match self.scope {
             ProfileScope::Speaker => Cow::Borrowed(&c.speaker),
             ProfileScope::Clip => Cow::Owned(c.path.display().to_string()),
+            ProfileScope::Emotion => Cow::Owned(format!("{}~{}", c.speaker, c.label)),
         }
     }
 

@@ -1,0 +1,238 @@
+//! `train --arch encoder_head`: heads on the frozen encoder, trained from the encoder
+//! cache in seconds to minutes, held-out speakers (`--test-speakers`, where `corpus:*`
+//! holds a whole corpus out) or k folds by speaker, each test figure under the three
+//! speaker profiles a user meets: all of the speaker's clips, one emotion only, one clip.
+
+use std::path::Path;
+
+use anyhow::{bail, Result};
+
+use super::recognition::{print_metrics_by_corpus, TrainCmdArgs};
+use crate::corpus::{load_all, parse_speaker_list, speaker_folds, speakers_of, Clip};
+use crate::labels::LABELS;
+use crate::model::{device_name, Arch, Classifier, Metrics, ModelCard, CARD_VERSION};
+use crate::train::encpack::EncoderPack;
+use crate::train::head::{self, HeadRecipe, Scope};
+use crate::train::{default_recipe, default_spec, metrics, validation_speakers, Optim};
+
+/// The three profiles every test figure is given under, with their names.
+pub const SCOPES: [(Scope, &str); 3] = [
+    (
+        Scope::Speaker,
+        "speaker profile (all of the speaker's clips)",
+    ),
+    (
+        Scope::Emotion,
+        "one-emotion profile (speaker's clips of one emotion)",
+    ),
+    (Scope::Clip, "one clip alone"),
+];
+
+/// Metrics of clips `idx` of the pack under `scope`: overall and per corpus.
+pub fn evaluate(
+    clf: &Classifier,
+    pack: &EncoderPack,
+    idx: &[usize],
+    scope: Scope,
+) -> crate::Result<(Metrics, Vec<(String, Metrics)>, Vec<[f32; 8]>)> {
+    let probs = head::clip_probs(clf, pack, idx, scope)?;
+    let truth: Vec<usize> = idx.iter().map(|&i| pack.clips[i].label).collect();
+    let overall = metrics::evaluate(&probs, &truth);
+    let mut corpora: Vec<&str> = idx.iter().map(|&i| pack.clips[i].corpus.as_str()).collect();
+    corpora.sort();
+    corpora.dedup();
+    let per_corpus = if corpora.len() > 1 {
+        corpora
+            .into_iter()
+            .map(|c| {
+                let k: Vec<usize> = (0..idx.len())
+                    .filter(|&k| pack.clips[idx[k]].corpus == c)
+                    .collect();
+                let p: Vec<_> = k.iter().map(|&k| probs[k]).collect();
+                let t: Vec<_> = k.iter().map(|&k| truth[k]).collect();
+                (c.to_string(), metrics::evaluate(&p, &t))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok((overall, per_corpus, probs))
+}
+
+/// `corpus_*` entries of a test list stand for every speaker of that corpus.
+fn expand(test: Vec<String>, clips: &[Clip]) -> Vec<String> {
+    let all = speakers_of(clips);
+    let mut out = Vec::new();
+    for t in test {
+        match t.strip_suffix("_*") {
+            Some(corpus) => out.extend(
+                all.iter()
+                    .filter(|s| s.starts_with(&format!("{corpus}_")))
+                    .cloned(),
+            ),
+            None => out.push(t),
+        }
+    }
+    out
+}
+
+pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
+    if a.pack.is_some() || a.data.is_empty() {
+        bail!("encoder_head trains from --data KIND=PATH (its encoder cache is built and found under --cache)");
+    }
+    let spec = default_spec(&arch);
+    let corpus = load_all(&a.data)?;
+    for line in corpus.report() {
+        eprintln!("note: {line}");
+    }
+    let mut clips = corpus.clips.clone();
+    if !a.only.is_empty() {
+        clips.retain(|c| a.only.contains(&c.corpus));
+    }
+    let pack = EncoderPack::cached(&a.cache, &spec, &corpus.clips)?;
+    // The pack holds every clip given; --only narrows what trains and tests.
+    let usable: Vec<usize> = (0..pack.clips.len())
+        .filter(|&i| clips.contains(&pack.clips[i]))
+        .collect();
+    let base = default_recipe(&arch);
+    let Optim::AdamW { lr, weight_decay } = base.optim else {
+        unreachable!("encoder heads train with AdamW")
+    };
+    let recipe = HeadRecipe {
+        epochs: a.epochs.unwrap_or(base.epochs),
+        batch_size: a.batch_size.unwrap_or(base.batch_size),
+        lr: a.lr.unwrap_or(lr),
+        weight_decay,
+        l2: a.l2.unwrap_or(base.l2),
+        seed: a.seed,
+    };
+    let Some(out_dir) = a.out.clone() else {
+        bail!("--out DIR is needed to train");
+    };
+    let sources: Vec<String> = a.data.iter().map(|d| d.to_string()).collect();
+    let device = a.compute.device();
+    let run = |test: Vec<String>, out: &Path| -> Result<Vec<serde_json::Value>> {
+        let test = expand(test, &clips);
+        let usable_clips: Vec<Clip> = usable.iter().map(|&i| pack.clips[i].clone()).collect();
+        let validation = validation_speakers(&usable_clips, &test);
+        eprintln!(
+            "test speakers: {}; validation speakers: {}",
+            test.join(","),
+            validation.join(",")
+        );
+        let pick = |f: &dyn Fn(&Clip) -> bool| -> Vec<usize> {
+            usable
+                .iter()
+                .copied()
+                .filter(|&i| f(&pack.clips[i]))
+                .collect()
+        };
+        let te = pick(&|c| test.contains(&c.speaker));
+        let va = pick(&|c| validation.contains(&c.speaker));
+        let tr = pick(&|c| !test.contains(&c.speaker) && !validation.contains(&c.speaker));
+        if tr.is_empty() {
+            bail!("no training clips left once test and validation speakers are held out");
+        }
+        let card = ModelCard {
+            card_version: CARD_VERSION,
+            emoscope_version: env!("CARGO_PKG_VERSION").into(),
+            arch: arch.clone(),
+            features: spec.clone(),
+            labels: LABELS.iter().map(|s| s.to_string()).collect(),
+            temperature: 1.0,
+            training_data: sources.clone(),
+            protocol: format!(
+                "speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature; each window is read with the profile of the speaker's speech heard so far (a head trained with profiles of all of a speaker's clips, of one emotion only, of one clip and of a few clips)",
+                if test.is_empty() { "(none)".to_string() } else { test.join(", ") },
+                validation.join(", ")
+            ),
+            test_speakers: test.clone(),
+            validation_speakers: validation.clone(),
+            train_speakers: speakers_of(&tr.iter().map(|&i| pack.clips[i].clone()).collect::<Vec<_>>()),
+            epochs: recipe.epochs,
+            seed: a.seed,
+            test_metrics: None,
+            test_metrics_per_corpus: Vec::new(),
+            date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+            notes: "frozen encoder: Whisper base (MIT), blocks 0-3, weights/whisper_base".into(),
+            base_model: None,
+        };
+        let mut clf = Classifier::new(card, &device)?;
+        let bar = indicatif::ProgressBar::new(recipe.epochs as u64).with_style(
+            indicatif::ProgressStyle::with_template(
+                "epoch {pos}/{len} {bar:30} {msg} [{elapsed_precise} < {eta_precise}]",
+            )
+            .expect("template"),
+        );
+        let t0 = std::time::Instant::now();
+        head::train(&mut clf, &pack, &tr, &va, &recipe, &|e, loss, acc| {
+            bar.set_position(e as u64 + 1);
+            bar.set_message(format!(
+                "loss {loss:.3}, validation accuracy {:.1} %",
+                acc * 100.0
+            ));
+        })?;
+        bar.finish_and_clear();
+        eprintln!(
+            "trained in {:.1} s on {}; temperature {:.3}",
+            t0.elapsed().as_secs_f64(),
+            device_name(&device),
+            clf.card.temperature
+        );
+        let mut rows = Vec::new();
+        if !te.is_empty() {
+            for (scope, name) in SCOPES {
+                let (m, per, _) = evaluate(&clf, &pack, &te, scope)?;
+                print_metrics_by_corpus(&format!("held-out test, {name}"), &m, &per);
+                if scope == Scope::Speaker {
+                    clf.card.test_metrics = Some(m.clone());
+                    clf.card.test_metrics_per_corpus = per.clone();
+                }
+                rows.push(serde_json::json!({"profile": format!("{scope:?}").to_lowercase(), "metrics": m, "per_corpus": per}));
+            }
+        }
+        clf.save(out)?;
+        crate::util::write_atomic(
+            &out.join("test.json"),
+            serde_json::to_string_pretty(&rows)?.as_bytes(),
+        )?;
+        eprintln!("saved to {}", out.display());
+        Ok(rows)
+    };
+    if let Some(k) = a.folds {
+        let folds = speaker_folds(&clips, k)?;
+        let mut all = Vec::new();
+        for (i, f) in folds.iter().enumerate() {
+            if a.fold.is_some_and(|only| only != i + 1) {
+                continue;
+            }
+            all.push(run(f.clone(), &out_dir.join(format!("fold{}", i + 1)))?);
+        }
+        for (j, (_, name)) in SCOPES.iter().enumerate() {
+            let mean = |key: &str| {
+                all.iter()
+                    .map(|r| r[j]["metrics"][key].as_f64().unwrap_or(0.0))
+                    .sum::<f64>()
+                    / all.len() as f64
+            };
+            println!(
+                "{} folds, {name}: mean accuracy {:.1} %  UAR {:.3}  ECE {:.3}",
+                all.len(),
+                mean("accuracy") * 100.0,
+                mean("uar"),
+                mean("ece")
+            );
+        }
+        crate::util::write_atomic(
+            &out_dir.join("folds.json"),
+            serde_json::to_string_pretty(&all)?.as_bytes(),
+        )?;
+    } else {
+        let test = match &a.test_speakers {
+            Some(t) => parse_speaker_list(t)?,
+            None => Vec::new(),
+        };
+        run(test, &out_dir)?;
+    }
+    Ok(())
+}

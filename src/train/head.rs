@@ -1,0 +1,344 @@
+//! Heads on the frozen encoder ([`crate::model::Arch::EncoderHead`]), trained and
+//! evaluated from an [`EncoderPack`]: each window's model input is made by the same
+//! [`crate::features::encoder_row`] the live path and `analyze` use, against a speaker
+//! profile of the windows a scope gathers.
+//!
+//! Training draws, per window and epoch, the profile it is normalised by among four a
+//! real session can give: all of the speaker's speech, the speaker's speech in the
+//! window's own emotion only (a session in one mood), the clip alone, and a few of the
+//! speaker's clips; so the head learns how far the z-scores can be trusted instead of
+//! assuming a profile that spans every emotion, as an acted corpus gives by construction.
+
+use std::collections::BTreeMap;
+
+use candle_core::Tensor;
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::rngs::StdRng;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::{Rng, SeedableRng};
+
+use super::encpack::EncoderPack;
+use crate::features::{encoder_row, FeatureMatrix, SpeakerProfile};
+use crate::labels::N_LABELS;
+use crate::model::Classifier;
+use crate::{Error, Result};
+
+/// What a window is normalised by when a pack feeds a model (`eval --profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// All of the speaker's windows given.
+    Speaker,
+    /// The speaker's windows of the clip's own label only (`<speaker>~<emotion>`).
+    Emotion,
+    /// The clip's own windows alone.
+    Clip,
+}
+
+impl From<super::ProfileScope> for Scope {
+    fn from(s: super::ProfileScope) -> Self {
+        match s {
+            super::ProfileScope::Speaker => Scope::Speaker,
+            super::ProfileScope::Emotion => Scope::Emotion,
+            super::ProfileScope::Clip => Scope::Clip,
+        }
+    }
+}
+
+fn key(pack: &EncoderPack, clip: usize, scope: Scope) -> String {
+    let c = &pack.clips[clip];
+    match scope {
+        Scope::Speaker => c.speaker.clone(),
+        Scope::Emotion => format!("{}~{}", c.speaker, c.label),
+        Scope::Clip => format!("clip {clip}"),
+    }
+}
+
+/// The window's vector as the extractor's `llds` gives it (one frame).
+fn vector_matrix(pack: &EncoderPack, w: usize) -> FeatureMatrix {
+    FeatureMatrix {
+        rows: pack.dim,
+        frames: 1,
+        data: pack.vector(w).to_vec(),
+    }
+}
+
+/// The windows of `clips` a model reads (their speech windows; all of a clip's windows
+/// where none holds speech), with the index of their clip in `clips`.
+pub fn windows_of(pack: &EncoderPack, clips: &[usize]) -> Vec<(usize, usize)> {
+    let mut by_clip: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (w, pw) in pack.windows.iter().enumerate() {
+        by_clip.entry(pw.clip).or_default().push(w);
+    }
+    let mut out = Vec::new();
+    for (k, c) in clips.iter().enumerate() {
+        let ws = by_clip.get(c).map(Vec::as_slice).unwrap_or(&[]);
+        let speech: Vec<usize> = ws
+            .iter()
+            .copied()
+            .filter(|&w| pack.windows[w].speech)
+            .collect();
+        let chosen = if speech.is_empty() {
+            ws.to_vec()
+        } else {
+            speech
+        };
+        out.extend(chosen.into_iter().map(|w| (w, k)));
+    }
+    out
+}
+
+/// Profiles by key of `scope` over the speech windows of `clips` (as the live path adds
+/// only speech windows).
+fn profiles(pack: &EncoderPack, clips: &[usize], scope: Scope) -> BTreeMap<String, SpeakerProfile> {
+    let mut out: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
+    for &(w, k) in &windows_of(pack, clips) {
+        let p = out.entry(key(pack, clips[k], scope)).or_default();
+        if pack.windows[w].speech {
+            p.add_llds(&vector_matrix(pack, w));
+        }
+    }
+    out
+}
+
+/// Model inputs of the windows of `clips` under `scope`: (clip position in `clips`,
+/// input row).
+pub fn inputs(
+    pack: &EncoderPack,
+    clips: &[usize],
+    scope: Scope,
+) -> (Vec<usize>, Vec<FeatureMatrix>) {
+    let blocks = pack.spec.encoder.as_ref().map_or(0, |e| e.blocks);
+    let profs = profiles(pack, clips, scope);
+    windows_of(pack, clips)
+        .into_iter()
+        .map(|(w, k)| {
+            let p = &profs[&key(pack, clips[k], scope)];
+            (k, encoder_row(Some(vector_matrix(pack, w)), p, blocks))
+        })
+        .unzip()
+}
+
+/// Raw logits of `inputs`, 512 at a time.
+pub fn logits(clf: &Classifier, inputs: &[FeatureMatrix]) -> Result<Vec<Vec<f32>>> {
+    let mut out = Vec::with_capacity(inputs.len());
+    for chunk in inputs.chunks(512) {
+        let x = clf.batch_tensor(chunk)?;
+        out.extend(clf.net.forward_t(&x, false)?.to_vec2::<f32>()?);
+    }
+    Ok(out)
+}
+
+/// Each clip's calibrated probabilities under `scope` (the mean over its windows).
+pub fn clip_probs(
+    clf: &Classifier,
+    pack: &EncoderPack,
+    clips: &[usize],
+    scope: Scope,
+) -> Result<Vec<[f32; N_LABELS]>> {
+    let (owner, x) = inputs(pack, clips, scope);
+    let l = logits(clf, &x)?;
+    Ok(super::clip_probs(
+        &owner,
+        &l,
+        clips.len(),
+        clf.card.temperature,
+    ))
+}
+
+/// How a head is trained.
+#[derive(Debug, Clone)]
+pub struct HeadRecipe {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    /// L2 penalty on the weight matrices, added to the mean cross-entropy.
+    pub l2: f64,
+    pub seed: u64,
+}
+
+/// Trains `clf` (an encoder head, freshly initialised) on the windows of clips `train`,
+/// picking the epoch by clip accuracy of clips `val` with their speakers' profiles, then
+/// fitting the temperature on `val`. Returns the validation accuracy per epoch.
+pub fn train(
+    clf: &mut Classifier,
+    pack: &EncoderPack,
+    train: &[usize],
+    val: &[usize],
+    r: &HeadRecipe,
+    progress: &dyn Fn(usize, f64, f64),
+) -> Result<Vec<f64>> {
+    let head = clf
+        .net
+        .encoder_head()
+        .ok_or_else(|| Error::Model("train::head trains encoder heads only".into()))?;
+    // Four inputs of every training window, one per kind of profile.
+    let scopes: Vec<Vec<FeatureMatrix>> = [Scope::Speaker, Scope::Emotion, Scope::Clip]
+        .into_iter()
+        .map(|s| inputs(pack, train, s).1)
+        .collect();
+    let (owner, _) = inputs(pack, train, Scope::Clip);
+    let few = few_clip_inputs(pack, train, r.seed);
+    let variants: Vec<&Vec<FeatureMatrix>> = scopes.iter().chain(std::iter::once(&few)).collect();
+    let labels: Vec<u32> = owner
+        .iter()
+        .map(|&k| pack.clips[train[k]].label as u32)
+        .collect();
+    let n = labels.len();
+    if n == 0 {
+        return Err(Error::Model("no training windows".into()));
+    }
+    // Standardise the head's features by their statistics over every variant.
+    {
+        let f = head.features(
+            &clf.batch_tensor(
+                &variants
+                    .iter()
+                    .flat_map(|v| v.iter().step_by(3).cloned())
+                    .collect::<Vec<_>>(),
+            )?,
+        )?;
+        let mu = f.mean(0)?;
+        let sd = (f.broadcast_sub(&mu)?.sqr()?.mean(0)? + 1e-6)?.sqrt()?;
+        let vars = clf.varmap.data().lock().expect("varmap lock");
+        vars["norm_mean"].set(&mu)?;
+        vars["norm_std"].set(&sd)?;
+    }
+    let (trainable, penalised): (Vec<candle_core::Var>, Vec<candle_core::Var>) = {
+        let vars = clf.varmap.data().lock().expect("varmap lock");
+        let t: Vec<_> = vars
+            .iter()
+            .filter(|(k, _)| !k.starts_with("norm_"))
+            .collect();
+        (
+            t.iter().map(|(_, v)| (*v).clone()).collect(),
+            t.iter()
+                .filter(|(k, _)| k.ends_with("weight"))
+                .map(|(_, v)| (*v).clone())
+                .collect(),
+        )
+    };
+    let mut opt = AdamW::new(
+        trainable,
+        ParamsAdamW {
+            lr: r.lr,
+            weight_decay: r.weight_decay,
+            ..Default::default()
+        },
+    )?;
+    let mut rng = StdRng::seed_from_u64(r.seed);
+    clf.net.seed_dropout(r.seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut curve = Vec::new();
+    let mut best: Option<(f64, BTreeMap<String, Tensor>)> = None;
+    for epoch in 0..r.epochs {
+        order.shuffle(&mut rng);
+        let mut loss_sum = 0.0;
+        for batch in order.chunks(r.batch_size) {
+            let rows: Vec<FeatureMatrix> = batch
+                .iter()
+                .map(|&i| variants[rng.random_range(0..variants.len())][i].clone())
+                .collect();
+            let x = clf.batch_tensor(&rows)?;
+            let y = Tensor::from_vec(
+                batch.iter().map(|&i| labels[i]).collect::<Vec<_>>(),
+                batch.len(),
+                &clf.device,
+            )?;
+            let logits = clf.net.forward_t(&x, true)?;
+            let mut loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+            let ce = loss.to_scalar::<f32>()? as f64;
+            if r.l2 > 0.0 {
+                for w in &penalised {
+                    loss = (loss + (w.as_tensor().sqr()?.sum_all()? * r.l2)?)?;
+                }
+            }
+            opt.backward_step(&loss)?;
+            loss_sum += ce * batch.len() as f64;
+        }
+        let acc = if val.is_empty() {
+            0.0
+        } else {
+            let p = clip_probs(clf, pack, val, Scope::Speaker)?;
+            let hits = p
+                .iter()
+                .zip(val)
+                .filter(|(p, &c)| crate::labels::argmax(&p[..]) == pack.clips[c].label)
+                .count();
+            hits as f64 / val.len() as f64
+        };
+        curve.push(acc);
+        progress(epoch, loss_sum / n as f64, acc);
+        if best.as_ref().is_none_or(|(b, _)| acc > *b) || val.is_empty() {
+            let vars = clf.varmap.data().lock().expect("varmap lock");
+            let snap = vars
+                .iter()
+                .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
+                .collect::<Result<_>>()?;
+            best = Some((acc, snap));
+        }
+    }
+    if let Some((_, snap)) = best {
+        let vars = clf.varmap.data().lock().expect("varmap lock");
+        for (k, t) in snap {
+            vars[&k].set(&t)?;
+        }
+    }
+    if !val.is_empty() {
+        // The temperature on the validation speakers, under every kind of profile.
+        let mut owner_all = Vec::new();
+        let mut logits_all = Vec::new();
+        let mut truth = Vec::new();
+        for scope in [Scope::Speaker, Scope::Emotion, Scope::Clip] {
+            let (owner, x) = inputs(pack, val, scope);
+            let base = truth.len();
+            owner_all.extend(owner.iter().map(|o| o + base));
+            logits_all.extend(logits(clf, &x)?);
+            truth.extend(val.iter().map(|&c| pack.clips[c].label));
+        }
+        clf.card.temperature = super::fit_temperature(&owner_all, &logits_all, &truth);
+    }
+    Ok(curve)
+}
+
+/// Each training window normalised by a profile of a few of its speaker's clips (2 to
+/// 10, its own among them), drawn once from `seed`.
+fn few_clip_inputs(pack: &EncoderPack, clips: &[usize], seed: u64) -> Vec<FeatureMatrix> {
+    let blocks = pack.spec.encoder.as_ref().map_or(0, |e| e.blocks);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_f00d);
+    let mut by_speaker: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (k, &c) in clips.iter().enumerate() {
+        by_speaker
+            .entry(pack.clips[c].speaker.as_str())
+            .or_default()
+            .push(k);
+    }
+    let windows = windows_of(pack, clips);
+    let mut by_clip: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &(w, k) in &windows {
+        by_clip.entry(k).or_default().push(w);
+    }
+    // One drawn profile per clip, shared by its windows.
+    let mut prof: BTreeMap<usize, SpeakerProfile> = BTreeMap::new();
+    for (k, &c) in clips.iter().enumerate() {
+        let mates = &by_speaker[pack.clips[c].speaker.as_str()];
+        let m = rng.random_range(2..=10usize).min(mates.len());
+        let mut chosen: Vec<usize> = mates.choose_multiple(&mut rng, m).copied().collect();
+        if !chosen.contains(&k) {
+            chosen[0] = k;
+        }
+        let mut p = SpeakerProfile::default();
+        for j in chosen {
+            for &w in by_clip.get(&j).map(Vec::as_slice).unwrap_or(&[]) {
+                if pack.windows[w].speech {
+                    p.add_llds(&vector_matrix(pack, w));
+                }
+            }
+        }
+        prof.insert(k, p);
+    }
+    windows
+        .into_iter()
+        .map(|(w, k)| encoder_row(Some(vector_matrix(pack, w)), &prof[&k], blocks))
+        .collect()
+}
