@@ -142,9 +142,14 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
             temperature: 1.0,
             training_data: sources.clone(),
             protocol: format!(
-                "speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature; each window is read with the profile of the speaker's speech heard so far (a head trained with profiles of all of a speaker's clips, of one emotion only, of one clip and of a few clips)",
+                "speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature; {}",
                 if test.is_empty() { "(none)".to_string() } else { test.join(", ") },
-                validation.join(", ")
+                validation.join(", "),
+                if spec.wants_profile() {
+                    "each window is read with the profile of the speaker's speech heard so far (a head trained with profiles of all of a speaker's clips, of one emotion only, of one clip and of a few clips)"
+                } else {
+                    "no speaker profile: each window is read alone, so one clip, a session in one emotion and a whole session are read alike"
+                }
             ),
             test_speakers: test.clone(),
             validation_speakers: validation.clone(),

@@ -57,7 +57,7 @@ pub struct MonitorArgs {
     /// A generated source: tone:HZ, noise:AMP or silence (16 kHz, 10 s unless --duration).
     #[arg(long, conflicts_with = "input")]
     pub synthetic: Option<String>,
-    /// Model directory; default: the built-in model (builtin:fusion_prosody).
+    /// Model directory; default: the built-in model (builtin:encoder_head).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Window length in seconds (3-4; must match the model's window).
@@ -280,7 +280,7 @@ pub struct ReportArgs {
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
-    /// The model that produced the session (its card gives the accuracy line); default: the built-in model (builtin:fusion_prosody).
+    /// The model that produced the session (its card gives the accuracy line); default: the built-in model (builtin:encoder_head).
     #[arg(long)]
     pub model: Option<PathBuf>,
 }

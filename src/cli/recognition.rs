@@ -19,7 +19,7 @@ use crate::train::{
 };
 
 /// `--model`, else `$EMOSCOPE_MODEL`, else the default model compiled into the binary
-/// ([`BUILTIN_MODEL`], `weights/fusion_prosody` as of the build): no folder beside the binary or
+/// ([`BUILTIN_MODEL`], `weights/encoder_head` as of the build): no folder beside the binary or
 /// the source tree is needed.
 pub(super) fn model_dir(m: &Option<PathBuf>) -> PathBuf {
     if let Some(m) = m {
@@ -88,7 +88,7 @@ pub struct AnalyzeArgs {
 /// How `analyze` and `demo` classify: the model, the hop and the output form.
 #[derive(Args, Debug, Clone)]
 pub struct AnalyzeHow {
-    /// Model directory (card.json + model.safetensors); default: the built-in model (builtin:fusion_prosody).
+    /// Model directory (card.json + model.safetensors); default: the built-in model (builtin:encoder_head).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Seconds between window starts.
@@ -616,7 +616,7 @@ fn crossfit_temperature(
 pub struct EvalArgs {
     #[command(flatten)]
     pub compute: ComputeArg,
-    /// Model directory; default: the built-in model (builtin:fusion_prosody).
+    /// Model directory; default: the built-in model (builtin:encoder_head).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Labelled data as KIND=PATH; repeatable.
@@ -800,7 +800,7 @@ fn predictions_csv(clips: &[&Clip], probs: &[[f32; N_LABELS]]) -> String {
 pub struct FinetuneArgs {
     #[command(flatten)]
     pub compute: ComputeArg,
-    /// Model to start from; default: the built-in model (builtin:fusion_prosody).
+    /// Model to start from; default: the built-in model (builtin:encoder_head).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The user's labelled clips as KIND=PATH (usually csv=FILE from the training mode); repeatable.
@@ -932,7 +932,7 @@ pub fn finetune(a: FinetuneArgs) -> Result<()> {
 pub struct CalibrateArgs {
     #[command(flatten)]
     pub compute: ComputeArg,
-    /// Model directory; default: the built-in model (builtin:fusion_prosody).
+    /// Model directory; default: the built-in model (builtin:encoder_head).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The labelled data holding the card's validation and test speakers; repeatable.
@@ -1052,7 +1052,7 @@ fn out_of_fold_set(
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let dir = model_dir(&a.model);
     if a.write && crate::model::is_builtin(&dir) {
-        bail!("--write: the built-in model is part of the program and cannot be rewritten; calibrate a model folder instead (--model DIR, e.g. a copy of weights/fusion_prosody)");
+        bail!("--write: the built-in model is part of the program and cannot be rewritten; calibrate a model folder instead (--model DIR, e.g. a copy of weights/encoder_head)");
     }
     let mut clf = load_model(&a.model, a.compute)?;
     let corpus = load_all(&a.data)?;

@@ -41,6 +41,10 @@ pub enum Arch {
         hidden: usize,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         profile_ramp: Option<f64>,
+        /// Read only the time-mean of this representation (0: block 0's input, k: block
+        /// k's output); unset: every representation's mean and standard deviation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layer: Option<usize>,
     },
     /// Trained models of one feature spec averaged (`emoscope ensemble`): each member's
     /// probabilities at its own temperature, averaged; the output is the log of that mean.
@@ -90,10 +94,12 @@ impl Arch {
             "encoder_head" => Arch::EncoderHead {
                 hidden: 0,
                 profile_ramp: None,
+                layer: Some(DEFAULT_HEAD_LAYER),
             },
             "encoder_head_profile" => Arch::EncoderHead {
                 hidden: 0,
                 profile_ramp: Some(DEFAULT_HEAD_RAMP),
+                layer: Some(DEFAULT_HEAD_LAYER),
             },
             _ => return None,
         })
@@ -161,8 +167,15 @@ impl Arch {
         if let Arch::EncoderHead {
             hidden,
             profile_ramp,
+            layer,
         } = *self
         {
+            let blocks = features.encoder.as_ref().map_or(0, |e| e.blocks);
+            if layer.is_some_and(|l| l > blocks) {
+                return Err(format!(
+                    "encoder_head layer {layer:?} must be 0 to the encoder's {blocks} blocks"
+                ));
+            }
             if features.encoder.is_none() {
                 return Err("encoder_head reads the encoder's vectors, but the card's features have no \"encoder\"".into());
             }
@@ -652,13 +665,18 @@ pub struct Net {
     dropout: Dropout,
 }
 
-/// The profile ramp `encoder_head` gets by name (`--arch encoder_head`), in windows.
+/// The profile ramp `encoder_head_profile` gets by name, in windows.
 pub const DEFAULT_HEAD_RAMP: f64 = 4.0;
+/// The representation heads read by name: block 3's output (of 0-4), the one that
+/// carried the most in the probe and in leave-one-corpus-out runs (README).
+pub const DEFAULT_HEAD_LAYER: usize = 3;
 
 /// See [`Arch::EncoderHead`]. Input `(batch, 1, 1, 2d + 2)`: vector, z-scores, profile
 /// windows, window count.
 pub struct EncoderHead {
     d: usize,
+    /// Where in the vector the values read start, and how many.
+    read: (usize, usize),
     ramp: Option<f64>,
     /// Standardisation of the head's features (training statistics; not trained).
     mu: Tensor,
@@ -668,9 +686,21 @@ pub struct EncoderHead {
 }
 
 impl EncoderHead {
-    pub fn new(vb: VarBuilder, len: usize, hidden: usize, ramp: Option<f64>) -> Result<Self> {
+    pub fn new(
+        vb: VarBuilder,
+        len: usize,
+        hidden: usize,
+        ramp: Option<f64>,
+        layer: Option<usize>,
+    ) -> Result<Self> {
         let d = len.saturating_sub(2) / 2;
-        let f = Self::features_len(d, ramp);
+        let w = crate::encoder::WIDTH;
+        let read = match layer {
+            Some(l) if (l + 1) * 2 * w <= d => (l * 2 * w, w),
+            Some(l) => candle_core::bail!("encoder_head layer {l} is not in a vector of {d}"),
+            None => (0, d),
+        };
+        let f = Self::features_len(read.1, ramp);
         let mu = vb.get_with_hints(f, "norm_mean", candle_nn::Init::Const(0.0))?;
         let sd = vb.get_with_hints(f, "norm_std", candle_nn::Init::Const(1.0))?;
         let (hidden, width) = match hidden {
@@ -679,6 +709,7 @@ impl EncoderHead {
         };
         Ok(Self {
             d,
+            read,
             ramp,
             mu,
             sd,
@@ -700,11 +731,12 @@ impl EncoderHead {
     /// ramp the z-scores times the profile weight, then the weight.
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.flatten_from(1)?;
-        let raw = x.narrow(1, 0, self.d)?;
+        let (at, n) = self.read;
+        let raw = x.narrow(1, at, n)?;
         let Some(ramp) = self.ramp else {
             return Ok(raw);
         };
-        let z = x.narrow(1, self.d, self.d)?;
+        let z = x.narrow(1, self.d + at, n)?;
         let counts = x.narrow(1, 2 * self.d, 2)?;
         let own = counts.narrow(1, 1, 1)?;
         let beyond = (counts.narrow(1, 0, 1)? - &own)?.clamp(0.0, f32::MAX as f64)?;
@@ -783,7 +815,14 @@ impl Body {
             Arch::EncoderHead {
                 hidden,
                 profile_ramp,
-            } => Body::EncoderHead(EncoderHead::new(vb, frames, *hidden, *profile_ramp)?),
+                layer,
+            } => Body::EncoderHead(EncoderHead::new(
+                vb,
+                frames,
+                *hidden,
+                *profile_ramp,
+                *layer,
+            )?),
             Arch::Fusion { width } => Body::Fusion(Box::new(Fusion::new(vb, *width)?)),
             Arch::Ensemble { members } => Body::Ensemble(
                 members

@@ -33,17 +33,23 @@ use crate::{Error, Result};
 pub const CARD_VERSION: u32 = 1;
 
 /// The name that stands for the default model compiled into the binary. It is used where a
-/// model folder would be (`--model builtin:fusion_prosody`, the window's picker, a
+/// model folder would be (`--model builtin:encoder_head`, the window's picker, a
 /// fine-tuned card's `base_model`), so emoscope works from any folder and any install.
-pub const BUILTIN_MODEL: &str = "builtin:fusion_prosody";
+pub const BUILTIN_MODEL: &str = "builtin:encoder_head";
 /// The models compiled into the binary, by name: card and weights of `weights/NAME` as of
-/// the build, the default first. `fusion_prosody` (the default): the fusion model and the
-/// prosody MLP averaged, the MLP weighed by how much of the speaker's speech the profile
+/// the build, the default first. `encoder_head` (the default): a linear head on the frozen
+/// Whisper base encoder's third block (`crate::encoder`), no speaker profile.
+/// `fusion_prosody` (the former default, lighter): the fusion model and the prosody MLP averaged, the MLP weighed by how much of the speaker's speech the profile
 /// holds (none on one short file alone, full in a session). `fusion`: the log-mel CNN with
 /// the speaker-normalised prosody functionals alone, trained on RAVDESS, EMOVO and nEMO.
-const BUILTINS: [(&str, &str, &[u8]); 2] = [
+const BUILTINS: [(&str, &str, &[u8]); 3] = [
     (
         BUILTIN_MODEL,
+        include_str!("../../weights/encoder_head/card.json"),
+        include_bytes!("../../weights/encoder_head/model.safetensors"),
+    ),
+    (
+        "builtin:fusion_prosody",
         include_str!("../../weights/fusion_prosody/card.json"),
         include_bytes!("../../weights/fusion_prosody/model.safetensors"),
     ),
@@ -155,7 +161,7 @@ impl ModelCard {
         if dir == Path::new(FORMER_BUILTIN) {
             return Err(Error::Format {
                 path: dir.to_path_buf(),
-                reason: format!("the built-in model is now {BUILTIN_MODEL} (the fusion model and the prosody MLP together); the former built-in emocnn is the folder weights/emocnn of the source tree: --model weights/emocnn"),
+                reason: format!("the built-in model is now {BUILTIN_MODEL} (a linear head on the pretrained Whisper base encoder; the previous default is builtin:fusion_prosody); the former built-in emocnn is the folder weights/emocnn of the source tree: --model weights/emocnn"),
             });
         }
         if let Some((card, _)) = builtin(dir) {

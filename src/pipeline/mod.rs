@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TryRecvError};
-use ringbuf::traits::{Consumer, Split};
+use ringbuf::traits::{Consumer, Observer, Split};
 use ringbuf::HeapRb;
 
 use crate::audio::StreamResampler;
@@ -223,6 +223,7 @@ impl Pipeline {
                         speaker: SpeakerProfile::default(),
                         profile_seconds: 0.0,
                         profile_end: 0,
+                        warned_behind: false,
                     };
                     if let Err(e) = st.run(&stop, &win_tx, &win_rx_drop) {
                         eprintln!("error: live pipeline stopped: {e}");
@@ -320,7 +321,12 @@ struct DspState {
     /// of them ended (samples at the model rate).
     profile_seconds: f64,
     profile_end: usize,
+    /// Whether the warning that windows are skipped was given.
+    warned_behind: bool,
 }
+
+/// Seconds of source audio waiting in the ring at which the DSP thread skips windows.
+const BEHIND_SECONDS: f64 = 0.5;
 
 impl DspState {
     fn run(
@@ -373,7 +379,21 @@ impl DspState {
                 total += chunk.len();
                 while next_start + win <= total {
                     let w = &stream[next_start - base..next_start - base + win];
-                    self.emit(index, next_start, w, now, win_tx, win_rx_drop)?;
+                    // Audio waiting in the ring beyond BEHIND_SECONDS means this thread
+                    // cannot compute every window at real-time pace (a heavy model on a
+                    // slow machine): the window is skipped and counted, so the ring never
+                    // overflows and no audio is lost.
+                    let waiting = self.cons.occupied_len() as f64 / self.rate.max(1) as f64;
+                    if !self.cfg.backpressure && waiting > BEHIND_SECONDS {
+                        self.counters
+                            .dropped_windows
+                            .fetch_add(1, Ordering::Relaxed);
+                        if !std::mem::replace(&mut self.warned_behind, true) {
+                            eprintln!("warning: this machine cannot compute the model's features for every window at real-time pace ({waiting:.1} s of audio waiting); windows are skipped and counted, audio is not lost");
+                        }
+                    } else {
+                        self.emit(index, next_start, w, now, win_tx, win_rx_drop)?;
+                    }
                     index += 1;
                     next_start += hop;
                 }

@@ -195,7 +195,34 @@ impl EncoderPack {
 
     /// The cached pack for `spec` and `clips` under `cache`, built (with a progress bar)
     /// and saved when there is none.
+    ///
+    /// The cache always holds every block of the built-in encoder (one pack serves heads of
+    /// any depth and normalisation); the pack returned keeps the blocks `spec` runs.
     pub fn cached(cache: &Path, spec: &FeatureSpec, clips: &[Clip]) -> Result<Self> {
+        let blocks = spec.encoder.as_ref().map_or(0, |e| e.blocks);
+        let full = crate::encoder::encoder_spec();
+        let mut p = Self::cached_full(cache, &full, clips)?;
+        p.keep_blocks(blocks);
+        p.spec = spec.clone();
+        Ok(p)
+    }
+
+    /// Drops the representations past `blocks` from every vector.
+    fn keep_blocks(&mut self, blocks: usize) {
+        let dim = pooled_len(blocks);
+        if dim >= self.dim {
+            return;
+        }
+        let old = self.dim;
+        self.data = self
+            .data
+            .chunks_exact(old)
+            .flat_map(|v| v[..dim].iter().copied())
+            .collect();
+        self.dim = dim;
+    }
+
+    fn cached_full(cache: &Path, spec: &FeatureSpec, clips: &[Clip]) -> Result<Self> {
         let path = Self::cache_path(cache, spec, clips);
         if path.exists() {
             if let Ok(p) = Self::load(&path) {

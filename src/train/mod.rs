@@ -72,11 +72,20 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
         // The prosody models: emocnn's spectrogram plus the prosody functionals row.
         // An ensemble is made from trained models (`emoscope ensemble`), never trained.
         // Heads on the pretrained encoder: its front end, 3 s windows.
-        Arch::EncoderHead { profile_ramp, .. } => FeatureSpec {
+        // A head that reads one representation runs the encoder only that far.
+        Arch::EncoderHead {
+            profile_ramp,
+            layer,
+            ..
+        } => FeatureSpec {
             normalisation: match profile_ramp {
                 Some(_) => Normalisation::Speaker,
                 None => Normalisation::None,
             },
+            encoder: Some(crate::features::EncoderSpec {
+                name: "whisper_base".into(),
+                blocks: layer.unwrap_or(crate::encoder::BUILTIN_BLOCKS).max(1),
+            }),
             ..crate::encoder::encoder_spec()
         },
         Arch::Prosody | Arch::Fusion { .. } | Arch::Ensemble { .. } => FeatureSpec {
@@ -200,7 +209,8 @@ pub fn default_recipe(arch: &Arch) -> Recipe {
                 lr: 1e-3,
                 weight_decay: 0.0,
             },
-            l2: 1e-3,
+            // About a logistic regression's C = 0.01 on ~5000 windows (1 / (2 C n)).
+            l2: 1e-2,
             augment: Augment::NONE,
             mixup_alpha: 0.0,
             ..emocnn

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Every row of the recognition table for a head on the frozen encoder (issue 24), each test
+# figure under the three speaker profiles (all of the speaker's clips / one emotion / one
+# clip alone); test speakers are never in training, validation or calibration:
+#   mixed      train on RAVDESS + EMOVO + nEMO minus RAVDESS 1,2, EMOVO f1,m1, nEMO EB0,KS0
+#   loco       leave one corpus out: train on the other two, test on every clip of it
+#   ravdess12  RAVDESS only, test actors 1-2
+#   folds6     RAVDESS only, 6 folds of 4 actors, mean
+# Usage: bash scripts/encoder_table.sh [ARCH] [DATA_DIR] [OUT_DIR] [ROWS]
+#   defaults: encoder_head, ../shared/data, runs/table-ARCH, "mixed loco ravdess12 folds6".
+#   The encoder cache (emoscope encode, ~10 min on 2 cores the first time) is under ./cache.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arch="${1:-encoder_head}"; data="${2:-../shared/data}"; out="${3:-runs/table-$arch}"
+rows="${4:-mixed loco ravdess12 folds6}"
+bin="${EMOSCOPE_BIN:-target/release/emoscope}"
+[ -x "$bin" ] || { echo "error: build first: cargo build --release" >&2; exit 1; }
+mkdir -p "$out"
+all=(--data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" --data "csv=$data/nemo/labels.csv")
+train() { # name, then train arguments; prints the held-out lines
+  local name=$1; shift
+  "$bin" train --arch "$arch" "${all[@]}" --out "$out/$name" "$@" > "$out/$name.log" 2>&1 \
+    || { tail -20 "$out/$name.log" >&2; exit 1; }
+  grep -E "held-out test|^    [a-z]|folds, " "$out/$name.log" | sed "s/^/$name: /"
+}
+{
+  for row in $rows; do
+    case $row in
+      mixed) train mixed --test-speakers "ravdess:1,2;emovo:f1,m1;nemo:EB0,KS0" ;;
+      loco) for c in ravdess emovo nemo; do train "loco-$c" --test-speakers "${c}_*"; done ;;
+      ravdess12) train ravdess12 --only ravdess --test-speakers ravdess:1,2 ;;
+      folds6) train folds6 --only ravdess --folds 6 ;;
+      *) echo "unknown row $row" >&2; exit 1 ;;
+    esac
+  done
+} | tee "$out/table.txt"
