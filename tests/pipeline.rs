@@ -467,7 +467,7 @@ fn a_prosody_model_gives_the_same_probabilities_live_as_in_analyze() {
     p.stop();
 }
 
-/// The default model, an ensemble whose prosody member is weighed by the speaker profile:
+/// The former default (builtin:fusion_prosody), an ensemble whose prosody member is weighed by the speaker profile:
 /// live and `analyze` give the same probabilities window by window, the first window is
 /// read as by its fusion member alone (the profile holds nothing beyond that window), and
 /// later windows, once the profile holds more, are not.
@@ -514,4 +514,36 @@ fn the_default_ensemble_weighs_alike_live_and_in_analyze() {
         "last window equals fusion's ({})",
         diff(last)
     );
+}
+
+/// The default model, a head on the pretrained encoder: live and `analyze` give the same
+/// probabilities window by window (one FeatureSpec path, the encoder on the DSP thread),
+/// nothing is dropped when the pipeline may wait, and a window reads the same whatever
+/// the session heard before it (no speaker profile): `analyze` of the second sentence
+/// alone gives its windows the probabilities they had in the whole stream.
+#[test]
+fn the_default_encoder_head_is_the_same_live_and_in_analyze() {
+    if common::no_data("the_default_encoder_head_is_the_same_live_and_in_analyze") {
+        return;
+    }
+    let load =
+        || Classifier::load(Path::new(emoscope::model::BUILTIN_MODEL), &Device::Cpu).unwrap();
+    assert_eq!(load().card.arch.name(), "encoder_head");
+    let samples = two_sentences();
+    let offline = analyze_samples(&load(), "x", &samples, 0.5).unwrap();
+    let (preds, p) = live_every_window(&samples, load());
+    assert!(preds.len() >= 8, "{} windows", preds.len());
+    assert_same_windows(&preds, &offline);
+    assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
+    assert!(preds.iter().all(|p| p.profile_seconds.is_none()));
+    p.stop();
+    // Windows 2 s apart (4 hops of 0.5 s) start at the same samples in the tail alone.
+    let tail = analyze_samples(&load(), "tail", &samples[32000..], 0.5).unwrap();
+    for (k, w) in tail.windows.iter().enumerate() {
+        let whole = &offline.windows[k + 4];
+        assert_eq!(whole.t_start, w.t_start + 2.0);
+        for ((_, a), (_, b)) in whole.probs.iter().zip(&w.probs) {
+            assert!((a - b).abs() < 1e-5, "window {k}: {a} against {b}");
+        }
+    }
 }

@@ -384,7 +384,8 @@ impl DspState {
                     // slow machine): the window is skipped and counted, so the ring never
                     // overflows and no audio is lost.
                     let waiting = self.cons.occupied_len() as f64 / self.rate.max(1) as f64;
-                    if !self.cfg.backpressure && waiting > BEHIND_SECONDS {
+                    if !self.cfg.backpressure && self.source.realtime() && waiting > BEHIND_SECONDS
+                    {
                         self.counters
                             .dropped_windows
                             .fetch_add(1, Ordering::Relaxed);

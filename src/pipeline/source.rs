@@ -33,6 +33,12 @@ pub trait Source: Send {
     /// Sample rate of what `start` will push (known before starting for files; the
     /// microphone's is read when it opens, see [`Source::start`]).
     fn sample_rate(&self) -> u32;
+    /// Whether the source delivers audio at real-time pace whether or not it is read (a
+    /// microphone, a file played at its pace), so that a reader falling behind loses it;
+    /// a source that waits for room in the ring says false.
+    fn realtime(&self) -> bool {
+        true
+    }
     /// Starts pushing into `prod`. Overflows are counted in `dropped`; errors and the
     /// end of a finite source are sent on `events`. Returns the keep-alive handle and
     /// the actual sample rate.
@@ -193,6 +199,9 @@ impl BufferSource {
 }
 
 impl Source for BufferSource {
+    fn realtime(&self) -> bool {
+        self.realtime
+    }
     fn describe(&self) -> String {
         format!(
             "{} ({} Hz, {})",
