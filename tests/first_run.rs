@@ -82,7 +82,7 @@ fn the_binary_alone_runs_the_demo_from_any_folder() {
 
     // The table names the built-in model.
     let table = ok(run_in(&bin, elsewhere.path(), &["demo"]), "emoscope demo");
-    assert!(table.contains("fusion+prosody - "), "{table}");
+    assert!(table.contains("encoder_head - "), "{table}");
     assert!(table.contains("builtin:demo"), "{table}");
     // A named model folder that is not there is a clear error naming it.
     let o = run_in(
@@ -98,9 +98,9 @@ fn the_binary_alone_runs_the_demo_from_any_folder() {
     );
 }
 
-/// The built-in models are `weights/fusion_prosody` (the default) and `weights/fusion` as
-/// built: the same probabilities, window by window; the former default's name says where
-/// it went.
+/// The built-in models are `weights/encoder_head` (the default), `weights/fusion_prosody`
+/// and `weights/fusion` as built: the same probabilities, window by window; the name of the
+/// default before those says where it went.
 #[test]
 fn the_built_in_models_are_the_weights_folders() {
     let dir = root();
@@ -112,16 +112,19 @@ fn the_built_in_models_are_the_weights_folders() {
         analysis(&ok(run_in(&exe(), &dir, &args), model.unwrap_or("default")))["windows"].clone()
     };
     let default = windows(None);
-    assert_eq!(default, windows(Some("builtin:fusion_prosody")));
-    assert_eq!(default, windows(Some("weights/fusion_prosody")));
+    assert_eq!(default, windows(Some("builtin:encoder_head")));
+    assert_eq!(default, windows(Some("weights/encoder_head")));
+    let former = windows(Some("builtin:fusion_prosody"));
+    assert_eq!(former, windows(Some("weights/fusion_prosody")));
+    assert_ne!(default, former);
     let fusion = windows(Some("builtin:fusion"));
     assert_eq!(fusion, windows(Some("weights/fusion")));
-    assert_ne!(default, fusion);
+    assert_ne!(former, fusion);
     let o = run_in(&exe(), &dir, &["demo", "--model", "builtin:emocnn"]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains("builtin:fusion_prosody") && e.contains("weights/emocnn"),
+        e.contains("builtin:encoder_head") && e.contains("weights/emocnn"),
         "{e}"
     );
 }

@@ -184,7 +184,15 @@ pub fn finetune(
         // The user's own clips are the point; corpus clips mixed in only keep the rest.
         balance_corpora: false,
     };
-    let vars = clf.varmap.all_vars();
+    // Everything trains but an encoder head's feature standardisation (its training
+    // statistics, not weights).
+    let vars: Vec<candle_core::Var> = {
+        let data = clf.varmap.data().lock().expect("varmap lock");
+        data.iter()
+            .filter(|(name, _)| !name.starts_with("norm_"))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
     let weights: Vec<_> = vars.iter().filter(|v| v.rank() > 1).cloned().collect();
     let mut opt = Opt::new(vars, recipe.optim)?;
     let mut rng = StdRng::seed_from_u64(s.seed);

@@ -852,10 +852,11 @@ mod tests {
         let choices = model_choices(&builtin, None);
         assert_eq!(choices[0], builtin);
         assert!(choices.contains(&PathBuf::from("builtin:fusion")));
+        assert!(choices.contains(&PathBuf::from("builtin:fusion_prosody")));
         let mut unique = choices.clone();
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), choices.len(), "{choices:?}");
-        assert_eq!(short_model_name(&choices[1]), "fusion (built in)");
+        assert_eq!(short_model_name(&choices[1]), "fusion_prosody (built in)");
     }
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""What a speaker profile buys and costs a head on the frozen encoder: logistic regressions
+on the time-mean of representation 3 (whisper_probe.py's layer 3) of every 3 s window, the
+windows' probabilities averaged per clip (speech windows), read under three profiles: all
+of the speaker's clips ("speaker"), the speaker's clips of the clip's own emotion only
+("emotion", a session in one mood), the clip alone ("clip"). Features: the vector as it
+is (raw), z-scored by the profile (norm, as whisper_probe.py --norm speaker), or with a
+share alpha of the profile mean subtracted (center). Mixed test speakers and
+leave-one-corpus-out as anchor_egemaps_svm.py.
+
+    emoscope encode --data ravdess=D/ravdess --data csv=D/emovo/labels.csv \\
+        --data csv=D/nemo/labels.csv --export runs/enc-npy
+    python3 scripts/profile_tradeoff.py runs/enc-npy
+
+Needs numpy, pandas, scikit-learn.
+"""
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+
+warnings.filterwarnings("ignore")
+LABELS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+MIXED = {"ravdess_01", "ravdess_02", "emovo_f1", "emovo_m1", "nemo_EB0", "nemo_KS0"}
+
+d = sys.argv[1]
+W = pd.read_csv(f"{d}/windows.csv")
+X = np.load(f"{d}/X.npy", mmap_mode="r")
+F = np.asarray(X[:, 3 * 1024:3 * 1024 + 512], dtype=np.float64)  # representation 3, mean
+y = W.label.map({l: i for i, l in enumerate(LABELS)}).values
+spk, corpus, speech = W.speaker.values, W.corpus.values, W.speech.values.astype(bool)
+clip = W.path.astype("category").cat.codes.values
+KEYS = {"speaker": spk, "clip": W.path.values,
+        "emotion": np.array([s + "~" + l for s, l in zip(spk, W.label.values)])}
+
+
+def profile(keys):
+    mu, sd = np.zeros_like(F), np.ones_like(F)
+    for k in np.unique(keys):
+        m = keys == k
+        ms = m & speech if (m & speech).any() else m
+        mu[m], sd[m] = F[ms].mean(0), F[ms].std(0) + 1e-3
+    return mu, sd
+
+
+PROF = {k: profile(v) for k, v in KEYS.items()}
+
+
+def feats(scope, mode, alpha):
+    mu, sd = PROF[scope]
+    return {"raw": F, "norm": np.clip((F - mu) / sd, -10, 10), "center": F - alpha * mu}[mode]
+
+
+def run(mode, alpha, te_mask):
+    tr, te = np.where(~te_mask)[0], np.where(te_mask)[0]
+    Xtr = feats("speaker", mode, alpha)[tr]
+    m, s = Xtr.mean(0), Xtr.std(0) + 1e-6
+    clf = LogisticRegression(C=0.01, max_iter=3000).fit((Xtr - m) / s, y[tr])
+    out = []
+    for scope in ["speaker", "emotion", "clip"]:
+        P = np.zeros((len(te), 8))
+        P[:, clf.classes_] = clf.predict_proba((feats(scope, mode, alpha)[te] - m) / s)
+        out.append(acc_of(P, te))
+    return out
+
+
+def acc_of(P, te):
+    full = np.zeros((len(W), 8))
+    full[te] = P
+    df = pd.DataFrame({"clip": clip[te], "speech": speech[te], "y": y[te], "i": te})
+    hits = []
+    for _, g in df.groupby("clip"):
+        idx = g.i.values[g.speech.values] if g.speech.any() else g.i.values
+        hits.append(full[idx].mean(0).argmax() == g.y.values[0])
+    return 100 * np.mean(hits)
+
+
+print("accuracy % with the profile of: speaker (all clips) / one emotion / one clip")
+for mode, alpha in [("raw", 0), ("center", 0.25), ("center", 0.5), ("center", 0.75), ("norm", 0)]:
+    name = f"{mode} {alpha}" if mode == "center" else mode
+    rows = [("mixed", np.isin(spk, list(MIXED)))] + [(f"LOCO {c}", corpus == c) for c in ["ravdess", "emovo", "nemo"]]
+    for label, mask in rows:
+        a = run(mode, alpha, mask)
+        print(f"{name:<12} {label:<13} {a[0]:5.1f} / {a[1]:5.1f} / {a[2]:5.1f}", flush=True)
