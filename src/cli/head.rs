@@ -179,11 +179,72 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
         })?;
         bar.finish_and_clear();
         eprintln!(
-            "trained in {:.1} s on {}; temperature {:.3}",
+            "trained in {:.1} s on {}; temperature {:.3} (validation speakers)",
             t0.elapsed().as_secs_f64(),
             device_name(&device),
             clf.card.temperature
         );
+        // Cross-fitted temperature: heads trained without one fold of the non-test
+        // speakers (a k-th of them, or a whole corpus) predict that fold.
+        let folds = match (a.crossfit, a.crossfit_corpora) {
+            (Some(k), _) => Some((
+                speaker_folds(
+                    &tr.iter()
+                        .chain(&va)
+                        .map(|&i| pack.clips[i].clone())
+                        .collect::<Vec<_>>(),
+                    k,
+                )?,
+                "speakers",
+            )),
+            (None, true) => Some((
+                super::recognition::corpus_folds(
+                    &tr.iter()
+                        .chain(&va)
+                        .map(|&i| pack.clips[i].clone())
+                        .collect::<Vec<_>>(),
+                )?,
+                "corpora",
+            )),
+            _ => None,
+        };
+        if let Some((folds, by)) = folds {
+            let (mut owner, mut logits, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+            for (f, fold) in folds.iter().enumerate() {
+                let held: Vec<usize> = tr
+                    .iter()
+                    .chain(&va)
+                    .copied()
+                    .filter(|&i| fold.contains(&pack.clips[i].speaker))
+                    .collect();
+                let rest: Vec<usize> = tr
+                    .iter()
+                    .copied()
+                    .filter(|&i| !fold.contains(&pack.clips[i].speaker))
+                    .collect();
+                let rest_va: Vec<usize> = va
+                    .iter()
+                    .copied()
+                    .filter(|&i| !fold.contains(&pack.clips[i].speaker))
+                    .collect();
+                let mut m = Classifier::new(clf.card.clone(), &device)?;
+                head::train(&mut m, &pack, &rest, &rest_va, &recipe, &|_, _, _| {})?;
+                let (o, x) = head::inputs(&pack, &held, Scope::Speaker);
+                let base = truth.len();
+                owner.extend(o.iter().map(|k| k + base));
+                logits.extend(head::logits(&m, &x)?);
+                truth.extend(held.iter().map(|&i| pack.clips[i].label));
+                eprintln!(
+                    "cross-fitting fold {}/{} ({by}): {} clips",
+                    f + 1,
+                    folds.len(),
+                    held.len()
+                );
+            }
+            clf.card.temperature = crate::train::fit_temperature(&owner, &logits, &truth);
+            clf.card.protocol += &format!("; the temperature is cross-fitted over {by}: {} heads, each trained without one fold of the non-test speakers, predicted that fold", folds.len());
+            eprintln!("cross-fitted temperature {:.3}", clf.card.temperature);
+        }
         let mut rows = Vec::new();
         if !te.is_empty() {
             for (scope, name) in SCOPES {

@@ -519,7 +519,7 @@ fn training_clips(clips: &[Clip], test: &[String]) -> Vec<Clip> {
 }
 
 /// One fold per corpus: its speakers.
-fn corpus_folds(clips: &[Clip]) -> Result<Vec<Vec<String>>> {
+pub(super) fn corpus_folds(clips: &[Clip]) -> Result<Vec<Vec<String>>> {
     let mut by: std::collections::BTreeMap<&str, std::collections::BTreeSet<&str>> =
         Default::default();
     for c in clips {
