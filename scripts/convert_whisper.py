@@ -16,7 +16,8 @@ Tensors written (names as CTranslate2's, `encoder/` prefix dropped):
   layer_K/self_attention/layer_norm/{gamma,beta}  layer_K/self_attention/linear_0/{weight,bias}
   (fused q, k, v: (1536, 512); CTranslate2 stores k's bias as zeros) and linear_1 (output),
   layer_K/ffn/layer_norm/{gamma,beta}, layer_K/ffn/linear_0 (2048, 512), linear_1 (512, 2048)
-for K in 0..BLOCKS-1. Stdlib only (struct, json, zipfile, urllib via pip).
+for K in 0..BLOCKS-1, and with all 6 blocks the final layer_norm/{gamma,beta} (for the
+parity check against CTranslate2's own encoder, scripts/check_ct2_parity.py). Stdlib only (struct, json, zipfile, urllib via pip).
 """
 import argparse
 import hashlib
@@ -85,6 +86,8 @@ def encoder_tensors(variables, blocks):
                      "ffn/linear_0/weight", "ffn/linear_0/bias",
                      "ffn/linear_1/weight", "ffn/linear_1/bias"]:
             want.append(f"layer_{k}/{part}")
+    if blocks == 6:
+        want += ["layer_norm/gamma", "layer_norm/beta"]  # the encoder's final norm
     out = {}
     for name in want:
         full = "encoder/" + name

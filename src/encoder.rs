@@ -81,6 +81,9 @@ pub struct Encoder {
     conv2: (Tensor, Tensor),
     positions: Tensor,
     blocks: Vec<Block>,
+    /// The final layer norm Whisper applies after its sixth block (present only in a
+    /// file of all six blocks; used by the parity check against CTranslate2).
+    final_norm: Option<candle_nn::LayerNorm>,
 }
 
 impl Encoder {
@@ -149,11 +152,16 @@ impl Encoder {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
+        let final_norm = match (blocks.len(), tensors.contains_key("layer_norm/gamma")) {
+            (MAX_BLOCKS, true) => Some(norm("layer_norm")?),
+            _ => None,
+        };
         Ok(Self {
             conv1,
             conv2,
             positions,
             blocks,
+            final_norm,
         })
     }
 
@@ -249,6 +257,10 @@ impl Encoder {
                 .forward(&b.fc1.forward(&b.ffn_norm.forward(&x)?)?.gelu_erf()?)?;
             x = (x + f)?;
             outs.push(x.clone());
+        }
+        if let (Some(n), true) = (&self.final_norm, blocks >= MAX_BLOCKS) {
+            let last = outs.pop().expect("six outputs");
+            outs.push(n.forward(&last)?);
         }
         Ok(outs)
     }

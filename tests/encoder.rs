@@ -71,9 +71,9 @@ fn every_block_mean_matches_the_reference_on_real_clips() {
                 .zip(r)
                 .fold(0.0f32, |e, (a, b)| e.max((a - b).abs()));
             eprintln!("{clip} representation {k}: max |ours - reference| {err:.2e}, max |reference| {scale:.2}");
-            // Both sides widen the same float16 weights to f32; what differs is the order (reached:
-            // at most 6.3e-6 of the largest value, block 4 of Actor 13),
+            // Both sides widen the same float16 weights to f32; what differs is the order
             // of f32 sums (gemm against numpy's BLAS) and erf against candle's gelu_erf.
+            // Reached: at most 6.3e-6 of the largest value (block 4, Actor 13).
             assert!(
                 err <= 2e-5 * scale,
                 "{clip}: representation {k}: max error {err} against max |value| {scale}"
@@ -246,4 +246,51 @@ fn a_card_asking_for_another_encoder_is_refused_by_name() {
             "{to}: {e}"
         );
     }
+}
+
+/// The final block's output (after Whisper's closing layer norm) on a clip padded to 30 s,
+/// against CTranslate2's own `Whisper.encode` (fixture by scripts/make_ct2_fixture.py: the
+/// mean over the 1500 frames and the first 150 frames). Needs all six blocks, which are not
+/// built in: `python3 scripts/convert_whisper.py --blocks 6 --out DIR` and
+/// `EMOSCOPE_WHISPER_FULL=DIR/encoder.safetensors`; without it the test says so and returns.
+#[test]
+fn final_block_on_a_30_s_padded_clip_matches_ctranslate2() {
+    let Some(full) = std::env::var_os("EMOSCOPE_WHISPER_FULL") else {
+        eprintln!("final_block_on_a_30_s_padded_clip_matches_ctranslate2 skipped: set EMOSCOPE_WHISPER_FULL to a 6-block encoder.safetensors (scripts/convert_whisper.py --blocks 6)");
+        return;
+    };
+    if common::no_data("final_block_on_a_30_s_padded_clip_matches_ctranslate2") {
+        return;
+    }
+    let enc = Encoder::from_file(Path::new(&full), 6).unwrap();
+    let mut samples =
+        decode_file(&common::data_dir().join("ravdess/Actor_01/03-01-05-02-01-01-01.flac"))
+            .unwrap()
+            .samples;
+    samples.resize(30 * 16000, 0.0);
+    let ex = FeatureExtractor::new(&whisper_spec(30.0)).unwrap();
+    let mel = Encoder::log_mel(&ex.db_mel("padded", &samples).unwrap()).unwrap();
+    let out = enc.forward(&mel).unwrap().pop().unwrap();
+    assert_eq!(out.dims(), &[1500, WIDTH]);
+    let (shape, reference) = read_npy_f32(&fixtures().join("ct2_final_0.npy")).unwrap();
+    assert_eq!(shape, [151, WIDTH]);
+    let mean = out.mean(0).unwrap().to_vec1::<f32>().unwrap();
+    let frames = out
+        .narrow(0, 0, 150)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let ours: Vec<f32> = mean.into_iter().chain(frames).collect();
+    let scale = reference.iter().fold(0.0f32, |s, x| s.max(x.abs()));
+    let err = ours
+        .iter()
+        .zip(&reference)
+        .fold(0.0f32, |e, (a, b)| e.max((a - b).abs()));
+    eprintln!("final block against CTranslate2: max |ours - ct2| {err:.2e}, max |ct2| {scale:.2}");
+    assert!(
+        err <= 1e-3 * scale,
+        "max error {err} against max |value| {scale}"
+    );
 }
