@@ -13,7 +13,7 @@ use crate::labels::LABELS;
 use crate::model::{device_name, Arch, Classifier, Metrics, ModelCard, CARD_VERSION};
 use crate::train::encpack::EncoderPack;
 use crate::train::head::{self, HeadRecipe, Scope};
-use crate::train::{default_recipe, default_spec, metrics, validation_speakers, Optim};
+use crate::train::{default_recipe, default_spec, validation_speakers, Optim};
 
 /// The three profiles every test figure is given under, with their names.
 pub const SCOPES: [(Scope, &str); 3] = [
@@ -37,25 +37,8 @@ pub fn evaluate(
 ) -> crate::Result<(Metrics, Vec<(String, Metrics)>, Vec<[f32; 8]>)> {
     let probs = head::clip_probs(clf, pack, idx, scope)?;
     let truth: Vec<usize> = idx.iter().map(|&i| pack.clips[i].label).collect();
-    let overall = metrics::evaluate(&probs, &truth);
-    let mut corpora: Vec<&str> = idx.iter().map(|&i| pack.clips[i].corpus.as_str()).collect();
-    corpora.sort();
-    corpora.dedup();
-    let per_corpus = if corpora.len() > 1 {
-        corpora
-            .into_iter()
-            .map(|c| {
-                let k: Vec<usize> = (0..idx.len())
-                    .filter(|&k| pack.clips[idx[k]].corpus == c)
-                    .collect();
-                let p: Vec<_> = k.iter().map(|&k| probs[k]).collect();
-                let t: Vec<_> = k.iter().map(|&k| truth[k]).collect();
-                (c.to_string(), metrics::evaluate(&p, &t))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let corpora: Vec<&str> = idx.iter().map(|&i| pack.clips[i].corpus.as_str()).collect();
+    let (overall, per_corpus) = crate::train::metrics_by_corpus(&probs, &truth, &corpora);
     Ok((overall, per_corpus, probs))
 }
 

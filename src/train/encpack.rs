@@ -120,17 +120,7 @@ impl EncoderPack {
             dim: self.dim,
         })
         .expect("serialises");
-        let mut bytes = Vec::with_capacity(16 + header.len() + 4 * self.data.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&header);
-        for v in &self.data {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        if let Some(d) = path.parent() {
-            crate::util::create_dir_all(d)?;
-        }
-        crate::util::write_atomic(path, &bytes)
+        super::pack::write_framed(path, MAGIC, &header, &[&super::pack::f32_bytes(&self.data)])
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -181,15 +171,7 @@ impl EncoderPack {
             .expect("serialises")
             .hash(&mut h);
         PACK_HOP_SECONDS.to_bits().hash(&mut h);
-        for c in clips {
-            c.path.hash(&mut h);
-            c.label.hash(&mut h);
-            c.speaker.hash(&mut h);
-            if let Ok(m) = std::fs::metadata(&c.path) {
-                m.len().hash(&mut h);
-                m.modified().ok().hash(&mut h);
-            }
-        }
+        super::pack::hash_clips(&mut h, clips);
         dir.join(format!("{:016x}.encpack", h.finish()))
     }
 

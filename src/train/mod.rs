@@ -384,6 +384,30 @@ pub fn fit_temperature_by(
 /// Metrics overall, metrics per corpus, and each clip's probabilities.
 pub type ClipEvaluation = (Metrics, Vec<(String, Metrics)>, Vec<[f32; N_LABELS]>);
 
+/// Metrics of clips' probabilities overall and, where they span several corpora, per
+/// corpus (`corpora[k]` is clip k's).
+pub fn metrics_by_corpus(
+    probs: &[[f32; N_LABELS]],
+    truth: &[usize],
+    corpora: &[&str],
+) -> (Metrics, Vec<(String, Metrics)>) {
+    let overall = metrics::evaluate(probs, truth);
+    let names: BTreeSet<&str> = corpora.iter().copied().collect();
+    if names.len() < 2 {
+        return (overall, Vec::new());
+    }
+    let per_corpus = names
+        .into_iter()
+        .map(|c| {
+            let k: Vec<usize> = (0..probs.len()).filter(|&k| corpora[k] == c).collect();
+            let p: Vec<_> = k.iter().map(|&k| probs[k]).collect();
+            let t: Vec<_> = k.iter().map(|&k| truth[k]).collect();
+            (c.to_string(), metrics::evaluate(&p, &t))
+        })
+        .collect();
+    (overall, per_corpus)
+}
+
 /// Evaluates clips `idx` of the pack: metrics overall and per corpus.
 pub fn evaluate_clips(
     clf: &Classifier,
@@ -393,26 +417,11 @@ pub fn evaluate_clips(
     let (owner, logits) = window_logits(clf, pack, idx)?;
     let probs = clip_probs(&owner, &logits, idx.len(), clf.card.temperature);
     let truth: Vec<usize> = idx.iter().map(|&i| pack.clips[i].clip.label).collect();
-    let overall = metrics::evaluate(&probs, &truth);
-    let corpora: BTreeSet<&str> = idx
+    let corpora: Vec<&str> = idx
         .iter()
         .map(|&i| pack.clips[i].clip.corpus.as_str())
         .collect();
-    let per_corpus = if corpora.len() > 1 {
-        corpora
-            .into_iter()
-            .map(|c| {
-                let k: Vec<usize> = (0..idx.len())
-                    .filter(|&k| pack.clips[idx[k]].clip.corpus == c)
-                    .collect();
-                let p: Vec<_> = k.iter().map(|&k| probs[k]).collect();
-                let t: Vec<_> = k.iter().map(|&k| truth[k]).collect();
-                (c.to_string(), metrics::evaluate(&p, &t))
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let (overall, per_corpus) = metrics_by_corpus(&probs, &truth, &corpora);
     Ok((overall, per_corpus, probs))
 }
 

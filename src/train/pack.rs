@@ -180,18 +180,7 @@ impl FeaturePack {
             mel_bytes: Some(self.data.len()),
         })
         .expect("serialises");
-        let mut bytes = Vec::with_capacity(16 + header.len() + self.data.len());
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&header);
-        bytes.extend_from_slice(&self.data);
-        for v in &self.voice {
-            bytes.extend_from_slice(&v.to_le_bytes());
-        }
-        if let Some(d) = path.parent() {
-            crate::util::create_dir_all(d)?;
-        }
-        crate::util::write_atomic(path, &bytes)
+        write_framed(path, MAGIC, &header, &[&self.data, &f32_bytes(&self.voice)])
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -308,17 +297,51 @@ impl FeaturePack {
         }
         spec.fmin.to_bits().hash(&mut h);
         spec.fmax.map(f32::to_bits).hash(&mut h);
-        for c in clips {
-            c.path.hash(&mut h);
-            c.label.hash(&mut h);
-            c.speaker.hash(&mut h);
-            if let Ok(m) = std::fs::metadata(&c.path) {
-                m.len().hash(&mut h);
-                m.modified().ok().hash(&mut h);
-            }
-        }
+        hash_clips(&mut h, clips);
         dir.join(format!("{:016x}.pack", h.finish()))
     }
+}
+
+/// Hashes what identifies a set of clips for a cache: paths, labels, speakers, and each
+/// file's size and modification time.
+pub(crate) fn hash_clips(h: &mut impl std::hash::Hasher, clips: &[Clip]) {
+    use std::hash::Hash;
+    for c in clips {
+        c.path.hash(h);
+        c.label.hash(h);
+        c.speaker.hash(h);
+        if let Ok(m) = std::fs::metadata(&c.path) {
+            m.len().hash(h);
+            m.modified().ok().hash(h);
+        }
+    }
+}
+
+/// Writes a cache file: `magic`, the header's length (u64 LE), the JSON header, then
+/// `body` (the caller's data), atomically, creating the folder.
+pub(crate) fn write_framed(
+    path: &Path,
+    magic: &[u8; 8],
+    header: &[u8],
+    body: &[&[u8]],
+) -> Result<()> {
+    let mut bytes =
+        Vec::with_capacity(16 + header.len() + body.iter().map(|b| b.len()).sum::<usize>());
+    bytes.extend_from_slice(magic);
+    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(header);
+    for b in body {
+        bytes.extend_from_slice(b);
+    }
+    if let Some(d) = path.parent() {
+        crate::util::create_dir_all(d)?;
+    }
+    crate::util::write_atomic(path, &bytes)
+}
+
+/// Little-endian bytes of `v`.
+pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 /// Writes `text` plus a newline to stderr (progress lines for logs that are not terminals).
