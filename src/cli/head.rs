@@ -34,7 +34,7 @@ pub fn evaluate(
     pack: &EncoderPack,
     idx: &[usize],
     scope: Scope,
-) -> crate::Result<(Metrics, Vec<(String, Metrics)>, Vec<[f32; 8]>)> {
+) -> crate::Result<crate::train::ClipEvaluation> {
     let probs = head::clip_probs(clf, pack, idx, scope)?;
     let truth: Vec<usize> = idx.iter().map(|&i| pack.clips[i].label).collect();
     let corpora: Vec<&str> = idx.iter().map(|&i| pack.clips[i].corpus.as_str()).collect();
