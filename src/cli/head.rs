@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use super::recognition::{print_metrics_by_corpus, TrainCmdArgs};
 use crate::corpus::{load_all, parse_speaker_list, speaker_folds, speakers_of, Clip};
 use crate::labels::LABELS;
-use crate::model::{device_name, Arch, Classifier, Metrics, ModelCard, CARD_VERSION};
+use crate::model::{device_name, Arch, Classifier, ModelCard, CARD_VERSION};
 use crate::train::encpack::EncoderPack;
 use crate::train::head::{self, HeadRecipe, Scope};
 use crate::train::{default_recipe, default_spec, validation_speakers, Optim};
