@@ -73,6 +73,15 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
         clips.retain(|c| a.only.contains(&c.corpus));
     }
     let pack = EncoderPack::cached(&a.cache, &spec, &corpus.clips)?;
+    let aug = match a.augment_encoder {
+        Some(seed) => Some(EncoderPack::cached_augmented(
+            &a.cache,
+            &spec,
+            &corpus.clips,
+            seed,
+        )?),
+        None => None,
+    };
     // The pack holds every clip given; --only narrows what trains and tests.
     let usable: Vec<usize> = (0..pack.clips.len())
         .filter(|&i| clips.contains(&pack.clips[i]))
@@ -153,13 +162,21 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
             .expect("template"),
         );
         let t0 = std::time::Instant::now();
-        head::train(&mut clf, &pack, &tr, &va, &recipe, &|e, loss, acc| {
-            bar.set_position(e as u64 + 1);
-            bar.set_message(format!(
-                "loss {loss:.3}, validation accuracy {:.1} %",
-                acc * 100.0
-            ));
-        })?;
+        head::train(
+            &mut clf,
+            &pack,
+            aug.as_ref(),
+            &tr,
+            &va,
+            &recipe,
+            &|e, loss, acc| {
+                bar.set_position(e as u64 + 1);
+                bar.set_message(format!(
+                    "loss {loss:.3}, validation accuracy {:.1} %",
+                    acc * 100.0
+                ));
+            },
+        )?;
         bar.finish_and_clear();
         eprintln!(
             "trained in {:.1} s on {}; temperature {:.3} (validation speakers)",
@@ -211,7 +228,15 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                     .filter(|&i| !fold.contains(&pack.clips[i].speaker))
                     .collect();
                 let mut m = Classifier::new(clf.card.clone(), &device)?;
-                head::train(&mut m, &pack, &rest, &rest_va, &recipe, &|_, _, _| {})?;
+                head::train(
+                    &mut m,
+                    &pack,
+                    aug.as_ref(),
+                    &rest,
+                    &rest_va,
+                    &recipe,
+                    &|_, _, _| {},
+                )?;
                 let (o, x) = head::inputs(&pack, &held, Scope::Speaker);
                 let base = truth.len();
                 owner.extend(o.iter().map(|k| k + base));

@@ -24,6 +24,24 @@ pub const PACK_HOP_SECONDS: f32 = 1.0;
 /// The most windows a pack file may declare (a file anyone can edit: bounds the allocation).
 const MAX_WINDOWS: usize = 1 << 20;
 
+/// `x` played `speed` (0.9 or 1.1) times as fast, pitch with it, plus white noise at 10-25
+/// dB below its own power, drawn from `seed`.
+fn perturb(x: &[f32], rate: u32, seed: u64) -> Result<Vec<f32>> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let speed = if rng.random_bool(0.5) { 1.1 } else { 0.9 };
+    let mut y = resample(x, rate, (rate as f64 / speed).round() as u32)?;
+    let power = y.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / y.len().max(1) as f64;
+    let snr_db = rng.random_range(10.0..25.0);
+    let sd = (power / 10f64.powf(snr_db / 10.0)).sqrt();
+    for v in y.iter_mut() {
+        // Box-Muller from two uniforms.
+        let (u1, u2): (f64, f64) = (rng.random_range(1e-12..1.0), rng.random());
+        *v += (sd * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32;
+    }
+    Ok(y)
+}
+
 /// One window of a clip.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct PackWindow {
@@ -55,6 +73,18 @@ impl EncoderPack {
     /// Encodes every window of `clips` (decoded, resampled to the spec's rate), clips in
     /// parallel, reporting each finished clip through `tick`.
     pub fn build(spec: &FeatureSpec, clips: &[Clip], tick: &(dyn Fn() + Sync)) -> Result<Self> {
+        Self::build_augmented(spec, clips, None, tick)
+    }
+
+    /// As [`build`](Self::build); with `augment` (a seed) each clip is first changed once:
+    /// played 10 % faster or slower (pitch with it) and given white noise at 10-25 dB SNR,
+    /// drawn per clip from the seed. Training only; never a test clip.
+    pub fn build_augmented(
+        spec: &FeatureSpec,
+        clips: &[Clip],
+        augment: Option<u64>,
+        tick: &(dyn Fn() + Sync),
+    ) -> Result<Self> {
         let enc_spec = spec.encoder.as_ref().ok_or_else(|| {
             Error::Model("an encoder pack needs a feature spec with an encoder".into())
         })?;
@@ -70,7 +100,14 @@ impl EncoderPack {
             .map(|(i, c)| {
                 let what = c.path.display().to_string();
                 let a = decode_file(&c.path)?;
-                let x = resample(&a.samples, a.sample_rate, spec.sample_rate)?;
+                let mut x = resample(&a.samples, a.sample_rate, spec.sample_rate)?;
+                if let Some(seed) = augment {
+                    x = perturb(
+                        &x,
+                        spec.sample_rate,
+                        seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    )?;
+                }
                 let out = crate::pipeline::window_plan(x.len(), win, hop)
                     .into_iter()
                     .map(|start| {
@@ -105,6 +142,40 @@ impl EncoderPack {
             dim,
             data,
         })
+    }
+
+    /// The cached augmented pack (see [`build_augmented`](Self::build_augmented)) of
+    /// `clips` under `cache`, built and saved when there is none; its clips are `clips`, in
+    /// order, so a clip's index is the same as in the plain pack of the same clips.
+    pub fn cached_augmented(
+        cache: &Path,
+        spec: &FeatureSpec,
+        clips: &[Clip],
+        seed: u64,
+    ) -> Result<Self> {
+        use std::hash::{Hash, Hasher};
+        let blocks = spec.encoder.as_ref().map_or(0, |e| e.blocks);
+        let full = crate::encoder::encoder_spec();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        ("encoder-pack-augmented-v1", seed).hash(&mut h);
+        serde_json::to_string(&full)
+            .expect("serialises")
+            .hash(&mut h);
+        super::pack::hash_clips(&mut h, clips);
+        let path = cache.join(format!("{:016x}.encpack", h.finish()));
+        let mut p = match Self::load(&path) {
+            Ok(p) => p,
+            Err(_) => {
+                let bar = indicatif::ProgressBar::new(clips.len() as u64);
+                let p = Self::build_augmented(&full, clips, Some(seed), &|| bar.inc(1))?;
+                bar.finish_and_clear();
+                p.save(&path)?;
+                p
+            }
+        };
+        p.keep_blocks(blocks);
+        p.spec = spec.clone();
+        Ok(p)
     }
 
     /// The vector of window `k`.

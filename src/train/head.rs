@@ -163,6 +163,7 @@ pub struct HeadRecipe {
 pub fn train(
     clf: &mut Classifier,
     pack: &EncoderPack,
+    augmented: Option<&EncoderPack>,
     train: &[usize],
     val: &[usize],
     r: &HeadRecipe,
@@ -172,13 +173,24 @@ pub fn train(
         .net
         .encoder_head()
         .ok_or_else(|| Error::Model("train::head trains encoder heads only".into()))?;
-    // Four inputs of every training window, one per kind of profile.
+    // Four inputs of every training window, one per kind of profile. A perturbed copy of
+    // each training clip (same clip indices), when given, adds its windows, read alone,
+    // to every kind.
+    let (aug_owner, aug_rows) = match augmented {
+        Some(a) => inputs(a, train, Scope::Clip),
+        None => (Vec::new(), Vec::new()),
+    };
+    let with_aug = |mut v: Vec<FeatureMatrix>| {
+        v.extend(aug_rows.iter().cloned());
+        v
+    };
     let scopes: Vec<Vec<FeatureMatrix>> = [Scope::Speaker, Scope::Emotion, Scope::Clip]
         .into_iter()
-        .map(|s| inputs(pack, train, s).1)
+        .map(|s| with_aug(inputs(pack, train, s).1))
         .collect();
-    let (owner, _) = inputs(pack, train, Scope::Clip);
-    let few = few_clip_inputs(pack, train, r.seed);
+    let (mut owner, _) = inputs(pack, train, Scope::Clip);
+    owner.extend(aug_owner);
+    let few = with_aug(few_clip_inputs(pack, train, r.seed));
     let variants: Vec<&Vec<FeatureMatrix>> = scopes.iter().chain(std::iter::once(&few)).collect();
     let labels: Vec<u32> = owner
         .iter()
