@@ -9,6 +9,8 @@
 # Usage: bash scripts/encoder_table.sh [ARCH] [DATA_DIR] [OUT_DIR] [ROWS]
 #   defaults: encoder_head, ../shared/data, runs/table-ARCH, "mixed loco ravdess12 folds6".
 #   The encoder cache (emoscope encode, ~10 min on 2 cores the first time) is under ./cache.
+#   AUGMENT=SEED adds one perturbed copy of every training clip (train --augment-encoder SEED;
+#   another ~10 min of encoding the first time); the shipped default was made with AUGMENT=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-encoder_head}"; data="${2:-../shared/data}"; out="${3:-runs/table-$arch}"
@@ -17,6 +19,7 @@ bin="${EMOSCOPE_BIN:-target/release/emoscope}"
 [ -x "$bin" ] || { echo "error: build first: cargo build --release" >&2; exit 1; }
 mkdir -p "$out"
 all=(--data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" --data "csv=$data/nemo/labels.csv")
+[ -n "${AUGMENT:-}" ] && all+=(--augment-encoder "$AUGMENT")
 train() { # name, then train arguments; prints the held-out lines
   local name=$1; shift
   "$bin" train --arch "$arch" "${all[@]}" --out "$out/$name" "$@" > "$out/$name.log" 2>&1 \
