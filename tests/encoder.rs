@@ -197,7 +197,11 @@ fn the_one_emotion_protocol_costs_the_default_nothing() {
     }
     let cache = tempfile::tempdir().unwrap();
     let speaker = eval_accuracy("builtin:encoder_head", "speaker", cache.path());
-    assert_eq!((speaker * 120.0).round() as usize, 100, "accuracy {speaker}");
+    assert_eq!(
+        (speaker * 120.0).round() as usize,
+        100,
+        "accuracy {speaker}"
+    );
     assert_eq!(
         eval_accuracy("builtin:encoder_head", "per-emotion", cache.path()),
         speaker
