@@ -12,7 +12,8 @@ use crate::corpus::{load_all, parse_speaker_list, speaker_folds, speakers_of, Cl
 use crate::labels::LABELS;
 use crate::model::{device_name, Arch, Classifier, ModelCard, CARD_VERSION};
 use crate::train::encpack::EncoderPack;
-use crate::train::head::{self, HeadRecipe, Scope};
+use crate::train::head::{self, HeadRecipe};
+use crate::train::ProfileScope as Scope;
 use crate::train::{default_recipe, default_spec, validation_speakers, Optim};
 
 /// The three profiles every test figure is given under, with their names.
@@ -68,10 +69,6 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
     for line in corpus.report() {
         eprintln!("note: {line}");
     }
-    let mut clips = corpus.clips.clone();
-    if !a.only.is_empty() {
-        clips.retain(|c| a.only.contains(&c.corpus));
-    }
     let pack = EncoderPack::cached(&a.cache, &spec, &corpus.clips)?;
     let aug = match a.augment_encoder {
         Some(seed) => Some(EncoderPack::cached_augmented(
@@ -84,8 +81,9 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
     };
     // The pack holds every clip given; --only narrows what trains and tests.
     let usable: Vec<usize> = (0..pack.clips.len())
-        .filter(|&i| clips.contains(&pack.clips[i]))
+        .filter(|&i| a.only.is_empty() || a.only.contains(&pack.clips[i].corpus))
         .collect();
+    let clips: Vec<Clip> = usable.iter().map(|&i| pack.clips[i].clone()).collect();
     let base = default_recipe(&arch);
     let Optim::AdamW { lr, weight_decay } = base.optim else {
         unreachable!("encoder heads train with AdamW")
@@ -105,8 +103,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
     let device = a.compute.device();
     let run = |test: Vec<String>, out: &Path| -> Result<Vec<serde_json::Value>> {
         let test = expand(test, &clips);
-        let usable_clips: Vec<Clip> = usable.iter().map(|&i| pack.clips[i].clone()).collect();
-        let validation = validation_speakers(&usable_clips, &test);
+        let validation = validation_speakers(&clips, &test);
         eprintln!(
             "test speakers: {}; validation speakers: {}",
             test.join(","),
@@ -186,26 +183,14 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
         );
         // Cross-fitted temperature: heads trained without one fold of the non-test
         // speakers (a k-th of them, or a whole corpus) predict that fold.
+        let fit: Vec<Clip> = tr
+            .iter()
+            .chain(&va)
+            .map(|&i| pack.clips[i].clone())
+            .collect();
         let folds = match (a.crossfit, a.crossfit_corpora) {
-            (Some(k), _) => Some((
-                speaker_folds(
-                    &tr.iter()
-                        .chain(&va)
-                        .map(|&i| pack.clips[i].clone())
-                        .collect::<Vec<_>>(),
-                    k,
-                )?,
-                "speakers",
-            )),
-            (None, true) => Some((
-                super::recognition::corpus_folds(
-                    &tr.iter()
-                        .chain(&va)
-                        .map(|&i| pack.clips[i].clone())
-                        .collect::<Vec<_>>(),
-                )?,
-                "corpora",
-            )),
+            (Some(k), _) => Some((speaker_folds(&fit, k)?, "speakers")),
+            (None, true) => Some((super::recognition::corpus_folds(&fit)?, "corpora")),
             _ => None,
         };
         if let Some((folds, by)) = folds {

@@ -759,7 +759,7 @@ fn evaluate_all(
             eprintln!("note: speaker-normalised model; profile: {profile:?}");
         }
         let idx: Vec<usize> = (0..pack.clips.len()).collect();
-        let scores = super::head::evaluate(clf, &pack, &idx, profile.into())?;
+        let scores = super::head::evaluate(clf, &pack, &idx, profile)?;
         return Ok((pack.clips, scores));
     }
     let (mut pack, _) = cached_pack(cache, &clf.card.features, clips)?;

@@ -18,31 +18,11 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{Rng, SeedableRng};
 
 use super::encpack::EncoderPack;
+use super::ProfileScope as Scope;
 use crate::features::{encoder_row, FeatureMatrix, SpeakerProfile};
 use crate::labels::N_LABELS;
 use crate::model::Classifier;
 use crate::{Error, Result};
-
-/// What a window is normalised by when a pack feeds a model (`eval --profile`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// All of the speaker's windows given.
-    Speaker,
-    /// The speaker's windows of the clip's own label only (`<speaker>~<emotion>`).
-    Emotion,
-    /// The clip's own windows alone.
-    Clip,
-}
-
-impl From<super::ProfileScope> for Scope {
-    fn from(s: super::ProfileScope) -> Self {
-        match s {
-            super::ProfileScope::Speaker => Scope::Speaker,
-            super::ProfileScope::Emotion => Scope::Emotion,
-            super::ProfileScope::Clip => Scope::Clip,
-        }
-    }
-}
 
 fn key(pack: &EncoderPack, clip: usize, scope: Scope) -> String {
     let c = &pack.clips[clip];
@@ -184,14 +164,31 @@ pub fn train(
         v.extend(aug_rows.iter().cloned());
         v
     };
-    let scopes: Vec<Vec<FeatureMatrix>> = [Scope::Speaker, Scope::Emotion, Scope::Clip]
-        .into_iter()
-        .map(|s| with_aug(inputs(pack, train, s).1))
+    // A head that reads no profile sees the same input under every kind: it is built once
+    // and drawn four times, as the kinds are for a head that reads one.
+    let reads_profile = clf.card.features.wants_profile();
+    let kinds = if reads_profile {
+        &[Scope::Speaker, Scope::Emotion, Scope::Clip][..]
+    } else {
+        &[Scope::Clip][..]
+    };
+    let scopes: Vec<Vec<FeatureMatrix>> = kinds
+        .iter()
+        .map(|&s| with_aug(inputs(pack, train, s).1))
         .collect();
-    let (mut owner, _) = inputs(pack, train, Scope::Clip);
+    let few = match reads_profile {
+        true => with_aug(few_clip_inputs(pack, train, r.seed)),
+        false => Vec::new(),
+    };
+    let variants: Vec<&Vec<FeatureMatrix>> = match reads_profile {
+        true => scopes.iter().chain(std::iter::once(&few)).collect(),
+        false => vec![&scopes[0]; 4],
+    };
+    let mut owner: Vec<usize> = windows_of(pack, train)
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect();
     owner.extend(aug_owner);
-    let few = with_aug(few_clip_inputs(pack, train, r.seed));
-    let variants: Vec<&Vec<FeatureMatrix>> = scopes.iter().chain(std::iter::once(&few)).collect();
     let labels: Vec<u32> = owner
         .iter()
         .map(|&k| pack.clips[train[k]].label as u32)
