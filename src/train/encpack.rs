@@ -200,14 +200,8 @@ impl EncoderPack {
             path: path.to_path_buf(),
             reason: format!("not an emoscope encoder pack: {r}; delete it and it will be rebuilt"),
         };
-        if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err(bad("bad magic"));
-        }
-        let hlen = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
-        let body = bytes
-            .get(16..16usize.saturating_add(hlen))
-            .ok_or_else(|| bad("short header"))?;
-        let h: Header = serde_json::from_slice(body).map_err(|e| bad(&e.to_string()))?;
+        let (head, tail) = super::pack::split_framed(&bytes, MAGIC).map_err(bad)?;
+        let h: Header = serde_json::from_slice(head).map_err(|e| bad(&e.to_string()))?;
         let blocks = h.spec.encoder.as_ref().map(|e| e.blocks).unwrap_or(0);
         if h.dim != pooled_len(blocks) || h.windows.len() > MAX_WINDOWS {
             return Err(bad("its vector length or window count is out of bounds"));
@@ -215,14 +209,10 @@ impl EncoderPack {
         if h.windows.iter().any(|w| w.clip >= h.clips.len()) {
             return Err(bad("a window names a clip it does not list"));
         }
-        let tail = &bytes[16 + hlen..];
         if tail.len() != 4 * h.dim * h.windows.len() {
             return Err(bad("truncated data"));
         }
-        let data = tail
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
+        let data = super::pack::f32s_from_bytes(tail);
         Ok(Self {
             spec: h.spec,
             clips: h.clips,

@@ -197,17 +197,9 @@ impl FeaturePack {
             path: path.to_path_buf(),
             reason: format!("not an emoscope feature pack: {r}; delete it and it will be rebuilt"),
         };
-        if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err(bad("bad magic"));
-        }
-        let hlen = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
-        let header: Header = serde_json::from_slice(
-            bytes
-                .get(16..16 + hlen)
-                .ok_or_else(|| bad("short header"))?,
-        )
-        .map_err(|e| bad(&e.to_string()))?;
-        let mut data = bytes.split_off(16 + hlen);
+        let (head, body) = split_framed(&bytes, MAGIC).map_err(bad)?;
+        let header: Header = serde_json::from_slice(head).map_err(|e| bad(&e.to_string()))?;
+        let mut data = body.to_vec();
         let need = header
             .clips
             .iter()
@@ -218,10 +210,7 @@ impl FeaturePack {
             return Err(bad("truncated data"));
         }
         let tail = data.split_off(header.mel_bytes.unwrap_or(data.len()));
-        let voice: Vec<f32> = tail
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect();
+        let voice = f32s_from_bytes(&tail);
         if header.spec.prosody {
             let need = header
                 .clips
@@ -337,6 +326,31 @@ pub(crate) fn write_framed(
         crate::util::create_dir_all(d)?;
     }
     crate::util::write_atomic(path, &bytes)
+}
+
+/// The JSON header and the body of a file [`write_framed`] wrote, or what is wrong with it.
+pub(crate) fn split_framed<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+) -> std::result::Result<(&'a [u8], &'a [u8]), &'static str> {
+    if bytes.len() < 16 || &bytes[..8] != magic {
+        return Err("bad magic");
+    }
+    let hlen = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let end = usize::try_from(hlen)
+        .ok()
+        .and_then(|h| h.checked_add(16))
+        .filter(|&e| e <= bytes.len())
+        .ok_or("short header")?;
+    Ok((&bytes[16..end], &bytes[end..]))
+}
+
+/// f32 values from their little-endian bytes (a trailing partial value is ignored).
+pub(crate) fn f32s_from_bytes(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+        .collect()
 }
 
 /// Little-endian bytes of `v`.
