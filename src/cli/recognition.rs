@@ -315,12 +315,12 @@ pub struct TrainCmdArgs {
 
 fn print_metrics(title: &str, m: &Metrics) {
     println!(
-        "{title}: n={} accuracy {:.1} %  UAR {:.3}  macro F1 {:.3}  ROC-AUC {:.3}  ECE {:.3} (by chance {:.3})",
+        "{title}: n={} accuracy {:.1} %  UAR {:.3}  macro F1 {:.3}  ROC-AUC {}  ECE {:.3} (by chance {:.3})",
         m.n,
         m.accuracy * 100.0,
         m.uar,
         m.macro_f1,
-        m.roc_auc_mean,
+        crate::train::metrics::fmt_optional(m.roc_auc_mean),
         m.ece,
         m.ece_by_chance
     );
@@ -465,22 +465,26 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             );
             rows.push(serde_json::json!({"fold": i + 1, "test_speakers": f, "metrics": m, "per_corpus": o.per_corpus, "seconds_per_epoch": o.seconds_per_epoch}));
         }
-        let mean = |key: &str| {
-            rows.iter()
-                .map(|r| r["metrics"][key].as_f64().unwrap())
-                .sum::<f64>()
-                / rows.len() as f64
+        // Mean over the folds where the metric is defined (ROC-AUC is not on a fold of
+        // one label); `None` when it is defined on none.
+        let mean_of = |key: &str| {
+            let v: Vec<f64> = rows
+                .iter()
+                .filter_map(|r| r["metrics"][key].as_f64())
+                .collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
         };
-        let summary = serde_json::json!({"arch": arch.name(), "folds": rows, "mean_accuracy": mean("accuracy"), "mean_uar": mean("uar"), "mean_roc_auc": mean("roc_auc_mean"), "mean_ece": mean("ece")});
+        let mean = |key: &str| mean_of(key).unwrap_or(0.0);
+        let summary = serde_json::json!({"arch": arch.name(), "folds": rows, "mean_accuracy": mean("accuracy"), "mean_uar": mean("uar"), "mean_roc_auc": mean_of("roc_auc_mean"), "mean_ece": mean("ece")});
         crate::util::write_atomic(
             &out_dir.join("folds.json"),
             serde_json::to_string_pretty(&summary)?.as_bytes(),
         )?;
         println!(
-            "{k}-fold mean: accuracy {:.1} %  UAR {:.3}  ROC-AUC {:.3}  ECE {:.3}  ({})",
+            "{k}-fold mean: accuracy {:.1} %  UAR {:.3}  ROC-AUC {}  ECE {:.3}  ({})",
             mean("accuracy") * 100.0,
             mean("uar"),
-            mean("roc_auc_mean"),
+            crate::train::metrics::fmt_optional(mean_of("roc_auc_mean")),
             mean("ece"),
             out_dir.join("folds.json").display()
         );

@@ -5,6 +5,11 @@
 use crate::labels::{argmax, LABELS, N_LABELS};
 use crate::model::{ClassMetrics, Metrics};
 
+/// A metric that may be undefined, to three decimals, or `n/a`.
+pub fn fmt_optional(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}"))
+}
+
 /// Area under the ROC curve of `scores` for positives `pos` (Mann-Whitney, ties halved).
 pub fn roc_auc(scores: &[f32], pos: &[bool]) -> Option<f64> {
     let n_pos = pos.iter().filter(|&&p| p).count();
@@ -155,7 +160,9 @@ pub fn evaluate(probs: &[[f32; N_LABELS]], truth: &[usize]) -> Metrics {
         },
         uar: mean(&recalls),
         macro_f1: mean(&f1s),
-        roc_auc_mean: mean(&aucs),
+        // A ROC curve needs positives and negatives: with one label present no class has
+        // both, and the mean is undefined rather than 0.
+        roc_auc_mean: (!aucs.is_empty()).then(|| mean(&aucs)),
         ece: ece(probs, truth),
         ece_by_chance: ece_by_chance(probs),
         labels: LABELS.iter().map(|s| s.to_string()).collect(),
@@ -176,6 +183,26 @@ mod tests {
         assert_eq!(roc_auc(&[0.1, 0.2, 0.8, 0.9], &pos), Some(0.0));
         assert_eq!(roc_auc(&[0.5, 0.5, 0.5, 0.5], &pos), Some(0.5));
         assert_eq!(roc_auc(&[0.5, 0.5], &[true, true]), None);
+    }
+
+    #[test]
+    fn roc_auc_of_a_one_label_set_is_undefined_not_zero() {
+        // Three angry clips, nothing else: every other metric is defined, ROC-AUC is not.
+        let mut p = [0.02f32; N_LABELS];
+        p[4] = 0.86;
+        let m = evaluate(&[p, p, p], &[4, 4, 4]);
+        assert_eq!(m.accuracy, 1.0);
+        assert_eq!(m.uar, 1.0);
+        assert_eq!(m.roc_auc_mean, None);
+        assert_eq!(fmt_optional(m.roc_auc_mean), "n/a");
+        let json = serde_json::to_value(&m).unwrap();
+        assert!(json["roc_auc_mean"].is_null());
+        // Two labels present: defined again.
+        let mut q = [0.02f32; N_LABELS];
+        q[3] = 0.86;
+        let m = evaluate(&[p, q], &[4, 3]);
+        assert_eq!(m.roc_auc_mean, Some(1.0));
+        assert_eq!(fmt_optional(Some(0.91234)), "0.912");
     }
 
     #[test]
