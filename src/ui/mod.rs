@@ -534,7 +534,8 @@ impl MonitorApp {
                 None => "no input".into(),
             };
             let mut pick: Option<SourceChoice> = None;
-            let cb = egui::ComboBox::from_label("input")
+            let l = ui.label("input");
+            let cb = egui::ComboBox::from_id_salt("input")
                 .selected_text(current)
                 .width(200.0)
                 .show_ui(ui, |ui| {
@@ -552,7 +553,8 @@ impl MonitorApp {
                         }
                     }
                 });
-            if cb.response.clicked() {
+            let cb_response = cb.response.labelled_by(l.id);
+            if cb_response.clicked() {
                 self.devices = None; // re-list when opened (devices come and go)
             }
             if let Some(p) = pick {
@@ -560,7 +562,8 @@ impl MonitorApp {
             }
             let model = self.model_dir();
             let mut chosen = None;
-            egui::ComboBox::from_label("model")
+            let l = ui.label("model");
+            egui::ComboBox::from_id_salt("model")
                 .selected_text(short_model_name(&model))
                 .width(150.0)
                 .show_ui(ui, |ui| {
@@ -575,12 +578,15 @@ impl MonitorApp {
                             chosen = Some(m.clone());
                         }
                     }
-                });
+                })
+                .response
+                .labelled_by(l.id);
             if let Some(m) = chosen {
                 self.use_model(m);
             }
             let mut compute = self.compute;
-            let r = egui::ComboBox::from_label("compute")
+            let l = ui.label("compute");
+            let r = egui::ComboBox::from_id_salt("compute")
                 .selected_text(compute.to_string())
                 .width(70.0)
                 .show_ui(ui, |ui| {
@@ -595,8 +601,9 @@ impl MonitorApp {
                         "this emoscope was built without CUDA (cargo build --release --features cuda)",
                     );
                 });
+            let r_response = r.response.labelled_by(l.id);
             if let Some(why) = &self.compute_note {
-                r.response.on_hover_text(format!("the model runs on the CPU: {why}"));
+                r_response.on_hover_text(format!("the model runs on the CPU: {why}"));
             }
             if compute != self.compute {
                 self.use_compute(compute);
