@@ -32,7 +32,10 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so
-/// a crash or a full disk never leaves a half-written file in place of a good one.
+/// a crash or a full disk never leaves a half-written file in place of a good one. The
+/// file is synced before the rename and the folder after it: without the second sync a
+/// power loss can forget the rename itself (the new clip or list never appears, or the
+/// old one comes back).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -46,6 +49,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes).map_err(werr)?;
     tmp.as_file().sync_all().map_err(werr)?;
     tmp.persist(path).map_err(|e| werr(e.error))?;
+    sync_dir(dir)
+}
+
+/// Flushes a folder's entries (a rename, a new or removed file in it) to the disk. On
+/// systems where a folder cannot be opened as a file (Windows) this does nothing.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let werr = |source| Error::Write {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(werr)?;
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
     Ok(())
 }
 

@@ -7,6 +7,8 @@
 //! - `emoscope monitor --headless --record-session`: after every kill audio.wav opens and
 //!   holds exactly the start of the clip, up to its last header update, and every complete
 //!   line of session.jsonl parses (`emoscope report` reads it).
+//! - Every write through `write_atomic` syncs the folder after its rename (seen with
+//!   strace), so a power loss cannot forget a clip or a list that was reported saved.
 //! - A full disk (a 1 MiB tmpfs mounted by the test; skipped with a message where mounting
 //!   is not allowed): a clear error naming the file, and everything earlier kept.
 
@@ -116,7 +118,31 @@ fn killing_import_at_random_points_keeps_every_listed_clip_intact() {
             }
         }
     }
-    eprintln!("import: {listed} clips listed and intact after 12 kills");
+    // Opening the folder offers exactly those complete unlisted recordings; listing them
+    // loses nothing (each decodes to the clip), and no temporary of a killed write is
+    // mistaken for one.
+    let mut store = ClipStore::open(&store_dir).unwrap();
+    let on_disk = std::fs::read_dir(&store_dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "wav")
+        })
+        .count();
+    assert_eq!(store.clips.len() + store.unlisted.len(), on_disk);
+    let offered = store.unlisted.len();
+    store.list_unlisted("me").unwrap();
+    for i in 0..store.clips.len() {
+        assert_eq!(
+            wav_i16(&store.path_of(i).unwrap()),
+            want,
+            "clip {i} after listing"
+        );
+    }
+    eprintln!("import: {listed} clips listed and intact after 12 kills, {offered} more offered and listed");
     assert!(
         listed > 0,
         "no kill came after the first clip; the kill points are too early"
@@ -319,4 +345,65 @@ fn a_session_recorded_onto_a_full_disk_fails_clearly_and_keeps_its_audio() {
     let want = quantised(&src);
     assert!(got.len() >= 16_000, "only {} samples kept", got.len());
     assert_eq!(got[..], want[..got.len()]);
+}
+
+/// `write_atomic` syncs the folder after the rename: traced with strace on a real
+/// `emoscope import` (skipped with a message where strace is not installed; CI installs it).
+#[test]
+fn saving_a_clip_syncs_its_folder_after_the_rename() {
+    if Command::new("strace").arg("-V").output().is_err() {
+        eprintln!("saving_a_clip_syncs_its_folder_after_the_rename skipped: no strace");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("clips");
+    let wav = dir.path().join("voice.wav");
+    let tone: Vec<f32> = (0..16000).map(|i| 0.2 * (i as f32 * 0.05).sin()).collect();
+    emoscope::audio::write_wav_i16(&wav, &tone, 16000).unwrap();
+    let log = dir.path().join("trace.txt");
+    let out = Command::new("strace")
+        .args([
+            "-f",
+            "-e",
+            "trace=openat,fsync,rename,renameat,renameat2",
+            "-o",
+        ])
+        .arg(&log)
+        .arg(env!("CARGO_BIN_EXE_emoscope"))
+        .args(["import", "--label", "sad", "--speaker", "me", "--dir"])
+        .arg(&store_dir)
+        .arg(&wav)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = trace.lines().collect();
+    let store = store_dir.canonicalize().unwrap();
+    let folder = |l: &str| {
+        l.contains(&format!("\"{}\"", store_dir.display()))
+            || l.contains(&format!("\"{}\"", store.display()))
+    };
+    // Each rename into the folder (the clip, then labels.csv) is followed by an open of
+    // the folder itself and an fsync of that descriptor.
+    let renames: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains("rename") && lines[i].contains("= 0"))
+        .collect();
+    assert!(renames.len() >= 2, "expected two renames in:\n{trace}");
+    for &r in &renames {
+        let synced = lines[r + 1..].iter().enumerate().any(|(k, l)| {
+            let Some(fd) = (folder(l) && l.contains("openat"))
+                .then(|| l.rsplit("= ").next().unwrap().trim().to_string())
+            else {
+                return false;
+            };
+            lines[r + 1 + k + 1..]
+                .iter()
+                .any(|m| m.contains(&format!("fsync({fd})")) && m.contains("= 0"))
+        });
+        assert!(synced, "no folder fsync after: {}\n{trace}", lines[r]);
+    }
 }

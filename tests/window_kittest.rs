@@ -604,3 +604,59 @@ fn the_compute_picker_names_where_the_model_runs_and_falls_back_to_the_cpu() {
         assert_eq!(h.state().rate(), Some(16000), "the demo clip plays on");
     }
 }
+
+/// The top bar names each picker before it, as every other control of the window is named
+/// ("input [clip.wav v]", not "[clip.wav v] input").
+#[test]
+fn the_top_bar_puts_each_label_before_its_picker() {
+    let mut app = MonitorApp::idle(model_dir(), Settings::default());
+    app.start(SourceChoice::File(PathBuf::from(
+        emoscope::audio::DEMO_CLIP,
+    )));
+    let mut h = window(app);
+    h.step();
+    for name in ["input", "model", "compute"] {
+        let label = h
+            .get_by(|n| {
+                n.role() == egui::accesskit::Role::Label && n.value().as_deref() == Some(name)
+            })
+            .rect();
+        // Label queries skip a label that names another widget: this is the picker.
+        let picker = h.get_by_label(name).rect();
+        assert!(
+            label.max.x <= picker.min.x && (label.center().y - picker.center().y).abs() < 8.0,
+            "{name}: label at {label:?}, picker at {picker:?}"
+        );
+    }
+}
+
+/// A recording stopped between writing its clip and listing it is offered when the
+/// folder is opened: "list them" lists it under the label its name carries.
+#[test]
+fn the_training_tab_offers_recordings_left_unlisted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let clips = tmp.path().join("clips");
+    std::fs::create_dir_all(&clips).unwrap();
+    let tone: Vec<f32> = (0..8000).map(|i| 0.2 * (i as f32 * 0.07).sin()).collect();
+    emoscope::audio::write_wav_i16(&clips.join("fearful-20261206-090000-00.wav"), &tone, 16000)
+        .unwrap();
+    let settings = Settings {
+        clips_dir: Some(clips.display().to_string()),
+        speaker: "tester".into(),
+        ..Settings::default()
+    };
+    let mut h = window(MonitorApp::idle(model_dir(), settings));
+    h.step();
+    h.get_by_label("training").click();
+    h.step();
+    h.get_by_label_contains("1 complete recordings here are not in the list");
+    h.get_by_label("list them").click();
+    h.step();
+    h.step();
+    h.get_by_label("listed 1 recordings as tester");
+    h.get_by_label("1 clips: fearful 1");
+    let store = emoscope::corpus::store::ClipStore::open(&clips).unwrap();
+    assert_eq!(store.clips.len(), 1);
+    assert_eq!(store.clips[0].label, 5);
+    assert_eq!(store.clips[0].speaker, "tester");
+}

@@ -274,6 +274,16 @@ fn import(a: ImportArgs) -> Result<()> {
         )
     })?;
     let mut store = crate::corpus::store::ClipStore::open(&a.dir)?;
+    if !store.unlisted.is_empty() {
+        eprintln!(
+            "note: {} complete recordings in {} are not in its labels.csv (an import or \
+             recording stopped before listing them): {}; the window's training tab lists \
+             or deletes them",
+            store.unlisted.len(),
+            store.dir.display(),
+            store.unlisted.join(", ")
+        );
+    }
     for path in &a.audio {
         let clip = decode_file(path)?;
         let i = store.add(&clip.samples, clip.sample_rate, label, &a.speaker)?;

@@ -21,6 +21,51 @@ pub struct StoredClip {
 pub struct ClipStore {
     pub dir: PathBuf,
     pub clips: Vec<StoredClip>,
+    /// Complete recordings in the folder, named as this store names them
+    /// (`<emotion>-<stamp>-<nn>.wav`), that the list does not hold: a recording or import
+    /// stopped between writing the clip and listing it. Found on opening; the user lists
+    /// them ([`ClipStore::list_unlisted`]) or deletes them ([`ClipStore::delete_unlisted`]).
+    pub unlisted: Vec<String>,
+    /// Stale temporaries (`.tmp*` left by a write that was killed) removed on opening.
+    pub removed_temporaries: usize,
+}
+
+/// A temporary file older than this is left from a killed write, not one in progress.
+pub const STALE_TEMPORARY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether `path` is a whole RIFF/WAVE file: its header's length is the file's length (a
+/// file cut short by a crash or a full disk is not). Reads 12 bytes.
+fn is_complete_wav(path: &Path, len: u64) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 12];
+    let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
+    read.is_ok()
+        && &head[0..4] == b"RIFF"
+        && &head[8..12] == b"WAVE"
+        && u64::from(u32::from_le_bytes([head[4], head[5], head[6], head[7]])) + 8 == len
+}
+
+/// The label a recording's file name starts with (`sad-20261206-101500-00.wav` -> sad).
+fn label_of_name(file: &str) -> Option<usize> {
+    let stem = file.strip_suffix(".wav")?;
+    let (label, rest) = stem.split_once('-')?;
+    let label = LABELS.iter().position(|l| *l == label)?;
+    rest.bytes()
+        .all(|b| b.is_ascii_digit() || b == b'-')
+        .then_some(label)
+}
+
+/// A speaker name as the list can hold it (trimmed, non-empty, no comma or line break).
+fn checked_speaker(speaker: &str) -> Result<&str> {
+    let speaker = speaker.trim();
+    if speaker.is_empty() || speaker.contains([',', '\n', '\r']) {
+        return Err(Error::param(
+            "speaker",
+            speaker,
+            "must be a non-empty name without commas",
+        ));
+    }
+    Ok(speaker)
 }
 
 impl ClipStore {
@@ -32,9 +77,12 @@ impl ClipStore {
         let mut store = ClipStore {
             dir: dir.to_path_buf(),
             clips: Vec::new(),
+            unlisted: Vec::new(),
+            removed_temporaries: 0,
         };
         let csv = store.csv_path();
         if !csv.exists() {
+            store.scan_leftovers();
             return Ok(store);
         }
         let text = std::fs::read_to_string(&csv).map_err(|source| Error::Open {
@@ -55,7 +103,95 @@ impl ClipStore {
                 speaker: speaker.to_string(),
             });
         }
+        store.scan_leftovers();
         Ok(store)
+    }
+
+    /// Removes stale temporaries and finds complete, unlisted recordings. Only plain files
+    /// directly in the folder are looked at (never a symlink or a subfolder); a folder
+    /// that cannot be listed is left as it is.
+    fn scan_leftovers(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        let mut unlisted = Vec::new();
+        for e in entries.flatten() {
+            let Ok(meta) = e.path().symlink_metadata() else {
+                continue;
+            };
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            if name.starts_with(".tmp") {
+                let stale = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| now.duration_since(m).ok())
+                    .is_some_and(|age| age >= STALE_TEMPORARY);
+                if stale && std::fs::remove_file(e.path()).is_ok() {
+                    self.removed_temporaries += 1;
+                }
+            } else if label_of_name(&name).is_some()
+                && !self.clips.iter().any(|c| c.file == name)
+                && is_complete_wav(&e.path(), meta.len())
+            {
+                unlisted.push(name);
+            }
+        }
+        unlisted.sort();
+        self.unlisted = unlisted;
+    }
+
+    /// Lists every unlisted recording under the label its name starts with and `speaker`.
+    /// On failure the list on disk and in memory is unchanged.
+    pub fn list_unlisted(&mut self, speaker: &str) -> Result<usize> {
+        let speaker = checked_speaker(speaker)?;
+        let n = self.unlisted.len();
+        let before = self.clips.len();
+        for file in &self.unlisted {
+            self.clips.push(StoredClip {
+                file: file.clone(),
+                label: label_of_name(file).expect("unlisted names start with a label"),
+                speaker: speaker.to_string(),
+            });
+        }
+        if let Err(e) = self.write_csv() {
+            self.clips.truncate(before);
+            return Err(e);
+        }
+        self.unlisted.clear();
+        Ok(n)
+    }
+
+    /// Deletes every unlisted recording (each still a plain file directly in the folder;
+    /// one that became a symlink since is left alone, and the error names it).
+    pub fn delete_unlisted(&mut self) -> Result<usize> {
+        let mut n = 0;
+        while let Some(file) = self.unlisted.first().cloned() {
+            let path = self.dir.join(&file);
+            let plain = path.symlink_metadata().is_ok_and(|m| m.is_file());
+            if !plain {
+                return Err(Error::Corpus {
+                    path,
+                    reason: "is no longer a plain file in the clip folder; it was left alone"
+                        .into(),
+                });
+            }
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::Write { path, source: e })
+                }
+                _ => {}
+            }
+            self.unlisted.remove(0);
+            n += 1;
+        }
+        crate::util::sync_dir(&self.dir)?;
+        Ok(n)
     }
 
     pub fn csv_path(&self) -> PathBuf {
@@ -97,14 +233,7 @@ impl ClipStore {
         if label >= LABELS.len() {
             return Err(Error::param("label", label, "must be 0..7"));
         }
-        let speaker = speaker.trim();
-        if speaker.is_empty() || speaker.contains([',', '\n', '\r']) {
-            return Err(Error::param(
-                "speaker",
-                speaker,
-                "must be a non-empty name without commas",
-            ));
-        }
+        let speaker = checked_speaker(speaker)?;
         if samples.is_empty() {
             return Err(Error::param(
                 "recording",
@@ -240,6 +369,69 @@ mod tests {
         assert_eq!(s.clips.len(), 1);
         assert_eq!(std::fs::read_to_string(s.csv_path()).unwrap(), before);
         assert_eq!(ClipStore::open(dir.path()).unwrap().clips.len(), 1);
+    }
+
+    /// Sets a file's modification time `secs` seconds into the past.
+    fn age(path: &Path, secs: u64) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[test]
+    fn opening_offers_unlisted_recordings_and_removes_stale_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ClipStore::open(dir.path()).unwrap();
+        s.add(&tone(4000), 16000, 4, "me").unwrap();
+        // A recording killed after its file was written and before it was listed.
+        let orphan = "sad-20261206-101500-00.wav";
+        crate::audio::write_wav_i16(&dir.path().join(orphan), &tone(8000), 16000).unwrap();
+        // The same cut short (a disk that filled up), a file of someone else's, a
+        // temporary of a write killed long ago and one of a write in progress.
+        let bytes = crate::audio::wav_i16_bytes(&tone(8000), 16000);
+        std::fs::write(
+            dir.path().join("angry-20261206-101500-00.wav"),
+            &bytes[..900],
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("notes.wav"), &bytes).unwrap();
+        std::fs::write(dir.path().join(".tmpAbC123"), b"half a clip").unwrap();
+        age(&dir.path().join(".tmpAbC123"), 3600);
+        std::fs::write(dir.path().join(".tmpNow456"), b"being written").unwrap();
+
+        let mut s = ClipStore::open(dir.path()).unwrap();
+        assert_eq!(s.clips.len(), 1);
+        assert_eq!(s.unlisted, vec![orphan.to_string()]);
+        assert_eq!(s.removed_temporaries, 1);
+        assert!(!dir.path().join(".tmpAbC123").exists());
+        assert!(
+            dir.path().join(".tmpNow456").exists(),
+            "a write in progress is left alone"
+        );
+
+        assert_eq!(s.list_unlisted("me").unwrap(), 1);
+        let again = ClipStore::open(dir.path()).unwrap();
+        assert_eq!(again.clips.len(), 2);
+        assert_eq!(
+            (again.clips[1].file.as_str(), again.clips[1].label),
+            (orphan, 3)
+        );
+        assert!(again.unlisted.is_empty());
+        let decoded = crate::audio::decode_file(&again.path_of(1).unwrap()).unwrap();
+        assert_eq!(decoded.samples.len(), 8000);
+
+        // The other choice: delete them.
+        let orphan2 = "happy-20261206-101501-00.wav";
+        crate::audio::write_wav_i16(&dir.path().join(orphan2), &tone(800), 16000).unwrap();
+        let mut s = ClipStore::open(dir.path()).unwrap();
+        assert_eq!(s.unlisted, vec![orphan2.to_string()]);
+        assert_eq!(s.delete_unlisted().unwrap(), 1);
+        assert!(!dir.path().join(orphan2).exists());
+        assert!(
+            dir.path().join("notes.wav").exists(),
+            "only its own recordings are offered"
+        );
+        assert_eq!(ClipStore::open(dir.path()).unwrap().clips.len(), 2);
     }
 
     #[test]

@@ -101,7 +101,14 @@ impl TrainingMode {
     pub fn open_store(&mut self) {
         match ClipStore::open(Path::new(self.dir_input.trim())) {
             Ok(s) => {
-                self.ok(format!("{} clips in {}", s.clips.len(), s.dir.display()));
+                let mut line = format!("{} clips in {}", s.clips.len(), s.dir.display());
+                if s.removed_temporaries > 0 {
+                    line += &format!(
+                        " ({} temporary files of interrupted writes removed)",
+                        s.removed_temporaries
+                    );
+                }
+                self.ok(line);
                 self.store = Some(s);
                 self.selected = None;
             }
@@ -175,6 +182,22 @@ impl TrainingMode {
             if let Err(e) = s.relabel(i, label) {
                 self.fail(e.to_string());
             }
+        }
+    }
+
+    /// Lists (`keep`) or deletes the complete recordings found unlisted in the folder.
+    pub fn resolve_unlisted(&mut self, keep: bool) {
+        let Some(s) = &mut self.store else { return };
+        let done = if keep {
+            s.list_unlisted(&self.speaker)
+                .map(|n| format!("listed {n} recordings as {}", self.speaker.trim()))
+        } else {
+            s.delete_unlisted()
+                .map(|n| format!("deleted {n} unlisted recordings"))
+        };
+        match done {
+            Ok(m) => self.ok(m),
+            Err(e) => self.fail(e.to_string()),
         }
     }
 
@@ -401,6 +424,27 @@ impl TrainingMode {
             ui.label("no clip folder open");
             return;
         };
+        if !store.unlisted.is_empty() {
+            let n = store.unlisted.len();
+            let mut choice = None;
+            ui.horizontal_wrapped(|ui| {
+                ui.label(format!(
+                    "{n} complete recordings here are not in the list (recording stopped before listing them): {}",
+                    store.unlisted.join(", ")
+                ));
+                if ui.button("list them").clicked() {
+                    choice = Some(true);
+                }
+                if ui.button("delete them").clicked() {
+                    choice = Some(false);
+                }
+            });
+            if let Some(keep) = choice {
+                self.resolve_unlisted(keep);
+                return;
+            }
+        }
+        let Some(store) = &self.store else { return };
         let counts = store.counts();
         ui.label(format!(
             "{} clips: {}",
