@@ -299,6 +299,11 @@ fn a_few_epochs_on_real_clips_lower_the_loss_and_save_load_round_trips() {
         .unwrap()
         .to_string();
     assert!(e.contains("do not fit architecture emocnn"), "{e}");
+    // The first layer the wider card asks for is named with both shapes.
+    assert!(
+        e.contains("is [8, 1, 3, 3] in the file, the layer needs [16, 1, 3, 3]"),
+        "{e}"
+    );
 }
 
 fn bin() -> Command {
@@ -539,10 +544,19 @@ fn finetune_scores_held_out_clips_before_and_after_and_writes_an_honest_card() {
     assert!(list("train_speakers").contains(&"ravdess_02".to_string()));
     assert!(!list("test_speakers").contains(&"ravdess_02".to_string()));
     assert_eq!(card["test_metrics"]["n"], 15);
-    assert!(card["protocol"]
-        .as_str()
-        .unwrap()
-        .contains("Speaker-dependent"));
+    let protocol = card["protocol"].as_str().unwrap();
+    assert!(protocol.contains("Speaker-dependent"), "{protocol}");
+    // The temperature is the base model's, and the card says it was not refitted.
+    let base: serde_json::Value =
+        serde_json::from_str(include_str!("../weights/encoder_head/card.json")).unwrap();
+    assert_eq!(card["temperature"], base["temperature"]);
+    let t = base["temperature"].as_f64().unwrap();
+    assert!(
+        protocol.contains(&format!(
+            "Temperature {t:.3} kept from the base model, not refitted"
+        )),
+        "{protocol}"
+    );
     // The new model loads and runs.
     let clip = data().join("ravdess/Actor_02/03-01-05-02-02-02-02.flac");
     stdout_of(bin().arg("analyze").arg(&clip).arg("--model").arg(&out));

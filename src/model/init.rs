@@ -2,7 +2,9 @@
 //! generator seeded by the run's seed and the variable's name, following the layer's own
 //! `Init` (constant, uniform, normal, Kaiming). candle draws initial weights from a CPU
 //! generator that cannot be seeded; with this, two runs with the same seed start from the
-//! same weights, whatever order the layers are built in.
+//! same weights, whatever order the layers are built in. [`LoadedWeights`] is the other
+//! backend: a model read from its file takes each variable straight from the file's
+//! tensors, nothing drawn first.
 
 use candle_core::{DType, Device, Result, Shape, Tensor, Var};
 use candle_nn::init::{Init, NormalOrUniform};
@@ -91,6 +93,47 @@ impl SimpleBackend for SeededInit {
     }
 }
 
+/// Creates each variable from the tensor of that name read from a weights file: a loaded
+/// model's variables are the file's values, checked against the shape the layer asks for.
+pub struct LoadedWeights {
+    pub varmap: VarMap,
+    pub tensors: std::collections::HashMap<String, Tensor>,
+}
+
+impl SimpleBackend for LoadedWeights {
+    fn get(&self, s: Shape, name: &str, _: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
+        let mut vars = self.varmap.data().lock().expect("varmap lock");
+        if let Some(v) = vars.get(name) {
+            return Ok(v.as_tensor().clone());
+        }
+        let Some(t) = self.tensors.get(name) else {
+            candle_core::bail!("no tensor {name}")
+        };
+        if t.shape() != &s {
+            candle_core::bail!(
+                "{name} is {:?} in the file, the layer needs {:?}",
+                t.dims(),
+                s.dims()
+            );
+        }
+        let var = Var::from_tensor(&t.to_dtype(dtype)?.to_device(dev)?)?;
+        let t = var.as_tensor().clone();
+        vars.insert(name.to_string(), var);
+        Ok(t)
+    }
+
+    fn get_unchecked(&self, name: &str, dtype: DType, dev: &Device) -> Result<Tensor> {
+        let Some(t) = self.tensors.get(name) else {
+            candle_core::bail!("no tensor {name}")
+        };
+        t.to_dtype(dtype)?.to_device(dev)
+    }
+
+    fn contains_tensor(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +175,58 @@ mod tests {
         };
         assert_eq!(make(3), make(3));
         assert_ne!(make(3), make(4));
+    }
+
+    #[test]
+    fn loaded_variables_are_the_files_tensors_or_a_named_error() {
+        let file = Tensor::new(&[[1f32, 2.0, 3.0], [4.0, 5.0, 6.0]], &Device::Cpu).unwrap();
+        let b = LoadedWeights {
+            varmap: VarMap::new(),
+            tensors: [("fc.weight".to_string(), file)].into(),
+        };
+        let init = Init::Const(0.0);
+        let got = b
+            .get(
+                Shape::from((2, 3)),
+                "fc.weight",
+                init,
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap();
+        assert_eq!(got.to_vec2::<f32>().unwrap(), [[1., 2., 3.], [4., 5., 6.]]);
+        // The variable is the one training updates.
+        let vars = b.varmap.all_vars();
+        assert_eq!(vars.len(), 1);
+        assert_eq!(vars[0].as_tensor().to_vec2::<f32>().unwrap()[1][2], 6.0);
+        let e = b
+            .get(
+                Shape::from((3, 2)),
+                "fc.weight2",
+                init,
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no tensor fc.weight2"), "{e}");
+        let b2 = LoadedWeights {
+            varmap: VarMap::new(),
+            tensors: b.tensors.clone(),
+        };
+        let e = b2
+            .get(
+                Shape::from((3, 2)),
+                "fc.weight",
+                init,
+                DType::F32,
+                &Device::Cpu,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("fc.weight is [2, 3] in the file, the layer needs [3, 2]"),
+            "{e}"
+        );
     }
 }

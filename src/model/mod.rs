@@ -95,7 +95,9 @@ pub struct Metrics {
     pub accuracy: f64,
     pub uar: f64,
     pub macro_f1: f64,
-    pub roc_auc_mean: f64,
+    /// Mean one-vs-rest ROC-AUC over the labels present; `None` (JSON `null`, printed
+    /// `n/a`) where it is undefined: a set holding clips of one label only.
+    pub roc_auc_mean: Option<f64>,
     pub ece: f64,
     /// The ECE a perfectly calibrated model would show on as many clips of these
     /// confidences by chance alone (`metrics::ece_by_chance`); 0 in cards made before it.
@@ -269,6 +271,21 @@ pub struct Classifier {
 impl Classifier {
     /// A freshly initialised model (for training), its weights drawn from `card.seed`.
     pub fn new(card: ModelCard, device: &Device) -> Result<Self> {
+        let varmap = VarMap::new();
+        let init = init::SeededInit {
+            varmap: varmap.clone(),
+            seed: card.seed,
+        };
+        Self::build(card, device, varmap, Box::new(init))
+    }
+
+    /// The network of `card`, its variables made by `backend` into `varmap`.
+    fn build(
+        card: ModelCard,
+        device: &Device,
+        varmap: VarMap,
+        backend: Box<dyn candle_nn::var_builder::SimpleBackend>,
+    ) -> Result<Self> {
         let extractor = FeatureExtractor::new(&card.features)?;
         card.arch
             .check(&card.features)
@@ -276,12 +293,7 @@ impl Classifier {
                 path: PathBuf::from("model card"),
                 reason,
             })?;
-        let varmap = VarMap::new();
-        let init = init::SeededInit {
-            varmap: varmap.clone(),
-            seed: card.seed,
-        };
-        let vb = VarBuilder::from_backend(Box::new(init), DType::F32, device.clone());
+        let vb = VarBuilder::from_backend(backend, DType::F32, device.clone());
         let net = Net::new(
             &card.arch,
             vb,
@@ -300,23 +312,54 @@ impl Classifier {
         })
     }
 
+    /// The network of `card` with every variable taken from `tensors` (nothing is drawn
+    /// first); a missing tensor or one of the wrong shape is an error naming `path`.
+    fn from_tensors(
+        card: ModelCard,
+        device: &Device,
+        tensors: std::collections::HashMap<String, Tensor>,
+        path: &Path,
+    ) -> Result<Self> {
+        let arch = card.arch.name();
+        let varmap = VarMap::new();
+        let backend = init::LoadedWeights {
+            varmap: varmap.clone(),
+            tensors,
+        };
+        Self::build(card, device, varmap, Box::new(backend)).map_err(|e| match e {
+            Error::Format { .. } => e,
+            e => Error::Format {
+                path: path.to_path_buf(),
+                reason: format!("weights do not fit architecture {arch} of card.json: {e}"),
+            },
+        })
+    }
+
     /// Loads `dir/card.json` and `dir/model.safetensors` (or the built-in model for
     /// [`BUILTIN_MODEL`]), refusing other card versions, other label orders and weights that
     /// do not fit the card's architecture.
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let (_, weights) = model_files(dir);
         let card = ModelCard::load(dir)?;
-        let c = Self::new(card, device)?;
-        if let Some((_, bytes)) = builtin(dir) {
-            c.set_weights(bytes, &weights)?;
-            return Ok(c);
-        }
-        let bytes = std::fs::read(&weights).map_err(|source| Error::Open {
-            path: weights.clone(),
-            source,
-        })?;
-        c.set_weights(&bytes, &weights)?;
-        Ok(c)
+        let owned;
+        let bytes = match builtin(dir) {
+            Some((_, bytes)) => bytes,
+            None => {
+                owned = std::fs::read(&weights).map_err(|source| Error::Open {
+                    path: weights.clone(),
+                    source,
+                })?;
+                &owned[..]
+            }
+        };
+        // Read whole, not memory-mapped: a file truncated underneath cannot crash the
+        // process.
+        let tensors =
+            candle_core::safetensors::load_buffer(bytes, device).map_err(|e| Error::Format {
+                path: weights.clone(),
+                reason: format!("not a safetensors file: {e}"),
+            })?;
+        Self::from_tensors(card, device, tensors, &weights)
     }
 
     /// Loads the model at `dir` where `compute` asks, or on the CPU when that cannot be
@@ -329,46 +372,18 @@ impl Classifier {
     /// The same model, weights copied, on `device` (the live path's move to the CPU when
     /// the GPU fails mid-session).
     pub fn to_device(&self, device: &Device) -> Result<Self> {
-        let c = Self::new(self.card.clone(), device)?;
-        {
-            let src = self.varmap.data().lock().expect("varmap lock");
-            let dst = c.varmap.data().lock().expect("varmap lock");
-            for (name, var) in dst.iter() {
-                let from = src
-                    .get(name)
-                    .ok_or_else(|| Error::Model(format!("moving the model: no variable {name}")))?;
-                var.set(&from.as_tensor().to_device(device)?)?;
-            }
-        }
-        Ok(c)
-    }
-
-    /// Sets every variable of the network from safetensors `bytes` (read whole, not
-    /// memory-mapped: a file truncated underneath cannot crash the process); `path` names
-    /// them in errors.
-    fn set_weights(&self, bytes: &[u8], path: &Path) -> Result<()> {
-        let bad = |reason: String| Error::Format {
-            path: path.to_path_buf(),
-            reason,
+        let tensors = {
+            let vars = self.varmap.data().lock().expect("varmap lock");
+            vars.iter()
+                .map(|(name, v)| Ok((name.clone(), v.as_tensor().to_device(device)?)))
+                .collect::<Result<std::collections::HashMap<_, _>>>()?
         };
-        let tensors = candle_core::safetensors::load_buffer(bytes, &self.device)
-            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let vars = self.varmap.data().lock().expect("varmap lock");
-        for (name, var) in vars.iter() {
-            let t = tensors.get(name).ok_or_else(|| {
-                bad(format!(
-                    "weights do not fit architecture {} of card.json: no tensor {name}",
-                    self.card.arch.name()
-                ))
-            })?;
-            var.set(&t.to_dtype(var.dtype())?).map_err(|e| {
-                bad(format!(
-                    "weights do not fit architecture {} of card.json: {name}: {e}",
-                    self.card.arch.name()
-                ))
-            })?;
-        }
-        Ok(())
+        Self::from_tensors(
+            self.card.clone(),
+            device,
+            tensors,
+            Path::new("the running model"),
+        )
     }
 
     /// Saves card and weights into `dir` (created if needed).

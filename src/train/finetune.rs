@@ -233,11 +233,12 @@ pub fn finetune(
         }
     }
     card.protocol = format!(
-        "fine-tuned from {base_name} on {} clips of {} (+{} other clips); scored on {} held-out clips of the same speaker(s), never trained on. Speaker-dependent: the score says how well it knows these voices, not new ones",
+        "fine-tuned from {base_name} on {} clips of {} (+{} other clips); scored on {} held-out clips of the same speaker(s), never trained on. Speaker-dependent: the score says how well it knows these voices, not new ones. Temperature {:.3} kept from the base model, not refitted: the only clips of these voices not trained on are the held-out ones, and a temperature fitted on them would make their score a training figure",
         tr_u.len(),
         user_speakers.join(", "),
         extra.len(),
-        held.len()
+        held.len(),
+        card.temperature
     );
     card.epochs = s.epochs;
     card.seed = s.seed;
