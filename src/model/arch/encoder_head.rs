@@ -1,0 +1,107 @@
+//! The head on the frozen Whisper encoder's pooled outputs: a standardised linear (or one-
+//! hidden-layer) classifier, optionally with the speaker profile ramped in.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{Linear, VarBuilder};
+
+use crate::labels::N_LABELS;
+
+use super::layers::Dropout;
+
+/// The profile ramp `encoder_head_profile` gets by name, in windows.
+pub const DEFAULT_HEAD_RAMP: f64 = 4.0;
+/// The representation heads read by name: block 3's output (of 0-4), the one that
+/// carried the most in the probe and in leave-one-corpus-out runs (README).
+pub const DEFAULT_HEAD_LAYER: usize = 3;
+
+/// See [`Arch::EncoderHead`]. Input `(batch, 1, 1, 2d + 2)`: vector, z-scores, profile
+/// windows, window count.
+pub struct EncoderHead {
+    d: usize,
+    /// Where in the vector the values read start, and how many.
+    read: (usize, usize),
+    ramp: Option<f64>,
+    /// Standardisation of the head's features (training statistics; not trained).
+    mu: Tensor,
+    sd: Tensor,
+    hidden: Option<Linear>,
+    out: Linear,
+}
+
+impl EncoderHead {
+    pub fn new(
+        vb: VarBuilder,
+        len: usize,
+        hidden: usize,
+        ramp: Option<f64>,
+        layer: Option<usize>,
+    ) -> Result<Self> {
+        let d = len.saturating_sub(2) / 2;
+        let w = crate::encoder::WIDTH;
+        let read = match layer {
+            Some(l) if (l + 1) * 2 * w <= d => (l * 2 * w, w),
+            Some(l) => candle_core::bail!("encoder_head layer {l} is not in a vector of {d}"),
+            None => (0, d),
+        };
+        let f = Self::features_len(read.1, ramp);
+        let mu = vb.get_with_hints(f, "norm_mean", candle_nn::Init::Const(0.0))?;
+        let sd = vb.get_with_hints(f, "norm_std", candle_nn::Init::Const(1.0))?;
+        let (hidden, width) = match hidden {
+            0 => (None, f),
+            h => (Some(candle_nn::linear(f, h, vb.pp("hidden"))?), h),
+        };
+        Ok(Self {
+            d,
+            read,
+            ramp,
+            mu,
+            sd,
+            hidden,
+            out: candle_nn::linear(width, N_LABELS, vb.pp("out"))?,
+        })
+    }
+
+    /// Length of the head's feature vector for vectors of `d`.
+    pub fn features_len(d: usize, ramp: Option<f64>) -> usize {
+        if ramp.is_some() {
+            2 * d + 1
+        } else {
+            d
+        }
+    }
+
+    /// The head's features `(batch, f)` before standardisation: the vector, and with a
+    /// ramp the z-scores times the profile weight, then the weight.
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let x = x.flatten_from(1)?;
+        let (at, n) = self.read;
+        let raw = x.narrow(1, at, n)?;
+        let Some(ramp) = self.ramp else {
+            return Ok(raw);
+        };
+        let z = x.narrow(1, self.d + at, n)?;
+        let counts = x.narrow(1, 2 * self.d, 2)?;
+        let own = counts.narrow(1, 1, 1)?;
+        let beyond = (counts.narrow(1, 0, 1)? - &own)?.clamp(0.0, f32::MAX as f64)?;
+        let w = beyond.affine(1.0 / ramp, 0.0)?.clamp(0.0, 1.0)?;
+        Tensor::cat(&[raw, z.broadcast_mul(&w)?, w], 1)
+    }
+
+    /// Logits from standardised features `(batch, f)`.
+    pub fn logits(&self, f: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
+        let h = f.broadcast_sub(&self.mu)?.broadcast_div(&self.sd)?;
+        let h = match &self.hidden {
+            Some(l) => drop.apply(
+                &l.forward(&drop.apply(&h, 0.2, train)?)?.relu()?,
+                0.3,
+                train,
+            )?,
+            None => drop.apply(&h, 0.2, train)?,
+        };
+        self.out.forward(&h)
+    }
+
+    pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
+        self.logits(&self.features(x)?, train, drop)
+    }
+}
