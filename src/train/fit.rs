@@ -1,0 +1,475 @@
+//! The training loop: validation speakers, balanced and augmented batches, epochs, seeded
+//! and checkpointed runs that resume.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use candle_core::{Tensor, D};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::{place, place_filled};
+use crate::corpus::{speakers_of, Clip};
+use crate::features::{FeatureMatrix, SpeakerProfile};
+use crate::labels::{LABELS, N_LABELS};
+use crate::model::{Arch, Classifier, Metrics, ModelCard, CARD_VERSION};
+use crate::{Error, Result};
+
+use super::evaluate::{evaluate_clips, fit_temperature, window_logits};
+use super::pack::{log_line, FeaturePack};
+use super::recipe::{Opt, Recipe};
+
+/// Speakers held out of a run.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub test: Vec<String>,
+    pub validation: Vec<String>,
+}
+
+/// Chooses validation speakers among the training speakers: the last one (corpora of up
+/// to 8 speakers) or two of each corpus, in sorted order.
+pub fn validation_speakers(clips: &[Clip], test: &[String]) -> Vec<String> {
+    let corpora: BTreeSet<&str> = clips.iter().map(|c| c.corpus.as_str()).collect();
+    let mut out = Vec::new();
+    for corpus in corpora {
+        let spk: Vec<String> = speakers_of(clips)
+            .into_iter()
+            .filter(|s| {
+                !test.contains(s) && clips.iter().any(|c| &c.speaker == s && c.corpus == corpus)
+            })
+            .collect();
+        let k = if spk.len() <= 8 { 1 } else { 2 };
+        if spk.len() > k {
+            out.extend(spk[spk.len() - k..].iter().cloned());
+        }
+    }
+    out
+}
+
+/// What a run produces.
+pub struct TrainOutcome {
+    pub classifier: Classifier,
+    pub test_metrics: Option<Metrics>,
+    pub per_corpus: Vec<(String, Metrics)>,
+    pub seconds_per_epoch: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct CheckpointState {
+    epoch: usize,
+    best_epoch: usize,
+    best_val_uar: f64,
+    losses: Vec<f64>,
+}
+
+/// How often a training window is speaker-normalised by its own clip's profile instead of
+/// its speaker's whole profile (with augmentation on).
+pub(super) const OWN_PROFILE_P: f64 = 0.3;
+
+/// The gain range (± dB) of augmentation against a speaker's whole profile.
+pub(super) const SPEAKER_GAIN_DB: f32 = 3.0;
+
+pub(super) fn training_batch(
+    clf: &Classifier,
+    pack: &FeaturePack,
+    idx: &[usize],
+    recipe: &Recipe,
+    seed: u64,
+) -> (Vec<FeatureMatrix>, Vec<usize>) {
+    let win = clf.card.features.window_frames();
+    let inputs: Vec<FeatureMatrix> = idx
+        .par_iter()
+        .map(|&i| {
+            let mut rng =
+                StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            // Speaker normalisation: mostly by the speaker's whole profile (as `eval` and a
+            // long session), sometimes by the clip's own alone (as one short file or the
+            // first seconds of a session), so the model copes with both. Against the whole
+            // profile a clip's level is an emotion cue, so gain is only varied by as much
+            // as a speaker's takes vary.
+            let speaker_norm = clf.card.features.wants_profile();
+            let own = speaker_norm && recipe.augment.enabled && rng.random_bool(OWN_PROFILE_P);
+            let augment = if speaker_norm && !own {
+                recipe.augment.with_gain_db(SPEAKER_GAIN_DB)
+            } else {
+                recipe.augment
+            };
+            let m = augment.spectral(&pack.db_mel(i), &mut rng);
+            let v = pack.voice(i);
+            let mut own_profile = SpeakerProfile::default();
+            let speaker = if own {
+                own_profile.add_window(&m, clf.extractor.llds(&m, v.as_ref()).as_ref());
+                Some(&own_profile)
+            } else {
+                pack.speaker_profile(i)
+            };
+            // A random crop of longer clips; shorter clips sit at the start of the window,
+            // or at a random offset in it when augmenting (time shift).
+            let start = if m.frames > win {
+                rng.random_range(0..=(m.frames - win)) as isize
+            } else if recipe.augment.enabled {
+                -(rng.random_range(0..=(win - m.frames)) as isize)
+            } else {
+                0
+            };
+            let vw = v.as_ref().map(|v| place_filled(v, start, win, f32::NAN));
+            let mut x = clf
+                .extractor
+                .finish(place(&m, start, win), vw.as_ref(), speaker);
+            recipe
+                .augment
+                .mask(&mut x, clf.card.features.n_rows(), &mut rng);
+            x
+        })
+        .collect();
+    (
+        inputs,
+        idx.iter().map(|&i| pack.clips[i].clip.label).collect(),
+    )
+}
+
+/// One pass over the training clips `tr` (in their order, in batches, with the recipe's
+/// augmentation, mixup and L2); returns the mean batch loss. `on_batch(done, total)` is
+/// called before each batch and once at the end; when it returns false the pass stops
+/// there with [`Error::Cancelled`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_epoch(
+    clf: &Classifier,
+    pack: &FeaturePack,
+    tr: &[usize],
+    recipe: &Recipe,
+    seed: u64,
+    epoch: usize,
+    opt: &mut Opt,
+    weights: &[candle_core::Var],
+    on_batch: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<f64> {
+    let device = &clf.device;
+    // Dropout masks from the run's seed and the epoch: the same seed and thread count give
+    // the same weights, and a resumed run draws what an uninterrupted one would have.
+    clf.net
+        .seed_dropout(seed ^ 0xD0_D0 ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut total = 0.0;
+    let mut batches = 0;
+    let n_batches = tr.len().div_ceil(recipe.batch_size.max(1));
+    for (b, idx) in tr.chunks(recipe.batch_size).enumerate() {
+        if !on_batch(b, n_batches) {
+            return Err(Error::Cancelled("training".into()));
+        }
+        if idx.len() < 2 {
+            continue;
+        }
+        let seed = seed ^ ((epoch as u64) << 40) ^ ((b as u64) << 20);
+        let (inputs, labels) = training_batch(clf, pack, idx, recipe, seed);
+        let x = clf.batch_tensor(&inputs)?;
+        let mut target = vec![0.0f32; labels.len() * N_LABELS];
+        for (k, &l) in labels.iter().enumerate() {
+            target[k * N_LABELS + l] = 1.0;
+        }
+        let mut y = Tensor::from_vec(target, (labels.len(), N_LABELS), device)?;
+        let mut x = x;
+        if recipe.mixup_alpha > 0.0 {
+            // mixup with a partner permutation; lambda ~ Beta(a, a) via two gammas.
+            let mut r = StdRng::seed_from_u64(seed ^ 0xA5A5);
+            let lam = {
+                let g = |r: &mut StdRng| -> f32 {
+                    let u: f32 = r.random_range(1e-6..1.0);
+                    u.powf(1.0 / recipe.mixup_alpha)
+                };
+                let (p, q) = (g(&mut r), g(&mut r));
+                let l = p / (p + q);
+                l.max(1.0 - l)
+            };
+            let mut perm: Vec<u32> = (0..labels.len() as u32).collect();
+            perm.shuffle(&mut r);
+            let perm = Tensor::from_vec(perm, labels.len(), device)?;
+            x = ((&x * lam as f64)? + (x.index_select(&perm, 0)? * (1.0 - lam) as f64)?)?;
+            y = ((&y * lam as f64)? + (y.index_select(&perm, 0)? * (1.0 - lam) as f64)?)?;
+        }
+        let logits = clf.net.forward_t(&x, true)?;
+        let logp = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
+        let mut loss = (logp * &y)?.sum(D::Minus1)?.mean_all()?.neg()?;
+        if recipe.l2 > 0.0 {
+            let mut l2 = Tensor::zeros((), candle_core::DType::F32, device)?;
+            for w in weights {
+                l2 = (l2 + w.as_tensor().sqr()?.sum_all()?)?;
+            }
+            loss = (loss + (l2 * recipe.l2)?)?;
+        }
+        opt.backward_step(&loss)?;
+        total += loss.to_scalar::<f32>()? as f64;
+        batches += 1;
+    }
+    if !on_batch(n_batches, n_batches) {
+        return Err(Error::Cancelled("training".into()));
+    }
+    Ok(total / batches.max(1) as f64)
+}
+
+/// As many clips as `tr` holds, each corpus giving an equal share: corpora take turns,
+/// each handing out its clips in a shuffled order (starting over, reshuffled, when it runs
+/// out); the result is shuffled. With one corpus: `tr` itself.
+pub fn balanced_order(pack: &FeaturePack, tr: &[usize], seed: u64) -> Vec<usize> {
+    let mut by_corpus: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in tr {
+        by_corpus
+            .entry(pack.clips[i].clip.corpus.as_str())
+            .or_default()
+            .push(i);
+    }
+    if by_corpus.len() < 2 {
+        return tr.to_vec();
+    }
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut pools: Vec<(Vec<usize>, usize)> = by_corpus
+        .into_values()
+        .map(|mut v| {
+            v.shuffle(&mut rng);
+            (v, 0)
+        })
+        .collect();
+    let mut order = Vec::with_capacity(tr.len());
+    'fill: loop {
+        for (pool, next) in pools.iter_mut() {
+            if order.len() == tr.len() {
+                break 'fill;
+            }
+            if *next == pool.len() {
+                pool.shuffle(&mut rng);
+                *next = 0;
+            }
+            order.push(pool[*next]);
+            *next += 1;
+        }
+    }
+    order.shuffle(&mut rng);
+    order
+}
+
+/// Settings of [`train`].
+pub struct TrainArgs<'a> {
+    pub arch: Arch,
+    pub recipe: Recipe,
+    pub seed: u64,
+    pub split: Split,
+    pub out: &'a Path,
+    pub resume: bool,
+    pub training_data: Vec<String>,
+    pub device: candle_core::Device,
+}
+
+pub(super) fn progress(len: u64, msg: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed_precise} eta {eta}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
+    pb.set_message(msg.to_string());
+    pb
+}
+
+/// Trains one model on the pack's clips outside `split`, picks the epoch with the best
+/// validation UAR, fits the temperature on the validation speakers and evaluates the
+/// held-out test speakers. Checkpoints go to `out/checkpoint/` every epoch.
+pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
+    let clips: Vec<Clip> = pack.clips.iter().map(|c| c.clip.clone()).collect();
+    let (mut tr, mut va, mut te) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, c) in clips.iter().enumerate() {
+        if a.split.test.contains(&c.speaker) {
+            te.push(i)
+        } else if a.split.validation.contains(&c.speaker) {
+            va.push(i)
+        } else {
+            tr.push(i)
+        }
+    }
+    if tr.is_empty() {
+        return Err(Error::param(
+            "test-speakers",
+            a.split.test.join(","),
+            "leaves no training clips",
+        ));
+    }
+    let card = ModelCard {
+        card_version: CARD_VERSION,
+        emoscope_version: env!("CARGO_PKG_VERSION").into(),
+        arch: a.arch.clone(),
+        features: pack.spec.clone(),
+        labels: LABELS.iter().map(|s| s.to_string()).collect(),
+        temperature: 1.0,
+        training_data: a.training_data.clone(),
+        protocol: if a.split.test.is_empty() {
+            "trained on every speaker given; no held-out test speakers".into()
+        } else {
+            format!("speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature{}", a.split.test.join(", "), a.split.validation.join(", "),
+                if pack.spec.wants_profile() { "; every speaker's features, test speakers' included, are normalised by the profile of all of that speaker's clips (unlabelled audio, as a live session accumulates)" } else { "" })
+        },
+        test_speakers: a.split.test.clone(),
+        validation_speakers: a.split.validation.clone(),
+        train_speakers: speakers_of(&tr.iter().map(|&i| clips[i].clone()).collect::<Vec<_>>()),
+        epochs: a.recipe.epochs,
+        seed: a.seed,
+        test_metrics: None,
+        test_metrics_per_corpus: Vec::new(),
+        date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
+        notes: String::new(),
+        base_model: None,
+    };
+    // Initial weights from the card's seed (a.seed): see model::init.
+    let mut clf = Classifier::new(card, &a.device)?;
+    if a.device.is_cuda() {
+        a.device.set_seed(a.seed)?;
+    }
+    let ckpt = a.out.join("checkpoint");
+    crate::util::create_dir_all(&ckpt)?;
+    let mut state = CheckpointState {
+        epoch: 0,
+        best_epoch: 0,
+        best_val_uar: -1.0,
+        losses: Vec::new(),
+    };
+    if a.resume {
+        let sp = ckpt.join("state.json");
+        let text = std::fs::read_to_string(&sp).map_err(|source| Error::Open {
+            path: sp.clone(),
+            source,
+        })?;
+        state = serde_json::from_str(&text).map_err(|e| Error::Format {
+            path: sp.clone(),
+            reason: e.to_string(),
+        })?;
+        clf.varmap.load(ckpt.join("last.safetensors"))?;
+        log_line(&format!("resuming after epoch {} (best validation UAR {:.3} at epoch {}); optimiser moments restart", state.epoch, state.best_val_uar, state.best_epoch));
+    }
+    let vars = clf.varmap.all_vars();
+    let mut opt = Opt::new(vars.clone(), a.recipe.optim)?;
+    let weights: Vec<_> = vars.iter().filter(|v| v.rank() > 1).cloned().collect();
+    let mut rng = StdRng::seed_from_u64(a.seed);
+    for _ in 0..state.epoch {
+        tr.shuffle(&mut rng); // keep the shuffle sequence of an uninterrupted run
+    }
+    log_line(&format!(
+        "training on {} clips ({} validation clips), batch {}, {} thread(s) on {}",
+        tr.len(),
+        va.len(),
+        a.recipe.batch_size,
+        rayon::current_num_threads(),
+        crate::model::device_name(&a.device)
+    ));
+    let epochs_pb = progress(
+        a.recipe.epochs as u64,
+        &format!("training {}", a.arch.name()),
+    );
+    epochs_pb.set_position(state.epoch as u64);
+    let t0 = std::time::Instant::now();
+    let first_epoch = state.epoch;
+    let mut stopped_early = None;
+    for epoch in state.epoch..a.recipe.epochs {
+        let lr = a.recipe.lr_at(epoch);
+        opt.set_learning_rate(lr);
+        tr.shuffle(&mut rng);
+        let order = if a.recipe.balance_corpora {
+            balanced_order(
+                pack,
+                &tr,
+                a.seed ^ (epoch as u64).wrapping_mul(0xB5AD_4ECE_DA1C_E2A9),
+            )
+        } else {
+            tr.clone()
+        };
+        let t_epoch = std::time::Instant::now();
+        let mean_loss = run_epoch(
+            &clf,
+            pack,
+            &order,
+            &a.recipe,
+            a.seed,
+            epoch,
+            &mut opt,
+            &weights,
+            &mut |_, _| true,
+        )?;
+        state.losses.push(mean_loss);
+        let train_s = t_epoch.elapsed().as_secs_f64();
+        let val_uar = if va.is_empty() {
+            0.0
+        } else {
+            evaluate_clips(&clf, pack, &va)?.0.uar
+        };
+        let val_s = t_epoch.elapsed().as_secs_f64() - train_s;
+        state.epoch = epoch + 1;
+        if val_uar > state.best_val_uar {
+            state.best_val_uar = val_uar;
+            state.best_epoch = epoch + 1;
+            clf.varmap.save(ckpt.join("best.safetensors"))?;
+        }
+        clf.varmap.save(ckpt.join("last.safetensors"))?;
+        crate::util::write_atomic(
+            &ckpt.join("state.json"),
+            serde_json::to_string(&state).unwrap().as_bytes(),
+        )?;
+        epochs_pb.inc(1);
+        epochs_pb.suspend(|| {
+            log_line(&format!(
+                "epoch {:3}/{}  loss {:.4}  val UAR {:.3}  lr {:.2e}  {:.1} s  (train {:.2} s, validation {:.2} s)",
+                epoch + 1,
+                a.recipe.epochs,
+                mean_loss,
+                val_uar,
+                lr,
+                t0.elapsed().as_secs_f64(),
+                train_s,
+                val_s
+            ))
+        });
+        if a.recipe
+            .max_seconds
+            .is_some_and(|m| t0.elapsed().as_secs_f64() > m)
+            && epoch + 1 < a.recipe.epochs
+        {
+            stopped_early = Some(epoch + 1);
+            log_line(&format!(
+                "time budget reached: stopping after epoch {}",
+                epoch + 1
+            ));
+            break;
+        }
+    }
+    epochs_pb.finish_and_clear();
+    let trained = (state.epoch - first_epoch).max(1);
+    let seconds_per_epoch = t0.elapsed().as_secs_f64() / trained as f64;
+    if !va.is_empty() && ckpt.join("best.safetensors").exists() {
+        clf.varmap.load(ckpt.join("best.safetensors"))?;
+        let (owner, logits) = window_logits(&clf, pack, &va)?;
+        let truth: Vec<usize> = va.iter().map(|&i| pack.clips[i].clip.label).collect();
+        clf.card.temperature = fit_temperature(&owner, &logits, &truth);
+        clf.card.notes = format!("weights of epoch {} (best validation UAR {:.3}); temperature {:.2} fitted on the validation speakers", state.best_epoch, state.best_val_uar, clf.card.temperature);
+    }
+    if let Some(e) = stopped_early {
+        clf.card.epochs = e;
+        clf.card.notes.push_str(&format!(
+            "; stopped by the time budget after {e} of {} planned epochs",
+            a.recipe.epochs
+        ));
+    }
+    let (test_metrics, per_corpus) = if te.is_empty() {
+        (None, Vec::new())
+    } else {
+        let (m, pc, _) = evaluate_clips(&clf, pack, &te)?;
+        (Some(m), pc)
+    };
+    clf.card.test_metrics = test_metrics.clone();
+    clf.card.test_metrics_per_corpus = per_corpus.clone();
+    clf.save(a.out)?;
+    Ok(TrainOutcome {
+        classifier: clf,
+        test_metrics,
+        per_corpus,
+        seconds_per_epoch,
+    })
+}
