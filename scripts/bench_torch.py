@@ -1,5 +1,5 @@
 """The same networks as emoscope's, trained in PyTorch on the CPU: seconds per training
-epoch, to set beside `emoscope train` (README, "Speed"; scripts/bench_training.sh runs both
+epoch, to set beside `emoscope train` (docs/performance.md; scripts/bench_training.sh runs both
 side by side). Layers as in src/model/arch.rs:
 
 - paper1_cnn: conv 10x3, 3x3, 3x3 with 32 kernels, LeakyReLU 0.01, 2x2 average pooling,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of the live path (README "GPU"): on a lent GPU machine, with a CUDA build of
+# The GPU check of the live path (docs/gpu.md): on a lent GPU machine, with a CUDA build of
 # emoscope carried in carry/ (../shared/CUDA_BUILD.md), measures
 #   1. CPU-vs-CUDA equality of the probabilities, window by window, over the carried clips
 #      (RAVDESS actors 1-2, 120 clips, windows every 0.1 s: about 500; goal: within 1e-4);

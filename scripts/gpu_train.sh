@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The training runs behind the README's numbers, as run on the lent GPU machine: a CUDA
+# The training runs behind the figures of docs/recognition.md, as run on the lent GPU machine: a CUDA
 # build of emoscope (see ../shared/CUDA_BUILD.md) and feature packs, carried gzipped in
 # carry/ (packs come from `emoscope train --data ... --arch A --pack-only`). Runs in parallel
 # on one GPU; each writes its model, card and log under runs/, packed into $OUT/runs.tar.gz.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every row of the recognition table (README "Recognition", issue 13) for one architecture,
+# Every row of the recognition table (docs/recognition.md, issue 13) for one architecture,
 # under the protocols of ../shared/tools/anchor_egemaps_svm.py, so the two can stand side by
 # side; test speakers are never in training, validation or calibration:
 #   ravdess12  train RAVDESS 3-24, test actors 1-2

@@ -16,7 +16,7 @@ use anyhow::Result;
     emoscope encode --data csv=my-clips/labels.csv --export enc-npy\n\n\
     Every 3 s window (one a second) of every clip goes once through Whisper base's encoder\n\
     (blocks 0-3, built in); each window's mean and standard deviation over time of every\n\
-    block is cached under --cache, where `train --arch whisper_head` finds it. About 0.1 s\n\
+    block is cached under --cache, where `train --arch encoder_head` finds it. About 0.1 s\n\
     of CPU per window.")]
 pub struct EncodeArgs {
     /// Labelled data as KIND=PATH; repeatable.

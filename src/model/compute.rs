@@ -111,7 +111,7 @@ pub fn place(asked: Compute) -> Placement {
         },
         Compute::Cuda(n) if !CUDA_BUILT => cpu(Some(format!(
             "--compute cuda:{n} asked for a GPU, but this emoscope was built without CUDA; \
-             build with `cargo build --release --features cuda` (README, \"GPU\")"
+             build with `cargo build --release --features cuda` (docs/gpu.md)"
         ))),
         Compute::Cuda(n) => match Device::new_cuda(n) {
             Ok(d) => Placement {

@@ -164,7 +164,7 @@ pub fn default_recipe(arch: &Arch) -> Recipe {
         Arch::Paper1Cnn => Recipe::plain(100, 32, 5e-5, 1e-4),
         Arch::Paper1Lstm { .. } => Recipe::plain(50, 32, 5e-4, 0.0),
         // The paper's plain SGD at lr 1e-3 stayed at chance level for 100 epochs here
-        // (README); Adam at 3e-4 is used instead.
+        // (docs/recognition.md); Adam at 3e-4 is used instead.
         Arch::Fser => Recipe::plain(100, 64, 3e-4, 0.0),
         // Functionals alone: a small MLP trains in seconds an epoch.
         Arch::Prosody => Recipe {

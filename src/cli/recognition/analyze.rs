@@ -85,7 +85,7 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     }
     if !same_speaker && clf.card.features.wants_profile() {
         eprintln!(
-            "note: each file is read alone: this speaker-normalised model knows the voice only from that file's own speech, and reads a voice heard for a few seconds far less reliably than one heard for tens of seconds (README, \"one file alone\"); several files of one person: --same-speaker"
+            "note: each file is read alone: this speaker-normalised model knows the voice only from that file's own speech, and reads a voice heard for a few seconds far less reliably than one heard for tens of seconds (docs/recognition.md, \"One file alone\"); several files of one person: --same-speaker"
         );
     }
     if shared {

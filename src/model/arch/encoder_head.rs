@@ -11,7 +11,7 @@ use super::layers::Dropout;
 /// The profile ramp `encoder_head_profile` gets by name, in windows.
 pub const DEFAULT_HEAD_RAMP: f64 = 4.0;
 /// The representation heads read by name: block 3's output (of 0-4), the one that
-/// carried the most in the probe and in leave-one-corpus-out runs (README).
+/// carried the most in the probe and in leave-one-corpus-out runs (docs/recognition.md).
 pub const DEFAULT_HEAD_LAYER: usize = 3;
 
 /// See [`Arch::EncoderHead`]. Input `(batch, 1, 1, 2d + 2)`: vector, z-scores, profile
