@@ -174,6 +174,7 @@ fn train_tiny(
             split: Split {
                 test: vec!["ravdess_05".into()],
                 validation: vec!["ravdess_04".into()],
+                random: None,
             },
             out,
             resume: false,
@@ -449,6 +450,7 @@ fn training_resumes_from_its_checkpoint_and_the_feature_cache_is_reused() {
             split: Split {
                 test: vec!["ravdess_07".into()],
                 validation: vec![],
+                random: None,
             },
             out: dir.path(),
             resume,
@@ -873,4 +875,81 @@ fn train_prosody(epochs: usize, out: &Path, tmp: &Path) -> Command {
         .arg("--cache")
         .arg(tmp.join("cache"));
     c
+}
+
+/// `train --split random:F:SEED`: a seeded random split of clips (the papers' protocol),
+/// reproducible, every clip on one side; the card, the training printout, `eval` and the
+/// window's model line all say the figure is speaker-dependent.
+#[test]
+fn a_random_split_model_is_marked_speaker_dependent_everywhere() {
+    if common::no_data("a_random_split_model_is_marked_speaker_dependent_everywhere") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let arch = Arch::EmoCnn { width: 4 };
+    let pack = tiny_pack(&arch);
+    let pack_path = tmp.path().join("tiny.pack");
+    pack.save(&pack_path).unwrap();
+    let out = tmp.path().join("rs");
+    let stdout = stdout_of(
+        bin()
+            .args(["train", "--pack"])
+            .arg(&pack_path)
+            .args(["--arch", "emocnn", "--width", "4", "--epochs", "1"])
+            .args(["--split", "random:0.25:3", "--out"])
+            .arg(&out),
+    );
+    assert!(
+        stdout.contains("random-split test (SPEAKER-DEPENDENT: the same speakers are in training)"),
+        "{stdout}"
+    );
+    let card = card_json(&out);
+    assert_eq!(card["speaker_dependent"], true);
+    let protocol = card["protocol"].as_str().unwrap();
+    assert!(
+        protocol.starts_with("speaker-dependent: the same speakers are in training and test"),
+        "{protocol}"
+    );
+    // 48 clips, 24 per label: 6 of each label are test (25 %), every clip once.
+    let test = string_list(&card, "test_speakers");
+    assert!(test.iter().all(|s| s.ends_with("~test")), "{test:?}");
+    assert_eq!(card["test_metrics"]["n"], 12);
+    let train = string_list(&card, "train_speakers");
+    for s in &test {
+        let real = s.trim_end_matches("~test");
+        assert!(train.iter().any(|t| t == real), "{real} is in training too");
+    }
+    // The window's model line and eval say so.
+    let clf = Classifier::load(&out, &candle_core::Device::Cpu).unwrap();
+    assert!(
+        clf.card.headline().contains("speaker-dependent"),
+        "{}",
+        clf.card.headline()
+    );
+    let e = bin()
+        .args(["eval", "--model"])
+        .arg(&out)
+        .arg("--data")
+        .arg(format!("ravdess={}", data().join("ravdess").display()))
+        .args(["--test-speakers", "ravdess:5"])
+        .output()
+        .unwrap();
+    assert!(e.status.success(), "{}", String::from_utf8_lossy(&e.stderr));
+    let err = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        err.contains("trained on a random split of clips (speaker-dependent)"),
+        "{err}"
+    );
+    // The same seed draws the same split.
+    let again = tmp.path().join("rs2");
+    stdout_of(
+        bin()
+            .args(["train", "--pack"])
+            .arg(&pack_path)
+            .args(["--arch", "emocnn", "--width", "4", "--epochs", "1"])
+            .args(["--split", "random:0.25:3", "--out"])
+            .arg(&again),
+    );
+    assert_eq!(string_list(&card_json(&again), "test_speakers"), test);
+    assert_eq!(card_json(&again)["test_metrics"]["n"], 12);
 }

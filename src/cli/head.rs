@@ -130,6 +130,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
             labels: LABELS.iter().map(|s| s.to_string()).collect(),
             temperature: 1.0,
             training_data: sources.clone(),
+            speaker_dependent: false,
             protocol: format!(
                 "speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature; {}",
                 if test.is_empty() { "(none)".to_string() } else { test.join(", ") },

@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use names::{parse_name, NameParse};
-pub use split::{holdout, parse_speaker_list, speaker_folds, speakers_of};
+pub use split::{
+    holdout, parse_speaker_list, random_split, side_speaker, speaker_folds, speakers_of, Side,
+    RANDOM_VALIDATION_SHARE,
+};
 
 use crate::labels::map_label;
 use crate::{Error, Result};

@@ -1,5 +1,6 @@
 //! Speaker-aware splits: named speakers held out, or k folds of whole speakers. A speaker
-//! is never on both sides.
+//! is never on both sides. The one exception is [`random_split`], the protocol of papers
+//! that split clips at random (speaker-dependent), kept to compare with them.
 
 use std::collections::BTreeSet;
 
@@ -46,6 +47,66 @@ pub fn parse_speaker_list(s: &str) -> Result<Vec<String>> {
         ));
     }
     Ok(out)
+}
+
+/// Where [`random_split`] puts a clip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Train,
+    Validation,
+    Test,
+}
+
+/// Share of the clips left after the test draw that validate (pick the epoch, fit the
+/// temperature) in a random split.
+pub const RANDOM_VALIDATION_SHARE: f64 = 0.1;
+
+/// A seeded random split of clips, **speaker-dependent**: the same speakers are on both
+/// sides. Within each label, the clips (in their given order) are shuffled by a generator
+/// seeded with `seed`; the first `round(fraction * n)` are test, then
+/// [`RANDOM_VALIDATION_SHARE`] of the rest validation, the rest training. The same clips,
+/// fraction and seed always give the same sides.
+pub fn random_split(clips: &[Clip], fraction: f64, seed: u64) -> Result<Vec<Side>> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    if !(fraction > 0.0 && fraction < 1.0) {
+        return Err(Error::param(
+            "split",
+            fraction,
+            "the test fraction must be between 0 and 1, e.g. random:0.2:42",
+        ));
+    }
+    let mut sides = vec![Side::Train; clips.len()];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let labels: BTreeSet<usize> = clips.iter().map(|c| c.label).collect();
+    for label in labels {
+        let mut idx: Vec<usize> = (0..clips.len())
+            .filter(|&i| clips[i].label == label)
+            .collect();
+        idx.shuffle(&mut rng);
+        let n_test = (fraction * idx.len() as f64).round() as usize;
+        let n_val = (RANDOM_VALIDATION_SHARE * (idx.len() - n_test) as f64).round() as usize;
+        for (k, &i) in idx.iter().enumerate() {
+            sides[i] = if k < n_test {
+                Side::Test
+            } else if k < n_test + n_val {
+                Side::Validation
+            } else {
+                Side::Train
+            };
+        }
+    }
+    Ok(sides)
+}
+
+/// The pseudo-speaker a clip of `speaker` on `side` is filed under in a random split
+/// (`ravdess_01~test`), so the speaker-based training code keeps each side apart.
+pub fn side_speaker(speaker: &str, side: Side) -> String {
+    match side {
+        Side::Train => speaker.to_string(),
+        Side::Validation => format!("{speaker}~val"),
+        Side::Test => format!("{speaker}~test"),
+    }
 }
 
 /// Indices of (train, test) clips with the `test` speakers held out. Every named speaker
@@ -120,6 +181,47 @@ mod tests {
             });
         }
         v
+    }
+
+    #[test]
+    fn a_random_split_is_seeded_stratified_and_keeps_each_clip_on_one_side() {
+        let c = clips();
+        let a = random_split(&c, 0.2, 7).unwrap();
+        assert_eq!(
+            a,
+            random_split(&c, 0.2, 7).unwrap(),
+            "same seed, same sides"
+        );
+        assert_ne!(
+            a,
+            random_split(&c, 0.2, 8).unwrap(),
+            "another seed, other sides"
+        );
+        assert_eq!(a.len(), c.len(), "every clip on exactly one side");
+        // Per label: 20 % of the 24 RAVDESS clips (+ EMOVO's six neutral ones) are test.
+        for label in 0..8 {
+            let n = c.iter().filter(|x| x.label == label).count();
+            let test = (0..c.len())
+                .filter(|&i| c[i].label == label && a[i] == Side::Test)
+                .count();
+            assert_eq!(test, (0.2 * n as f64).round() as usize, "label {label}");
+        }
+        let n_test = a.iter().filter(|s| **s == Side::Test).count();
+        let n_val = a.iter().filter(|s| **s == Side::Validation).count();
+        assert!(n_test > 0 && n_val > 0 && n_test + n_val < c.len());
+        // The same speakers on both sides: speaker-dependent by construction.
+        let test_speakers: BTreeSet<_> = (0..c.len())
+            .filter(|&i| a[i] == Side::Test)
+            .map(|i| &c[i].speaker)
+            .collect();
+        let train_speakers: BTreeSet<_> = (0..c.len())
+            .filter(|&i| a[i] == Side::Train)
+            .map(|i| &c[i].speaker)
+            .collect();
+        assert!(test_speakers.intersection(&train_speakers).count() > 10);
+        assert_eq!(side_speaker("ravdess_01", Side::Test), "ravdess_01~test");
+        assert!(random_split(&c, 1.0, 7).is_err());
+        assert!(random_split(&c, 0.0, 7).is_err());
     }
 
     #[test]

@@ -135,6 +135,11 @@ pub struct ModelCard {
     pub training_data: Vec<String>,
     /// e.g. "speaker-independent: test speakers ravdess_01, ravdess_02 never in training".
     pub protocol: String,
+    /// Trained and tested on a random split of clips (`train --split random:...`): the
+    /// test clips' speakers are also in training, so the test figure is not one on new
+    /// voices. Every place that shows the figure says so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub speaker_dependent: bool,
     pub test_speakers: Vec<String>,
     pub validation_speakers: Vec<String>,
     /// Speakers whose clips trained the weights.
@@ -236,6 +241,12 @@ impl ModelCard {
                 m.accuracy * 100.0,
                 m.uar,
                 m.n
+            ),
+            Some(m) if self.speaker_dependent => format!(
+                "{} - {:.1} % accuracy, UAR {:.3} on a random part of the clips of its training speakers (speaker-dependent: not a figure on new voices)",
+                self.arch.label(),
+                m.accuracy * 100.0,
+                m.uar
             ),
             Some(m) => format!(
                 "{} - {:.1} % accuracy, UAR {:.3} on held-out speakers {}",

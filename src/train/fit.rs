@@ -28,6 +28,9 @@ use super::recipe::{Opt, Recipe};
 pub struct Split {
     pub test: Vec<String>,
     pub validation: Vec<String>,
+    /// `Some((fraction, seed))` for a random split of clips (speaker-dependent: the test
+    /// and validation "speakers" are the `~test` and `~val` parts of real speakers).
+    pub random: Option<(f64, u64)>,
 }
 
 /// Chooses validation speakers among the training speakers: the last one (corpora of up
@@ -303,7 +306,10 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         labels: LABELS.iter().map(|s| s.to_string()).collect(),
         temperature: 1.0,
         training_data: a.training_data.clone(),
-        protocol: if a.split.test.is_empty() {
+        speaker_dependent: a.split.random.is_some(),
+        protocol: if let Some((fraction, seed)) = a.split.random {
+            format!("speaker-dependent: the same speakers are in training and test. A seeded random split of clips (fraction {fraction}, seed {seed}, stratified by label) as some papers use: {:.0} % of each label's clips are test, {:.0} % of the rest validation; the score says how well it knows voices it trained on, not new ones", fraction * 100.0, crate::corpus::RANDOM_VALIDATION_SHARE * 100.0)
+        } else if a.split.test.is_empty() {
             "trained on every speaker given; no held-out test speakers".into()
         } else {
             format!("speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature{}", a.split.test.join(", "), a.split.validation.join(", "),

@@ -109,8 +109,8 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
                 display_name(dir), m.card.test_speakers.join(", "), display_name(first_dir), first.card.test_speakers.join(", ")
             );
         }
-        if m.card.base_model.is_some() {
-            bail!("{} is fine-tuned to particular voices; an ensemble takes models trained speaker-independently", display_name(dir));
+        if m.card.base_model.is_some() || m.card.speaker_dependent {
+            bail!("{} is speaker-dependent (fine-tuned to particular voices, or trained on a random split of clips); an ensemble takes models trained speaker-independently", display_name(dir));
         }
     }
     let union = |f: &dyn Fn(&crate::model::ModelCard) -> Vec<String>| -> Vec<String> {
@@ -166,6 +166,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
             first.card.test_speakers.join(", "),
             members.iter().map(|(_, m)| m.card.protocol.as_str()).collect::<Vec<_>>().join(" | ")
         ),
+        speaker_dependent: false,
         test_speakers: first.card.test_speakers.clone(),
         validation_speakers,
         train_speakers,

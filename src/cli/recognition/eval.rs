@@ -62,6 +62,11 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         display_name(&model_dir(&a.model)),
         device_name(&clf.device)
     );
+    if clf.card.speaker_dependent {
+        eprintln!(
+            "note: this model was trained on a random split of clips (speaker-dependent): its card's figure is on speakers it trained on; scored here on speakers it never heard, expect less"
+        );
+    }
     let corpus = load_all(&a.data)?;
     for line in corpus.report() {
         eprintln!("note: {line}");
