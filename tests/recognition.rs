@@ -485,6 +485,57 @@ fn training_resumes_from_its_checkpoint_and_the_feature_cache_is_reused() {
         &first_two[..],
         "resume keeps the history of the first run"
     );
+
+    // Interrupted and resumed computes what an uninterrupted run would, weight for weight:
+    // the checkpoint holds AdamW's moments and step count. (A time budget of 0 s stops
+    // after the first epoch, as an interruption would, leaving the checkpoint.)
+    let run = |dir: &Path, budget: Option<f64>, resume: bool| {
+        let mut r = recipe;
+        r.epochs = 3;
+        r.max_seconds = budget;
+        train(
+            &pack,
+            TrainArgs {
+                arch: arch.clone(),
+                recipe: r,
+                seed: 5,
+                split: Split {
+                    test: vec!["ravdess_07".into()],
+                    validation: vec![],
+                    random: None,
+                },
+                out: dir,
+                resume,
+                training_data: vec![],
+                device: candle_core::Device::Cpu,
+            },
+        )
+        .unwrap();
+    };
+    let weights = |dir: &Path| {
+        candle_core::safetensors::load(
+            dir.join("checkpoint/last.safetensors"),
+            &candle_core::Device::Cpu,
+        )
+        .unwrap()
+    };
+    let straight = tempfile::tempdir().unwrap();
+    run(straight.path(), None, false);
+    let broken = tempfile::tempdir().unwrap();
+    run(broken.path(), Some(0.0), false);
+    assert_eq!(state(broken.path())["epoch"], 1, "stopped after one epoch");
+    assert!(broken
+        .path()
+        .join("checkpoint/optimizer.safetensors")
+        .exists());
+    run(broken.path(), None, true);
+    assert_eq!(state(broken.path())["epoch"], 3);
+    let (a, b) = (weights(straight.path()), weights(broken.path()));
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        let flat = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(t), flat(&b[name]), "{name} differs after resuming");
+    }
 }
 
 /// `emoscope finetune` with RAVDESS actor 2 (never seen by the shipped model) as "the

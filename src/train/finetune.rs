@@ -186,14 +186,18 @@ pub fn finetune(
     };
     // Everything trains but an encoder head's feature standardisation (its training
     // statistics, not weights).
-    let vars: Vec<candle_core::Var> = {
+    let vars: Vec<(String, candle_core::Var)> = {
         let data = clf.varmap.data().lock().expect("varmap lock");
         data.iter()
             .filter(|(name, _)| !name.starts_with("norm_"))
-            .map(|(_, v)| v.clone())
+            .map(|(n, v)| (n.clone(), v.clone()))
             .collect()
     };
-    let weights: Vec<_> = vars.iter().filter(|v| v.rank() > 1).cloned().collect();
+    let weights: Vec<_> = vars
+        .iter()
+        .filter(|(_, v)| v.rank() > 1)
+        .map(|(_, v)| v.clone())
+        .collect();
     let mut opt = Opt::new(vars, recipe.optim)?;
     let mut rng = StdRng::seed_from_u64(s.seed);
     let mut losses = Vec::new();

@@ -350,11 +350,32 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
             reason: e.to_string(),
         })?;
         clf.varmap.load(ckpt.join("last.safetensors"))?;
-        log_line(&format!("resuming after epoch {} (best validation UAR {:.3} at epoch {}); optimiser moments restart", state.epoch, state.best_val_uar, state.best_epoch));
     }
-    let vars = clf.varmap.all_vars();
-    let mut opt = Opt::new(vars.clone(), a.recipe.optim)?;
-    let weights: Vec<_> = vars.iter().filter(|v| v.rank() > 1).cloned().collect();
+    let vars: Vec<(String, candle_core::Var)> = {
+        let data = clf.varmap.data().lock().expect("varmap lock");
+        data.iter().map(|(n, v)| (n.clone(), v.clone())).collect()
+    };
+    let weights: Vec<_> = {
+        let mut w: Vec<_> = vars.iter().filter(|(_, v)| v.rank() > 1).collect();
+        w.sort_by(|a, b| a.0.cmp(&b.0));
+        w.into_iter().map(|(_, v)| v.clone()).collect()
+    };
+    let mut opt = Opt::new(vars, a.recipe.optim)?;
+    if a.resume {
+        // The optimiser's moments and step count, so the run goes on exactly as an
+        // uninterrupted one would (checkpoints made before they were saved restart them).
+        let op = ckpt.join("optimizer.safetensors");
+        let how = if op.exists() {
+            opt.load(&op)?;
+            "optimiser state restored"
+        } else {
+            "no optimiser state in the checkpoint: its moments restart"
+        };
+        log_line(&format!(
+            "resuming after epoch {} (best validation UAR {:.3} at epoch {}); {how}",
+            state.epoch, state.best_val_uar, state.best_epoch
+        ));
+    }
     let mut rng = StdRng::seed_from_u64(a.seed);
     for _ in 0..state.epoch {
         tr.shuffle(&mut rng); // keep the shuffle sequence of an uninterrupted run
@@ -415,6 +436,7 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
             clf.varmap.save(ckpt.join("best.safetensors"))?;
         }
         clf.varmap.save(ckpt.join("last.safetensors"))?;
+        opt.save(&ckpt.join("optimizer.safetensors"))?;
         crate::util::write_atomic(
             &ckpt.join("state.json"),
             serde_json::to_string(&state).unwrap().as_bytes(),

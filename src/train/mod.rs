@@ -1,6 +1,7 @@
 //! Training and evaluation: the feature cache, augmentation, the training loop (seeded,
 //! checkpointed, resumable), temperature calibration on validation speakers, metrics.
 
+pub mod adamw;
 pub mod augment;
 pub mod encpack;
 pub mod finetune;

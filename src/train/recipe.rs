@@ -1,8 +1,12 @@
 //! Training recipes: each architecture's default features, optimiser, learning rate, batch
 //! and epochs, and the optimisers themselves.
 
+use std::path::Path;
+
 use candle_core::Tensor;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, SGD};
+use candle_nn::{Optimizer, ParamsAdamW, SGD};
+
+use super::adamw::AdamW;
 use serde::{Deserialize, Serialize};
 
 use crate::features::{FeatureKind, FeatureSpec, Normalisation};
@@ -214,7 +218,9 @@ impl Optim {
 }
 
 impl Opt {
-    pub fn new(vars: Vec<candle_core::Var>, optim: Optim) -> Result<Self> {
+    /// The recipe's optimiser over `vars`, each with its name (AdamW's state is saved and
+    /// restored by name).
+    pub fn new(vars: Vec<(String, candle_core::Var)>, optim: Optim) -> Result<Self> {
         Ok(match optim {
             Optim::AdamW { lr, weight_decay } => Opt::A(AdamW::new(
                 vars,
@@ -224,7 +230,7 @@ impl Opt {
                     ..Default::default()
                 },
             )?),
-            Optim::Sgd { lr } => Opt::S(SGD::new(vars, lr)?),
+            Optim::Sgd { lr } => Opt::S(SGD::new(vars.into_iter().map(|(_, v)| v).collect(), lr)?),
         })
     }
 
@@ -241,6 +247,22 @@ impl Opt {
             Opt::S(o) => o.backward_step(loss)?,
         }
         Ok(())
+    }
+
+    /// Saves the optimiser's state to `path` (plain SGD has none: nothing is written).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        match self {
+            Opt::A(o) => o.save(path),
+            Opt::S(_) => Ok(()),
+        }
+    }
+
+    /// Restores what [`save`](Self::save) wrote.
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        match self {
+            Opt::A(o) => o.load(path),
+            Opt::S(_) => Ok(()),
+        }
     }
 }
 
