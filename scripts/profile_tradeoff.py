@@ -5,7 +5,10 @@ windows' probabilities averaged per clip (speech windows), read under three prof
 of the speaker's clips ("speaker"), the speaker's clips of the clip's own emotion only
 ("emotion", a session in one mood), the clip alone ("clip"). Features: the vector as it
 is (raw), z-scored by the profile (norm, as whisper_probe.py --norm speaker), or with a
-share alpha of the profile mean subtracted (center). Mixed test speakers and
+share alpha of the profile mean subtracted (center), or with a share alpha of a *calm
+reference* subtracted (calm: the mean of the profile's speech windows that the raw
+regression calls neutral or calm with probability > 0.5, once it holds 3 of them; a window
+whose profile holds fewer is read by the raw regression). Mixed test speakers and
 leave-one-corpus-out as anchor_egemaps_svm.py.
 
     emoscope encode --data ravdess=D/ravdess --data csv=D/emovo/labels.csv \\
@@ -53,17 +56,49 @@ def feats(scope, mode, alpha):
     return {"raw": F, "norm": np.clip((F - mu) / sd, -10, 10), "center": F - alpha * mu}[mode]
 
 
+def fit(X, labels):
+    m, s = X.mean(0), X.std(0) + 1e-6
+    clf = LogisticRegression(C=0.01, max_iter=3000).fit((X - m) / s, labels)
+
+    def predict(Z):
+        P = np.zeros((len(Z), 8))
+        P[:, clf.classes_] = clf.predict_proba((Z - m) / s)
+        return P
+    return predict
+
+
+CALM_P, CALM_MIN = 0.5, 3
+
+
+def calm_feats(keys, p_calm, alpha):
+    """F minus alpha times each key's calm reference, and whether the key has one."""
+    out, has = F.copy(), np.zeros(len(F), dtype=bool)
+    for k in np.unique(keys):
+        m = keys == k
+        calm = m & speech & (p_calm > CALM_P)
+        if calm.sum() >= CALM_MIN:
+            out[m] = F[m] - alpha * F[calm].mean(0)
+            has[m] = True
+    return out, has
+
+
 def run(mode, alpha, te_mask):
     tr, te = np.where(~te_mask)[0], np.where(te_mask)[0]
-    Xtr = feats("speaker", mode, alpha)[tr]
-    m, s = Xtr.mean(0), Xtr.std(0) + 1e-6
-    clf = LogisticRegression(C=0.01, max_iter=3000).fit((Xtr - m) / s, y[tr])
-    out = []
-    for scope in ["speaker", "emotion", "clip"]:
-        P = np.zeros((len(te), 8))
-        P[:, clf.classes_] = clf.predict_proba((feats(scope, mode, alpha)[te] - m) / s)
-        out.append(acc_of(P, te))
-    return out
+    if mode == "calm":
+        raw = fit(F[tr], y[tr])
+        P0 = raw(F)
+        p_calm = P0[:, 0] + P0[:, 1]  # neutral + calm
+        Xtr, _ = calm_feats(spk, p_calm, alpha)
+        centred = fit(Xtr[tr], y[tr])
+        out = []
+        for scope in ["speaker", "emotion", "clip"]:
+            X, has = calm_feats(KEYS[scope], p_calm, alpha)
+            P = np.where(has[te][:, None], centred(X[te]), P0[te])
+            out.append(acc_of(P, te))
+        return out
+    predict = fit(feats("speaker", mode, alpha)[tr], y[tr])
+    return [acc_of(predict(feats(scope, mode, alpha)[te]), te)
+            for scope in ["speaker", "emotion", "clip"]]
 
 
 def acc_of(P, te):
@@ -78,8 +113,12 @@ def acc_of(P, te):
 
 
 print("accuracy % with the profile of: speaker (all clips) / one emotion / one clip")
-for mode, alpha in [("raw", 0), ("center", 0.25), ("center", 0.5), ("center", 0.75), ("norm", 0)]:
-    name = f"{mode} {alpha}" if mode == "center" else mode
+MODES = [("raw", 0), ("center", 0.25), ("center", 0.5), ("center", 0.75), ("norm", 0),
+         ("calm", 0.5), ("calm", 0.75)]
+if len(sys.argv) > 2:  # e.g. calm:0.5 to run one row
+    MODES = [(a.split(":")[0], float(a.split(":")[1]) if ":" in a else 0) for a in sys.argv[2:]]
+for mode, alpha in MODES:
+    name = f"{mode} {alpha}" if mode in ("center", "calm") else mode
     rows = [("mixed", np.isin(spk, list(MIXED)))] + [(f"LOCO {c}", corpus == c) for c in ["ravdess", "emovo", "nemo"]]
     for label, mask in rows:
         a = run(mode, alpha, mask)
