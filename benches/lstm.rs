@@ -4,7 +4,8 @@
 //! backward pass) beside candle's `LSTM` (autograd through every frame), the same
 //! weights. Layer 1 reads 40 MFCCs a frame, layer 2 the 1024 states of layer 1 (candle's
 //! layer only for layer 1: it takes tens of seconds a step).
-//! `RAYON_NUM_THREADS=2 cargo bench --bench lstm`.
+//! `RAYON_NUM_THREADS=2 cargo bench --bench lstm` (`EMOSCOPE_BENCH_CANDLE=1` adds candle's
+//! layer); `bash scripts/bench_lstm.sh` runs it beside PyTorch on 2 threads and on 1.
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::rnn::{LSTMConfig, RNN};
@@ -29,7 +30,8 @@ fn bench(c: &mut Criterion) {
                 h.sum_all().unwrap().backward().unwrap()
             })
         });
-        if input != 40 {
+        // candle's own LSTM (autograd through every frame, ~10 s a step): only when asked.
+        if input != 40 || std::env::var_os("EMOSCOPE_BENCH_CANDLE").is_none() {
             continue;
         }
         g.bench_function(format!("candle input {input}"), |b| {

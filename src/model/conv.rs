@@ -50,6 +50,35 @@ impl ConvGeom {
 /// callers parallelise over the batch.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(
+    dims: (usize, usize, usize),
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+) {
+    gemm_on(dims, c, accumulate, a, a_strides, b, b_strides, false)
+}
+
+/// As [`matmul`], one product split by gemm over rayon's threads: for one large product
+/// (the LSTM's whole batch each frame) instead of one per thread, so its right operand is
+/// packed once, not once per thread.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn matmul_parallel(
+    dims: (usize, usize, usize),
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+) {
+    gemm_on(dims, c, accumulate, a, a_strides, b, b_strides, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_on(
     (m, n, k): (usize, usize, usize),
     c: &mut [f32],
     accumulate: bool,
@@ -57,6 +86,7 @@ pub(super) fn matmul(
     (a_rs, a_cs): (usize, usize),
     b: &[f32],
     (b_rs, b_cs): (usize, usize),
+    parallel: bool,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -76,10 +106,17 @@ pub(super) fn matmul(
         (k - 1) * b_rs + (n - 1) * b_cs < b.len(),
         "matmul: right operand too short"
     );
+    let threads = rayon::current_num_threads();
+    let parallelism = if parallel && threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     // SAFETY: every element gemm reads or writes is inside the slices, as asserted above
     // (the largest index of each operand is (rows-1)*row_stride + (cols-1)*col_stride), the
-    // output does not alias the inputs (it is a distinct &mut), and gemm runs on this thread
-    // only (Parallelism::None), so nothing outlives the borrows.
+    // output does not alias the inputs (it is a distinct &mut), and gemm returns only when
+    // every thread it used (none, or rayon's with Parallelism::Rayon) has finished, so
+    // nothing outlives the borrows.
     #[allow(unsafe_code)]
     unsafe {
         gemm::gemm(
@@ -101,7 +138,7 @@ pub(super) fn matmul(
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }

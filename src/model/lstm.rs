@@ -4,12 +4,15 @@
 //! - the input projection of every frame, `x · W_ihᵀ + b`, is one product before the
 //!   recurrence (candle's `LSTM` does two products and two bias additions a frame);
 //! - the recurrence is one operation ([`Recurrence`]) over the whole sequence: per frame one
-//!   `(batch, hidden) · (hidden, 4 hidden)` product and the gate arithmetic in one pass,
-//!   parallel over the batch (each sequence's recurrence is independent);
-//! - its backward pass recomputes the gates, walks back through time with one
-//!   `(batch, 4 hidden) · (4 hidden, hidden)` product a frame, and forms the recurrent
-//!   weight gradient as one product over all frames at the end (`dW_hh = Σ_t dgates_tᵀ ·
-//!   h_{t-1}`, inner size batch × frames).
+//!   `(batch, hidden) · (hidden, 4 hidden)` product
+//!   over the whole batch (gemm split over the threads, so `W_hh` is packed once a frame,
+//!   not once per thread), then the gate arithmetic in parallel over the batch; in training
+//!   it keeps each frame's gate activations, cells and states (time-major);
+//! - its backward pass uses them (no recomputation), walks back through time with one
+//!   `(batch, 4 hidden) · (4 hidden, hidden)` product a frame over the whole batch, and
+//!   forms the recurrent weight gradient as one product over all frames at the end
+//!   (`dW_hh = Σ_t dgates_tᵀ · h_{t-1}`, inner size batch × frames, no copy: time-major
+//!   states of frames 0..T-1 against gate gradients of frames 1..T).
 //!
 //! Through candle's autograd the per-frame slices of the input projection each sent back a
 //! zero-padded gradient of the whole sequence; that alone made a training step of a
@@ -21,7 +24,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::conv::{data, matmul, pieces};
+use super::conv::data;
 
 /// One LSTM layer (gates in the order input, forget, cell, output), from zero state.
 pub struct Lstm {
@@ -47,13 +50,24 @@ impl Lstm {
         })
     }
 
-    /// Hidden states `(batch, frames, hidden)` for input `(batch, frames, input)`.
+    /// Hidden states `(batch, frames, hidden)` for input `(batch, frames, input)`, keeping
+    /// what a backward pass needs.
     pub fn seq(&self, x: &Tensor) -> Result<Tensor> {
-        self.seq_with(x, x.device().is_cpu())
+        self.seq_t(x, true)
+    }
+
+    /// As [`Lstm::seq`]; with `train` false nothing is kept for a backward pass (it would
+    /// recompute the gates), so inference holds no activations.
+    pub fn seq_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.run(x, x.device().is_cpu(), train)
     }
 
     /// As [`Lstm::seq`]; `fused` picks the CPU recurrence operation or candle operations.
     pub fn seq_with(&self, x: &Tensor, fused: bool) -> Result<Tensor> {
+        self.run(x, fused, true)
+    }
+
+    fn run(&self, x: &Tensor, fused: bool, keep: bool) -> Result<Tensor> {
         let (b, t, d) = x.dims3()?;
         let h4 = 4 * self.hidden;
         let bias = (&self.b_ih + &self.b_hh)?;
@@ -63,7 +77,7 @@ impl Lstm {
             .broadcast_add(&bias)?
             .reshape((b, t, h4))?;
         if fused {
-            return projected.apply_op2(&self.w_hh.contiguous()?, Recurrence);
+            return projected.apply_op2(&self.w_hh.contiguous()?, Recurrence::new(keep));
         }
         let w_hh_t = self.w_hh.t()?;
         let n = self.hidden;
@@ -89,57 +103,88 @@ fn sigmoid(x: f32) -> f32 {
 }
 
 /// The recurrence over a whole sequence: `(projected (B, T, 4H), W_hh (4H, H)) -> h (B, T,
-/// H)`, where `projected` holds each frame's `x_t · W_ihᵀ + b`.
-struct Recurrence;
-
-/// What one batch slice's forward pass keeps for the backward pass: each frame's gate
-/// activations (i, f, g, o) and cell state.
-struct Kept<'a> {
-    acts: &'a mut [f32],
-    cells: &'a mut [f32],
+/// H)`, where `projected` holds each frame's `x_t · W_ihᵀ + b`. With `keep` set (training),
+/// the forward pass keeps what the backward pass needs (each frame's gate activations, cell
+/// and state), so the backward pass does not recompute them.
+struct Recurrence {
+    keep: bool,
+    kept: std::sync::Mutex<Option<Kept>>,
 }
 
-/// Runs `rows` sequences of `t` frames through the recurrence, writing their states into
-/// `states` (rows, t, h) and, if asked, the activations and cells into `kept`.
-fn forward_slice(
-    proj: &[f32],
-    w: &[f32],
-    (rows, t, h): (usize, usize, usize),
-    states: &mut [f32],
-    mut kept: Option<Kept>,
-) {
+impl Recurrence {
+    fn new(keep: bool) -> Self {
+        Self {
+            keep,
+            kept: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// A forward pass's frames, time-major: gate activations (i, f, g, o) `(T, B, 4H)`, cells
+/// and states `(T, B, H)`.
+struct Kept {
+    acts: Vec<f32>,
+    cells: Vec<f32>,
+    states: Vec<f32>,
+}
+
+/// The forward pass over the whole batch, frame by frame: the batch's gates of a frame are
+/// its projection plus one `(B, H) · (H, 4H)` product (gemm over all threads, W_hh packed
+/// once a frame), then the gate arithmetic in parallel over the batch rows.
+fn forward(proj: &[f32], w: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
     let h4 = 4 * h;
-    let mut gates = vec![0f32; rows * h4];
-    let mut c = vec![0f32; rows * h];
-    let mut hprev = vec![0f32; rows * h];
+    let mut acts = vec![0f32; t * b * h4];
+    let mut cells = vec![0f32; t * b * h];
+    let mut states = vec![0f32; t * b * h];
     for s in 0..t {
-        for r in 0..rows {
+        // This frame's pre-activations, in the activation buffer (overwritten below).
+        let gates = &mut acts[s * b * h4..(s + 1) * b * h4];
+        for r in 0..b {
             let at = (r * t + s) * h4;
             gates[r * h4..(r + 1) * h4].copy_from_slice(&proj[at..at + h4]);
         }
         if s > 0 {
             // gates += h_{t-1} · W_hhᵀ; W_hh is (4H, H) row-major, so Wᵀ[k][n] = W[n*H + k].
-            matmul((rows, h4, h), &mut gates, true, &hprev, (h, 1), w, (1, h));
+            let hprev = &states[(s - 1) * b * h..s * b * h];
+            super::conv::matmul_parallel((b, h4, h), gates, true, hprev, (h, 1), w, (1, h));
         }
-        for r in 0..rows {
-            let g = &gates[r * h4..(r + 1) * h4];
-            let at = r * t + s;
-            for j in 0..h {
-                let (ig, fg) = (sigmoid(g[j]), sigmoid(g[h + j]));
-                let (cg, og) = (g[2 * h + j].tanh(), sigmoid(g[3 * h + j]));
-                let cc = fg * c[r * h + j] + ig * cg;
-                c[r * h + j] = cc;
-                let hh = og * cc.tanh();
-                hprev[r * h + j] = hh;
-                states[at * h + j] = hh;
-                if let Some(k) = kept.as_mut() {
-                    let a = &mut k.acts[at * h4..(at + 1) * h4];
-                    (a[j], a[h + j], a[2 * h + j], a[3 * h + j]) = (ig, fg, cg, og);
-                    k.cells[at * h + j] = cc;
+        let (before, now) = cells.split_at_mut(s * b * h);
+        let c_prev: Option<&[f32]> = (s > 0).then(|| &before[(s - 1) * b * h..]);
+        let now = &mut now[..b * h];
+        let st = &mut states[s * b * h..(s + 1) * b * h];
+        gates
+            .par_chunks_mut(h4)
+            .zip(now.par_chunks_mut(h))
+            .zip(st.par_chunks_mut(h))
+            .enumerate()
+            .for_each(|(r, ((g, c), hs))| {
+                for j in 0..h {
+                    let (ig, fg) = (sigmoid(g[j]), sigmoid(g[h + j]));
+                    let (cg, og) = (g[2 * h + j].tanh(), sigmoid(g[3 * h + j]));
+                    let cp = c_prev.map_or(0.0, |p| p[r * h + j]);
+                    let cc = fg * cp + ig * cg;
+                    c[j] = cc;
+                    hs[j] = og * cc.tanh();
+                    (g[j], g[h + j], g[2 * h + j], g[3 * h + j]) = (ig, fg, cg, og);
                 }
-            }
-        }
+            });
     }
+    Kept {
+        acts,
+        cells,
+        states,
+    }
+}
+
+/// `(T, B, n)` time-major to `(B, T, n)` batch-major.
+fn to_batch_major(v: &[f32], (b, t, n): (usize, usize, usize)) -> Vec<f32> {
+    let mut out = vec![0f32; b * t * n];
+    out.par_chunks_mut(t * n).enumerate().for_each(|(r, o)| {
+        for s in 0..t {
+            o[s * n..(s + 1) * n].copy_from_slice(&v[(s * b + r) * n..(s * b + r + 1) * n]);
+        }
+    });
+    out
 }
 
 fn dims3(l: &Layout, what: &str) -> Result<(usize, usize, usize)> {
@@ -174,16 +219,11 @@ impl CustomOp2 for Recurrence {
             data(s1, l1, "projected input")?,
             data(s2, l2, "recurrent weights")?,
         );
-        let mut out = vec![0f32; b * t * h];
-        let per = b.div_ceil(pieces(b)).max(1);
-        out.par_chunks_mut(per * t * h)
-            .enumerate()
-            .for_each(|(p, os)| {
-                let rows = os.len() / (t * h);
-                let b0 = p * per;
-                let pr = &proj[b0 * t * h4..(b0 + rows) * t * h4];
-                forward_slice(pr, w, (rows, t, h), os, None);
-            });
+        let kept = forward(proj, w, (b, t, h));
+        let out = to_batch_major(&kept.states, (b, t, h));
+        if self.keep {
+            *self.kept.lock().expect("lstm state lock") = Some(kept);
+        }
         Ok((CpuStorage::F32(out), Shape::from((b, t, h))))
     }
 
@@ -191,100 +231,81 @@ impl CustomOp2 for Recurrence {
         &self,
         proj: &Tensor,
         w: &Tensor,
-        states: &Tensor,
+        _states: &Tensor,
         dstates: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (b, t, h4) = proj.dims3()?;
         let h = h4 / 4;
         let flat = |x: &Tensor| -> Result<Vec<f32>> { x.flatten_all()?.to_vec1::<f32>() };
-        let (pv, wv, sv, dv) = (flat(proj)?, flat(w)?, flat(states)?, flat(dstates)?);
-        let mut dproj = vec![0f32; b * t * h4];
-        let per = b.div_ceil(pieces(b)).max(1);
-        dproj
-            .par_chunks_mut(per * t * h4)
-            .enumerate()
-            .for_each(|(p, dp)| {
-                let rows = dp.len() / (t * h4);
-                let b0 = p * per;
-                let range = |n: usize| b0 * t * n..(b0 + rows) * t * n;
-                // Recompute the gates (cheaper than keeping them from the forward pass,
-                // which custom operations cannot).
-                let mut acts = vec![0f32; rows * t * h4];
-                let mut cells = vec![0f32; rows * t * h];
-                let mut again = vec![0f32; rows * t * h];
-                forward_slice(
-                    &pv[range(h4)],
-                    &wv,
-                    (rows, t, h),
-                    &mut again,
-                    Some(Kept {
-                        acts: &mut acts,
-                        cells: &mut cells,
-                    }),
-                );
-                let ds = &dv[range(h)];
-                let mut dh_next = vec![0f32; rows * h];
-                let mut dc_next = vec![0f32; rows * h];
-                for s in (0..t).rev() {
-                    for r in 0..rows {
-                        let at = r * t + s;
-                        let a = &acts[at * h4..(at + 1) * h4];
-                        let g = &mut dp[at * h4..(at + 1) * h4];
-                        for j in 0..h {
-                            let (ig, fg, cg, og) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
-                            let c = cells[at * h + j];
-                            let c_prev = if s > 0 { cells[(at - 1) * h + j] } else { 0.0 };
-                            let tc = c.tanh();
-                            let dh = ds[at * h + j] + dh_next[r * h + j];
-                            let dc = dc_next[r * h + j] + dh * og * (1.0 - tc * tc);
-                            dc_next[r * h + j] = dc * fg;
-                            g[j] = dc * cg * ig * (1.0 - ig);
-                            g[h + j] = dc * c_prev * fg * (1.0 - fg);
-                            g[2 * h + j] = dc * ig * (1.0 - cg * cg);
-                            g[3 * h + j] = dh * tc * og * (1.0 - og);
-                        }
+        let (wv, dv) = (flat(w)?, flat(dstates)?);
+        let kept = match self.kept.lock().expect("lstm state lock").take() {
+            Some(k) => k,
+            // Not kept (an inference-mode pass differentiated after all): recompute.
+            None => forward(&flat(proj)?, &wv, (b, t, h)),
+        };
+        let Kept {
+            acts,
+            cells,
+            states,
+        } = kept;
+        // Gate gradients, time-major (T, B, 4H), walking back through time; per frame the
+        // element-wise part in parallel over the batch, then dh_{t-1} = dgates_t · W_hh as
+        // one product over the whole batch.
+        let mut dgates = vec![0f32; t * b * h4];
+        let mut dh_next = vec![0f32; b * h];
+        let mut dc_next = vec![0f32; b * h];
+        for s in (0..t).rev() {
+            let g_s = &mut dgates[s * b * h4..(s + 1) * b * h4];
+            let a_s = &acts[s * b * h4..(s + 1) * b * h4];
+            let c_s = &cells[s * b * h..(s + 1) * b * h];
+            let c_prev: Option<&[f32]> = (s > 0).then(|| &cells[(s - 1) * b * h..s * b * h]);
+            g_s.par_chunks_mut(h4)
+                .zip(dc_next.par_chunks_mut(h))
+                .zip(dh_next.par_chunks(h))
+                .enumerate()
+                .for_each(|(r, ((g, dcn), dhn))| {
+                    let a = &a_s[r * h4..(r + 1) * h4];
+                    let ds = &dv[(r * t + s) * h..(r * t + s + 1) * h];
+                    for j in 0..h {
+                        let (ig, fg, cg, og) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
+                        let tc = c_s[r * h + j].tanh();
+                        let cp = c_prev.map_or(0.0, |p| p[r * h + j]);
+                        let dh = ds[j] + dhn[j];
+                        let dc = dcn[j] + dh * og * (1.0 - tc * tc);
+                        dcn[j] = dc * fg;
+                        g[j] = dc * cg * ig * (1.0 - ig);
+                        g[h + j] = dc * cp * fg * (1.0 - fg);
+                        g[2 * h + j] = dc * ig * (1.0 - cg * cg);
+                        g[3 * h + j] = dh * tc * og * (1.0 - og);
                     }
-                    if s > 0 {
-                        // dh_{t-1} = dgates_t · W_hh: rows of dp at frame s (row stride t*4H).
-                        matmul(
-                            (rows, h, h4),
-                            &mut dh_next,
-                            false,
-                            &dp[s * h4..],
-                            (t * h4, 1),
-                            &wv,
-                            (h, 1),
-                        );
-                    }
-                }
-            });
-        // dW_hh = Σ_{b,t} dgates[b,t]ᵀ h[b,t-1]: one product over all frames, its 4H output
-        // rows shared among the threads.
-        let mut hprev = vec![0f32; b * t * h];
-        for r in 0..b {
-            for s in 1..t {
-                let to = (r * t + s) * h;
-                let from = (r * t + s - 1) * h;
-                hprev[to..to + h].copy_from_slice(&sv[from..from + h]);
-            }
-        }
-        let mut dw = vec![0f32; h4 * h];
-        let rows_per = h4.div_ceil(pieces(h4)).max(1);
-        dw.par_chunks_mut(rows_per * h)
-            .enumerate()
-            .for_each(|(p, dws)| {
-                let m0 = p * rows_per;
-                let m = dws.len() / h;
-                matmul(
-                    (m, h, b * t),
-                    dws,
+                });
+            if s > 0 {
+                super::conv::matmul_parallel(
+                    (b, h, h4),
+                    &mut dh_next,
                     false,
-                    &dproj[m0..],
-                    (1, h4),
-                    &hprev,
+                    g_s,
+                    (h4, 1),
+                    &wv,
                     (h, 1),
                 );
-            });
+            }
+        }
+        // dW_hh = Σ_{t≥1} dgates_tᵀ · h_{t-1}: time-major, frames 1..T of the gate
+        // gradients against frames 0..T-1 of the states, one product of inner size B(T-1).
+        let mut dw = vec![0f32; h4 * h];
+        if t > 1 {
+            super::conv::matmul_parallel(
+                (h4, h, b * (t - 1)),
+                &mut dw,
+                false,
+                &dgates[b * h4..],
+                (1, h4),
+                &states[..b * (t - 1) * h],
+                (h, 1),
+            );
+        }
+        let dproj = to_batch_major(&dgates, (b, t, h4));
         let dev = proj.device();
         Ok((
             Some(Tensor::from_vec(dproj, (b, t, h4), dev)?),
@@ -333,20 +354,29 @@ mod tests {
             .unwrap()
             .backward()
             .unwrap();
-        for fused in [true, false] {
-            let a = ours.seq_with(x.as_tensor(), fused).unwrap();
-            close(&a, &reference, &format!("states (fused {fused})"));
+        // (fused and kept, fused and recomputed as after an inference pass, candle ops)
+        for (fused, keep) in [(true, true), (true, false), (false, true)] {
+            let a = if keep {
+                ours.seq_with(x.as_tensor(), fused).unwrap()
+            } else {
+                ours.seq_t(x.as_tensor(), false).unwrap()
+            };
+            close(
+                &a,
+                &reference,
+                &format!("states (fused {fused}, kept {keep})"),
+            );
             let ga = (&a * &w).unwrap().sum_all().unwrap().backward().unwrap();
             close(
                 ga.get(&x).unwrap(),
                 gb.get(&x).unwrap(),
-                &format!("input gradient (fused {fused})"),
+                &format!("input gradient (fused {fused}, kept {keep})"),
             );
             for (name, var) in vm.data().lock().unwrap().iter() {
                 close(
                     ga.get(var.as_tensor()).unwrap(),
                     gb.get(var.as_tensor()).unwrap(),
-                    &format!("{name} gradient (fused {fused})"),
+                    &format!("{name} gradient (fused {fused}, kept {keep})"),
                 );
             }
         }
@@ -361,14 +391,14 @@ mod tests {
         let w = Var::from_tensor(&Tensor::randn(0f32, 0.5, (12, 3), &dev).unwrap()).unwrap();
         let weights = Tensor::randn(0f32, 1.0, (2, 6, 3), &dev).unwrap();
         let loss = |p: &Tensor, w: &Tensor| -> f64 {
-            let h = p.apply_op2(w, Recurrence).unwrap();
+            let h = p.apply_op2(w, Recurrence::new(true)).unwrap();
             let a = h.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let b = weights.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum()
         };
         let h = proj
             .as_tensor()
-            .apply_op2(w.as_tensor(), Recurrence)
+            .apply_op2(w.as_tensor(), Recurrence::new(true))
             .unwrap();
         let g = (&h * &weights)
             .unwrap()

@@ -70,8 +70,8 @@ impl Paper1Lstm {
     pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
         // (b, 1, rows, frames) -> (b, frames, rows)
         let x = x.squeeze(1)?.transpose(1, 2)?.contiguous()?;
-        let h1 = drop.apply(&self.l1.seq(&x)?, 0.5, train)?;
-        let h2 = self.l2.seq(&h1)?;
+        let h1 = drop.apply(&self.l1.seq_t(&x, train)?, 0.5, train)?;
+        let h2 = self.l2.seq_t(&h1, train)?;
         let last = h2.narrow(1, h2.dim(1)? - 1, 1)?.squeeze(1)?;
         let z = self.fc1.forward(&last)?.relu()?;
         self.fc2.forward(&drop.apply(&z, 0.5, train)?)
