@@ -56,6 +56,20 @@ fn kill_after(mut child: Child, ms: u64) {
     child.wait().unwrap();
 }
 
+/// WAV files directly in `dir`.
+fn wav_count(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "wav")
+        })
+        .count()
+}
+
 fn wav_i16(path: &Path) -> Vec<i16> {
     hound::WavReader::open(path)
         .unwrap_or_else(|e| panic!("{} unreadable after a kill: {e}", path.display()))
@@ -122,16 +136,7 @@ fn killing_import_at_random_points_keeps_every_listed_clip_intact() {
     // loses nothing (each decodes to the clip), and no temporary of a killed write is
     // mistaken for one.
     let mut store = ClipStore::open(&store_dir).unwrap();
-    let on_disk = std::fs::read_dir(&store_dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "wav")
-        })
-        .count();
+    let on_disk = wav_count(&store_dir);
     assert_eq!(store.clips.len() + store.unlisted.len(), on_disk);
     let offered = store.unlisted.len();
     store.list_unlisted("me").unwrap();
@@ -297,16 +302,7 @@ fn a_full_disk_gives_a_clear_error_and_keeps_every_earlier_clip() {
         assert_eq!(wav_i16(&again.path_of(i).unwrap()), want);
     }
     // No half-written file is left behind by the failed add.
-    let wavs = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "wav")
-        })
-        .count();
+    let wavs = wav_count(&dir);
     assert_eq!(wavs, added);
     // Making room lets recording go on.
     store.delete(0).unwrap();
