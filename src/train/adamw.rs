@@ -94,20 +94,14 @@ impl AdamW {
             "step_t".into(),
             Tensor::new(&[self.step_t as i64], &candle_core::Device::Cpu)?,
         );
-        // Written beside the target and renamed over it, as util::write_atomic does.
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let werr = |source| Error::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(werr)?;
-        candle_core::safetensors::save(&t, tmp.path()).map_err(|e| Error::Format {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-        tmp.as_file().sync_all().map_err(werr)?;
-        tmp.persist(path).map_err(|e| werr(e.error))?;
-        crate::util::sync_dir(dir)
+        let bytes =
+            safetensors::serialize(t.iter().map(|(k, v)| (k.as_str(), v)), None).map_err(|e| {
+                Error::Format {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                }
+            })?;
+        crate::util::write_atomic(path, &bytes)
     }
 
     /// Restores what [`save`](Self::save) wrote: every variable's moments must be there,
