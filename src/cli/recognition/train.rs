@@ -245,17 +245,13 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             for (c, side) in pack.clips.iter_mut().zip(&sides) {
                 c.clip.speaker = crate::corpus::side_speaker(&c.clip.speaker, *side);
             }
-            let named = |want: crate::corpus::Side| -> Vec<String> {
-                let mut v: Vec<String> = pack
-                    .clips
-                    .iter()
-                    .zip(&sides)
-                    .filter(|(_, s)| **s == want)
-                    .map(|(c, _)| c.clip.speaker.clone())
-                    .collect();
-                v.sort();
-                v.dedup();
-                v
+            let renamed: Vec<_> = pack.clips.iter().map(|c| c.clip.clone()).collect();
+            let named = |side: crate::corpus::Side| -> Vec<String> {
+                let suffix = crate::corpus::side_speaker("", side);
+                crate::corpus::speakers_of(&renamed)
+                    .into_iter()
+                    .filter(|s| s.ends_with(&suffix))
+                    .collect()
             };
             eprintln!(
                 "random split of clips (fraction {fraction}, seed {seed}): SPEAKER-DEPENDENT, the same speakers are in training and test"
