@@ -61,6 +61,7 @@ pub fn encoder_spec() -> FeatureSpec {
         encoder: Some(EncoderSpec {
             name: "whisper_base".into(),
             blocks: BUILTIN_BLOCKS,
+            calm_gate: None,
         }),
         ..whisper_spec(3.0)
     }

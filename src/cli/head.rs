@@ -223,7 +223,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                     &recipe,
                     &|_, _, _| {},
                 )?;
-                let (o, x) = head::inputs(&pack, &held, Scope::Speaker);
+                let (o, x) = head::inputs(&pack, &held, Scope::Speaker, head::gate_of(&m));
                 let base = truth.len();
                 owner.extend(o.iter().map(|k| k + base));
                 logits.extend(head::logits(&m, &x)?);

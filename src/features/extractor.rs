@@ -11,7 +11,7 @@ use crate::{Error, Result};
 
 use super::functionals::{encoder_row, functionals, lld_frames_of, N_LLDS};
 use super::profile::SpeakerProfile;
-use super::spec::{FeatureKind, FeatureSpec, Normalisation};
+use super::spec::{CalmGate, FeatureKind, FeatureSpec, Normalisation};
 
 /// A feature matrix, row-major: `rows` (mel bands or coefficients) by `frames`.
 #[derive(Debug, Clone, PartialEq)]
@@ -335,7 +335,7 @@ impl FeatureExtractor {
     ) -> FeatureMatrix {
         let empty = SpeakerProfile::default();
         if let Some((_, blocks)) = self.encoder {
-            return encoder_row(llds, speaker.unwrap_or(&empty), blocks);
+            return encoder_row(llds, speaker.unwrap_or(&empty), blocks, self.calm_gate());
         }
         // A profile with no frame of a descriptor falls back, row by row, to the window's
         // own statistics (SpeakerProfile::normalise_llds).
@@ -354,6 +354,22 @@ impl FeatureExtractor {
             m.rows += 1;
         }
         m
+    }
+
+    /// The calm gate of an encoder spec that has one.
+    pub fn calm_gate(&self) -> Option<&CalmGate> {
+        self.spec.encoder.as_ref().and_then(|e| e.calm_gate.as_ref())
+    }
+
+    /// Whether a speech window of these descriptors (as from [`llds`](Self::llds)) joins
+    /// the speaker profile: always, but for a spec with a calm gate, whose profile holds
+    /// only the windows the gate calls calm.
+    pub fn profile_admits(&self, llds: Option<&FeatureMatrix>) -> bool {
+        match (self.calm_gate(), llds) {
+            (Some(g), Some(v)) => g.admits(&v.data),
+            (Some(_), None) => false,
+            (None, _) => true,
+        }
     }
 
     /// The prosody descriptors ([`N_LLDS`] rows) of a window of a prosody spec (`None`

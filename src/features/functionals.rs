@@ -5,6 +5,7 @@ use crate::dsp::prosody::{MEL_LLDS, WAVE_LLDS};
 
 use super::extractor::FeatureMatrix;
 use super::profile::SpeakerProfile;
+use super::spec::CalmGate;
 
 /// Prosody descriptor rows: the waveform's ([`WAVE_LLDS`]) then the spectrogram's
 /// ([`MEL_LLDS`]).
@@ -29,18 +30,27 @@ pub const FUNCTIONALS_ROW_VALUES: usize = N_FUNCTIONALS + 2;
 /// An encoder spec's model input: one row of the window's pooled vector `llds` (rows of
 /// one frame), the same z-scored by `profile` (by the profile's statistics once it holds
 /// two windows; zeros before), then how many windows the profile and the window hold.
+///
+/// With a calm `gate` (a profile that holds only the windows the gate admits, a *calm
+/// reference*) the second part is the vector minus the reference's mean (zeros while it
+/// holds none), and the window counts only when the gate admits it.
 pub fn encoder_row(
     llds: Option<FeatureMatrix>,
     profile: &SpeakerProfile,
     blocks: usize,
+    gate: Option<&CalmGate>,
 ) -> FeatureMatrix {
     let d = crate::encoder::pooled_len(blocks);
     let mut data = vec![0.0f32; 2 * d + 2];
     if let Some(v) = llds.filter(|v| v.rows == d && v.frames == 1) {
         data[..d].copy_from_slice(&v.data);
-        let z = profile.normalise_llds(v);
+        let own = gate.is_none_or(|g| g.admits(&v.data));
+        let z = match gate {
+            Some(_) => profile.centre_llds(v),
+            None => profile.normalise_llds(v),
+        };
         data[d..2 * d].copy_from_slice(&z.data);
-        data[2 * d + 1] = 1.0;
+        data[2 * d + 1] = if own { 1.0 } else { 0.0 };
     }
     data[2 * d] = profile.lld_frames() as f32;
     FeatureMatrix {
@@ -131,4 +141,88 @@ pub fn functionals(z: &FeatureMatrix, frame_seconds: f32) -> Vec<f32> {
     ]);
     debug_assert_eq!(out.len(), N_FUNCTIONALS);
     out
+}
+
+#[cfg(test)]
+mod calm_tests {
+    use super::*;
+    use crate::encoder::{pooled_len, WIDTH};
+
+    /// A pooled vector of one block whose representation 1 time-mean is all `level`.
+    fn vector(level: f32) -> FeatureMatrix {
+        let d = pooled_len(1);
+        let mut data = vec![0.5; d];
+        data[2 * WIDTH..3 * WIDTH].fill(level);
+        FeatureMatrix {
+            rows: d,
+            frames: 1,
+            data,
+        }
+    }
+
+    /// Calls a window calm when representation 1's mean is below 1.
+    fn gate() -> CalmGate {
+        CalmGate {
+            layer: 1,
+            weight: vec![-1.0 / WIDTH as f32; WIDTH],
+            bias: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_calm_reference_holds_only_what_the_gate_admits_and_centres_on_it() {
+        let g = gate();
+        assert!(g.admits(&vector(0.0).data) && !g.admits(&vector(3.0).data));
+        assert_eq!(g.logit(&vector(0.0).data[..10]), None, "too short a vector");
+        let mut reference = SpeakerProfile::default();
+        for level in [0.0, 0.5, 3.0, 4.0] {
+            let v = vector(level);
+            if g.admits(&v.data) {
+                reference.add_llds(&v);
+            }
+        }
+        assert_eq!(reference.lld_frames(), 2, "a window is one frame: 2 admitted");
+        let d = pooled_len(1);
+        // An angry window against the calm reference (mean level 0.25): centred, not
+        // z-scored; it does not count itself.
+        let row = encoder_row(Some(vector(3.0)), &reference, 1, Some(&g));
+        assert_eq!(row.frames, 2 * d + 2);
+        assert!((row.data[d + 2 * WIDTH] - 2.75).abs() < 1e-6, "{}", row.data[d + 2 * WIDTH]);
+        assert!(row.data[d..d + 2 * WIDTH].iter().all(|x| x.abs() < 1e-6));
+        assert_eq!(row.data[2 * d], 2.0, "windows in the reference");
+        assert_eq!(row.data[2 * d + 1], 0.0, "the window is not calm");
+        let calm = encoder_row(Some(vector(0.0)), &reference, 1, Some(&g));
+        assert_eq!(calm.data[2 * d + 1], 1.0);
+        // No reference yet: the second part is zeros (the head reads the vector alone).
+        let none = encoder_row(Some(vector(3.0)), &SpeakerProfile::default(), 1, Some(&g));
+        assert!(none.data[d..2 * d].iter().all(|&x| x == 0.0));
+        assert_eq!(none.data[2 * d], 0.0);
+    }
+
+    #[test]
+    fn a_bad_calm_gate_in_a_card_is_refused_by_name() {
+        let mut spec = crate::encoder::encoder_spec();
+        spec.normalisation = crate::features::Normalisation::Speaker;
+        let set = |spec: &mut crate::features::FeatureSpec, g: CalmGate| {
+            spec.encoder.as_mut().unwrap().calm_gate = Some(g);
+        };
+        set(&mut spec, gate());
+        spec.validate().unwrap();
+        let mut short = gate();
+        short.weight.truncate(7);
+        set(&mut spec, short);
+        let e = spec.validate().unwrap_err().to_string();
+        assert!(e.contains("calm_gate weight") && e.contains("7 values"), "{e}");
+        let mut nan = gate();
+        nan.weight[3] = f32::NAN;
+        set(&mut spec, nan);
+        assert!(spec.validate().unwrap_err().to_string().contains("finite"));
+        let mut deep = gate();
+        deep.layer = 9;
+        set(&mut spec, deep);
+        assert!(spec.validate().unwrap_err().to_string().contains("calm_gate layer"));
+        set(&mut spec, gate());
+        spec.normalisation = crate::features::Normalisation::None;
+        assert!(spec.validate().unwrap_err().to_string().contains("speaker"));
+    }
 }

@@ -127,6 +127,22 @@ impl SpeakerProfile {
         llds
     }
 
+    /// Subtracts from each descriptor row this profile's mean of it; a row the profile has
+    /// no frame of becomes zeros (NaN, not applicable, stays NaN).
+    pub fn centre_llds(&self, mut llds: FeatureMatrix) -> FeatureMatrix {
+        let frames = llds.frames.max(1);
+        for (r, row) in llds.data.chunks_exact_mut(frames).enumerate() {
+            let mean = match self.lld_n.get(r) {
+                Some(&n) if n >= 1 => Some((self.lld_sum[r] / n as f64) as f32),
+                _ => None,
+            };
+            for x in row.iter_mut().filter(|x| x.is_finite()) {
+                *x = mean.map_or(0.0, |m| *x - m);
+            }
+        }
+        llds
+    }
+
     /// Per-band mean and standard deviation (at least 1 dB).
     pub fn mean_std(&self) -> (Vec<f32>, Vec<f32>) {
         let n = self.frames.max(1) as f64;

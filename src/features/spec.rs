@@ -86,12 +86,81 @@ pub struct FeatureSpec {
 }
 
 /// Which pretrained encoder a [`FeatureSpec`] runs, and how far.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncoderSpec {
     /// "whisper_base": the built-in weights of `weights/whisper_base`.
     pub name: String,
     /// Blocks run (1 to the built-in encoder's 4).
     pub blocks: usize,
+    /// Set: the speaker profile is a *calm reference*, built only from the speech windows
+    /// this gate calls neutral or calm, and the model input's second part is the vector
+    /// minus the reference's mean instead of z-scores (see [`CalmGate`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calm_gate: Option<CalmGate>,
+}
+
+/// A logistic regression on one representation's time-mean of a window's pooled encoder
+/// vector that says whether the window sounds neutral or calm (probability above one
+/// half). The speaker profile of a spec with a gate holds only the windows it admits, so
+/// what a voice does all session long is read against how that voice sounds at rest, not
+/// against the session's own average (which a session in one emotion drags along with it);
+/// a session with no calm speech has no reference and is read window by window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalmGate {
+    /// The representation read (0: block 0's input, k: block k's output); its time-mean
+    /// is at `layer * 2 * WIDTH` of the pooled vector.
+    pub layer: usize,
+    /// One weight per value of the representation ([`crate::encoder::WIDTH`]).
+    pub weight: Vec<f32>,
+    pub bias: f32,
+}
+
+impl CalmGate {
+    /// A gate that admits nothing (what an untrained calm head starts with).
+    pub fn closed(layer: usize) -> Self {
+        Self {
+            layer,
+            weight: vec![0.0; crate::encoder::WIDTH],
+            bias: -1.0,
+        }
+    }
+
+    /// The gate's logit for a pooled vector (`None` when the vector is too short).
+    pub fn logit(&self, pooled: &[f32]) -> Option<f32> {
+        let at = self.layer * 2 * crate::encoder::WIDTH;
+        let x = pooled.get(at..at + self.weight.len())?;
+        Some(self.bias + x.iter().zip(&self.weight).map(|(a, b)| a * b).sum::<f32>())
+    }
+
+    /// Whether the window of this pooled vector counts as calm speech.
+    pub fn admits(&self, pooled: &[f32]) -> bool {
+        self.logit(pooled).is_some_and(|l| l > 0.0)
+    }
+
+    fn validate(&self, blocks: usize) -> Result<()> {
+        if self.layer > blocks {
+            return Err(Error::param(
+                "calm_gate layer",
+                self.layer,
+                format!("must be 0 to the encoder's {blocks} blocks"),
+            ));
+        }
+        if self.weight.len() != crate::encoder::WIDTH {
+            return Err(Error::param(
+                "calm_gate weight",
+                format!("{} values", self.weight.len()),
+                format!("must hold {} values, one per encoder dimension", crate::encoder::WIDTH),
+            ));
+        }
+        if !self.bias.is_finite() || self.weight.iter().any(|w| !w.is_finite()) {
+            return Err(Error::param(
+                "calm_gate",
+                "(not finite)",
+                "weights and bias must be finite numbers",
+            ));
+        }
+        Ok(())
+    }
 }
 
 pub(super) fn default_window() -> f32 {
@@ -191,6 +260,16 @@ impl FeatureSpec {
                         crate::encoder::BUILTIN_BLOCKS
                     ),
                 ));
+            }
+            if let Some(g) = &e.calm_gate {
+                g.validate(e.blocks)?;
+                if self.normalisation != Normalisation::Speaker {
+                    return Err(Error::param(
+                        "calm_gate",
+                        "(set)",
+                        "a calm reference is a speaker profile: the features need \"normalisation\": \"speaker\"",
+                    ));
+                }
             }
             let mut front = self.clone();
             front.encoder = None;

@@ -160,6 +160,10 @@ pub struct ModelCard {
     pub base_model: Option<String>,
 }
 
+/// The largest `card.json` emoscope reads (a card is a file anyone can edit; the largest
+/// shipped, with a calm gate's 512 weights, is about 12 KB).
+pub const MAX_CARD_BYTES: u64 = 1 << 20;
+
 impl ModelCard {
     /// Reads `dir/card.json` (or the built-in card for [`BUILTIN_MODEL`]), refusing other
     /// card versions and label orders.
@@ -174,9 +178,10 @@ impl ModelCard {
         if let Some((card, _)) = builtin(dir) {
             return Self::parse(card, &card_path);
         }
-        let text = std::fs::read_to_string(&card_path).map_err(|source| Error::Open {
+        let bytes = crate::util::read_bounded(&card_path, MAX_CARD_BYTES)?;
+        let text = String::from_utf8(bytes).map_err(|_| Error::Format {
             path: card_path.clone(),
-            source,
+            reason: "not a model card: not UTF-8 text".into(),
         })?;
         Self::parse(&text, &card_path)
     }

@@ -59,7 +59,7 @@ pub fn window_input_learning(
     let speech = Vad::default().is_speech(window, ex.spec().sample_rate);
     let db = ex.window_db_mel(what, window)?;
     let llds = ex.llds(&db, ex.window_voice(window).as_ref());
-    if learn && speech && ex.spec().wants_profile() {
+    if learn && speech && ex.spec().wants_profile() && ex.profile_admits(llds.as_ref()) {
         speaker.add_window(&db, llds.as_ref());
     }
     Ok((ex.finish_with_llds(db, llds, Some(speaker)), speech))
@@ -489,10 +489,12 @@ impl DspState {
         rx_drop: &Receiver<FeatureWindow>,
     ) -> Result<()> {
         let sr = self.ex.spec().sample_rate as f64;
+        let before = self.speaker.frames();
         let (input, speech) = window_input(&self.ex, "live window", w, &mut self.speaker)?;
         let end = start + self.ex.spec().window_samples();
         let speaker_norm = self.ex.spec().wants_profile();
-        if speech && speaker_norm {
+        // The profile counts the speech it learnt from (a calm reference: the calm speech).
+        if self.speaker.frames() != before {
             self.profile_seconds += (end - start.max(self.profile_end).min(end)) as f64 / sr;
             self.profile_end = end;
         }

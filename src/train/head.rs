@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 
 use super::encpack::EncoderPack;
 use super::ProfileScope as Scope;
-use crate::features::{encoder_row, FeatureMatrix, SpeakerProfile};
+use crate::features::{encoder_row, CalmGate, FeatureMatrix, SpeakerProfile};
 use crate::labels::N_LABELS;
 use crate::model::Classifier;
 use crate::{Error, Result};
@@ -67,35 +67,122 @@ pub fn windows_of(pack: &EncoderPack, clips: &[usize]) -> Vec<(usize, usize)> {
     out
 }
 
+/// Whether window `w` joins a profile: a speech window, admitted by the calm gate when
+/// there is one (as the live path's [`crate::features::FeatureExtractor::profile_admits`]).
+fn joins_profile(pack: &EncoderPack, w: usize, gate: Option<&CalmGate>) -> bool {
+    pack.windows[w].speech && gate.is_none_or(|g| g.admits(pack.vector(w)))
+}
+
 /// Profiles by key of `scope` over the speech windows of `clips` (as the live path adds
-/// only speech windows).
-fn profiles(pack: &EncoderPack, clips: &[usize], scope: Scope) -> BTreeMap<String, SpeakerProfile> {
+/// only speech windows; with a calm gate only those it admits).
+fn profiles(
+    pack: &EncoderPack,
+    clips: &[usize],
+    scope: Scope,
+    gate: Option<&CalmGate>,
+) -> BTreeMap<String, SpeakerProfile> {
     let mut out: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
     for &(w, k) in &windows_of(pack, clips) {
         let p = out.entry(key(pack, clips[k], scope)).or_default();
-        if pack.windows[w].speech {
+        if joins_profile(pack, w, gate) {
             p.add_llds(&vector_matrix(pack, w));
         }
     }
     out
 }
 
-/// Model inputs of the windows of `clips` under `scope`: (clip position in `clips`,
-/// input row).
+/// The calm gate of `clf`'s features, if any.
+pub fn gate_of(clf: &Classifier) -> Option<&CalmGate> {
+    clf.card
+        .features
+        .encoder
+        .as_ref()
+        .and_then(|e| e.calm_gate.as_ref())
+}
+
+/// Model inputs of the windows of `clips` under `scope` (profiles through `gate`, the
+/// model's calm gate if it has one): (clip position in `clips`, input row).
 pub fn inputs(
     pack: &EncoderPack,
     clips: &[usize],
     scope: Scope,
+    gate: Option<&CalmGate>,
 ) -> (Vec<usize>, Vec<FeatureMatrix>) {
     let blocks = pack.spec.encoder.as_ref().map_or(0, |e| e.blocks);
-    let profs = profiles(pack, clips, scope);
+    let profs = profiles(pack, clips, scope, gate);
     windows_of(pack, clips)
         .into_iter()
         .map(|(w, k)| {
             let p = &profs[&key(pack, clips[k], scope)];
-            (k, encoder_row(Some(vector_matrix(pack, w)), p, blocks))
+            (k, encoder_row(Some(vector_matrix(pack, w)), p, blocks, gate))
         })
         .unzip()
+}
+
+/// Fits a [`CalmGate`] on the time-mean of representation `layer` of the speech windows
+/// of `clips`: a logistic regression of "neutral or calm" against every other emotion,
+/// on standardised values with an L2 penalty about a logistic regression's C = 0.01
+/// (as the heads), by full-batch AdamW; the standardisation is folded into the weights.
+pub fn fit_calm_gate(pack: &EncoderPack, clips: &[usize], layer: usize) -> Result<CalmGate> {
+    let w_dim = crate::encoder::WIDTH;
+    let at = layer * 2 * w_dim;
+    if at + w_dim > pack.dim {
+        return Err(Error::Model(format!(
+            "calm gate: representation {layer} is not in the encoder cache's vectors"
+        )));
+    }
+    let calm = |label: usize| matches!(crate::labels::LABELS[label], "neutral" | "calm");
+    let rows: Vec<(usize, f32)> = windows_of(pack, clips)
+        .into_iter()
+        .filter(|&(w, _)| pack.windows[w].speech)
+        .map(|(w, k)| (w, if calm(pack.clips[clips[k]].label) { 1.0 } else { 0.0 }))
+        .collect();
+    let n = rows.len();
+    if n == 0 || rows.iter().all(|r| r.1 == 0.0) || rows.iter().all(|r| r.1 == 1.0) {
+        return Err(Error::Model(
+            "calm gate: the training clips need speech windows both neutral or calm and not"
+                .into(),
+        ));
+    }
+    let dev = candle_core::Device::Cpu;
+    let flat: Vec<f32> = rows
+        .iter()
+        .flat_map(|&(w, _)| pack.vector(w)[at..at + w_dim].iter().copied())
+        .collect();
+    let x = Tensor::from_vec(flat, (n, w_dim), &dev)?;
+    let mu = x.mean(0)?;
+    let sd = (x.broadcast_sub(&mu)?.sqr()?.mean(0)? + 1e-6)?.sqrt()?;
+    let xs = x.broadcast_sub(&mu)?.broadcast_div(&sd)?;
+    let y = Tensor::from_vec(rows.iter().map(|r| r.1).collect::<Vec<f32>>(), (n, 1), &dev)?;
+    let w = candle_core::Var::zeros((w_dim, 1), candle_core::DType::F32, &dev)?;
+    let b = candle_core::Var::zeros(1, candle_core::DType::F32, &dev)?;
+    let mut opt = AdamW::new(
+        vec![w.clone(), b.clone()],
+        ParamsAdamW {
+            lr: 0.02,
+            weight_decay: 0.0,
+            ..Default::default()
+        },
+    )?;
+    let l2 = 1.0 / (2.0 * 0.01 * n as f64);
+    for _ in 0..400 {
+        let z = xs.matmul(w.as_tensor())?.broadcast_add(b.as_tensor())?;
+        // Mean binary cross-entropy from logits: softplus(z) - y z, softplus stably.
+        let softplus = (z.relu()? + (z.abs()?.neg()?.exp()? + 1.0)?.log()?)?;
+        let bce = (softplus - (&y * &z)?)?.mean_all()?;
+        let loss = (bce + (w.as_tensor().sqr()?.sum_all()? * l2)?)?;
+        opt.backward_step(&loss)?;
+    }
+    let w = w.as_tensor().flatten_all()?.to_vec1::<f32>()?;
+    let (mu, sd) = (mu.to_vec1::<f32>()?, sd.to_vec1::<f32>()?);
+    let weight: Vec<f32> = w.iter().zip(&sd).map(|(w, s)| w / s).collect();
+    let bias = b.as_tensor().to_vec1::<f32>()?[0]
+        - weight.iter().zip(&mu).map(|(w, m)| w * m).sum::<f32>();
+    Ok(CalmGate {
+        layer,
+        weight,
+        bias,
+    })
 }
 
 /// Raw logits of `inputs`, 512 at a time.
@@ -115,7 +202,7 @@ pub fn clip_probs(
     clips: &[usize],
     scope: Scope,
 ) -> Result<Vec<[f32; N_LABELS]>> {
-    let (owner, x) = inputs(pack, clips, scope);
+    let (owner, x) = inputs(pack, clips, scope, gate_of(clf));
     let l = logits(clf, &x)?;
     Ok(super::clip_probs(
         &owner,
@@ -140,6 +227,9 @@ pub struct HeadRecipe {
 /// Trains `clf` (an encoder head, freshly initialised) on the windows of clips `train`,
 /// picking the epoch by clip accuracy of clips `val` with their speakers' profiles, then
 /// fitting the temperature on `val`. Returns the validation accuracy per epoch.
+///
+/// A head whose features have a calm gate first fits the gate on the speech windows of
+/// `train` ([`fit_calm_gate`]); every profile after that is a calm reference.
 pub fn train(
     clf: &mut Classifier,
     pack: &EncoderPack,
@@ -149,6 +239,15 @@ pub fn train(
     r: &HeadRecipe,
     progress: &dyn Fn(usize, f64, f64),
 ) -> Result<Vec<f64>> {
+    if let Some(layer) = gate_of(clf).map(|g| g.layer) {
+        let fitted = fit_calm_gate(pack, train, layer)?;
+        if let Some(e) = clf.card.features.encoder.as_mut() {
+            e.calm_gate = Some(fitted);
+        }
+        clf.extractor = crate::features::FeatureExtractor::new(&clf.card.features)?;
+    }
+    let gate = gate_of(clf).cloned();
+    let gate = gate.as_ref();
     let head = clf
         .net
         .encoder_head()
@@ -157,7 +256,7 @@ pub fn train(
     // each training clip (same clip indices), when given, adds its windows, read alone,
     // to every kind.
     let (aug_owner, aug_rows) = match augmented {
-        Some(a) => inputs(a, train, Scope::Clip),
+        Some(a) => inputs(a, train, Scope::Clip, gate),
         None => (Vec::new(), Vec::new()),
     };
     let with_aug = |mut v: Vec<FeatureMatrix>| {
@@ -174,10 +273,10 @@ pub fn train(
     };
     let scopes: Vec<Vec<FeatureMatrix>> = kinds
         .iter()
-        .map(|&s| with_aug(inputs(pack, train, s).1))
+        .map(|&s| with_aug(inputs(pack, train, s, gate).1))
         .collect();
     let few = match reads_profile {
-        true => with_aug(few_clip_inputs(pack, train, r.seed)),
+        true => with_aug(few_clip_inputs(pack, train, r.seed, gate)),
         false => Vec::new(),
     };
     let variants: Vec<&Vec<FeatureMatrix>> = match reads_profile {
@@ -299,7 +398,7 @@ pub fn train(
         let mut logits_all = Vec::new();
         let mut truth = Vec::new();
         for scope in [Scope::Speaker, Scope::Emotion, Scope::Clip] {
-            let (owner, x) = inputs(pack, val, scope);
+            let (owner, x) = inputs(pack, val, scope, gate);
             let base = truth.len();
             owner_all.extend(owner.iter().map(|o| o + base));
             logits_all.extend(logits(clf, &x)?);
@@ -312,7 +411,12 @@ pub fn train(
 
 /// Each training window normalised by a profile of a few of its speaker's clips (2 to
 /// 10, its own among them), drawn once from `seed`.
-fn few_clip_inputs(pack: &EncoderPack, clips: &[usize], seed: u64) -> Vec<FeatureMatrix> {
+fn few_clip_inputs(
+    pack: &EncoderPack,
+    clips: &[usize],
+    seed: u64,
+    gate: Option<&CalmGate>,
+) -> Vec<FeatureMatrix> {
     let blocks = pack.spec.encoder.as_ref().map_or(0, |e| e.blocks);
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_f00d);
     let mut by_speaker: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -339,7 +443,7 @@ fn few_clip_inputs(pack: &EncoderPack, clips: &[usize], seed: u64) -> Vec<Featur
         let mut p = SpeakerProfile::default();
         for j in chosen {
             for &w in by_clip.get(&j).map(Vec::as_slice).unwrap_or(&[]) {
-                if pack.windows[w].speech {
+                if joins_profile(pack, w, gate) {
                     p.add_llds(&vector_matrix(pack, w));
                 }
             }
@@ -348,6 +452,6 @@ fn few_clip_inputs(pack: &EncoderPack, clips: &[usize], seed: u64) -> Vec<Featur
     }
     windows
         .into_iter()
-        .map(|(w, k)| encoder_row(Some(vector_matrix(pack, w)), &prof[&k], blocks))
+        .map(|(w, k)| encoder_row(Some(vector_matrix(pack, w)), &prof[&k], blocks, gate))
         .collect()
 }

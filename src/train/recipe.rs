@@ -60,6 +60,7 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
         Arch::EncoderHead {
             profile_ramp,
             layer,
+            calm,
             ..
         } => FeatureSpec {
             normalisation: match profile_ramp {
@@ -69,6 +70,13 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
             encoder: Some(crate::features::EncoderSpec {
                 name: "whisper_base".into(),
                 blocks: layer.unwrap_or(crate::encoder::BUILTIN_BLOCKS).max(1),
+                // Fitted by train::head before the head trains.
+                // (on the representation the head reads, the last run when it reads all).
+                calm_gate: calm.then(|| {
+                    crate::features::CalmGate::closed(
+                        layer.unwrap_or(crate::encoder::BUILTIN_BLOCKS),
+                    )
+                }),
             }),
             ..crate::encoder::encoder_spec()
         },

@@ -130,6 +130,8 @@ pub struct MonitorApp {
     /// The model given at start (the "switch back" target).
     original_model: PathBuf,
     model_line: String,
+    /// The running model's profile is a calm reference (it learns only calm speech).
+    calm_reference: bool,
     device_line: String,
     /// Where models run (the "compute" picker; `--compute` at start).
     pub compute: Compute,
@@ -223,6 +225,7 @@ impl MonitorApp {
             },
             original_model: model_dir,
             model_line: String::new(),
+            calm_reference: false,
             device_line: String::new(),
             compute: Compute::Auto,
             compute_note: None,
@@ -336,6 +339,7 @@ impl MonitorApp {
             }
         };
         self.model_line = format!("{} ({})", clf.card.headline(), device_name(&clf.device));
+        self.calm_reference = clf.extractor.calm_gate().is_some();
         let cfg = PipelineConfig {
             hop_seconds: self.settings.hop_seconds,
             ema_alpha: self.settings.smoothing,
@@ -458,6 +462,12 @@ impl MonitorApp {
         let lat = self.timing.latency_ms.mean_of_last(50);
         let frame = self.timing.build_ms.mean_of_last(60);
         let profile = match self.latest.as_ref().and_then(|p| p.profile_seconds) {
+            Some(s) if self.calm_reference && s <= 0.0 => {
+                "   |   calm reference: no calm speech heard yet, each window read alone".into()
+            }
+            Some(s) if self.calm_reference => {
+                format!("   |   calm reference {s:.0} s of calm speech")
+            }
             Some(s) if s < PROFILE_SETTLED_SECONDS => {
                 format!("   |   speaker profile {s:.0} s of speech: still learning this voice")
             }

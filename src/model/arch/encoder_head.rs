@@ -10,6 +10,9 @@ use super::layers::Dropout;
 
 /// The profile ramp `encoder_head_profile` gets by name, in windows.
 pub const DEFAULT_HEAD_RAMP: f64 = 4.0;
+/// The ramp of `encoder_head_calm`, in windows: its calm reference counts fully once it
+/// holds two calm windows besides the window read (three with it).
+pub const DEFAULT_CALM_RAMP: f64 = 2.0;
 /// The representation heads read by name: block 3's output (of 0-4), the one that
 /// carried the most in the probe and in leave-one-corpus-out runs (docs/recognition.md).
 pub const DEFAULT_HEAD_LAYER: usize = 3;

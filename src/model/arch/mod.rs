@@ -54,6 +54,11 @@ pub enum Arch {
         /// k's output); unset: every representation's mean and standard deviation.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         layer: Option<usize>,
+        /// The profile is a calm reference (the features' [`crate::features::CalmGate`]
+        /// picks the windows it holds) and the second part of the input is the vector
+        /// minus its mean: set exactly when the features have a calm gate.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        calm: bool,
     },
     /// Trained models of one feature spec averaged (`emoscope ensemble`): each member's
     /// probabilities at its own temperature, averaged; the output is the log of that mean.
@@ -104,11 +109,19 @@ impl Arch {
                 hidden: 0,
                 profile_ramp: None,
                 layer: Some(DEFAULT_HEAD_LAYER),
+                calm: false,
             },
             "encoder_head_profile" => Arch::EncoderHead {
                 hidden: 0,
                 profile_ramp: Some(DEFAULT_HEAD_RAMP),
                 layer: Some(DEFAULT_HEAD_LAYER),
+                calm: false,
+            },
+            "encoder_head_calm" => Arch::EncoderHead {
+                hidden: 0,
+                profile_ramp: Some(DEFAULT_CALM_RAMP),
+                layer: Some(DEFAULT_HEAD_LAYER),
+                calm: true,
             },
             _ => return None,
         })
@@ -177,8 +190,16 @@ impl Arch {
             hidden,
             profile_ramp,
             layer,
+            calm,
         } = *self
         {
+            let gated = features
+                .encoder
+                .as_ref()
+                .is_some_and(|e| e.calm_gate.is_some());
+            if calm != gated {
+                return Err("encoder_head reads a calm reference exactly when it has \"calm\": true and the features have a \"calm_gate\"".into());
+            }
             let blocks = features.encoder.as_ref().map_or(0, |e| e.blocks);
             if layer.is_some_and(|l| l > blocks) {
                 return Err(format!(
@@ -345,6 +366,7 @@ impl Body {
                 hidden,
                 profile_ramp,
                 layer,
+                ..
             } => Body::EncoderHead(EncoderHead::new(
                 vb,
                 frames,
