@@ -223,7 +223,8 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                     &recipe,
                     &|_, _, _| {},
                 )?;
-                let (o, x) = head::inputs(&pack, &held, Scope::Speaker, head::gate_of(&m));
+                let calm = head::admitted(&pack, head::gate_of(&m));
+                let (o, x) = head::inputs(&pack, &held, Scope::Speaker, calm.as_deref());
                 let base = truth.len();
                 owner.extend(o.iter().map(|k| k + base));
                 logits.extend(head::logits(&m, &x)?);

@@ -335,7 +335,8 @@ impl FeatureExtractor {
     ) -> FeatureMatrix {
         let empty = SpeakerProfile::default();
         if let Some((_, blocks)) = self.encoder {
-            return encoder_row(llds, speaker.unwrap_or(&empty), blocks, self.calm_gate());
+            let calm = self.calm_gate().map(|_| self.profile_admits(llds.as_ref()));
+            return encoder_row(llds, speaker.unwrap_or(&empty), blocks, calm);
         }
         // A profile with no frame of a descriptor falls back, row by row, to the window's
         // own statistics (SpeakerProfile::normalise_llds).
@@ -358,7 +359,10 @@ impl FeatureExtractor {
 
     /// The calm gate of an encoder spec that has one.
     pub fn calm_gate(&self) -> Option<&CalmGate> {
-        self.spec.encoder.as_ref().and_then(|e| e.calm_gate.as_ref())
+        self.spec
+            .encoder
+            .as_ref()
+            .and_then(|e| e.calm_gate.as_ref())
     }
 
     /// Whether a speech window of these descriptors (as from [`llds`](Self::llds)) joins

@@ -5,7 +5,6 @@ use crate::dsp::prosody::{MEL_LLDS, WAVE_LLDS};
 
 use super::extractor::FeatureMatrix;
 use super::profile::SpeakerProfile;
-use super::spec::CalmGate;
 
 /// Prosody descriptor rows: the waveform's ([`WAVE_LLDS`]) then the spectrogram's
 /// ([`MEL_LLDS`]).
@@ -31,26 +30,26 @@ pub const FUNCTIONALS_ROW_VALUES: usize = N_FUNCTIONALS + 2;
 /// one frame), the same z-scored by `profile` (by the profile's statistics once it holds
 /// two windows; zeros before), then how many windows the profile and the window hold.
 ///
-/// With a calm `gate` (a profile that holds only the windows the gate admits, a *calm
-/// reference*) the second part is the vector minus the reference's mean (zeros while it
-/// holds none), and the window counts only when the gate admits it.
+/// With `calm` set (the profile is a *calm reference*, holding only the windows a
+/// [`CalmGate`] admits; `calm` says whether it admits this one) the second part is the
+/// vector minus the reference's mean (zeros while it holds none), and the window counts
+/// only when admitted.
 pub fn encoder_row(
     llds: Option<FeatureMatrix>,
     profile: &SpeakerProfile,
     blocks: usize,
-    gate: Option<&CalmGate>,
+    calm: Option<bool>,
 ) -> FeatureMatrix {
     let d = crate::encoder::pooled_len(blocks);
     let mut data = vec![0.0f32; 2 * d + 2];
     if let Some(v) = llds.filter(|v| v.rows == d && v.frames == 1) {
         data[..d].copy_from_slice(&v.data);
-        let own = gate.is_none_or(|g| g.admits(&v.data));
-        let z = match gate {
+        let z = match calm {
             Some(_) => profile.centre_llds(v),
             None => profile.normalise_llds(v),
         };
         data[d..2 * d].copy_from_slice(&z.data);
-        data[2 * d + 1] = if own { 1.0 } else { 0.0 };
+        data[2 * d + 1] = if calm.unwrap_or(true) { 1.0 } else { 0.0 };
     }
     data[2 * d] = profile.lld_frames() as f32;
     FeatureMatrix {
@@ -147,6 +146,7 @@ pub fn functionals(z: &FeatureMatrix, frame_seconds: f32) -> Vec<f32> {
 mod calm_tests {
     use super::*;
     use crate::encoder::{pooled_len, WIDTH};
+    use crate::features::CalmGate;
 
     /// A pooled vector of one block whose representation 1 time-mean is all `level`.
     fn vector(level: f32) -> FeatureMatrix {
@@ -181,20 +181,33 @@ mod calm_tests {
                 reference.add_llds(&v);
             }
         }
-        assert_eq!(reference.lld_frames(), 2, "a window is one frame: 2 admitted");
+        assert_eq!(
+            reference.lld_frames(),
+            2,
+            "a window is one frame: 2 admitted"
+        );
         let d = pooled_len(1);
         // An angry window against the calm reference (mean level 0.25): centred, not
         // z-scored; it does not count itself.
-        let row = encoder_row(Some(vector(3.0)), &reference, 1, Some(&g));
+        let row = encoder_row(Some(vector(3.0)), &reference, 1, Some(false));
         assert_eq!(row.frames, 2 * d + 2);
-        assert!((row.data[d + 2 * WIDTH] - 2.75).abs() < 1e-6, "{}", row.data[d + 2 * WIDTH]);
+        assert!(
+            (row.data[d + 2 * WIDTH] - 2.75).abs() < 1e-6,
+            "{}",
+            row.data[d + 2 * WIDTH]
+        );
         assert!(row.data[d..d + 2 * WIDTH].iter().all(|x| x.abs() < 1e-6));
         assert_eq!(row.data[2 * d], 2.0, "windows in the reference");
         assert_eq!(row.data[2 * d + 1], 0.0, "the window is not calm");
-        let calm = encoder_row(Some(vector(0.0)), &reference, 1, Some(&g));
+        let calm = encoder_row(Some(vector(0.0)), &reference, 1, Some(true));
         assert_eq!(calm.data[2 * d + 1], 1.0);
         // No reference yet: the second part is zeros (the head reads the vector alone).
-        let none = encoder_row(Some(vector(3.0)), &SpeakerProfile::default(), 1, Some(&g));
+        let none = encoder_row(
+            Some(vector(3.0)),
+            &SpeakerProfile::default(),
+            1,
+            Some(false),
+        );
         assert!(none.data[d..2 * d].iter().all(|&x| x == 0.0));
         assert_eq!(none.data[2 * d], 0.0);
     }
@@ -212,7 +225,10 @@ mod calm_tests {
         short.weight.truncate(7);
         set(&mut spec, short);
         let e = spec.validate().unwrap_err().to_string();
-        assert!(e.contains("calm_gate weight") && e.contains("7 values"), "{e}");
+        assert!(
+            e.contains("calm_gate weight") && e.contains("7 values"),
+            "{e}"
+        );
         let mut nan = gate();
         nan.weight[3] = f32::NAN;
         set(&mut spec, nan);
@@ -220,7 +236,11 @@ mod calm_tests {
         let mut deep = gate();
         deep.layer = 9;
         set(&mut spec, deep);
-        assert!(spec.validate().unwrap_err().to_string().contains("calm_gate layer"));
+        assert!(spec
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("calm_gate layer"));
         set(&mut spec, gate());
         spec.normalisation = crate::features::Normalisation::None;
         assert!(spec.validate().unwrap_err().to_string().contains("speaker"));

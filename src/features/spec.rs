@@ -149,7 +149,10 @@ impl CalmGate {
             return Err(Error::param(
                 "calm_gate weight",
                 format!("{} values", self.weight.len()),
-                format!("must hold {} values, one per encoder dimension", crate::encoder::WIDTH),
+                format!(
+                    "must hold {} values, one per encoder dimension",
+                    crate::encoder::WIDTH
+                ),
             ));
         }
         if !self.bias.is_finite() || self.weight.iter().any(|w| !w.is_finite()) {

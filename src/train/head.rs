@@ -68,9 +68,10 @@ pub fn windows_of(pack: &EncoderPack, clips: &[usize]) -> Vec<(usize, usize)> {
 }
 
 /// Whether window `w` joins a profile: a speech window, admitted by the calm gate when
-/// there is one (as the live path's [`crate::features::FeatureExtractor::profile_admits`]).
-fn joins_profile(pack: &EncoderPack, w: usize, gate: Option<&CalmGate>) -> bool {
-    pack.windows[w].speech && gate.is_none_or(|g| g.admits(pack.vector(w)))
+/// there is one (`calm`: what the gate says of each window of the pack, as the live path's
+/// [`crate::features::FeatureExtractor::profile_admits`]).
+fn joins_profile(pack: &EncoderPack, w: usize, calm: Option<&[bool]>) -> bool {
+    pack.windows[w].speech && calm.is_none_or(|c| c[w])
 }
 
 /// Profiles by key of `scope` over the speech windows of `clips` (as the live path adds
@@ -79,12 +80,12 @@ fn profiles(
     pack: &EncoderPack,
     clips: &[usize],
     scope: Scope,
-    gate: Option<&CalmGate>,
+    calm: Option<&[bool]>,
 ) -> BTreeMap<String, SpeakerProfile> {
     let mut out: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
     for &(w, k) in &windows_of(pack, clips) {
         let p = out.entry(key(pack, clips[k], scope)).or_default();
-        if joins_profile(pack, w, gate) {
+        if joins_profile(pack, w, calm) {
             p.add_llds(&vector_matrix(pack, w));
         }
     }
@@ -100,21 +101,31 @@ pub fn gate_of(clf: &Classifier) -> Option<&CalmGate> {
         .and_then(|e| e.calm_gate.as_ref())
 }
 
-/// Model inputs of the windows of `clips` under `scope` (profiles through `gate`, the
-/// model's calm gate if it has one): (clip position in `clips`, input row).
+/// What `gate` says of every window of `pack` (`None` without a gate).
+pub fn admitted(pack: &EncoderPack, gate: Option<&CalmGate>) -> Option<Vec<bool>> {
+    gate.map(|g| {
+        (0..pack.windows.len())
+            .map(|w| g.admits(pack.vector(w)))
+            .collect()
+    })
+}
+
+/// Model inputs of the windows of `clips` under `scope`, with profiles of the windows
+/// `calm` admits when set (see [`admitted`]): (clip position in `clips`, input row).
 pub fn inputs(
     pack: &EncoderPack,
     clips: &[usize],
     scope: Scope,
-    gate: Option<&CalmGate>,
+    calm: Option<&[bool]>,
 ) -> (Vec<usize>, Vec<FeatureMatrix>) {
     let blocks = pack.spec.encoder.as_ref().map_or(0, |e| e.blocks);
-    let profs = profiles(pack, clips, scope, gate);
+    let profs = profiles(pack, clips, scope, calm);
     windows_of(pack, clips)
         .into_iter()
         .map(|(w, k)| {
             let p = &profs[&key(pack, clips[k], scope)];
-            (k, encoder_row(Some(vector_matrix(pack, w)), p, blocks, gate))
+            let row = encoder_row(Some(vector_matrix(pack, w)), p, blocks, calm.map(|c| c[w]));
+            (k, row)
         })
         .unzip()
 }
@@ -135,13 +146,21 @@ pub fn fit_calm_gate(pack: &EncoderPack, clips: &[usize], layer: usize) -> Resul
     let rows: Vec<(usize, f32)> = windows_of(pack, clips)
         .into_iter()
         .filter(|&(w, _)| pack.windows[w].speech)
-        .map(|(w, k)| (w, if calm(pack.clips[clips[k]].label) { 1.0 } else { 0.0 }))
+        .map(|(w, k)| {
+            (
+                w,
+                if calm(pack.clips[clips[k]].label) {
+                    1.0
+                } else {
+                    0.0
+                },
+            )
+        })
         .collect();
     let n = rows.len();
     if n == 0 || rows.iter().all(|r| r.1 == 0.0) || rows.iter().all(|r| r.1 == 1.0) {
         return Err(Error::Model(
-            "calm gate: the training clips need speech windows both neutral or calm and not"
-                .into(),
+            "calm gate: the training clips need speech windows both neutral or calm and not".into(),
         ));
     }
     let dev = candle_core::Device::Cpu;
@@ -202,7 +221,8 @@ pub fn clip_probs(
     clips: &[usize],
     scope: Scope,
 ) -> Result<Vec<[f32; N_LABELS]>> {
-    let (owner, x) = inputs(pack, clips, scope, gate_of(clf));
+    let calm = admitted(pack, gate_of(clf));
+    let (owner, x) = inputs(pack, clips, scope, calm.as_deref());
     let l = logits(clf, &x)?;
     Ok(super::clip_probs(
         &owner,
@@ -239,6 +259,10 @@ pub fn train(
     r: &HeadRecipe,
     progress: &dyn Fn(usize, f64, f64),
 ) -> Result<Vec<f64>> {
+    // With a calm gate: fitted on the training clips' speech windows, it picks the windows
+    // of every reference from then on. (Cross-fitted gates, so that training references
+    // hold the mistakes a gate makes on new voices, measured worse on every profile of the
+    // mixed test speakers: docs/recognition.md.)
     if let Some(layer) = gate_of(clf).map(|g| g.layer) {
         let fitted = fit_calm_gate(pack, train, layer)?;
         if let Some(e) = clf.card.features.encoder.as_mut() {
@@ -246,8 +270,32 @@ pub fn train(
         }
         clf.extractor = crate::features::FeatureExtractor::new(&clf.card.features)?;
     }
-    let gate = gate_of(clf).cloned();
-    let gate = gate.as_ref();
+    let calm_train = admitted(pack, gate_of(clf));
+    let calm_train = calm_train.as_deref();
+    let calm_aug = augmented.and_then(|a| admitted(a, gate_of(clf)));
+    let calm_aug = calm_aug.as_deref();
+    let calm_val = calm_train;
+    if let Some(c) = calm_train {
+        let speech: Vec<usize> = windows_of(pack, train)
+            .into_iter()
+            .map(|(w, _)| w)
+            .filter(|&w| pack.windows[w].speech)
+            .collect();
+        let calm_label = |w: usize| {
+            matches!(
+                crate::labels::LABELS[pack.clips[pack.windows[w].clip].label],
+                "neutral" | "calm"
+            )
+        };
+        let admitted: Vec<usize> = speech.iter().copied().filter(|&w| c[w]).collect();
+        eprintln!(
+            "calm gate: admits {} of {} training speech windows ({} of them neutral or calm; {} neutral or calm in all)",
+            admitted.len(),
+            speech.len(),
+            admitted.iter().filter(|&&w| calm_label(w)).count(),
+            speech.iter().filter(|&&w| calm_label(w)).count()
+        );
+    }
     let head = clf
         .net
         .encoder_head()
@@ -256,7 +304,7 @@ pub fn train(
     // each training clip (same clip indices), when given, adds its windows, read alone,
     // to every kind.
     let (aug_owner, aug_rows) = match augmented {
-        Some(a) => inputs(a, train, Scope::Clip, gate),
+        Some(a) => inputs(a, train, Scope::Clip, calm_aug),
         None => (Vec::new(), Vec::new()),
     };
     let with_aug = |mut v: Vec<FeatureMatrix>| {
@@ -266,17 +314,20 @@ pub fn train(
     // A head that reads no profile sees the same input under every kind: it is built once
     // and drawn four times, as the kinds are for a head that reads one.
     let reads_profile = clf.card.features.wants_profile();
-    let kinds = if reads_profile {
-        &[Scope::Speaker, Scope::Emotion, Scope::Clip][..]
-    } else {
-        &[Scope::Clip][..]
+    // A calm head does not train on one-emotion profiles: whether such a profile holds a
+    // calm reference at all says whether its emotion is calm, a label the head would learn
+    // to read from the reference's presence and misread on every whole session.
+    let kinds = match (reads_profile, calm_train.is_some()) {
+        (true, false) => &[Scope::Speaker, Scope::Emotion, Scope::Clip][..],
+        (true, true) => &[Scope::Speaker, Scope::Clip][..],
+        (false, _) => &[Scope::Clip][..],
     };
     let scopes: Vec<Vec<FeatureMatrix>> = kinds
         .iter()
-        .map(|&s| with_aug(inputs(pack, train, s, gate).1))
+        .map(|&s| with_aug(inputs(pack, train, s, calm_train).1))
         .collect();
     let few = match reads_profile {
-        true => with_aug(few_clip_inputs(pack, train, r.seed, gate)),
+        true => with_aug(few_clip_inputs(pack, train, r.seed, calm_train)),
         false => Vec::new(),
     };
     let variants: Vec<&Vec<FeatureMatrix>> = match reads_profile {
@@ -398,7 +449,7 @@ pub fn train(
         let mut logits_all = Vec::new();
         let mut truth = Vec::new();
         for scope in [Scope::Speaker, Scope::Emotion, Scope::Clip] {
-            let (owner, x) = inputs(pack, val, scope, gate);
+            let (owner, x) = inputs(pack, val, scope, calm_val);
             let base = truth.len();
             owner_all.extend(owner.iter().map(|o| o + base));
             logits_all.extend(logits(clf, &x)?);
@@ -415,7 +466,7 @@ fn few_clip_inputs(
     pack: &EncoderPack,
     clips: &[usize],
     seed: u64,
-    gate: Option<&CalmGate>,
+    calm: Option<&[bool]>,
 ) -> Vec<FeatureMatrix> {
     let blocks = pack.spec.encoder.as_ref().map_or(0, |e| e.blocks);
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_f00d);
@@ -443,7 +494,7 @@ fn few_clip_inputs(
         let mut p = SpeakerProfile::default();
         for j in chosen {
             for &w in by_clip.get(&j).map(Vec::as_slice).unwrap_or(&[]) {
-                if joins_profile(pack, w, gate) {
+                if joins_profile(pack, w, calm) {
                     p.add_llds(&vector_matrix(pack, w));
                 }
             }
@@ -452,6 +503,98 @@ fn few_clip_inputs(
     }
     windows
         .into_iter()
-        .map(|(w, k)| encoder_row(Some(vector_matrix(pack, w)), &prof[&k], blocks, gate))
+        .map(|(w, k)| {
+            encoder_row(
+                Some(vector_matrix(pack, w)),
+                &prof[&k],
+                blocks,
+                calm.map(|c| c[w]),
+            )
+        })
         .collect()
+}
+
+#[cfg(test)]
+mod calm_tests {
+    use super::*;
+    use crate::corpus::Clip;
+    use crate::encoder::{pooled_len, WIDTH};
+    use crate::train::encpack::PackWindow;
+
+    /// Speech windows a clip.
+    const WINDOWS: usize = 8;
+
+    /// Four speakers, 16 clips each (every label twice), 8 speech windows a clip (enough
+    /// for the gate's penalty, sized for thousands of windows); block 3's mean is noise
+    /// plus -1.5 (neutral, calm) or +1.5 (other emotions) on its first 64 values.
+    fn pack() -> EncoderPack {
+        let arch = crate::model::Arch::from_name("encoder_head_calm").unwrap();
+        let spec = crate::train::default_spec(&arch);
+        let dim = pooled_len(3);
+        let mut rng = StdRng::seed_from_u64(7);
+        let (mut clips, mut windows, mut data) = (Vec::new(), Vec::new(), Vec::new());
+        for s in 0..4 {
+            for i in 0..16 {
+                let label = i % 8;
+                clips.push(Clip {
+                    path: format!("s{s}_{i}.wav").into(),
+                    label,
+                    speaker: format!("x_{s}"),
+                    corpus: "x".into(),
+                });
+                for k in 0..WINDOWS {
+                    windows.push(PackWindow {
+                        clip: clips.len() - 1,
+                        start: k,
+                        speech: true,
+                    });
+                    let shift = if label < 2 { -1.5 } else { 1.5 };
+                    data.extend((0..dim).map(|j| {
+                        let noise: f32 = rng.random_range(-1.0..1.0);
+                        let at = 3 * 2 * WIDTH;
+                        noise
+                            + if (at..at + 64).contains(&j) {
+                                shift
+                            } else {
+                                0.0
+                            }
+                    }));
+                }
+            }
+        }
+        EncoderPack {
+            spec,
+            clips,
+            windows,
+            dim,
+            data,
+        }
+    }
+
+    #[test]
+    fn a_fitted_gate_admits_the_calm_windows_of_a_voice_it_never_heard() {
+        let p = pack();
+        let train: Vec<usize> = (0..48).collect();
+        let g = fit_calm_gate(&p, &train, 3).unwrap();
+        assert_eq!((g.layer, g.weight.len()), (3, WIDTH));
+        let said = admitted(&p, Some(&g)).unwrap();
+        for (w, &yes) in said.iter().enumerate().skip(48 * WINDOWS) {
+            let label = p.clips[p.windows[w].clip].label;
+            assert_eq!(yes, label < 2, "window {w}, label {label}");
+        }
+        // The reference of the new speaker holds exactly its 4 calm clips' windows; a window
+        // counts itself only when admitted.
+        let test: Vec<usize> = (48..64).collect();
+        let (owner, rows) = inputs(&p, &test, Scope::Speaker, Some(&said));
+        let d = p.dim;
+        for (k, row) in owner.iter().zip(&rows) {
+            assert_eq!(row.data[2 * d], (4 * WINDOWS) as f32);
+            let calm = p.clips[test[*k]].label < 2;
+            assert_eq!(row.data[2 * d + 1], if calm { 1.0 } else { 0.0 });
+        }
+        // A gate needs both kinds of window to learn from.
+        let calm_only: Vec<usize> = (0..48).filter(|&c| p.clips[c].label < 2).collect();
+        let e = fit_calm_gate(&p, &calm_only, 3).unwrap_err().to_string();
+        assert!(e.contains("both"), "{e}");
+    }
 }

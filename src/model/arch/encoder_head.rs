@@ -13,6 +13,9 @@ pub const DEFAULT_HEAD_RAMP: f64 = 4.0;
 /// The ramp of `encoder_head_calm`, in windows: its calm reference counts fully once it
 /// holds two calm windows besides the window read (three with it).
 pub const DEFAULT_CALM_RAMP: f64 = 2.0;
+/// The share of the calm reference a calm head removes from the vector: half, as measured
+/// best for one-emotion sessions (`scripts/profile_tradeoff.py`, docs/recognition.md).
+pub const CALM_SHARE: f64 = 0.5;
 /// The representation heads read by name: block 3's output (of 0-4), the one that
 /// carried the most in the probe and in leave-one-corpus-out runs (docs/recognition.md).
 pub const DEFAULT_HEAD_LAYER: usize = 3;
@@ -24,6 +27,8 @@ pub struct EncoderHead {
     /// Where in the vector the values read start, and how many.
     read: (usize, usize),
     ramp: Option<f64>,
+    /// The second part of the input is the vector minus a calm reference (not z-scores).
+    calm: bool,
     /// Standardisation of the head's features (training statistics; not trained).
     mu: Tensor,
     sd: Tensor,
@@ -38,6 +43,7 @@ impl EncoderHead {
         hidden: usize,
         ramp: Option<f64>,
         layer: Option<usize>,
+        calm: bool,
     ) -> Result<Self> {
         let d = len.saturating_sub(2) / 2;
         let w = crate::encoder::WIDTH;
@@ -57,6 +63,7 @@ impl EncoderHead {
             d,
             read,
             ramp,
+            calm,
             mu,
             sd,
             hidden,
@@ -75,6 +82,12 @@ impl EncoderHead {
 
     /// The head's features `(batch, f)` before standardisation: the vector, and with a
     /// ramp the z-scores times the profile weight, then the weight.
+    ///
+    /// A calm head instead reads two linear models blended by the weight `w`: the vector,
+    /// the vector minus [`CALM_SHARE`] of the calm reference, then `w`, the first weighed by
+    /// `1 - w` and the second by `w` once standardised ([`logits`](Self::logits)); so before the reference holds enough it reads the vector alone, after it the
+    /// vector with a fixed share of the reference removed (a share the head cannot raise
+    /// to fit acted speakers' references, which span a session's every calm moment).
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let x = x.flatten_from(1)?;
         let (at, n) = self.read;
@@ -87,12 +100,32 @@ impl EncoderHead {
         let own = counts.narrow(1, 1, 1)?;
         let beyond = (counts.narrow(1, 0, 1)? - &own)?.clamp(0.0, f32::MAX as f64)?;
         let w = beyond.affine(1.0 / ramp, 0.0)?.clamp(0.0, 1.0)?;
+        if self.calm {
+            // z = vector - reference, so vector - share * reference = (1 - share) vector + share z.
+            let centred = ((&raw * (1.0 - CALM_SHARE))? + (&z * CALM_SHARE)?)?;
+            // Blended by the weight after standardisation (see `logits`).
+            return Tensor::cat(&[raw, centred, w], 1);
+        }
         Tensor::cat(&[raw, z.broadcast_mul(&w)?, w], 1)
     }
 
     /// Logits from standardised features `(batch, f)`.
     pub fn logits(&self, f: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
-        let h = f.broadcast_sub(&self.mu)?.broadcast_div(&self.sd)?;
+        let mut h = f.broadcast_sub(&self.mu)?.broadcast_div(&self.sd)?;
+        if self.calm {
+            // Each part standardised by its own statistics, then weighed: the vector alone
+            // by 1 - w, the vector with part of the reference removed by w.
+            let n = self.read.1;
+            let w = f.narrow(1, 2 * n, 1)?;
+            h = Tensor::cat(
+                &[
+                    h.narrow(1, 0, n)?.broadcast_mul(&w.affine(-1.0, 1.0)?)?,
+                    h.narrow(1, n, n)?.broadcast_mul(&w)?,
+                    h.narrow(1, 2 * n, 1)?,
+                ],
+                1,
+            )?;
+        }
         let h = match &self.hidden {
             Some(l) => drop.apply(
                 &l.forward(&drop.apply(&h, 0.2, train)?)?.relu()?,

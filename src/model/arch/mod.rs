@@ -366,13 +366,14 @@ impl Body {
                 hidden,
                 profile_ramp,
                 layer,
-                ..
+                calm,
             } => Body::EncoderHead(EncoderHead::new(
                 vb,
                 frames,
                 *hidden,
                 *profile_ramp,
                 *layer,
+                *calm,
             )?),
             Arch::Fusion { width } => Body::Fusion(Box::new(Fusion::new(vb, *width)?)),
             Arch::Ensemble { members } => Body::Ensemble(
