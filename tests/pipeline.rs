@@ -553,3 +553,78 @@ fn the_default_encoder_head_is_the_same_live_and_in_analyze() {
         }
     }
 }
+
+/// A calm head (freshly initialised from its seed: the feature path is what is tested) whose
+/// gate admits the speech windows where the first value of block 3's mean is below its
+/// median over the stream's speech windows: live and `analyze` give the same probabilities
+/// window by window, and the profile counts the seconds of the admitted windows only.
+#[test]
+fn a_calm_reference_learns_the_same_windows_live_as_in_analyze() {
+    if common::no_data("a_calm_reference_learns_the_same_windows_live_as_in_analyze") {
+        return;
+    }
+    use emoscope::features::{CalmGate, FeatureExtractor};
+    let _cores = CORES.lock().unwrap_or_else(|e| e.into_inner());
+    let samples = two_sentences();
+    let arch = emoscope::model::Arch::from_name("encoder_head_calm").unwrap();
+    let mut card = Classifier::load(Path::new(emoscope::model::BUILTIN_MODEL), &Device::Cpu)
+        .unwrap()
+        .card;
+    card.arch = arch.clone();
+    card.features = emoscope::train::default_spec(&arch);
+    // Each window's block 3 mean, first value, and whether it holds speech.
+    let ex = FeatureExtractor::new(&card.features).unwrap();
+    let (win, hop) = (48000, 8000);
+    let at = 3 * 2 * emoscope::encoder::WIDTH;
+    let windows: Vec<(bool, f32)> = window_plan(samples.len(), win, hop)
+        .into_iter()
+        .map(|s| {
+            let w = &samples[s..s + win];
+            let db = ex.window_db_mel("w", w).unwrap();
+            let v = ex.llds(&db, None).unwrap();
+            (
+                emoscope::dsp::Vad::default().is_speech(w, 16000),
+                v.data[at],
+            )
+        })
+        .collect();
+    let mut speech: Vec<f32> = windows.iter().filter(|w| w.0).map(|w| w.1).collect();
+    speech.sort_by(f32::total_cmp);
+    let median = speech[speech.len() / 2];
+    let mut weight = vec![0.0; emoscope::encoder::WIDTH];
+    weight[0] = -1.0;
+    let gate = CalmGate {
+        layer: 3,
+        weight,
+        bias: median,
+    };
+    let admitted: Vec<bool> = windows.iter().map(|&(s, x)| s && x < median).collect();
+    assert!(admitted.iter().any(|&a| a) && windows.iter().zip(&admitted).any(|(w, &a)| w.0 && !a));
+    card.features.encoder.as_mut().unwrap().calm_gate = Some(gate);
+    let tmp = tempfile::tempdir().unwrap();
+    Classifier::new(card, &Device::Cpu)
+        .unwrap()
+        .save(tmp.path())
+        .unwrap();
+    let load = || Classifier::load(tmp.path(), &Device::Cpu).unwrap();
+    let offline = analyze_samples(&load(), "x", &samples, 0.5).unwrap();
+    let (preds, p) = live_every_window(&samples, load());
+    assert_eq!(preds.len(), windows.len());
+    assert_same_windows(&preds, &offline);
+    // Seconds in the reference: the union of the admitted windows so far.
+    let (mut covered_to, mut union) = (0.0f64, 0.0f64);
+    for (pred, &a) in preds.iter().zip(&admitted) {
+        if a {
+            union += pred.window_end - pred.window_start.max(covered_to).min(pred.window_end);
+            covered_to = pred.window_end;
+        }
+        let s = pred.profile_seconds.unwrap() as f64;
+        assert!(
+            (s - union).abs() < 1e-3,
+            "at {} s: {s} vs {union}",
+            pred.window_start
+        );
+    }
+    assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
+    p.stop();
+}
