@@ -318,47 +318,6 @@ pub(crate) fn hash_clips(h: &mut impl std::hash::Hasher, clips: &[Clip]) {
     }
 }
 
-#[cfg(test)]
-mod key_tests {
-    use super::*;
-    use std::hash::Hasher;
-
-    fn key(clips: &[Clip]) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        hash_clips(&mut h, clips);
-        h.finish()
-    }
-
-    #[test]
-    fn a_cache_key_follows_the_files_content_not_their_times() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a.wav");
-        std::fs::write(&path, [1u8; 5000]).unwrap();
-        let clips = [Clip {
-            path: path.clone(),
-            label: 3,
-            speaker: "x_1".into(),
-            corpus: "x".into(),
-        }];
-        let first = key(&clips);
-        // Copied afresh: same bytes, a new modification time.
-        let f = std::fs::File::options().write(true).open(&path).unwrap();
-        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
-            .unwrap();
-        assert_eq!(key(&clips), first);
-        // Other audio of the same length: a new key.
-        let mut other = [1u8; 5000];
-        other[100] = 2;
-        std::fs::write(&path, other).unwrap();
-        assert_ne!(key(&clips), first);
-        let mut relabelled = clips.clone();
-        relabelled[0].label = 4;
-        std::fs::write(&path, [1u8; 5000]).unwrap();
-        assert_eq!(key(&clips), first);
-        assert_ne!(key(&relabelled), first);
-    }
-}
-
 /// Writes a cache file: `magic`, the header's length (u64 LE), the JSON header, then
 /// `body` (the caller's data), atomically, creating the folder.
 pub(crate) fn write_framed(
@@ -414,4 +373,45 @@ pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
 /// Writes `text` plus a newline to stderr (progress lines for logs that are not terminals).
 pub fn log_line(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use std::hash::Hasher;
+
+    fn key(clips: &[Clip]) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        hash_clips(&mut h, clips);
+        h.finish()
+    }
+
+    #[test]
+    fn a_cache_key_follows_the_files_content_not_their_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.wav");
+        std::fs::write(&path, [1u8; 5000]).unwrap();
+        let clips = [Clip {
+            path: path.clone(),
+            label: 3,
+            speaker: "x_1".into(),
+            corpus: "x".into(),
+        }];
+        let first = key(&clips);
+        // Copied afresh: same bytes, a new modification time.
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            .unwrap();
+        assert_eq!(key(&clips), first);
+        // Other audio of the same length: a new key.
+        let mut other = [1u8; 5000];
+        other[100] = 2;
+        std::fs::write(&path, other).unwrap();
+        assert_ne!(key(&clips), first);
+        let mut relabelled = clips.clone();
+        relabelled[0].label = 4;
+        std::fs::write(&path, [1u8; 5000]).unwrap();
+        assert_eq!(key(&clips), first);
+        assert_ne!(key(&relabelled), first);
+    }
 }
