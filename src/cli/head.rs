@@ -135,7 +135,9 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                 "speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature; {}",
                 if test.is_empty() { "(none)".to_string() } else { test.join(", ") },
                 validation.join(", "),
-                if spec.wants_profile() {
+                if spec.encoder.as_ref().is_some_and(|e| e.calm_gate.is_some()) {
+                    "each window is read with a calm reference: the speaker's speech heard so far that the card's calm gate calls neutral or calm (a head trained with references of all of a speaker's clips, of one clip and of a few clips); a session with no calm speech is read window by window"
+                } else if spec.wants_profile() {
                     "each window is read with the profile of the speaker's speech heard so far (a head trained with profiles of all of a speaker's clips, of one emotion only, of one clip and of a few clips)"
                 } else {
                     "no speaker profile: each window is read alone, so one clip, a session in one emotion and a whole session are read alike"
