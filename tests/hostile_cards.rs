@@ -80,3 +80,31 @@ fn oversized_or_inconsistent_cards_are_refused_naming_the_field() {
         assert!(e.contains("card.json") && e.contains(what), "{what}: {e}");
     }
 }
+
+/// A card.json larger than a card can be (padding or one huge array) is refused by its size,
+/// naming the file, before it is read; a calm gate of the wrong size is refused naming it.
+#[test]
+fn a_card_too_large_or_with_a_misshapen_calm_gate_is_refused_by_name() {
+    let e = load_with(|c| c["notes"] = "x".repeat(2 << 20).into());
+    assert!(
+        e.contains("card.json") && e.contains("more than the 1048576"),
+        "{e}"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/encoder_head");
+    let dir = tempfile::tempdir().unwrap();
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("card.json")).unwrap()).unwrap();
+    card["arch"]["calm"] = true.into();
+    card["arch"]["profile_ramp"] = 2.0.into();
+    card["features"]["normalisation"] = "speaker".into();
+    card["features"]["encoder"]["calm_gate"] =
+        serde_json::json!({"layer": 3, "weight": vec![0.0; 511], "bias": 0.0});
+    std::fs::write(dir.path().join("card.json"), card.to_string()).unwrap();
+    let e = emoscope::model::ModelCard::load(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("card.json") && e.contains("calm_gate weight") && e.contains("511 values"),
+        "{e}"
+    );
+}
