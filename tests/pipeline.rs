@@ -349,6 +349,25 @@ fn speaker_model(dir: &Path) -> Classifier {
     clf
 }
 
+/// Asserts that each prediction's profile seconds are the length of the union of the
+/// windows so far that the profile learnt from (`learnt`, one per prediction); returns it.
+fn assert_profile_seconds(preds: &[Prediction], learnt: &[bool]) -> f64 {
+    let (mut covered_to, mut union) = (0.0f64, 0.0f64);
+    for (p, &l) in preds.iter().zip(learnt) {
+        if l {
+            union += p.window_end - p.window_start.max(covered_to).min(p.window_end);
+            covered_to = p.window_end;
+        }
+        let s = p.profile_seconds.unwrap() as f64;
+        assert!(
+            (s - union).abs() < 1e-3,
+            "at {} s: {s} vs {union}",
+            p.window_start
+        );
+    }
+    union
+}
+
 #[test]
 fn a_speaker_normalised_model_grows_the_same_profile_live_as_in_analyze() {
     if common::no_data("a_speaker_normalised_model_grows_the_same_profile_live_as_in_analyze") {
@@ -365,20 +384,8 @@ fn a_speaker_normalised_model_grows_the_same_profile_live_as_in_analyze() {
     // Seconds of speech in the profile: the length of the union of the speech windows
     // so far (3 s with the first, 0.5 s more with each next one), never more than heard.
     let first = preds.iter().position(|p| p.speech).unwrap();
-    let mut covered_to = 0.0f64;
-    let mut union = 0.0f64;
-    for p in &preds {
-        if p.speech {
-            union += p.window_end - p.window_start.max(covered_to).min(p.window_end);
-            covered_to = p.window_end;
-        }
-        let s = p.profile_seconds.unwrap() as f64;
-        assert!(
-            (s - union).abs() < 1e-3,
-            "at {} s: {s} vs {union}",
-            p.window_start
-        );
-    }
+    let learnt: Vec<bool> = preds.iter().map(|p| p.speech).collect();
+    let union = assert_profile_seconds(&preds, &learnt);
     assert!((preds[first].profile_seconds.unwrap() - 3.0).abs() < 1e-3);
     assert!(union <= samples.len() as f64 / 16000.0 + 1e-6);
     assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
@@ -612,19 +619,7 @@ fn a_calm_reference_learns_the_same_windows_live_as_in_analyze() {
     assert_eq!(preds.len(), windows.len());
     assert_same_windows(&preds, &offline);
     // Seconds in the reference: the union of the admitted windows so far.
-    let (mut covered_to, mut union) = (0.0f64, 0.0f64);
-    for (pred, &a) in preds.iter().zip(&admitted) {
-        if a {
-            union += pred.window_end - pred.window_start.max(covered_to).min(pred.window_end);
-            covered_to = pred.window_end;
-        }
-        let s = pred.profile_seconds.unwrap() as f64;
-        assert!(
-            (s - union).abs() < 1e-3,
-            "at {} s: {s} vs {union}",
-            pred.window_start
-        );
-    }
+    assert_profile_seconds(&preds, &admitted);
     assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
     p.stop();
 }
