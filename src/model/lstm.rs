@@ -24,6 +24,8 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::packed::PackedRhs;
+
 use super::conv::data;
 
 /// One LSTM layer (gates in the order input, forget, cell, output), from zero state.
@@ -136,6 +138,8 @@ fn forward(proj: &[f32], w: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
     let mut acts = vec![0f32; t * b * h4];
     let mut cells = vec![0f32; t * b * h];
     let mut states = vec![0f32; t * b * h];
+    // W_hhᵀ packed once for the whole sequence where the CPU runs the packed kernel.
+    let packed = PackedRhs::available().then(|| PackedRhs::new(w, (h, h4), (1, h)));
     for s in 0..t {
         // This frame's pre-activations, in the activation buffer (overwritten below).
         let gates = &mut acts[s * b * h4..(s + 1) * b * h4];
@@ -146,7 +150,12 @@ fn forward(proj: &[f32], w: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
         if s > 0 {
             // gates += h_{t-1} · W_hhᵀ; W_hh is (4H, H) row-major, so Wᵀ[k][n] = W[n*H + k].
             let hprev = &states[(s - 1) * b * h..s * b * h];
-            super::conv::matmul_parallel((b, h4, h), gates, true, hprev, (h, 1), w, (1, h));
+            match &packed {
+                Some(p) => p.mul(hprev, b, h, gates, true),
+                None => {
+                    super::conv::matmul_parallel((b, h4, h), gates, true, hprev, (h, 1), w, (1, h))
+                }
+            }
         }
         let (before, now) = cells.split_at_mut(s * b * h);
         let c_prev: Option<&[f32]> = (s > 0).then(|| &before[(s - 1) * b * h..]);
@@ -251,6 +260,7 @@ impl CustomOp2 for Recurrence {
         // Gate gradients, time-major (T, B, 4H), walking back through time; per frame the
         // element-wise part in parallel over the batch, then dh_{t-1} = dgates_t · W_hh as
         // one product over the whole batch.
+        let packed = PackedRhs::available().then(|| PackedRhs::new(&wv, (h4, h), (h, 1)));
         let mut dgates = vec![0f32; t * b * h4];
         let mut dh_next = vec![0f32; b * h];
         let mut dc_next = vec![0f32; b * h];
@@ -280,15 +290,18 @@ impl CustomOp2 for Recurrence {
                     }
                 });
             if s > 0 {
-                super::conv::matmul_parallel(
-                    (b, h, h4),
-                    &mut dh_next,
-                    false,
-                    g_s,
-                    (h4, 1),
-                    &wv,
-                    (h, 1),
-                );
+                match &packed {
+                    Some(p) => p.mul(g_s, b, h4, &mut dh_next, false),
+                    None => super::conv::matmul_parallel(
+                        (b, h, h4),
+                        &mut dh_next,
+                        false,
+                        g_s,
+                        (h4, 1),
+                        &wv,
+                        (h, 1),
+                    ),
+                }
             }
         }
         // dW_hh = Σ_{t≥1} dgates_tᵀ · h_{t-1}: time-major, frames 1..T of the gate

@@ -12,6 +12,7 @@ mod fused;
 mod init;
 #[forbid(unsafe_code)]
 pub mod lstm;
+mod packed;
 
 use std::path::{Path, PathBuf};
 
