@@ -25,6 +25,13 @@ pub struct PackedRhs {
 struct Out(*mut f32);
 // SAFETY: the threads write disjoint column ranges of the output (one panel each), and the
 // output outlives the parallel loop that uses the pointer.
+impl Out {
+    /// The pointer `offset` values in (a method, so a closure captures the whole `Out`).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
 #[allow(unsafe_code)]
 unsafe impl Send for Out {}
 #[allow(unsafe_code)]
@@ -82,7 +89,6 @@ impl PackedRhs {
             let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
             let c0 = p * PANEL;
             let width = PANEL.min(n - c0);
-            let out = out;
             let mut i = 0;
             while i < m {
                 let rows = ROWS.min(m - i);
@@ -99,7 +105,7 @@ impl PackedRhs {
                     // (asserted); no other thread writes these columns.
                     #[allow(unsafe_code)]
                     let dst = unsafe {
-                        std::slice::from_raw_parts_mut(out.0.add((i + r) * n + c0), width)
+                        std::slice::from_raw_parts_mut(out.at((i + r) * n + c0), width)
                     };
                     if accumulate {
                         dst.iter_mut().zip(t).for_each(|(d, v)| *d += v);
