@@ -135,7 +135,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                 "speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature; {}",
                 if test.is_empty() { "(none)".to_string() } else { test.join(", ") },
                 validation.join(", "),
-                if spec.encoder.as_ref().is_some_and(|e| e.calm_gate.is_some()) {
+                if spec.calm_gate().is_some() {
                     "each window is read with a calm reference: the speaker's speech heard so far that the card's calm gate calls neutral or calm (a head trained with references of all of a speaker's clips, of one clip and of a few clips); a session with no calm speech is read window by window"
                 } else if spec.wants_profile() {
                     "each window is read with the profile of the speaker's speech heard so far (a head trained with profiles of all of a speaker's clips, of one emotion only, of one clip and of a few clips)"
@@ -225,7 +225,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                     &recipe,
                     &|_, _, _| {},
                 )?;
-                let calm = head::admitted(&pack, head::gate_of(&m));
+                let calm = head::admitted(&pack, m.card.features.calm_gate());
                 let (o, x) = head::inputs(&pack, &held, Scope::Speaker, calm.as_deref());
                 let base = truth.len();
                 owner.extend(o.iter().map(|k| k + base));

@@ -359,10 +359,7 @@ impl FeatureExtractor {
 
     /// The calm gate of an encoder spec that has one.
     pub fn calm_gate(&self) -> Option<&CalmGate> {
-        self.spec
-            .encoder
-            .as_ref()
-            .and_then(|e| e.calm_gate.as_ref())
+        self.spec.calm_gate()
     }
 
     /// Whether a speech window of these descriptors (as from [`llds`](Self::llds)) joins

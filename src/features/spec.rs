@@ -100,8 +100,8 @@ pub struct EncoderSpec {
 }
 
 /// A logistic regression on one representation's time-mean of a window's pooled encoder
-/// vector that says whether the window sounds neutral or calm (probability above one
-/// half). The speaker profile of a spec with a gate holds only the windows it admits, so
+/// vector that says whether the window sounds neutral or calm (its logit above zero; a
+/// fitted gate has its probability threshold folded into the bias). The speaker profile of a spec with a gate holds only the windows it admits, so
 /// what a voice does all session long is read against how that voice sounds at rest, not
 /// against the session's own average (which a session in one emotion drags along with it);
 /// a session with no calm speech has no reference and is read window by window.
@@ -221,6 +221,11 @@ impl FeatureSpec {
         self.encoder
             .as_ref()
             .map_or(0, |e| 2 * crate::encoder::pooled_len(e.blocks) + 2)
+    }
+
+    /// The calm gate of an encoder spec that has one.
+    pub fn calm_gate(&self) -> Option<&CalmGate> {
+        self.encoder.as_ref().and_then(|e| e.calm_gate.as_ref())
     }
 
     /// Whether models of this spec need a [`SpeakerProfile`] (speaker normalisation of the

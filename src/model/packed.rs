@@ -104,9 +104,8 @@ impl PackedRhs {
                     // SAFETY: row i + r < m and columns c0..c0+width < n lie inside `c`
                     // (asserted); no other thread writes these columns.
                     #[allow(unsafe_code)]
-                    let dst = unsafe {
-                        std::slice::from_raw_parts_mut(out.at((i + r) * n + c0), width)
-                    };
+                    let dst =
+                        unsafe { std::slice::from_raw_parts_mut(out.at((i + r) * n + c0), width) };
                     if accumulate {
                         dst.iter_mut().zip(t).for_each(|(d, v)| *d += v);
                     } else {

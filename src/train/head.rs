@@ -92,15 +92,6 @@ fn profiles(
     out
 }
 
-/// The calm gate of `clf`'s features, if any.
-pub fn gate_of(clf: &Classifier) -> Option<&CalmGate> {
-    clf.card
-        .features
-        .encoder
-        .as_ref()
-        .and_then(|e| e.calm_gate.as_ref())
-}
-
 /// What `gate` says of every window of `pack` (`None` without a gate).
 pub fn admitted(pack: &EncoderPack, gate: Option<&CalmGate>) -> Option<Vec<bool>> {
     gate.map(|g| {
@@ -130,6 +121,12 @@ pub fn inputs(
         .unzip()
 }
 
+/// Whether window `w`'s clip is labelled neutral or calm (what a calm gate learns to say).
+fn calm_window(pack: &EncoderPack, w: usize) -> bool {
+    let label = pack.clips[pack.windows[w].clip].label;
+    matches!(crate::labels::LABELS[label], "neutral" | "calm")
+}
+
 /// How sure the calm gate must be that a window is neutral or calm to admit it. At 0.5
 /// (the first try) it let in enough angry, sad and fearful windows that a one-emotion
 /// session of them got a "calm" reference of itself (mixed test speakers, one-emotion
@@ -149,20 +146,10 @@ pub fn fit_calm_gate(pack: &EncoderPack, clips: &[usize], layer: usize) -> Resul
             "calm gate: representation {layer} is not in the encoder cache's vectors"
         )));
     }
-    let calm = |label: usize| matches!(crate::labels::LABELS[label], "neutral" | "calm");
     let rows: Vec<(usize, f32)> = windows_of(pack, clips)
         .into_iter()
         .filter(|&(w, _)| pack.windows[w].speech)
-        .map(|(w, k)| {
-            (
-                w,
-                if calm(pack.clips[clips[k]].label) {
-                    1.0
-                } else {
-                    0.0
-                },
-            )
-        })
+        .map(|(w, _)| (w, if calm_window(pack, w) { 1.0 } else { 0.0 }))
         .collect();
     let n = rows.len();
     if n == 0 || rows.iter().all(|r| r.1 == 0.0) || rows.iter().all(|r| r.1 == 1.0) {
@@ -231,7 +218,7 @@ pub fn clip_probs(
     clips: &[usize],
     scope: Scope,
 ) -> Result<Vec<[f32; N_LABELS]>> {
-    let calm = admitted(pack, gate_of(clf));
+    let calm = admitted(pack, clf.card.features.calm_gate());
     let (owner, x) = inputs(pack, clips, scope, calm.as_deref());
     let l = logits(clf, &x)?;
     Ok(super::clip_probs(
@@ -273,37 +260,33 @@ pub fn train(
     // of every reference from then on. (Cross-fitted gates, so that training references
     // hold the mistakes a gate makes on new voices, measured worse on every profile of the
     // mixed test speakers: docs/recognition.md.)
-    if let Some(layer) = gate_of(clf).map(|g| g.layer) {
+    if let Some(layer) = clf.card.features.calm_gate().map(|g| g.layer) {
         let fitted = fit_calm_gate(pack, train, layer)?;
         if let Some(e) = clf.card.features.encoder.as_mut() {
             e.calm_gate = Some(fitted);
         }
         clf.extractor = crate::features::FeatureExtractor::new(&clf.card.features)?;
     }
-    let calm_train = admitted(pack, gate_of(clf));
-    let calm_train = calm_train.as_deref();
-    let calm_aug = augmented.and_then(|a| admitted(a, gate_of(clf)));
+    // What the gate says of every window of the pack (training and validation clips alike)
+    // and of the perturbed copy.
+    let gate = clf.card.features.calm_gate();
+    let calm = admitted(pack, gate);
+    let calm = calm.as_deref();
+    let calm_aug = augmented.and_then(|a| admitted(a, gate));
     let calm_aug = calm_aug.as_deref();
-    let calm_val = calm_train;
-    if let Some(c) = calm_train {
+    if let Some(c) = calm {
         let speech: Vec<usize> = windows_of(pack, train)
             .into_iter()
             .map(|(w, _)| w)
             .filter(|&w| pack.windows[w].speech)
             .collect();
-        let calm_label = |w: usize| {
-            matches!(
-                crate::labels::LABELS[pack.clips[pack.windows[w].clip].label],
-                "neutral" | "calm"
-            )
-        };
         let admitted: Vec<usize> = speech.iter().copied().filter(|&w| c[w]).collect();
         eprintln!(
             "calm gate: admits {} of {} training speech windows ({} of them neutral or calm; {} neutral or calm in all)",
             admitted.len(),
             speech.len(),
-            admitted.iter().filter(|&&w| calm_label(w)).count(),
-            speech.iter().filter(|&&w| calm_label(w)).count()
+            admitted.iter().filter(|&&w| calm_window(pack, w)).count(),
+            speech.iter().filter(|&&w| calm_window(pack, w)).count()
         );
     }
     let head = clf
@@ -327,17 +310,17 @@ pub fn train(
     // A calm head does not train on one-emotion profiles: whether such a profile holds a
     // calm reference at all says whether its emotion is calm, a label the head would learn
     // to read from the reference's presence and misread on every whole session.
-    let kinds = match (reads_profile, calm_train.is_some()) {
+    let kinds = match (reads_profile, calm.is_some()) {
         (true, false) => &[Scope::Speaker, Scope::Emotion, Scope::Clip][..],
         (true, true) => &[Scope::Speaker, Scope::Clip][..],
         (false, _) => &[Scope::Clip][..],
     };
     let scopes: Vec<Vec<FeatureMatrix>> = kinds
         .iter()
-        .map(|&s| with_aug(inputs(pack, train, s, calm_train).1))
+        .map(|&s| with_aug(inputs(pack, train, s, calm).1))
         .collect();
     let few = match reads_profile {
-        true => with_aug(few_clip_inputs(pack, train, r.seed, calm_train)),
+        true => with_aug(few_clip_inputs(pack, train, r.seed, calm)),
         false => Vec::new(),
     };
     let variants: Vec<&Vec<FeatureMatrix>> = match reads_profile {
@@ -459,7 +442,7 @@ pub fn train(
         let mut logits_all = Vec::new();
         let mut truth = Vec::new();
         for scope in [Scope::Speaker, Scope::Emotion, Scope::Clip] {
-            let (owner, x) = inputs(pack, val, scope, calm_val);
+            let (owner, x) = inputs(pack, val, scope, calm);
             let base = truth.len();
             owner_all.extend(owner.iter().map(|o| o + base));
             logits_all.extend(logits(clf, &x)?);

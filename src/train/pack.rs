@@ -307,11 +307,12 @@ pub(crate) fn hash_clips(h: &mut impl std::hash::Hasher, clips: &[Clip]) {
         c.path.hash(h);
         c.label.hash(h);
         c.speaker.hash(h);
-        if let Ok(m) = std::fs::metadata(&c.path) {
-            m.len().hash(h);
-        }
+        // One open per clip: its size and its first bytes.
         let mut head = Vec::new();
         if let Ok(f) = std::fs::File::open(&c.path) {
+            if let Ok(m) = f.metadata() {
+                m.len().hash(h);
+            }
             let _ = f.take(KEY_BYTES).read_to_end(&mut head);
         }
         head.hash(h);

@@ -193,11 +193,7 @@ impl Arch {
             calm,
         } = *self
         {
-            let gated = features
-                .encoder
-                .as_ref()
-                .is_some_and(|e| e.calm_gate.is_some());
-            if calm != gated {
+            if calm != features.calm_gate().is_some() {
                 return Err("encoder_head reads a calm reference exactly when it has \"calm\": true and the features have a \"calm_gate\"".into());
             }
             let blocks = features.encoder.as_ref().map_or(0, |e| e.blocks);
