@@ -11,6 +11,7 @@
 #   The encoder cache (emoscope encode, ~10 min on 2 cores the first time) is under ./cache.
 #   AUGMENT=SEED adds one perturbed copy of every training clip (train --augment-encoder SEED;
 #   another ~10 min of encoding the first time); the shipped default was made with AUGMENT=1.
+#   LEVEL_DB=DB reads every window at that level (train --level-db; its own encoder cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-encoder_head}"; data="${2:-../shared/data}"; out="${3:-runs/table-$arch}"
@@ -20,6 +21,7 @@ bin="${EMOSCOPE_BIN:-target/release/emoscope}"
 mkdir -p "$out"
 all=(--data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" --data "csv=$data/nemo/labels.csv")
 [ -n "${AUGMENT:-}" ] && all+=(--augment-encoder "$AUGMENT")
+[ -n "${LEVEL_DB:-}" ] && all+=(--level-db "$LEVEL_DB")
 train() { # name, then train arguments; prints the held-out lines
   local name=$1; shift
   "$bin" train --arch "$arch" "${all[@]}" --out "$out/$name" "$@" > "$out/$name.log" 2>&1 \

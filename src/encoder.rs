@@ -25,6 +25,11 @@ use crate::{Error, Result};
 const BUILTIN_WEIGHTS: &[u8] = include_bytes!("../weights/whisper_base/encoder.safetensors");
 /// Width of every representation.
 pub const WIDTH: usize = 512;
+
+/// The level, in dB of the dB mel's loudest value, at which encoder heads read every window
+/// (the features' `level_db`): about where EMOVO's and nEMO's clips peak (median 7-7.5 dB;
+/// RAVDESS's -2.3 dB), so that a quiet microphone is not read as a calm voice.
+pub const DEFAULT_LEVEL_DB: f32 = 8.0;
 /// Attention heads per block.
 const HEADS: usize = 8;
 /// Log-mel bands of the input.
@@ -55,13 +60,14 @@ pub fn whisper_spec(window_seconds: f32) -> FeatureSpec {
 }
 
 /// The feature spec of heads on the built-in encoder: its front end, 3 s windows, all
-/// of its blocks.
+/// of its blocks, each window read at [`DEFAULT_LEVEL_DB`].
 pub fn encoder_spec() -> FeatureSpec {
     FeatureSpec {
         encoder: Some(EncoderSpec {
             name: "whisper_base".into(),
             blocks: BUILTIN_BLOCKS,
             calm_gate: None,
+            level_db: Some(DEFAULT_LEVEL_DB),
         }),
         ..whisper_spec(3.0)
     }
@@ -196,6 +202,12 @@ impl Encoder {
     /// Whisper's log-mel, `(80, frames - 1)`, of a dB mel matrix of [`whisper_spec`]:
     /// floored against its own maximum, mapped by `dB / 40 + 1`, the last frame dropped.
     pub fn log_mel(db_mel: &FeatureMatrix) -> Result<Tensor> {
+        Self::log_mel_at(db_mel, None)
+    }
+
+    /// [`log_mel`](Self::log_mel) of `db_mel` shifted so that its maximum reads `level_db`
+    /// (unshifted when `None`): the same window at any gain gives the same log-mel.
+    pub fn log_mel_at(db_mel: &FeatureMatrix, level_db: Option<f32>) -> Result<Tensor> {
         if db_mel.rows != N_MELS || db_mel.frames < 3 {
             return Err(Error::Model(format!(
                 "the encoder needs {N_MELS} mel bands and at least 3 frames, got {} x {}",
@@ -205,9 +217,14 @@ impl Encoder {
         let t = db_mel.frames - 1;
         let max = db_mel.data.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
         let floor = max - crate::dsp::TOP_DB;
+        let shift = level_db.map_or(0.0, |l| l - max);
         let mut data = Vec::with_capacity(N_MELS * t);
         for row in db_mel.data.chunks_exact(db_mel.frames) {
-            data.extend(row[..t].iter().map(|&x| x.max(floor) / 40.0 + 1.0));
+            data.extend(
+                row[..t]
+                    .iter()
+                    .map(|&x| (x.max(floor) + shift) / 40.0 + 1.0),
+            );
         }
         Ok(Tensor::from_vec(data, (1, N_MELS, t), &Device::Cpu)?)
     }
@@ -270,13 +287,18 @@ impl Encoder {
     /// block's output) its mean over time, then its standard deviation over time;
     /// `(blocks + 1) * 2 * 512` values.
     pub fn pooled(&self, db_mel: &FeatureMatrix) -> Result<Vec<f32>> {
-        self.pooled_upto(db_mel, self.blocks.len())
+        self.pooled_upto(db_mel, self.blocks.len(), None)
     }
 
     /// [`pooled`](Self::pooled) of the first `blocks` blocks: `(blocks + 1) * 2 * 512`
-    /// values.
-    pub fn pooled_upto(&self, db_mel: &FeatureMatrix, blocks: usize) -> Result<Vec<f32>> {
-        let outs = self.forward_upto(&Self::log_mel(db_mel)?, blocks)?;
+    /// values; with `level_db`, of the log-mel at that level ([`Self::log_mel_at`]).
+    pub fn pooled_upto(
+        &self,
+        db_mel: &FeatureMatrix,
+        blocks: usize,
+        level_db: Option<f32>,
+    ) -> Result<Vec<f32>> {
+        let outs = self.forward_upto(&Self::log_mel_at(db_mel, level_db)?, blocks)?;
         let mut v = Vec::with_capacity(outs.len() * 2 * WIDTH);
         for o in &outs {
             let mean = o.mean_keepdim(0)?;

@@ -108,3 +108,24 @@ fn a_card_too_large_or_with_a_misshapen_calm_gate_is_refused_by_name() {
         "{e}"
     );
 }
+
+/// An encoder level outside any microphone's range (or not a number) is refused by name.
+#[test]
+fn an_encoder_card_with_an_absurd_level_is_refused_by_name() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/encoder_head");
+    for bad in [serde_json::json!(1e9), serde_json::json!(-61.0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut card: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("card.json")).unwrap())
+                .unwrap();
+        card["features"]["encoder"]["level_db"] = bad.clone();
+        std::fs::write(dir.path().join("card.json"), card.to_string()).unwrap();
+        let e = emoscope::model::ModelCard::load(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("card.json") && e.contains("level_db") && e.contains("-60 to 60 dB"),
+            "{bad}: {e}"
+        );
+    }
+}

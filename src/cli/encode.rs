@@ -29,8 +29,29 @@ pub struct EncodeArgs {
     /// SNR, drawn from this seed), for `train --arch encoder_head --augment-encoder SEED`.
     #[arg(long)]
     pub augment: Option<u64>,
+    /// Read every window at this level: its dB mel shifted so its loudest value reads
+    /// LEVEL_DB dB (the features' `level_db`, as `train --level-db`); `recorded`: at the
+    /// level each clip was recorded. Default: 8 dB, as the encoder heads read them.
+    #[arg(long, value_name = "LEVEL_DB|recorded", allow_hyphen_values = true)]
+    pub level_db: Option<LevelArg>,
     #[arg(long, default_value = "cache")]
     pub cache: PathBuf,
+}
+
+/// `--level-db`: a level in dB, or `recorded` (none).
+#[derive(Debug, Clone, Copy)]
+pub struct LevelArg(pub Option<f32>);
+
+impl std::str::FromStr for LevelArg {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s == "recorded" {
+            return Ok(LevelArg(None));
+        }
+        s.parse::<f32>()
+            .map(|l| LevelArg(Some(l)))
+            .map_err(|_| format!("'{s}' is neither a level in dB (e.g. 8) nor `recorded`"))
+    }
 }
 
 pub fn encode(a: EncodeArgs) -> Result<()> {
@@ -38,7 +59,14 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     for line in corpus.report() {
         eprintln!("note: {line}");
     }
-    let pack = EncoderPack::cached(&a.cache, &encoder_spec(), &corpus.clips)?;
+    let mut spec = encoder_spec();
+    if let Some(e) = spec.encoder.as_mut() {
+        if let Some(l) = a.level_db {
+            e.level_db = l.0;
+        }
+    }
+    spec.validate()?;
+    let pack = EncoderPack::cached(&a.cache, &spec, &corpus.clips)?;
     eprintln!(
         "{} windows of {} clips ({} values each)",
         pack.windows.len(),
@@ -46,7 +74,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
         pack.dim
     );
     if let Some(seed) = a.augment {
-        let aug = EncoderPack::cached_augmented(&a.cache, &encoder_spec(), &corpus.clips, seed)?;
+        let aug = EncoderPack::cached_augmented(&a.cache, &spec, &corpus.clips, seed)?;
         eprintln!(
             "augmented copy (seed {seed}): {} windows",
             aug.windows.len()

@@ -64,7 +64,11 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
     if a.pack.is_some() || a.data.is_empty() {
         bail!("encoder_head trains from --data KIND=PATH (its encoder cache is built and found under --cache)");
     }
-    let spec = default_spec(&arch);
+    let mut spec = default_spec(&arch);
+    if let (Some(l), Some(e)) = (a.level_db, spec.encoder.as_mut()) {
+        e.level_db = l.0;
+    }
+    spec.validate()?;
     let corpus = load_all(&a.data)?;
     for line in corpus.report() {
         eprintln!("note: {line}");

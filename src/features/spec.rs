@@ -97,6 +97,12 @@ pub struct EncoderSpec {
     /// minus the reference's mean instead of z-scores (see [`CalmGate`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calm_gate: Option<CalmGate>,
+    /// Set: each window's dB mel is shifted so that its loudest value reads this many dB
+    /// before Whisper's log-mel, so the microphone's gain, the speaker's distance and a
+    /// corpus's recording level do not move the vector (the window's spectrum, and its
+    /// loudness over time relative to its own peak, still do).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level_db: Option<f32>,
 }
 
 /// A logistic regression on one representation's time-mean of a window's pooled encoder
@@ -268,6 +274,15 @@ impl FeatureSpec {
                         crate::encoder::BUILTIN_BLOCKS
                     ),
                 ));
+            }
+            if let Some(l) = e.level_db {
+                if !(l.is_finite() && (-60.0..=60.0).contains(&l)) {
+                    return Err(Error::param(
+                        "encoder level_db",
+                        l,
+                        "must be a level from -60 to 60 dB",
+                    ));
+                }
             }
             if let Some(g) = &e.calm_gate {
                 g.validate(e.blocks)?;

@@ -69,6 +69,16 @@ pub struct EncoderPack {
     pub data: Vec<f32>,
 }
 
+/// The spec a cache is built and keyed with: every block of the built-in encoder, at the
+/// level `spec` reads its windows (a head of any depth shares it; a calm gate does not enter).
+fn full_spec(spec: &FeatureSpec) -> FeatureSpec {
+    let mut full = crate::encoder::encoder_spec();
+    if let (Some(f), Some(e)) = (full.encoder.as_mut(), spec.encoder.as_ref()) {
+        f.level_db = e.level_db;
+    }
+    full
+}
+
 impl EncoderPack {
     /// Encodes every window of `clips` (decoded, resampled to the spec's rate), clips in
     /// parallel, reporting each finished clip through `tick`.
@@ -90,6 +100,7 @@ impl EncoderPack {
         })?;
         let enc = Encoder::builtin()?;
         let blocks = enc_spec.blocks;
+        let level = enc_spec.level_db;
         let dim = pooled_len(blocks);
         let ex = FeatureExtractor::new(spec)?;
         let win = spec.window_samples();
@@ -114,7 +125,7 @@ impl EncoderPack {
                         let w = &x[start..(start + win).min(x.len())];
                         let speech = Vad::default().is_speech(w, spec.sample_rate);
                         let db = ex.window_db_mel(&what, w)?;
-                        let v = enc.pooled_upto(&db, blocks)?;
+                        let v = enc.pooled_upto(&db, blocks, level)?;
                         Ok((
                             PackWindow {
                                 clip: i,
@@ -155,7 +166,7 @@ impl EncoderPack {
     ) -> Result<Self> {
         use std::hash::{Hash, Hasher};
         let blocks = spec.encoder.as_ref().map_or(0, |e| e.blocks);
-        let full = crate::encoder::encoder_spec();
+        let full = full_spec(spec);
         let mut h = std::collections::hash_map::DefaultHasher::new();
         ("encoder-pack-augmented-v1", seed).hash(&mut h);
         serde_json::to_string(&full)
@@ -243,7 +254,7 @@ impl EncoderPack {
     /// any depth and normalisation); the pack returned keeps the blocks `spec` runs.
     pub fn cached(cache: &Path, spec: &FeatureSpec, clips: &[Clip]) -> Result<Self> {
         let blocks = spec.encoder.as_ref().map_or(0, |e| e.blocks);
-        let full = crate::encoder::encoder_spec();
+        let full = full_spec(spec);
         let mut p = Self::cached_full(cache, &full, clips)?;
         p.keep_blocks(blocks);
         p.spec = spec.clone();

@@ -77,6 +77,7 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
                         layer.unwrap_or(crate::encoder::BUILTIN_BLOCKS),
                     )
                 }),
+                level_db: Some(crate::encoder::DEFAULT_LEVEL_DB),
             }),
             ..crate::encoder::encoder_spec()
         },

@@ -88,6 +88,12 @@ pub struct TrainCmdArgs {
     /// white noise at 10-25 dB SNR, drawn from this seed; encoded once and cached).
     #[arg(long)]
     pub augment_encoder: Option<u64>,
+    /// Encoder heads: read every window at this level, its dB mel shifted so its loudest
+    /// value reads LEVEL_DB dB (the card's `level_db`), so the microphone's gain does not
+    /// move the reading; `recorded`: at the level each clip was recorded (as models before
+    /// 2026-12-06). Default: 8 dB.
+    #[arg(long, value_name = "LEVEL_DB|recorded", allow_hyphen_values = true)]
+    pub level_db: Option<crate::cli::encode::LevelArg>,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Output directory for the model (card.json, model.safetensors, checkpoint/); not
@@ -184,6 +190,9 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             bail!("--width applies to emocnn and fusion only");
         }
         return crate::cli::head::train(a, arch);
+    }
+    if a.level_db.is_some() {
+        bail!("--level-db applies to encoder heads only");
     }
     let arch = match (arch, a.width) {
         (Arch::EmoCnn { .. }, Some(width)) => Arch::EmoCnn { width },

@@ -463,20 +463,27 @@ mod init_tests {
                 Arch::Fser => (64, 94),
                 _ => (64, 188),
             };
-            let vm = VarMap::new();
-            let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
-            let net = Net::new(&arch, vb, rows, frames).unwrap();
-            let x = Tensor::randn(0f32, 1.0, (4, 1, rows, frames), &Device::Cpu).unwrap();
-            let y = net.forward_t(&x, false).unwrap();
-            let s: f32 = y
-                .sqr()
-                .unwrap()
-                .mean_all()
-                .unwrap()
-                .sqrt()
-                .unwrap()
-                .to_scalar()
-                .unwrap();
+            // The median over five initialisations: one draw of emocnn's in a hundred
+            // reaches 2.4.
+            let mut draws: Vec<f32> = (0..5)
+                .map(|_| {
+                    let vm = VarMap::new();
+                    let vb = VarBuilder::from_varmap(&vm, DType::F32, &Device::Cpu);
+                    let net = Net::new(&arch, vb, rows, frames).unwrap();
+                    let x = Tensor::randn(0f32, 1.0, (4, 1, rows, frames), &Device::Cpu).unwrap();
+                    let y = net.forward_t(&x, false).unwrap();
+                    y.sqr()
+                        .unwrap()
+                        .mean_all()
+                        .unwrap()
+                        .sqrt()
+                        .unwrap()
+                        .to_scalar()
+                        .unwrap()
+                })
+                .collect();
+            draws.sort_by(f32::total_cmp);
+            let s = draws[2];
             // Moderate logits at initialisation: FSER with candle's Kaiming init gave rms 4.2
             // and died in training; Glorot init (Keras, as the paper) gives about 0.2.
             assert!(s < 2.0, "{}: initial logit rms {s}", arch.name());
