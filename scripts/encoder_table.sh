@@ -9,7 +9,7 @@
 # Usage: bash scripts/encoder_table.sh [ARCH] [DATA_DIR] [OUT_DIR] [ROWS]
 #   defaults: encoder_head, ../shared/data, runs/table-ARCH, "mixed loco ravdess12 folds6".
 #   The encoder cache (emoscope encode, ~10 min on 2 cores the first time) is under ./cache.
-#   AUGMENT=SEED adds one perturbed copy of every training clip (train --augment-encoder SEED;
+#   AUGMENT=SEED[,SEED...] adds a perturbed copy of every training clip per seed (train --augment-encoder;
 #   another ~10 min of encoding the first time); the shipped default was made with AUGMENT=1.
 #   LEVEL_DB=DB reads every window at that level (train --level-db; its own encoder cache).
 set -euo pipefail

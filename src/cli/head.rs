@@ -74,15 +74,12 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
         eprintln!("note: {line}");
     }
     let pack = EncoderPack::cached(&a.cache, &spec, &corpus.clips)?;
-    let aug = match a.augment_encoder {
-        Some(seed) => Some(EncoderPack::cached_augmented(
-            &a.cache,
-            &spec,
-            &corpus.clips,
-            seed,
-        )?),
-        None => None,
-    };
+    let copies = a
+        .augment_encoder
+        .iter()
+        .map(|&seed| EncoderPack::cached_augmented(&a.cache, &spec, &corpus.clips, seed))
+        .collect::<crate::error::Result<Vec<_>>>()?;
+    let aug = EncoderPack::concat(copies);
     // The pack holds every clip given; --only narrows what trains and tests.
     let usable: Vec<usize> = (0..pack.clips.len())
         .filter(|&i| a.only.is_empty() || a.only.contains(&pack.clips[i].corpus))

@@ -189,6 +189,22 @@ impl EncoderPack {
         Ok(p)
     }
 
+    /// Packs of the same clips (perturbed copies under several seeds) as one: every window of
+    /// each, in order, clip indices kept. `None` for no packs.
+    pub fn concat(packs: Vec<EncoderPack>) -> Option<EncoderPack> {
+        let mut it = packs.into_iter();
+        let mut first = it.next()?;
+        for p in it {
+            assert!(
+                p.dim == first.dim && p.clips.len() == first.clips.len(),
+                "perturbed copies of one set of clips"
+            );
+            first.windows.extend(p.windows);
+            first.data.extend(p.data);
+        }
+        Some(first)
+    }
+
     /// The vector of window `k`.
     pub fn vector(&self, k: usize) -> &[f32] {
         &self.data[k * self.dim..(k + 1) * self.dim]

@@ -84,10 +84,11 @@ pub struct TrainCmdArgs {
     /// L2 penalty on the weights added to the loss (default: the architecture's recipe).
     #[arg(long)]
     pub l2: Option<f64>,
-    /// Encoder heads: also train on one perturbed copy of every training clip (speed ±10 %,
-    /// white noise at 10-25 dB SNR, drawn from this seed; encoded once and cached).
-    #[arg(long)]
-    pub augment_encoder: Option<u64>,
+    /// Encoder heads: also train on one perturbed copy of every training clip per seed
+    /// given (speed ±10 %, white noise at 10-25 dB SNR, drawn from the seed; each encoded
+    /// once and cached), e.g. `1` or `1,2`.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub augment_encoder: Vec<u64>,
     /// Encoder heads: read every window at this level, its dB mel shifted so its loudest
     /// value reads LEVEL_DB dB (the card's `level_db`), so the microphone's gain does not
     /// move the reading; `recorded`: at the level each clip was recorded (as models before
