@@ -90,39 +90,37 @@ fn a_card_too_large_or_with_a_misshapen_calm_gate_is_refused_by_name() {
         e.contains("card.json") && e.contains("more than the 1048576"),
         "{e}"
     );
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/encoder_head");
-    let dir = tempfile::tempdir().unwrap();
-    let mut card: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("card.json")).unwrap()).unwrap();
-    card["arch"]["calm"] = true.into();
-    card["arch"]["profile_ramp"] = 2.0.into();
-    card["features"]["normalisation"] = "speaker".into();
-    card["features"]["encoder"]["calm_gate"] =
-        serde_json::json!({"layer": 3, "weight": vec![0.0; 511], "bias": 0.0});
-    std::fs::write(dir.path().join("card.json"), card.to_string()).unwrap();
-    let e = emoscope::model::ModelCard::load(dir.path())
-        .unwrap_err()
-        .to_string();
+    let e = encoder_card_error(|card| {
+        card["arch"]["calm"] = true.into();
+        card["arch"]["profile_ramp"] = 2.0.into();
+        card["features"]["normalisation"] = "speaker".into();
+        card["features"]["encoder"]["calm_gate"] =
+            serde_json::json!({"layer": 3, "weight": vec![0.0; 511], "bias": 0.0});
+    });
     assert!(
         e.contains("card.json") && e.contains("calm_gate weight") && e.contains("511 values"),
         "{e}"
     );
 }
 
-/// An encoder level outside any microphone's range (or not a number) is refused by name.
+/// The error loading the default's card.json after `edit` gives.
+fn encoder_card_error(edit: impl Fn(&mut serde_json::Value)) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/encoder_head");
+    let dir = tempfile::tempdir().unwrap();
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("card.json")).unwrap()).unwrap();
+    edit(&mut card);
+    std::fs::write(dir.path().join("card.json"), card.to_string()).unwrap();
+    emoscope::model::ModelCard::load(dir.path())
+        .unwrap_err()
+        .to_string()
+}
+
+/// An encoder level outside any microphone's range is refused by name.
 #[test]
 fn an_encoder_card_with_an_absurd_level_is_refused_by_name() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/encoder_head");
     for bad in [serde_json::json!(1e9), serde_json::json!(-61.0)] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut card: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(root.join("card.json")).unwrap())
-                .unwrap();
-        card["features"]["encoder"]["level_db"] = bad.clone();
-        std::fs::write(dir.path().join("card.json"), card.to_string()).unwrap();
-        let e = emoscope::model::ModelCard::load(dir.path())
-            .unwrap_err()
-            .to_string();
+        let e = encoder_card_error(|card| card["features"]["encoder"]["level_db"] = bad.clone());
         assert!(
             e.contains("card.json") && e.contains("level_db") && e.contains("-60 to 60 dB"),
             "{bad}: {e}"
