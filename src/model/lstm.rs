@@ -28,6 +28,34 @@ use super::packed::PackedRhs;
 
 use super::conv::data;
 
+/// The recurrent matrix as the right operand of every frame's product over the batch:
+/// packed once for the whole sequence where the CPU runs the packed kernel, read in place
+/// by gemm elsewhere.
+enum Recurrent<'a> {
+    Packed(PackedRhs),
+    Gemm(&'a [f32], (usize, usize), (usize, usize)),
+}
+
+impl<'a> Recurrent<'a> {
+    /// `B` (`k x n`) given by strides: `B[r][c] = b[r * rs + c * cs]`.
+    fn new(b: &'a [f32], (k, n): (usize, usize), strides: (usize, usize)) -> Self {
+        match PackedRhs::available() {
+            true => Self::Packed(PackedRhs::new(b, (k, n), strides)),
+            false => Self::Gemm(b, (k, n), strides),
+        }
+    }
+
+    /// `C (m x n) (+)= A (m x k, rows a_rs apart) . B`: added to `c` when `accumulate`.
+    fn mul(&self, a: &[f32], m: usize, a_rs: usize, c: &mut [f32], accumulate: bool) {
+        match self {
+            Self::Packed(p) => p.mul(a, m, a_rs, c, accumulate),
+            Self::Gemm(b, (k, n), strides) => {
+                super::conv::matmul_parallel((m, *n, *k), c, accumulate, a, (a_rs, 1), b, *strides)
+            }
+        }
+    }
+}
+
 /// One LSTM layer (gates in the order input, forget, cell, output), from zero state.
 pub struct Lstm {
     w_ih: Tensor,
@@ -138,8 +166,8 @@ fn forward(proj: &[f32], w: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
     let mut acts = vec![0f32; t * b * h4];
     let mut cells = vec![0f32; t * b * h];
     let mut states = vec![0f32; t * b * h];
-    // W_hhᵀ packed once for the whole sequence where the CPU runs the packed kernel.
-    let packed = PackedRhs::available().then(|| PackedRhs::new(w, (h, h4), (1, h)));
+    // W_hhᵀ (H x 4H): W_hh is (4H, H) row-major, so Wᵀ[k][n] = W[n*H + k].
+    let w_t = Recurrent::new(w, (h, h4), (1, h));
     for s in 0..t {
         // This frame's pre-activations, in the activation buffer (overwritten below).
         let gates = &mut acts[s * b * h4..(s + 1) * b * h4];
@@ -148,14 +176,9 @@ fn forward(proj: &[f32], w: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
             gates[r * h4..(r + 1) * h4].copy_from_slice(&proj[at..at + h4]);
         }
         if s > 0 {
-            // gates += h_{t-1} · W_hhᵀ; W_hh is (4H, H) row-major, so Wᵀ[k][n] = W[n*H + k].
+            // gates += h_{t-1} · W_hhᵀ.
             let hprev = &states[(s - 1) * b * h..s * b * h];
-            match &packed {
-                Some(p) => p.mul(hprev, b, h, gates, true),
-                None => {
-                    super::conv::matmul_parallel((b, h4, h), gates, true, hprev, (h, 1), w, (1, h))
-                }
-            }
+            w_t.mul(hprev, b, h, gates, true);
         }
         let (before, now) = cells.split_at_mut(s * b * h);
         let c_prev: Option<&[f32]> = (s > 0).then(|| &before[(s - 1) * b * h..]);
@@ -260,7 +283,7 @@ impl CustomOp2 for Recurrence {
         // Gate gradients, time-major (T, B, 4H), walking back through time; per frame the
         // element-wise part in parallel over the batch, then dh_{t-1} = dgates_t · W_hh as
         // one product over the whole batch.
-        let packed = PackedRhs::available().then(|| PackedRhs::new(&wv, (h4, h), (h, 1)));
+        let w_hh = Recurrent::new(&wv, (h4, h), (h, 1));
         let mut dgates = vec![0f32; t * b * h4];
         let mut dh_next = vec![0f32; b * h];
         let mut dc_next = vec![0f32; b * h];
@@ -290,18 +313,7 @@ impl CustomOp2 for Recurrence {
                     }
                 });
             if s > 0 {
-                match &packed {
-                    Some(p) => p.mul(g_s, b, h4, &mut dh_next, false),
-                    None => super::conv::matmul_parallel(
-                        (b, h, h4),
-                        &mut dh_next,
-                        false,
-                        g_s,
-                        (h4, 1),
-                        &wv,
-                        (h, 1),
-                    ),
-                }
+                w_hh.mul(g_s, b, h4, &mut dh_next, false);
             }
         }
         // dW_hh = Σ_{t≥1} dgates_tᵀ · h_{t-1}: time-major, frames 1..T of the gate
