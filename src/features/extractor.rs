@@ -37,7 +37,7 @@ pub struct FeatureExtractor {
     /// Prosody specs: the waveform analyser and the mel band centres.
     prosody: Option<(ProsodyAnalyser, Vec<f32>)>,
     /// Encoder specs: the built-in encoder and the blocks it runs.
-    encoder: Option<(&'static crate::encoder::Encoder, usize, Option<f32>)>,
+    encoder: Option<(&'static crate::encoder::Encoder, usize)>,
 }
 
 /// Frames handed to one parallel task (a whole number of tiles).
@@ -110,7 +110,7 @@ impl FeatureExtractor {
             )
         });
         let encoder = match &spec.encoder {
-            Some(e) => Some((crate::encoder::Encoder::builtin()?, e.blocks, e.level_db)),
+            Some(e) => Some((crate::encoder::Encoder::builtin()?, e.blocks)),
             None => None,
         };
         Ok(Self {
@@ -334,7 +334,7 @@ impl FeatureExtractor {
         speaker: Option<&SpeakerProfile>,
     ) -> FeatureMatrix {
         let empty = SpeakerProfile::default();
-        if let Some((_, blocks, _)) = self.encoder {
+        if let Some((_, blocks)) = self.encoder {
             let calm = self.calm_gate().map(|_| self.profile_admits(llds.as_ref()));
             return encoder_row(llds, speaker.unwrap_or(&empty), blocks, calm);
         }
@@ -381,7 +381,8 @@ impl FeatureExtractor {
         db_mel: &FeatureMatrix,
         voice: Option<&FeatureMatrix>,
     ) -> Option<FeatureMatrix> {
-        if let Some((enc, blocks, level)) = self.encoder {
+        if let Some((enc, blocks)) = self.encoder {
+            let level = self.spec.encoder.as_ref().and_then(|e| e.level_db);
             // An encoder spec's "descriptors": the window's pooled encoder vector, one frame.
             // The encoder fails only on input it cannot take (checked by log_mel); then the
             // window counts as one the profile never heard and reads as all zeros.
