@@ -54,18 +54,26 @@ impl std::str::FromStr for LevelArg {
     }
 }
 
+impl LevelArg {
+    /// Sets an encoder spec's level to `level` where one was given, then checks the spec.
+    pub fn apply(
+        level: Option<Self>,
+        spec: &mut crate::features::FeatureSpec,
+    ) -> crate::error::Result<()> {
+        if let (Some(l), Some(e)) = (level, spec.encoder.as_mut()) {
+            e.level_db = l.0;
+        }
+        spec.validate()
+    }
+}
+
 pub fn encode(a: EncodeArgs) -> Result<()> {
     let corpus = load_all(&a.data)?;
     for line in corpus.report() {
         eprintln!("note: {line}");
     }
     let mut spec = encoder_spec();
-    if let Some(e) = spec.encoder.as_mut() {
-        if let Some(l) = a.level_db {
-            e.level_db = l.0;
-        }
-    }
-    spec.validate()?;
+    LevelArg::apply(a.level_db, &mut spec)?;
     let pack = EncoderPack::cached(&a.cache, &spec, &corpus.clips)?;
     eprintln!(
         "{} windows of {} clips ({} values each)",

@@ -65,10 +65,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
         bail!("encoder_head trains from --data KIND=PATH (its encoder cache is built and found under --cache)");
     }
     let mut spec = default_spec(&arch);
-    if let (Some(l), Some(e)) = (a.level_db, spec.encoder.as_mut()) {
-        e.level_db = l.0;
-    }
-    spec.validate()?;
+    crate::cli::encode::LevelArg::apply(a.level_db, &mut spec)?;
     let corpus = load_all(&a.data)?;
     for line in corpus.report() {
         eprintln!("note: {line}");
