@@ -12,6 +12,7 @@
 #   AUGMENT=SEED[,SEED...] adds a perturbed copy of every training clip per seed (train --augment-encoder;
 #   another ~10 min of encoding the first time); the shipped default was made with AUGMENT=1.
 #   LEVEL_DB=DB reads every window at that level (train --level-db; its own encoder cache).
+#   BALANCE=1 gives each corpus an equal share of every epoch (train --balance-corpora).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-encoder_head}"; data="${2:-../shared/data}"; out="${3:-runs/table-$arch}"
@@ -22,6 +23,7 @@ mkdir -p "$out"
 all=(--data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" --data "csv=$data/nemo/labels.csv")
 [ -n "${AUGMENT:-}" ] && all+=(--augment-encoder "$AUGMENT")
 [ -n "${LEVEL_DB:-}" ] && all+=(--level-db "$LEVEL_DB")
+[ -n "${BALANCE:-}" ] && all+=(--balance-corpora)
 train() { # name, then train arguments; prints the held-out lines
   local name=$1; shift
   "$bin" train --arch "$arch" "${all[@]}" --out "$out/$name" "$@" > "$out/$name.log" 2>&1 \

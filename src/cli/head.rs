@@ -93,6 +93,8 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
         weight_decay,
         l2: a.l2.unwrap_or(base.l2),
         seed: a.seed,
+        balance_corpora: a.balance_corpora || base.balance_corpora,
+        seeds: usize::from(a.average_seeds),
     };
     let Some(out_dir) = a.out.clone() else {
         bail!("--out DIR is needed to train");

@@ -217,28 +217,32 @@ pub fn run_epoch(
 /// each handing out its clips in a shuffled order (starting over, reshuffled, when it runs
 /// out); the result is shuffled. With one corpus: `tr` itself.
 pub fn balanced_order(pack: &FeaturePack, tr: &[usize], seed: u64) -> Vec<usize> {
-    let mut by_corpus: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for &i in tr {
-        by_corpus
-            .entry(pack.clips[i].clip.corpus.as_str())
-            .or_default()
-            .push(i);
+    balanced_by(tr, |i| pack.clips[i].clip.corpus.as_str(), seed)
+}
+
+/// As many items as `items` holds, each group (by `group`) giving an equal share: groups
+/// take turns, each handing out its items in a shuffled order (starting over, reshuffled,
+/// when it runs out); the result is shuffled. With one group: `items` itself.
+pub fn balanced_by<K: Ord>(items: &[usize], group: impl Fn(usize) -> K, seed: u64) -> Vec<usize> {
+    let mut by_group: BTreeMap<K, Vec<usize>> = BTreeMap::new();
+    for &i in items {
+        by_group.entry(group(i)).or_default().push(i);
     }
-    if by_corpus.len() < 2 {
-        return tr.to_vec();
+    if by_group.len() < 2 {
+        return items.to_vec();
     }
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut pools: Vec<(Vec<usize>, usize)> = by_corpus
+    let mut pools: Vec<(Vec<usize>, usize)> = by_group
         .into_values()
         .map(|mut v| {
             v.shuffle(&mut rng);
             (v, 0)
         })
         .collect();
-    let mut order = Vec::with_capacity(tr.len());
+    let mut order = Vec::with_capacity(items.len());
     'fill: loop {
         for (pool, next) in pools.iter_mut() {
-            if order.len() == tr.len() {
+            if order.len() == items.len() {
                 break 'fill;
             }
             if *next == pool.len() {

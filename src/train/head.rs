@@ -230,7 +230,7 @@ pub fn clip_probs(
 }
 
 /// How a head is trained.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct HeadRecipe {
     pub epochs: usize,
     pub batch_size: usize,
@@ -239,15 +239,112 @@ pub struct HeadRecipe {
     /// L2 penalty on the weight matrices, added to the mean cross-entropy.
     pub l2: f64,
     pub seed: u64,
+    /// Give each corpus an equal share of every epoch's windows (`train --balance-corpora`).
+    pub balance_corpora: bool,
+    /// How many seeds a linear head is trained from and averaged over (1: one head).
+    pub seeds: usize,
 }
 
 /// Trains `clf` (an encoder head, freshly initialised) on the windows of clips `train`,
 /// picking the epoch by clip accuracy of clips `val` with their speakers' profiles, then
-/// fitting the temperature on `val`. Returns the validation accuracy per epoch.
+/// fitting the temperature on `val`. Returns the validation accuracy per epoch (of the
+/// last seed).
+///
+/// With `r.seeds` above one, a linear head is trained that many times, from seeds
+/// `r.seed`, `r.seed + 1`, ..., each picking its own epoch, and `clf` gets the mean of
+/// their weights: for a linear head (every map linear in its weights, the standardisation
+/// the same for all) that is the mean of their logits, one head's cost to run, with less
+/// of the spread that one seed's initialisation, order and picked epoch leave. An MLP head
+/// (hidden > 0) is refused: the mean of its weights is no ensemble.
 ///
 /// A head whose features have a calm gate first fits the gate on the speech windows of
 /// `train` ([`fit_calm_gate`]); every profile after that is a calm reference.
 pub fn train(
+    clf: &mut Classifier,
+    pack: &EncoderPack,
+    augmented: Option<&EncoderPack>,
+    train: &[usize],
+    val: &[usize],
+    r: &HeadRecipe,
+    progress: &dyn Fn(usize, f64, f64),
+) -> Result<Vec<f64>> {
+    if r.seeds <= 1 {
+        let curve = train_one(clf, pack, augmented, train, val, r, progress)?;
+        fit_head_temperature(clf, pack, val)?;
+        return Ok(curve);
+    }
+    if matches!(clf.card.arch, crate::model::Arch::EncoderHead { hidden, .. } if hidden > 0) {
+        return Err(Error::Model(
+            "averaging seeds needs a linear encoder head (hidden 0); train an MLP head with --seeds 1".into(),
+        ));
+    }
+    let mut sum: BTreeMap<String, Tensor> = BTreeMap::new();
+    let mut curve = Vec::new();
+    for k in 0..r.seeds as u64 {
+        let mut card = clf.card.clone();
+        card.seed = r.seed + k;
+        let mut m = Classifier::new(card, &clf.device)?;
+        let rk = HeadRecipe {
+            seed: r.seed + k,
+            ..*r
+        };
+        curve = train_one(&mut m, pack, augmented, train, val, &rk, progress)?;
+        let vars = m.varmap.data().lock().expect("varmap lock");
+        for (name, v) in vars.iter() {
+            let t = v.as_tensor();
+            let acc = match sum.remove(name) {
+                Some(a) => (a + t)?,
+                None => t.copy()?,
+            };
+            sum.insert(name.clone(), acc);
+        }
+        drop(vars);
+        if k == 0 {
+            // The calm gate (fitted alike from the same clips by every seed) and the rest
+            // of what training writes into the card.
+            let seed = clf.card.seed;
+            clf.card = m.card.clone();
+            clf.card.seed = seed;
+            clf.extractor = crate::features::FeatureExtractor::new(&clf.card.features)?;
+        }
+    }
+    {
+        let vars = clf.varmap.data().lock().expect("varmap lock");
+        for (name, t) in sum {
+            let v = vars.get(&name).ok_or_else(|| {
+                Error::Model(format!("averaged head variable {name} is not in the head"))
+            })?;
+            v.set(&(t / r.seeds as f64)?)?;
+        }
+    }
+    fit_head_temperature(clf, pack, val)?;
+    Ok(curve)
+}
+
+/// Fits `clf`'s temperature on the validation clips `val`, under every kind of profile
+/// (left as it is when there are none).
+fn fit_head_temperature(clf: &mut Classifier, pack: &EncoderPack, val: &[usize]) -> Result<()> {
+    if val.is_empty() {
+        return Ok(());
+    }
+    let calm = admitted(pack, clf.card.features.calm_gate());
+    let calm = calm.as_deref();
+    let mut owner_all = Vec::new();
+    let mut logits_all = Vec::new();
+    let mut truth = Vec::new();
+    for scope in [Scope::Speaker, Scope::Emotion, Scope::Clip] {
+        let (owner, x) = inputs(pack, val, scope, calm);
+        let base = truth.len();
+        owner_all.extend(owner.iter().map(|o| o + base));
+        logits_all.extend(logits(clf, &x)?);
+        truth.extend(val.iter().map(|&c| pack.clips[c].label));
+    }
+    clf.card.temperature = super::fit_temperature(&owner_all, &logits_all, &truth);
+    Ok(())
+}
+
+/// One seed of [`train`]: the head trained, its best epoch kept; the temperature is left.
+fn train_one(
     clf: &mut Classifier,
     pack: &EncoderPack,
     augmented: Option<&EncoderPack>,
@@ -381,10 +478,16 @@ pub fn train(
     let mut rng = StdRng::seed_from_u64(r.seed);
     clf.net.seed_dropout(r.seed);
     let mut order: Vec<usize> = (0..n).collect();
+    let corpus_of = |i: usize| pack.clips[train[owner[i]]].corpus.as_str();
     let mut curve = Vec::new();
     let mut best: Option<(f64, BTreeMap<String, Tensor>)> = None;
     for epoch in 0..r.epochs {
         order.shuffle(&mut rng);
+        if r.balance_corpora {
+            // Each corpus an equal share of the epoch, so the largest (nEMO: three
+            // quarters of the windows) does not set what the head learns.
+            order = super::fit::balanced_by(&order, corpus_of, rng.random());
+        }
         let mut loss_sum = 0.0;
         for batch in order.chunks(r.batch_size) {
             let rows: Vec<FeatureMatrix> = batch
@@ -435,20 +538,6 @@ pub fn train(
         for (k, t) in snap {
             vars[&k].set(&t)?;
         }
-    }
-    if !val.is_empty() {
-        // The temperature on the validation speakers, under every kind of profile.
-        let mut owner_all = Vec::new();
-        let mut logits_all = Vec::new();
-        let mut truth = Vec::new();
-        for scope in [Scope::Speaker, Scope::Emotion, Scope::Clip] {
-            let (owner, x) = inputs(pack, val, scope, calm);
-            let base = truth.len();
-            owner_all.extend(owner.iter().map(|o| o + base));
-            logits_all.extend(logits(clf, &x)?);
-            truth.extend(val.iter().map(|&c| pack.clips[c].label));
-        }
-        clf.card.temperature = super::fit_temperature(&owner_all, &logits_all, &truth);
     }
     Ok(curve)
 }
@@ -521,7 +610,12 @@ mod calm_tests {
     /// for the gate's penalty, sized for thousands of windows); block 3's mean is noise
     /// plus -1.5 (neutral, calm) or +1.5 (other emotions) on its first 64 values.
     fn pack() -> EncoderPack {
-        let arch = crate::model::Arch::from_name("encoder_head_calm").unwrap();
+        pack_for("encoder_head_calm")
+    }
+
+    /// [`pack`] with the feature spec of architecture `arch`.
+    pub(super) fn pack_for(arch: &str) -> EncoderPack {
+        let arch = crate::model::Arch::from_name(arch).unwrap();
         let spec = crate::train::default_spec(&arch);
         let dim = pooled_len(3);
         let mut rng = StdRng::seed_from_u64(7);
@@ -589,5 +683,147 @@ mod calm_tests {
         let calm_only: Vec<usize> = (0..48).filter(|&c| p.clips[c].label < 2).collect();
         let e = fit_calm_gate(&p, &calm_only, 3).unwrap_err().to_string();
         assert!(e.contains("both"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+    use crate::model::{Arch, ModelCard};
+
+    fn head(arch: Arch, pack: &EncoderPack, seed: u64) -> Classifier {
+        let card = ModelCard {
+            card_version: crate::model::CARD_VERSION,
+            emoscope_version: String::new(),
+            arch,
+            features: pack.spec.clone(),
+            labels: crate::labels::LABELS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            temperature: 1.0,
+            training_data: Vec::new(),
+            protocol: String::new(),
+            speaker_dependent: false,
+            test_speakers: Vec::new(),
+            validation_speakers: Vec::new(),
+            train_speakers: Vec::new(),
+            epochs: 3,
+            seed,
+            test_metrics: None,
+            test_metrics_per_corpus: Vec::new(),
+            date: String::new(),
+            notes: String::new(),
+            base_model: None,
+        };
+        Classifier::new(card, &candle_core::Device::Cpu).unwrap()
+    }
+
+    fn recipe(seed: u64, seeds: usize, balance_corpora: bool) -> HeadRecipe {
+        HeadRecipe {
+            epochs: 3,
+            batch_size: 64,
+            lr: 1e-2,
+            weight_decay: 0.0,
+            l2: 1e-3,
+            seed,
+            balance_corpora,
+            seeds,
+        }
+    }
+
+    fn weights(clf: &Classifier) -> BTreeMap<String, Vec<f32>> {
+        let vars = clf.varmap.data().lock().unwrap();
+        vars.iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_tensor().flatten_all().unwrap().to_vec1().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_head_averaged_over_seeds_holds_the_mean_of_the_seeds_weights() {
+        let p = calm_tests::pack_for("encoder_head");
+        let arch = Arch::from_name("encoder_head").unwrap();
+        let (tr, va): (Vec<usize>, Vec<usize>) = ((0..40).collect(), (40..48).collect());
+        let one = |seed| {
+            let mut m = head(arch.clone(), &p, seed);
+            train(
+                &mut m,
+                &p,
+                None,
+                &tr,
+                &va,
+                &recipe(seed, 1, false),
+                &|_, _, _| {},
+            )
+            .unwrap();
+            weights(&m)
+        };
+        let (a, b) = (one(11), one(12));
+        let mut avg = head(arch.clone(), &p, 11);
+        train(
+            &mut avg,
+            &p,
+            None,
+            &tr,
+            &va,
+            &recipe(11, 2, false),
+            &|_, _, _| {},
+        )
+        .unwrap();
+        let avg_w = weights(&avg);
+        assert_eq!(avg_w.len(), a.len());
+        let mut apart = 0.0f32;
+        for (name, w) in &avg_w {
+            for ((&m, &x), &y) in w.iter().zip(&a[name]).zip(&b[name]) {
+                assert!(
+                    (m - (x + y) / 2.0).abs() < 1e-5,
+                    "{name}: {m} against {x}, {y}"
+                );
+                apart = apart.max((x - y).abs());
+            }
+        }
+        // The two seeds did train to different heads, so the mean is not one of them.
+        assert!(apart > 1e-3, "the seeds' heads differ by at most {apart}");
+        assert!(avg.card.temperature > 0.0 && avg.card.temperature.is_finite());
+        // An MLP head's weights cannot be averaged into an ensemble: refused by name.
+        let mut mlp = arch.clone();
+        if let Arch::EncoderHead { hidden, .. } = &mut mlp {
+            *hidden = 16;
+        }
+        let mut m = head(mlp, &p, 11);
+        let e = train(
+            &mut m,
+            &p,
+            None,
+            &tr,
+            &va,
+            &recipe(11, 2, false),
+            &|_, _, _| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("linear") && e.contains("--seeds 1"), "{e}");
+    }
+
+    #[test]
+    fn balancing_gives_every_group_an_equal_share_of_an_epoch() {
+        // 90 items of corpus "a", 10 of "b": balanced, each gives 50 of the 100 draws, every
+        // "b" item five times over, and no item comes from outside the list.
+        let items: Vec<usize> = (0..100).collect();
+        let group = |i: usize| if i < 90 { "a" } else { "b" };
+        let order = crate::train::balanced_by(&items, group, 5);
+        assert_eq!(order.len(), 100);
+        assert_eq!(order.iter().filter(|&&i| group(i) == "b").count(), 50);
+        for i in 90..100 {
+            assert_eq!(order.iter().filter(|&&j| j == i).count(), 5, "item {i}");
+        }
+        assert_eq!(order, crate::train::balanced_by(&items, group, 5), "seeded");
+        // One group: the items as given.
+        assert_eq!(crate::train::balanced_by(&items, |_| 0, 5), items);
     }
 }

@@ -120,6 +120,12 @@ pub struct TrainCmdArgs {
     /// drawn more often) instead of sampling clips uniformly.
     #[arg(long)]
     pub balance_corpora: bool,
+    /// Encoder heads: train the linear head from this many seeds (--seed, --seed + 1, ...),
+    /// each picking its own epoch, and keep the mean of their weights: the mean of their
+    /// logits at one head's cost.
+    #[arg(long, value_name = "K", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub average_seeds: u16,
     /// Only build the feature pack and print its path.
     #[arg(long)]
     pub pack_only: bool,
