@@ -409,6 +409,43 @@ fn shipped_model_scores_its_card_on_actors_one_and_two() {
 }
 
 #[test]
+fn shipped_paper1_lstm_scores_its_card_on_actors_one_and_two() {
+    if common::no_data("shipped_paper1_lstm_scores_its_card_on_actors_one_and_two") {
+        return;
+    }
+    // Paper 1's LSTM, trained 50 epochs on the CPU and stored as float16: the stored
+    // weights reproduce the card's figure, 48 of 120 (40.0 %), from the clips themselves.
+    let card = card_json(Path::new("weights/paper1_lstm"));
+    let want = (card["test_metrics"]["accuracy"].as_f64().unwrap() * 120.0).round() as i64;
+    assert_eq!(want, 48, "the card's own figure");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("m.json");
+    stdout_of(
+        bin()
+            .args([
+                "eval",
+                "--model",
+                "weights/paper1_lstm",
+                "--data",
+                "ravdess=../shared/data/ravdess",
+                "--test-speakers",
+                "ravdess:1,2",
+                "--cache",
+            ])
+            .arg(dir.path().join("cache"))
+            .arg("--json")
+            .arg(&json),
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(m["n"], 120);
+    let correct = (m["accuracy"].as_f64().unwrap() * 120.0).round() as i64;
+    assert!((correct - want).abs() <= 1, "{correct} of 120 right, card {want}");
+    assert_eq!(card["arch"]["name"], "paper1_lstm");
+    assert_eq!(card["epochs"], 50);
+}
+
+#[test]
 fn training_resumes_from_its_checkpoint_and_the_feature_cache_is_reused() {
     if common::no_data("training_resumes_from_its_checkpoint_and_the_feature_cache_is_reused") {
         return;
