@@ -357,32 +357,37 @@ fn shipped_model_names_held_out_clips_it_got_right() {
     }
 }
 
-#[test]
-fn shipped_model_scores_its_card_on_actors_one_and_two() {
-    if common::no_data("shipped_model_scores_its_card_on_actors_one_and_two") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("m.json");
-    let png = dir.path().join("cm.png");
+/// `emoscope eval` of RAVDESS actors 1-2 with `model` arguments (none: the default) and
+/// `more`, its cache under `dir`: the metrics it writes as JSON.
+fn eval_actors_one_and_two(model: &[&str], dir: &Path, more: &[&str]) -> serde_json::Value {
+    let json = dir.join("m.json");
     stdout_of(
         bin()
+            .arg("eval")
+            .args(model)
             .args([
-                "eval",
                 "--data",
                 "ravdess=../shared/data/ravdess",
                 "--test-speakers",
                 "ravdess:1,2",
                 "--cache",
             ])
-            .arg(dir.path().join("cache"))
+            .arg(dir.join("cache"))
             .arg("--json")
             .arg(&json)
-            .arg("--plot")
-            .arg(&png),
+            .args(more),
     );
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+#[test]
+fn shipped_model_scores_its_card_on_actors_one_and_two() {
+    if common::no_data("shipped_model_scores_its_card_on_actors_one_and_two") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("cm.png");
+    let m = eval_actors_one_and_two(&[], dir.path(), &["--plot", png.to_str().unwrap()]);
     for k in [
         "accuracy",
         "uar",
@@ -419,28 +424,13 @@ fn shipped_paper1_lstm_scores_its_card_on_actors_one_and_two() {
     let want = (card["test_metrics"]["accuracy"].as_f64().unwrap() * 120.0).round() as i64;
     assert_eq!(want, 48, "the card's own figure");
     let dir = tempfile::tempdir().unwrap();
-    let json = dir.path().join("m.json");
-    stdout_of(
-        bin()
-            .args([
-                "eval",
-                "--model",
-                "weights/paper1_lstm",
-                "--data",
-                "ravdess=../shared/data/ravdess",
-                "--test-speakers",
-                "ravdess:1,2",
-                "--cache",
-            ])
-            .arg(dir.path().join("cache"))
-            .arg("--json")
-            .arg(&json),
-    );
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let m = eval_actors_one_and_two(&["--model", "weights/paper1_lstm"], dir.path(), &[]);
     assert_eq!(m["n"], 120);
     let correct = (m["accuracy"].as_f64().unwrap() * 120.0).round() as i64;
-    assert!((correct - want).abs() <= 1, "{correct} of 120 right, card {want}");
+    assert!(
+        (correct - want).abs() <= 1,
+        "{correct} of 120 right, card {want}"
+    );
     assert_eq!(card["arch"]["name"], "paper1_lstm");
     assert_eq!(card["epochs"], 50);
 }
