@@ -8,8 +8,14 @@ is (raw), z-scored by the profile (norm, as whisper_probe.py --norm speaker), or
 share alpha of the profile mean subtracted (center), or with a share alpha of a *calm
 reference* subtracted (calm: the mean of the profile's speech windows that the raw
 regression calls neutral or calm with probability > 0.5, once it holds 3 of them; a window
-whose profile holds fewer is read by the raw regression). Mixed test speakers and
-leave-one-corpus-out as anchor_egemaps_svm.py.
+whose profile holds fewer is read by the raw regression), or with a share alpha of an
+*enrolment reference* subtracted (enrol: the mean of the speaker's speech windows labelled
+neutral, the clip's own windows left out, as if the speaker had first read a few sentences
+in a neutral voice when asked to; fixed before the session, so the same under every
+profile; a window whose speaker has fewer than 2 other neutral windows is read by the raw
+regression; its rows also print the accuracy with the neutral clips, which would be the
+enrolment, left unscored). Mixed test speakers and leave-one-corpus-out as
+anchor_egemaps_svm.py.
 
     emoscope encode --data ravdess=D/ravdess --data csv=D/emovo/labels.csv \\
         --data csv=D/nemo/labels.csv --export runs/enc-npy
@@ -82,8 +88,29 @@ def calm_feats(keys, p_calm, alpha):
     return out, has
 
 
+def enrol_feats(alpha):
+    """F minus alpha times the speaker's enrolment reference (their other neutral speech
+    windows' mean), and whether the window has one."""
+    out, has = F.copy(), np.zeros(len(F), dtype=bool)
+    for s in np.unique(spk):
+        e = np.where((spk == s) & speech & (y == 0))[0]
+        for i in np.where(spk == s)[0]:
+            others = e[clip[e] != clip[i]]
+            if len(others) >= 2:
+                out[i] = F[i] - alpha * F[others].mean(0)
+                has[i] = True
+    return out, has
+
+
 def run(mode, alpha, te_mask):
     tr, te = np.where(~te_mask)[0], np.where(te_mask)[0]
+    if mode == "enrol":
+        raw = fit(F[tr], y[tr])
+        X, has = enrol_feats(alpha)
+        enrolled = fit(X[tr][has[tr]], y[tr][has[tr]])
+        P = np.where(has[te][:, None], enrolled(X[te]), raw(F[te]))
+        not_neutral = y[te] != 0
+        return [acc_of(P, te)] * 3 + [acc_of(P[not_neutral], te[not_neutral])]
     if mode == "calm":
         raw = fit(F[tr], y[tr])
         P0 = raw(F)
@@ -97,8 +124,12 @@ def run(mode, alpha, te_mask):
             out.append(acc_of(P, te))
         return out
     predict = fit(feats("speaker", mode, alpha)[tr], y[tr])
-    return [acc_of(predict(feats(scope, mode, alpha)[te]), te)
-            for scope in ["speaker", "emotion", "clip"]]
+    out = [acc_of(predict(feats(scope, mode, alpha)[te]), te)
+           for scope in ["speaker", "emotion", "clip"]]
+    if mode == "raw":  # the same subset as the enrolment rows' second figure
+        not_neutral = y[te] != 0
+        out.append(acc_of(predict(F[te][not_neutral]), te[not_neutral]))
+    return out
 
 
 def acc_of(P, te):
@@ -118,8 +149,9 @@ MODES = [("raw", 0), ("center", 0.25), ("center", 0.5), ("center", 0.75), ("norm
 if len(sys.argv) > 2:  # e.g. calm:0.5 to run one row
     MODES = [(a.split(":")[0], float(a.split(":")[1]) if ":" in a else 0) for a in sys.argv[2:]]
 for mode, alpha in MODES:
-    name = f"{mode} {alpha}" if mode in ("center", "calm") else mode
+    name = f"{mode} {alpha}" if mode in ("center", "calm", "enrol") else mode
     rows = [("mixed", np.isin(spk, list(MIXED)))] + [(f"LOCO {c}", corpus == c) for c in ["ravdess", "emovo", "nemo"]]
     for label, mask in rows:
         a = run(mode, alpha, mask)
-        print(f"{name:<12} {label:<13} {a[0]:5.1f} / {a[1]:5.1f} / {a[2]:5.1f}", flush=True)
+        extra = f"   (neutral clips unscored: {a[3]:5.1f})" if len(a) > 3 else ""
+        print(f"{name:<12} {label:<13} {a[0]:5.1f} / {a[1]:5.1f} / {a[2]:5.1f}{extra}", flush=True)
