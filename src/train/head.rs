@@ -483,13 +483,19 @@ fn train_one(
     let mut best: Option<(f64, BTreeMap<String, Tensor>)> = None;
     for epoch in 0..r.epochs {
         order.shuffle(&mut rng);
-        if r.balance_corpora {
-            // Each corpus an equal share of the epoch, so the largest (nEMO: three
-            // quarters of the windows) does not set what the head learns.
-            order = super::fit::balanced_by(&order, corpus_of, rng.random());
-        }
+        // Each corpus an equal share of the epoch, so the largest (nEMO: three quarters of
+        // the windows) does not set what the head learns; drawn from every window afresh
+        // each epoch (`order` always holds all of them; not the last epoch's draw, which
+        // holds only a share), and with one corpus `order` itself, shuffled.
+        let balanced;
+        let epoch_order: &[usize] = if r.balance_corpora {
+            balanced = super::fit::balanced_by(&order, corpus_of, rng.random());
+            &balanced
+        } else {
+            &order
+        };
         let mut loss_sum = 0.0;
-        for batch in order.chunks(r.batch_size) {
+        for batch in epoch_order.chunks(r.batch_size) {
             let rows: Vec<FeatureMatrix> = batch
                 .iter()
                 .map(|&i| variants[rng.random_range(0..variants.len())][i].clone())
