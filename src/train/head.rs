@@ -275,7 +275,7 @@ pub fn train(
     }
     if matches!(clf.card.arch, crate::model::Arch::EncoderHead { hidden, .. } if hidden > 0) {
         return Err(Error::Model(
-            "averaging seeds needs a linear encoder head (hidden 0); train an MLP head with --seeds 1".into(),
+            "averaging seeds needs a linear encoder head (hidden 0); train an MLP head with --average-seeds 1".into(),
         ));
     }
     let mut sum: BTreeMap<String, Tensor> = BTreeMap::new();
@@ -317,6 +317,16 @@ pub fn train(
             v.set(&(t / r.seeds as f64)?)?;
         }
     }
+    let averaged = format!(
+        "the mean of {} heads' weights, seeds {}-{}",
+        r.seeds,
+        r.seed,
+        r.seed + r.seeds as u64 - 1
+    );
+    clf.card.notes = match clf.card.notes.as_str() {
+        "" => averaged,
+        n => format!("{n}; {averaged}"),
+    };
     fit_head_temperature(clf, pack, val)?;
     Ok(curve)
 }
@@ -796,6 +806,13 @@ mod seed_tests {
         // The two seeds did train to different heads, so the mean is not one of them.
         assert!(apart > 1e-3, "the seeds' heads differ by at most {apart}");
         assert!(avg.card.temperature > 0.0 && avg.card.temperature.is_finite());
+        assert!(
+            avg.card
+                .notes
+                .contains("the mean of 2 heads' weights, seeds 11-12"),
+            "{}",
+            avg.card.notes
+        );
         // An MLP head's weights cannot be averaged into an ensemble: refused by name.
         let mut mlp = arch.clone();
         if let Arch::EncoderHead { hidden, .. } = &mut mlp {
@@ -813,7 +830,10 @@ mod seed_tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("linear") && e.contains("--seeds 1"), "{e}");
+        assert!(
+            e.contains("linear") && e.contains("--average-seeds 1"),
+            "{e}"
+        );
     }
 
     #[test]
