@@ -331,6 +331,32 @@ pub fn train(
     Ok(curve)
 }
 
+/// The order of the training windows epoch by epoch: all of them shuffled afresh; with
+/// `balance`, each corpus an equal share of the epoch, drawn every epoch from all the
+/// windows (never from the last epoch's draw, which holds only a share of them), and with
+/// one corpus the shuffled order itself.
+struct EpochOrder {
+    all: Vec<usize>,
+    balance: bool,
+}
+
+impl EpochOrder {
+    fn new(n: usize, balance: bool) -> Self {
+        Self {
+            all: (0..n).collect(),
+            balance,
+        }
+    }
+
+    fn next<K: Ord>(&mut self, rng: &mut StdRng, corpus_of: impl Fn(usize) -> K) -> Vec<usize> {
+        self.all.shuffle(rng);
+        match self.balance {
+            true => super::fit::balanced_by(&self.all, corpus_of, rng.random()),
+            false => self.all.clone(),
+        }
+    }
+}
+
 /// Fits `clf`'s temperature on the validation clips `val`, under every kind of profile
 /// (left as it is when there are none).
 fn fit_head_temperature(clf: &mut Classifier, pack: &EncoderPack, val: &[usize]) -> Result<()> {
@@ -487,23 +513,12 @@ fn train_one(
     )?;
     let mut rng = StdRng::seed_from_u64(r.seed);
     clf.net.seed_dropout(r.seed);
-    let mut order: Vec<usize> = (0..n).collect();
     let corpus_of = |i: usize| pack.clips[train[owner[i]]].corpus.as_str();
+    let mut epochs = EpochOrder::new(n, r.balance_corpora);
     let mut curve = Vec::new();
     let mut best: Option<(f64, BTreeMap<String, Tensor>)> = None;
     for epoch in 0..r.epochs {
-        order.shuffle(&mut rng);
-        // Each corpus an equal share of the epoch, so the largest (nEMO: three quarters of
-        // the windows) does not set what the head learns; drawn from every window afresh
-        // each epoch (`order` always holds all of them; not the last epoch's draw, which
-        // holds only a share), and with one corpus `order` itself, shuffled.
-        let balanced;
-        let epoch_order: &[usize] = if r.balance_corpora {
-            balanced = super::fit::balanced_by(&order, corpus_of, rng.random());
-            &balanced
-        } else {
-            &order
-        };
+        let epoch_order = epochs.next(&mut rng, corpus_of);
         let mut loss_sum = 0.0;
         for batch in epoch_order.chunks(r.batch_size) {
             let rows: Vec<FeatureMatrix> = batch
@@ -851,5 +866,32 @@ mod seed_tests {
         assert_eq!(order, crate::train::balanced_by(&items, group, 5), "seeded");
         // One group: the items as given.
         assert_eq!(crate::train::balanced_by(&items, |_| 0, 5), items);
+    }
+
+    #[test]
+    fn balanced_epochs_draw_from_every_window_each_epoch() {
+        // 90 windows of corpus "a", 10 of "b": an epoch gives each 50 draws, so "a" shows
+        // at most 50 of its 90 windows an epoch, but over epochs every one of them; and
+        // one corpus alone is the plain shuffled order.
+        let group = |i: usize| if i < 90 { "a" } else { "b" };
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut epochs = EpochOrder::new(100, true);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..8 {
+            let order = epochs.next(&mut rng, group);
+            assert_eq!(order.iter().filter(|&&i| group(i) == "b").count(), 50);
+            seen.extend(order.into_iter().filter(|&i| group(i) == "a"));
+        }
+        assert!(
+            seen.len() >= 85,
+            "corpus a's windows seen over 8 epochs: {}",
+            seen.len()
+        );
+        let mut one = EpochOrder::new(100, true);
+        let order = one.next(&mut rng, |_| 0);
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        assert_ne!(order, sorted, "shuffled");
     }
 }
