@@ -2,7 +2,7 @@
 //! for every frame of a step, but a general gemm repacks it inside each of the 160 products
 //! a step makes (forward and backward). [`PackedRhs`] lays it out once in panels of 32
 //! columns, `k` rows each, and multiplies any left operand by it with an AVX-512 kernel
-//! (6 rows x 32 columns of accumulators), the panels split over rayon's threads. Built only
+//! (8 rows x 32 columns of accumulators), the panels split over rayon's threads. Built only
 //! where the CPU has AVX-512 ([`PackedRhs::available`]); elsewhere the LSTM keeps gemm.
 
 use rayon::prelude::*;
@@ -10,7 +10,7 @@ use rayon::prelude::*;
 /// Columns of one panel (two 16-lane registers).
 const PANEL: usize = 32;
 /// Rows of the left operand one kernel call accumulates.
-const ROWS: usize = 6;
+const ROWS: usize = 8;
 
 /// `B` (`k x n`) in panels: panel `p` holds columns `32 p .. 32 p + 32` (zero past `n`),
 /// row by row, 32 values a row.
@@ -148,6 +148,8 @@ unsafe fn kernel(
         };
     }
     match rows {
+        8 => run!(8),
+        7 => run!(7),
         6 => run!(6),
         5 => run!(5),
         4 => run!(4),
