@@ -326,11 +326,16 @@ impl CustomOp2 for Recurrence {
         let mut dgates = vec![0f32; t * b * h4];
         let mut dh_next = vec![0f32; b * h];
         let mut dc_next = vec![0f32; b * h];
+        // The cell before the first frame, as in the forward pass.
+        let zeros = vec![0f32; b * h];
         for s in (0..t).rev() {
             let g_s = &mut dgates[s * b * h4..(s + 1) * b * h4];
             let a_s = &acts[s * b * h4..(s + 1) * b * h4];
             let c_s = &cells[s * b * h..(s + 1) * b * h];
-            let c_prev: Option<&[f32]> = (s > 0).then(|| &cells[(s - 1) * b * h..s * b * h]);
+            let c_prev: &[f32] = match s {
+                0 => &zeros,
+                _ => &cells[(s - 1) * b * h..s * b * h],
+            };
             g_s.par_chunks_mut(h4)
                 .zip(dc_next.par_chunks_mut(h))
                 .zip(dh_next.par_chunks(h))
@@ -341,7 +346,7 @@ impl CustomOp2 for Recurrence {
                     for j in 0..h {
                         let (ig, fg, cg, og) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
                         let tc = tanh(c_s[r * h + j]);
-                        let cp = c_prev.map_or(0.0, |p| p[r * h + j]);
+                        let cp = c_prev[r * h + j];
                         let dh = ds[j] + dhn[j];
                         let dc = dcn[j] + dh * og * (1.0 - tc * tc);
                         dcn[j] = dc * fg;
@@ -381,6 +386,9 @@ impl CustomOp2 for Recurrence {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::{DType, Device, Var};
+    use candle_nn::rnn::{LSTMConfig, RNN};
+    use candle_nn::VarMap;
 
     /// The gates' branch-free exp, sigmoid and tanh against libm's, over and beyond every
     /// value a gate meets, and saturating without NaN far out.
@@ -408,9 +416,6 @@ mod tests {
             assert!((th - x.signum()).abs() < 1e-6, "tanh({x}) = {th}");
         }
     }
-    use candle_core::{DType, Device, Var};
-    use candle_nn::rnn::{LSTMConfig, RNN};
-    use candle_nn::VarMap;
 
     /// Both forms of the layer (the CPU recurrence operation and candle operations) equal
     /// candle's LSTM on the same weights: states and the gradients of the input and of
