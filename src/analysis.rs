@@ -131,6 +131,31 @@ pub fn learn_speaker(
     Ok(())
 }
 
+/// Adds the speech windows of `samples` (at the model's rate), every `hop_seconds`, to
+/// `enrolment` ([`crate::pipeline::enrol_window`]), its seconds counted once where windows
+/// overlap. Returns how many speech windows joined.
+pub fn learn_enrolment(
+    clf: &Classifier,
+    what: &str,
+    samples: &[f32],
+    hop_seconds: f32,
+    enrolment: &mut crate::features::Enrolment,
+) -> Result<usize> {
+    let sr = clf.card.features.sample_rate as f64;
+    let (starts, win) = window_plan(clf, samples, hop_seconds);
+    let (mut joined, mut covered_to) = (0, 0usize);
+    for &a in &starts {
+        let end = (a + win).min(samples.len());
+        if crate::pipeline::enrol_window(&clf.extractor, what, &samples[a..end], &mut enrolment.profile)? {
+            joined += 1;
+            enrolment.seconds += (end - a.max(covered_to).min(end)) as f64 / sr;
+            covered_to = end;
+        }
+    }
+    enrolment.sources.push(what.to_string());
+    Ok(joined)
+}
+
 /// As [`analyze_samples`], with the speaker profile given: grown by this file's speech
 /// (`learn`, as live) or left as it is (one learnt from all of the speaker's files).
 pub fn analyze_samples_with(

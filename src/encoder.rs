@@ -67,6 +67,7 @@ pub fn encoder_spec() -> FeatureSpec {
             name: "whisper_base".into(),
             blocks: BUILTIN_BLOCKS,
             calm_gate: None,
+            enrolment: false,
             level_db: Some(DEFAULT_LEVEL_DB),
         }),
         ..whisper_spec(3.0)

@@ -29,6 +29,19 @@ pub const SCOPES: [(Scope, &str); 3] = [
     (Scope::Clip, "one clip alone"),
 ];
 
+/// The profiles a test figure of a model of `spec` is given under: [`SCOPES`], and for an
+/// enrolment model an enrolment too.
+pub fn report_scopes(spec: &crate::features::FeatureSpec) -> Vec<(Scope, &'static str)> {
+    let mut out = SCOPES.to_vec();
+    if spec.enrolment() {
+        out.push((
+            Scope::Enrolment,
+            "enrolment (the speaker's other clips labelled neutral)",
+        ));
+    }
+    out
+}
+
 /// Metrics of clips `idx` of the pack under `scope`: overall and per corpus.
 pub fn evaluate(
     clf: &Classifier,
@@ -135,7 +148,9 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                 "speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature; {}",
                 if test.is_empty() { "(none)".to_string() } else { test.join(", ") },
                 validation.join(", "),
-                if spec.calm_gate().is_some() {
+                if spec.enrolment() {
+                    "each window is read against the speaker's enrolment, speech they recorded in a neutral voice before the session (--enrol; a head trained half with enrolments of the speaker's other clips labelled neutral, half without), or alone without one; the session's own speech never enters it"
+                } else if spec.calm_gate().is_some() {
                     "each window is read with a calm reference: the speaker's speech heard so far that the card's calm gate calls neutral or calm (a head trained with references of all of a speaker's clips, of one clip and of a few clips); a session with no calm speech is read window by window"
                 } else if spec.wants_profile() {
                     "each window is read with the profile of the speaker's speech heard so far (a head trained with profiles of all of a speaker's clips, of one emotion only, of one clip and of a few clips)"
@@ -225,12 +240,19 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                     &recipe,
                     &|_, _, _| {},
                 )?;
-                let calm = head::admitted(&pack, m.card.features.calm_gate());
-                let (o, x) = head::inputs(&pack, &held, Scope::Speaker, calm.as_deref());
-                let base = truth.len();
-                owner.extend(o.iter().map(|k| k + base));
-                logits.extend(head::logits(&m, &x)?);
-                truth.extend(held.iter().map(|&i| pack.clips[i].label));
+                let calm = head::admitted_by(&pack, &m.card.features);
+                // An enrolment model is calibrated with and without its enrolment.
+                let scopes: &[Scope] = match m.card.features.enrolment() {
+                    true => head::read_scopes(&m.card.features),
+                    false => &[Scope::Speaker],
+                };
+                for &scope in scopes {
+                    let (o, x) = head::inputs(&pack, &held, scope, calm.as_deref());
+                    let base = truth.len();
+                    owner.extend(o.iter().map(|k| k + base));
+                    logits.extend(head::logits(&m, &x)?);
+                    truth.extend(held.iter().map(|&i| pack.clips[i].label));
+                }
                 eprintln!(
                     "cross-fitting fold {}/{} ({by}): {} clips",
                     f + 1,
@@ -244,7 +266,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
         }
         let mut rows = Vec::new();
         if !te.is_empty() {
-            for (scope, name) in SCOPES {
+            for (scope, name) in report_scopes(&clf.card.features) {
                 let (m, per, _) = evaluate(&clf, &pack, &te, scope)?;
                 print_metrics_by_corpus(&format!("held-out test, {name}"), &m, &per);
                 if scope == Scope::Speaker {
@@ -271,7 +293,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
             }
             all.push(run(f.clone(), &out_dir.join(format!("fold{}", i + 1)))?);
         }
-        for (j, (_, name)) in SCOPES.iter().enumerate() {
+        for (j, (_, name)) in report_scopes(&spec).iter().enumerate() {
             let mean = |key: &str| {
                 all.iter()
                     .map(|r| r[j]["metrics"][key].as_f64().unwrap_or(0.0))

@@ -66,6 +66,12 @@ pub struct MonitorArgs {
     /// Seconds between windows.
     #[arg(long, default_value_t = 0.5)]
     pub hop: f32,
+    /// A recording of the speaker reading in a neutral voice (about 30 s; repeat for several
+    /// files), for a model that reads an enrolment (builtin:encoder_head_enrol): every
+    /// window is read against that voice at rest. Headless only; in the window, the Enrol
+    /// button records one.
+    #[arg(long, value_name = "FILE")]
+    pub enrol: Vec<PathBuf>,
     /// Weight of the newest window in the moving average (1 = no smoothing).
     #[arg(long, default_value_t = 0.5)]
     pub smoothing: f32,
@@ -114,7 +120,8 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
             a.compute.compute,
         );
     }
-    let clf = super::recognition::load_model(&model.or(a.model.clone()), a.compute)?;
+    let mut clf = super::recognition::load_model(&model.or(a.model.clone()), a.compute)?;
+    super::recognition::enrol(&mut clf, &a.enrol, a.hop)?;
     if let Some(w) = a.window {
         if (w - clf.card.features.window_seconds).abs() > 1e-3 {
             bail!("--window {w}: the model {} was trained on {} s windows; use that length or another model", clf.card.arch.name(), clf.card.features.window_seconds);

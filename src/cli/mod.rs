@@ -230,6 +230,7 @@ pub fn run(cli: Cli) -> Result<()> {
             recognition::analyze(recognition::AnalyzeArgs {
                 audio: vec![PathBuf::from(crate::audio::DEMO_CLIP)],
                 same_speaker: false,
+                enrol: Vec::new(),
                 how: a.how,
             })
         }

@@ -335,7 +335,10 @@ impl FeatureExtractor {
     ) -> FeatureMatrix {
         let empty = SpeakerProfile::default();
         if let Some((_, blocks)) = self.encoder {
-            let calm = self.calm_gate().map(|_| self.profile_admits(llds.as_ref()));
+            // A reference (calm or enrolment) is removed from the vector; the window counts
+            // in it only when admitted (an enrolment never admits the session's windows).
+            let calm = (self.calm_gate().is_some() || self.spec.enrolment())
+                .then(|| self.profile_admits(llds.as_ref()));
             return encoder_row(llds, speaker.unwrap_or(&empty), blocks, calm);
         }
         // A profile with no frame of a descriptor falls back, row by row, to the window's
@@ -364,8 +367,12 @@ impl FeatureExtractor {
 
     /// Whether a speech window of these descriptors (as from [`llds`](Self::llds)) joins
     /// the speaker profile: always, but for a spec with a calm gate, whose profile holds
-    /// only the windows the gate calls calm.
+    /// only the windows the gate calls calm, and never for a spec whose profile is an
+    /// enrolment (recorded before the session: [`crate::pipeline::enrolment_of`]).
     pub fn profile_admits(&self, llds: Option<&FeatureMatrix>) -> bool {
+        if self.spec.enrolment() {
+            return false;
+        }
         match (self.calm_gate(), llds) {
             (Some(g), Some(v)) => g.admits(&v.data),
             (Some(_), None) => false,

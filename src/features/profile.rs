@@ -23,6 +23,24 @@ pub struct SpeakerProfile {
     lld_sumsq: Vec<f64>,
 }
 
+/// A speaker's *enrolment*: their voice at rest, learnt from speech they recorded in a
+/// neutral voice before the session (`--enrol FILE`, the window's Enrol button), which an
+/// enrolment model (`"enrolment": true` in its features) reads every window against. It
+/// never learns from the session itself.
+#[derive(Debug, Clone, Default)]
+pub struct Enrolment {
+    /// The speech windows of the enrolment recordings.
+    pub profile: SpeakerProfile,
+    /// Seconds of audio those windows cover.
+    pub seconds: f64,
+    /// Where the windows came from, for the status line and the session report.
+    pub sources: Vec<String>,
+}
+
+/// Seconds of neutral speech an enrolment should hold: with 30 s the measured gain is
+/// whole, with 10 s about half, with 3 s none (docs/recognition.md, "Enrolment").
+pub const ENROL_SECONDS_ADVISED: f64 = 30.0;
+
 impl SpeakerProfile {
     /// The profile of one dB mel matrix alone.
     pub fn of(db_mel: &FeatureMatrix) -> Self {

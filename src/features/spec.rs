@@ -97,6 +97,14 @@ pub struct EncoderSpec {
     /// minus the reference's mean instead of z-scores (see [`CalmGate`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calm_gate: Option<CalmGate>,
+    /// Set: the speaker profile is an *enrolment*: the speaker's speech in a neutral voice,
+    /// recorded before the session (`--enrol`, the window's Enrol button), and never the
+    /// session's own windows; the model input's second part is the vector minus the
+    /// enrolment's mean (zeros without one, when the head reads the vector alone). What a
+    /// voice does all session long is then read against how it sounds at rest, however
+    /// long the session stays in one emotion.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enrolment: bool,
     /// Set: each window's dB mel is shifted so that its loudest value reads this many dB
     /// before Whisper's log-mel, so the microphone's gain, the speaker's distance and a
     /// corpus's recording level do not move the vector (the window's spectrum, and its
@@ -234,6 +242,12 @@ impl FeatureSpec {
         self.encoder.as_ref().and_then(|e| e.calm_gate.as_ref())
     }
 
+    /// Whether the speaker profile of this spec is an enrolment (see
+    /// [`EncoderSpec::enrolment`]).
+    pub fn enrolment(&self) -> bool {
+        self.encoder.as_ref().is_some_and(|e| e.enrolment)
+    }
+
     /// Whether models of this spec need a [`SpeakerProfile`] (speaker normalisation of the
     /// spectrogram or of the prosody descriptors).
     pub fn wants_profile(&self) -> bool {
@@ -281,6 +295,22 @@ impl FeatureSpec {
                         "encoder level_db",
                         l,
                         "must be a level from -60 to 60 dB",
+                    ));
+                }
+            }
+            if e.enrolment {
+                if e.calm_gate.is_some() {
+                    return Err(Error::param(
+                        "enrolment",
+                        "true",
+                        "a profile is an enrolment or a calm reference, not both: remove \"calm_gate\" or \"enrolment\"",
+                    ));
+                }
+                if self.normalisation != Normalisation::Speaker {
+                    return Err(Error::param(
+                        "enrolment",
+                        "true",
+                        "an enrolment is a speaker profile: the features need \"normalisation\": \"speaker\"",
                     ));
                 }
             }

@@ -283,6 +283,9 @@ pub struct Classifier {
     pub varmap: VarMap,
     pub device: Device,
     pub extractor: FeatureExtractor,
+    /// The speaker's enrolment, for a model whose profile is one (set by `--enrol` or the
+    /// window's Enrol button; the live pipeline and `analyze` read every window against it).
+    pub enrolment: Option<crate::features::Enrolment>,
 }
 
 impl Classifier {
@@ -326,6 +329,7 @@ impl Classifier {
             varmap,
             device: device.clone(),
             extractor,
+            enrolment: None,
         })
     }
 

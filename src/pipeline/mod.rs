@@ -65,6 +65,24 @@ pub fn window_input_learning(
     Ok((ex.finish_with_llds(db, llds, Some(speaker)), speech))
 }
 
+/// Adds one window of samples to `enrolment` when it holds speech (the voice activity
+/// detector's call, as live); says whether it did. Every speech window joins, whatever
+/// the model's profile admits: an enrolment is what the speaker recorded for it.
+pub fn enrol_window(
+    ex: &FeatureExtractor,
+    what: &str,
+    window: &[f32],
+    enrolment: &mut SpeakerProfile,
+) -> Result<bool> {
+    let speech = Vad::default().is_speech(window, ex.spec().sample_rate);
+    if speech {
+        let db = ex.window_db_mel(what, window)?;
+        let llds = ex.llds(&db, ex.window_voice(window).as_ref());
+        enrolment.add_window(&db, llds.as_ref());
+    }
+    Ok(speech)
+}
+
 /// Pipeline settings.
 #[derive(Debug, Clone, Copy)]
 pub struct PipelineConfig {
@@ -201,6 +219,13 @@ impl Pipeline {
         } = start_source(source.as_mut(), cap, &counters.dropped_samples)?;
         let source_name = source.describe();
         let ex = FeatureExtractor::new(&clf.card.features)?;
+        // An enrolment model reads every window against the enrolment, which the session
+        // never changes (its extractor admits no session window to it).
+        let enrolment = clf
+            .enrolment
+            .clone()
+            .filter(|_| clf.card.features.enrolment())
+            .unwrap_or_default();
         let (win_tx, win_rx) = bounded::<FeatureWindow>(cfg.queue_windows.max(1));
         let (pred_tx, pred_rx) = bounded::<Prediction>(1024);
 
@@ -220,8 +245,8 @@ impl Pipeline {
                         cfg,
                         counters: counters.clone(),
                         tap,
-                        speaker: SpeakerProfile::default(),
-                        profile_seconds: 0.0,
+                        speaker: enrolment.profile,
+                        profile_seconds: enrolment.seconds,
                         profile_end: 0,
                         warned_behind: false,
                     };

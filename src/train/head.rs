@@ -30,8 +30,15 @@ fn key(pack: &EncoderPack, clip: usize, scope: Scope) -> String {
         Scope::Speaker => c.speaker.clone(),
         Scope::Emotion => format!("{}~{}", c.speaker, c.label),
         Scope::Clip => format!("clip {clip}"),
+        // A neutral clip's enrolment leaves the clip out; every other clip of the speaker
+        // shares theirs.
+        Scope::Enrolment if c.label == NEUTRAL => format!("clip {clip}"),
+        Scope::Enrolment => c.speaker.clone(),
     }
 }
+
+/// The label an enrolment is read in.
+const NEUTRAL: usize = 0;
 
 /// The window's vector as the extractor's `llds` gives it (one frame).
 fn vector_matrix(pack: &EncoderPack, w: usize) -> FeatureMatrix {
@@ -83,6 +90,9 @@ fn profiles(
     calm: Option<&[bool]>,
 ) -> BTreeMap<String, SpeakerProfile> {
     let mut out: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
+    if scope == Scope::Enrolment {
+        return enrolments(pack, clips);
+    }
     for &(w, k) in &windows_of(pack, clips) {
         let p = out.entry(key(pack, clips[k], scope)).or_default();
         if joins_profile(pack, w, calm) {
@@ -90,6 +100,40 @@ fn profiles(
         }
     }
     out
+}
+
+/// The enrolment of every clip of `clips` by [`key`]: the speech windows of its speaker's
+/// neutral clips among `clips`, its own left out (whatever a calm gate says: an
+/// enrolment is what the speaker recorded for it).
+fn enrolments(pack: &EncoderPack, clips: &[usize]) -> BTreeMap<String, SpeakerProfile> {
+    let windows = windows_of(pack, clips);
+    let mut out = BTreeMap::new();
+    for &c in clips {
+        let key = key(pack, c, Scope::Enrolment);
+        if out.contains_key(&key) {
+            continue;
+        }
+        let speaker = &pack.clips[c].speaker;
+        let mut p = SpeakerProfile::default();
+        for &(w, k) in &windows {
+            let e = &pack.clips[clips[k]];
+            if clips[k] != c && e.label == NEUTRAL && &e.speaker == speaker && pack.windows[w].speech {
+                p.add_llds(&vector_matrix(pack, w));
+            }
+        }
+        out.insert(key, p);
+    }
+    out
+}
+
+/// Which windows of `pack` join a profile for a model of `features`: those its calm gate
+/// admits; none for an enrolment model (its profile holds only the enrolment, which
+/// [`Scope::Enrolment`] gathers); `None` (every speech window) otherwise.
+pub fn admitted_by(pack: &EncoderPack, features: &crate::features::FeatureSpec) -> Option<Vec<bool>> {
+    if features.enrolment() {
+        return Some(vec![false; pack.windows.len()]);
+    }
+    admitted(pack, features.calm_gate())
 }
 
 /// What `gate` says of every window of `pack` (`None` without a gate).
@@ -218,7 +262,7 @@ pub fn clip_probs(
     clips: &[usize],
     scope: Scope,
 ) -> Result<Vec<[f32; N_LABELS]>> {
-    let calm = admitted(pack, clf.card.features.calm_gate());
+    let calm = admitted_by(pack, &clf.card.features);
     let (owner, x) = inputs(pack, clips, scope, calm.as_deref());
     let l = logits(clf, &x)?;
     Ok(super::clip_probs(
@@ -363,12 +407,12 @@ fn fit_head_temperature(clf: &mut Classifier, pack: &EncoderPack, val: &[usize])
     if val.is_empty() {
         return Ok(());
     }
-    let calm = admitted(pack, clf.card.features.calm_gate());
+    let calm = admitted_by(pack, &clf.card.features);
     let calm = calm.as_deref();
     let mut owner_all = Vec::new();
     let mut logits_all = Vec::new();
     let mut truth = Vec::new();
-    for scope in [Scope::Speaker, Scope::Emotion, Scope::Clip] {
+    for &scope in read_scopes(&clf.card.features) {
         let (owner, x) = inputs(pack, val, scope, calm);
         let base = truth.len();
         owner_all.extend(owner.iter().map(|o| o + base));
@@ -377,6 +421,16 @@ fn fit_head_temperature(clf: &mut Classifier, pack: &EncoderPack, val: &[usize])
     }
     clf.card.temperature = super::fit_temperature(&owner_all, &logits_all, &truth);
     Ok(())
+}
+
+/// The profiles a head of `features` is calibrated and its epoch picked under: with an
+/// enrolment and without one for an enrolment model (no other profile reaches it), every
+/// kind a session gives for the rest.
+pub fn read_scopes(features: &crate::features::FeatureSpec) -> &'static [Scope] {
+    match features.enrolment() {
+        true => &[Scope::Enrolment, Scope::Clip],
+        false => &[Scope::Speaker, Scope::Emotion, Scope::Clip],
+    }
 }
 
 /// One seed of [`train`]: the head trained, its best epoch kept; the temperature is left.
@@ -402,12 +456,13 @@ fn train_one(
     }
     // What the gate says of every window of the pack (training and validation clips alike)
     // and of the perturbed copy.
-    let gate = clf.card.features.calm_gate();
-    let calm = admitted(pack, gate);
+    let features = &clf.card.features;
+    let enrolled = features.enrolment();
+    let calm = admitted_by(pack, features);
     let calm = calm.as_deref();
-    let calm_aug = augmented.and_then(|a| admitted(a, gate));
+    let calm_aug = augmented.and_then(|a| admitted_by(a, features));
     let calm_aug = calm_aug.as_deref();
-    if let Some(c) = calm {
+    if let (Some(c), Some(_)) = (calm, features.calm_gate()) {
         let speech: Vec<usize> = windows_of(pack, train)
             .into_iter()
             .map(|(w, _)| w)
@@ -443,22 +498,26 @@ fn train_one(
     // A calm head does not train on one-emotion profiles: whether such a profile holds a
     // calm reference at all says whether its emotion is calm, a label the head would learn
     // to read from the reference's presence and misread on every whole session.
-    let kinds = match (reads_profile, calm.is_some()) {
-        (true, false) => &[Scope::Speaker, Scope::Emotion, Scope::Clip][..],
-        (true, true) => &[Scope::Speaker, Scope::Clip][..],
-        (false, _) => &[Scope::Clip][..],
+    // An enrolment head trains half its draws with the speaker's enrolment and half
+    // without one (its two linear parts, blended by whether there is one).
+    let kinds = match (reads_profile, enrolled, calm.is_some()) {
+        (true, true, _) => &[Scope::Enrolment, Scope::Clip][..],
+        (true, false, false) => &[Scope::Speaker, Scope::Emotion, Scope::Clip][..],
+        (true, false, true) => &[Scope::Speaker, Scope::Clip][..],
+        (false, ..) => &[Scope::Clip][..],
     };
     let scopes: Vec<Vec<FeatureMatrix>> = kinds
         .iter()
         .map(|&s| with_aug(inputs(pack, train, s, calm).1))
         .collect();
-    let few = match reads_profile {
+    let few = match reads_profile && !enrolled {
         true => with_aug(few_clip_inputs(pack, train, r.seed, calm)),
         false => Vec::new(),
     };
-    let variants: Vec<&Vec<FeatureMatrix>> = match reads_profile {
-        true => scopes.iter().chain(std::iter::once(&few)).collect(),
-        false => vec![&scopes[0]; 4],
+    let variants: Vec<&Vec<FeatureMatrix>> = match (reads_profile, enrolled) {
+        (true, false) => scopes.iter().chain(std::iter::once(&few)).collect(),
+        (true, true) => scopes.iter().collect(),
+        (false, _) => vec![&scopes[0]; 4],
     };
     let mut owner: Vec<usize> = windows_of(pack, train)
         .into_iter()
@@ -542,16 +601,25 @@ fn train_one(
             opt.backward_step(&loss)?;
             loss_sum += ce * batch.len() as f64;
         }
+        // An enrolment head by its mean accuracy with and without the enrolment; the
+        // rest with the speaker's profile.
         let acc = if val.is_empty() {
             0.0
         } else {
-            let p = clip_probs(clf, pack, val, Scope::Speaker)?;
-            let hits = p
-                .iter()
-                .zip(val)
-                .filter(|(p, &c)| crate::labels::argmax(&p[..]) == pack.clips[c].label)
-                .count();
-            hits as f64 / val.len() as f64
+            let picked: &[Scope] = match enrolled {
+                true => read_scopes(&clf.card.features),
+                false => &[Scope::Speaker],
+            };
+            let mut hits = 0;
+            for &scope in picked {
+                let p = clip_probs(clf, pack, val, scope)?;
+                hits += p
+                    .iter()
+                    .zip(val)
+                    .filter(|(p, &c)| crate::labels::argmax(&p[..]) == pack.clips[c].label)
+                    .count();
+            }
+            hits as f64 / (val.len() * picked.len()) as f64
         };
         curve.push(acc);
         progress(epoch, loss_sum / n as f64, acc);

@@ -71,6 +71,11 @@ pub enum ProfileScope {
     /// (`<speaker>~<emotion>`): a session that stays in one emotion.
     #[value(name = "per-emotion")]
     Emotion,
+    /// An enrolment: each speaker's clips labelled neutral, the clip's own left out, as if
+    /// the speaker had read a few sentences in a neutral voice before the session; read
+    /// only by models whose profile is an enrolment (`builtin:encoder_head_enrol`).
+    #[value(name = "enrol")]
+    Enrolment,
 }
 
 fn quantise(db: f32, max_db: f32) -> u8 {
@@ -248,7 +253,11 @@ impl FeaturePack {
         let c = &self.clips[i].clip;
         match self.scope {
             ProfileScope::Speaker => Cow::Borrowed(&c.speaker),
-            ProfileScope::Clip => Cow::Owned(c.path.display().to_string()),
+            // No model of a feature pack reads an enrolment (`eval` refuses it): such a
+            // clip is read alone, as a model without one would be.
+            ProfileScope::Clip | ProfileScope::Enrolment => {
+                Cow::Owned(c.path.display().to_string())
+            }
             ProfileScope::Emotion => Cow::Owned(format!("{}~{}", c.speaker, c.label)),
         }
     }

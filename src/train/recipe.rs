@@ -61,6 +61,7 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
             profile_ramp,
             layer,
             calm,
+            enrol,
             ..
         } => FeatureSpec {
             normalisation: match profile_ramp {
@@ -77,6 +78,7 @@ pub fn default_spec(arch: &Arch) -> FeatureSpec {
                         layer.unwrap_or(crate::encoder::BUILTIN_BLOCKS),
                     )
                 }),
+                enrolment: *enrol,
                 level_db: Some(crate::encoder::DEFAULT_LEVEL_DB),
             }),
             ..crate::encoder::encoder_spec()

@@ -19,7 +19,8 @@ use super::models::{load_model, ComputeArg};
     emoscope analyze speech.wav\n  \
     emoscope analyze a.flac b.mp3 --json > out.json\n  \
     emoscope analyze --same-speaker interview/*.wav     # one person's recordings, read as eval does\n  \
-    emoscope analyze clip.wav --model weights/paper1_cnn --hop 1.0\n\n\
+    emoscope analyze clip.wav --model weights/paper1_cnn --hop 1.0\n  \
+    emoscope analyze --model builtin:encoder_head_enrol --enrol neutral-reading.wav session.wav\n\n\
     Windows without speech (voice activity detector) show 'no speech' and are left out of the summary.")]
 pub struct AnalyzeArgs {
     /// Audio files (WAV, FLAC, MP3, OGG); `builtin:demo` is the demo clip built into emoscope.
@@ -31,6 +32,12 @@ pub struct AnalyzeArgs {
     /// growing from its own speech as the live monitor's does.
     #[arg(long)]
     pub same_speaker: bool,
+    /// A recording of the same speaker reading in a neutral voice (about 30 s; repeat for
+    /// several files), for a model that reads an enrolment (builtin:encoder_head_enrol):
+    /// every window is read against that voice at rest, so a session that stays in one
+    /// emotion is still read as that emotion.
+    #[arg(long, value_name = "FILE")]
+    pub enrol: Vec<PathBuf>,
     #[command(flatten)]
     pub how: AnalyzeHow,
 }
@@ -55,12 +62,16 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     let AnalyzeArgs {
         audio,
         same_speaker,
+        enrol,
         how: a,
     } = a;
     if a.hop.is_nan() || a.hop <= 0.0 {
         bail!("--hop must be positive, got {}", a.hop);
     }
-    let clf = load_model(&a.model, a.compute)?;
+    let mut clf = load_model(&a.model, a.compute)?;
+    super::models::enrol(&mut clf, &enrol, a.hop)?;
+    // An enrolment model's profile is the enrolment: the files' own speech never joins it.
+    let enrolled = clf.card.features.enrolment();
     if !a.json {
         println!(
             "model: {} ({})",
@@ -77,13 +88,14 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
         )?)
     };
     let mut speaker = SpeakerProfile::default();
-    let shared = same_speaker && clf.card.features.wants_profile();
+    let shared = same_speaker && clf.card.features.wants_profile() && !enrolled;
     if same_speaker && !shared {
         eprintln!(
-            "note: --same-speaker: this model is not speaker-normalised; each file is read alone"
+            "note: --same-speaker: this model {}; each file is read alone",
+            if enrolled { "learns the voice from its enrolment only (--enrol)" } else { "is not speaker-normalised" }
         );
     }
-    if !same_speaker && clf.card.features.wants_profile() {
+    if !same_speaker && clf.card.features.wants_profile() && !enrolled {
         eprintln!(
             "note: each file is read alone: this speaker-normalised model knows the voice only from that file's own speech, and reads a voice heard for a few seconds far less reliably than one heard for tens of seconds (docs/recognition.md, \"One file alone\"); several files of one person: --same-speaker"
         );
@@ -103,6 +115,8 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
         let what = path.display().to_string();
         let r = if shared {
             analyze_samples_with(&clf, &what, &x, a.hop, &mut speaker, false)?
+        } else if let Some(e) = clf.enrolment.as_ref().filter(|_| enrolled) {
+            analyze_samples_with(&clf, &what, &x, a.hop, &mut e.profile.clone(), false)?
         } else {
             analyze_samples(&clf, &what, &x, a.hop)?
         };

@@ -48,7 +48,10 @@ pub struct EvalArgs {
     /// that speaker's clips given (unlabelled; as a session that has heard them);
     /// `clip`: the clip alone (as `analyze` on one short file); `per-emotion`: each
     /// speaker's clips split by label into their own profiles (a session that stays in
-    /// one emotion: the profile never hears the speaker's other moods).
+    /// one emotion: the profile never hears the speaker's other moods); `enrol`: for a
+    /// model that reads an enrolment (builtin:encoder_head_enrol), each speaker's clips
+    /// labelled neutral, the clip's own left out, as the neutral reading the speaker
+    /// recorded before the session (that model reads each clip alone under the others).
     #[arg(long, value_enum, default_value = "speaker")]
     pub profile: crate::train::ProfileScope,
     #[arg(long, default_value = "cache")]
@@ -143,6 +146,22 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             m.absent.join(", ")
         );
     }
+    if a.profile == crate::train::ProfileScope::Enrolment {
+        // The neutral clips are the enrolments of the others: the figure without them.
+        let (hits, n) = evaluated
+            .iter()
+            .zip(&probs)
+            .filter(|(c, _)| LABELS[c.label] != "neutral")
+            .fold((0, 0), |(h, n), (c, p)| {
+                (h + usize::from(crate::labels::argmax(&p[..]) == c.label), n + 1)
+            });
+        if n > 0 {
+            println!(
+                "without the clips labelled neutral (the enrolments): accuracy {:.1} % of {n} clips",
+                100.0 * hits as f64 / n as f64
+            );
+        }
+    }
     Ok(())
 }
 
@@ -154,10 +173,25 @@ pub(in crate::cli) fn evaluate_all(
     cache: &Path,
     profile: crate::train::ProfileScope,
 ) -> Result<(Vec<Clip>, crate::train::ClipEvaluation)> {
+    if profile == crate::train::ProfileScope::Enrolment && !clf.card.features.enrolment() {
+        anyhow::bail!(
+            "--profile enrol: the model {} reads no enrolment; use it with a model whose features have \"enrolment\" (builtin:encoder_head_enrol, or --arch encoder_head_enrol)",
+            clf.card.arch.name()
+        );
+    }
+    if clf.card.features.enrolment() {
+        eprintln!(
+            "note: enrolment model; {}",
+            match profile {
+                crate::train::ProfileScope::Enrolment => "each clip is read against its speaker's other clips labelled neutral (the clip's own left out), as the neutral reading recorded before a session",
+                _ => "no enrolment under this --profile: each clip is read alone (--profile enrol gives it one)",
+            }
+        );
+    }
     if clf.card.features.encoder.is_some() {
         // Encoder models read the encoder cache: each window through the encoder once.
         let pack = crate::train::encpack::EncoderPack::cached(cache, &clf.card.features, clips)?;
-        if clf.card.features.wants_profile() {
+        if clf.card.features.wants_profile() && !clf.card.features.enrolment() {
             eprintln!("note: speaker-normalised model; profile: {profile:?}");
         }
         let idx: Vec<usize> = (0..pack.clips.len()).collect();
@@ -175,6 +209,7 @@ pub(in crate::cli) fn evaluate_all(
                 crate::train::ProfileScope::Clip => "its own profile alone",
                 crate::train::ProfileScope::Emotion =>
                     "the profile of its speaker's clips of its own emotion only (a session in one mood)",
+                crate::train::ProfileScope::Enrolment => unreachable!("refused above"),
             }
         );
     }

@@ -3,9 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use crate::features::{Enrolment, ENROL_SECONDS_ADVISED};
 use crate::model::{display_name, Classifier, Compute, BUILTIN_MODEL};
 
 /// `--model`, else `$EMOSCOPE_MODEL`, else the default model compiled into the binary
@@ -55,4 +56,53 @@ pub(in crate::cli) fn load_model_on(
 /// Loads the model (`None`: the default) where `compute` asks ([`ComputeArg::device`]).
 pub(in crate::cli) fn load_model(m: &Option<PathBuf>, compute: ComputeArg) -> Result<Classifier> {
     load_model_on(m, &compute.device())
+}
+
+/// Gives `clf` the enrolment of `files` (`--enrol`): their speech windows every
+/// `hop_seconds`, as [`crate::analysis::learn_enrolment`]. An error names the file when a
+/// model reads no enrolment or a file holds no speech; a note says how much speech the
+/// enrolment holds against [`ENROL_SECONDS_ADVISED`]. Without files, a note says what an
+/// enrolment model does without one.
+pub(in crate::cli) fn enrol(clf: &mut Classifier, files: &[PathBuf], hop_seconds: f32) -> Result<()> {
+    if files.is_empty() {
+        if clf.card.features.enrolment() {
+            eprintln!(
+                "note: no enrolment given: this model reads each window alone; with --enrol FILE (about {ENROL_SECONDS_ADVISED:.0} s of the speaker reading in a neutral voice) it reads them against that voice at rest (docs/recognition.md, \"Enrolment\")"
+            );
+        }
+        return Ok(());
+    }
+    if !clf.card.features.enrolment() {
+        bail!(
+            "--enrol: the model {} reads no enrolment (its card's features have no \"enrolment\"); use --model builtin:encoder_head_enrol or a model trained with --arch encoder_head_enrol",
+            clf.card.arch.name()
+        );
+    }
+    let mut e = Enrolment::default();
+    for path in files {
+        let clip = crate::audio::decode_input(path)
+            .with_context(|| format!("--enrol {}", path.display()))?;
+        let x = crate::audio::resample(&clip.samples, clip.sample_rate, clf.card.features.sample_rate)?;
+        let what = path.display().to_string();
+        if crate::analysis::learn_enrolment(clf, &what, &x, hop_seconds, &mut e)? == 0 {
+            bail!(
+                "--enrol {what}: no speech heard in it (voice activity detector); record the speaker reading a few sentences in a neutral voice"
+            );
+        }
+    }
+    eprintln!(
+        "note: enrolment: {:.1} s of speech in {} speech windows from {} file(s){}",
+        e.seconds,
+        e.profile.lld_frames(),
+        files.len(),
+        if e.seconds < ENROL_SECONDS_ADVISED {
+            format!(
+                "; about {ENROL_SECONDS_ADVISED:.0} s is advised (the gain measured with 10 s is about half, with 3 s none)"
+            )
+        } else {
+            String::new()
+        }
+    );
+    clf.enrolment = Some(e);
+    Ok(())
 }

@@ -27,7 +27,7 @@ use super::models::ComputeArg;
     Heads on the encoder train from its cache (built once by `emoscope encode` or on first use, about\n\
     0.1 s of CPU per 3 s window) in seconds, and print every test figure under three speaker\n\
     profiles: all of the speaker's clips, one emotion only, one clip alone.\n\n\
-    Architectures: paper1_cnn, paper1_lstm, fser, emocnn, prosody, fusion, encoder_head, encoder_head_profile, encoder_head_calm. Features are computed once and cached\n\
+    Architectures: paper1_cnn, paper1_lstm, fser, emocnn, prosody, fusion, encoder_head, encoder_head_profile, encoder_head_calm, encoder_head_enrol. Features are computed once and cached\n\
     (--cache); the test speakers never enter training; validation speakers (taken from the\n\
     training speakers) pick the best epoch and fit the softmax temperature.")]
 pub struct TrainCmdArgs {
@@ -45,7 +45,9 @@ pub struct TrainCmdArgs {
     /// block: the built-in default's architecture), encoder_head_profile (the same reading
     /// the speaker profile too) or encoder_head_calm (the same reading the speaker's calm
     /// reference: the mean of the windows a fitted gate calls neutral or calm, so a session
-    /// in one emotion is not read against itself).
+    /// in one emotion is not read against itself) or encoder_head_enrol (the same reading
+    /// an enrolment: the speaker's neutral speech recorded before the session, `--enrol`;
+    /// trained with each speaker's other neutral clips as theirs).
     #[arg(long, default_value = "fusion")]
     pub arch: String,
     /// Speakers held out for testing, e.g. `ravdess:1,2` or `ravdess:1,2;emovo:f1`.

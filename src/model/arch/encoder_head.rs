@@ -16,6 +16,13 @@ pub const DEFAULT_CALM_RAMP: f64 = 2.0;
 /// The share of the calm reference a calm head removes from the vector: half, as measured
 /// best for one-emotion sessions (`scripts/profile_tradeoff.py`, docs/recognition.md).
 pub const CALM_SHARE: f64 = 0.5;
+/// The ramp of `encoder_head_enrol`, in windows: its enrolment counts fully once it holds
+/// two speech windows (as `scripts/profile_tradeoff.py` measured it).
+pub const DEFAULT_ENROL_RAMP: f64 = 2.0;
+/// The share of the enrolment an enrolled head removes from the vector: all of it, so the
+/// head reads the voice against how it sounds at rest (0.75 and 1 measured alike, 0.5
+/// lower: docs/recognition.md).
+pub const ENROL_SHARE: f64 = 1.0;
 /// The representation heads read by name: block 3's output (of 0-4), the one that
 /// carried the most in the probe and in leave-one-corpus-out runs (docs/recognition.md).
 pub const DEFAULT_HEAD_LAYER: usize = 3;
@@ -27,8 +34,9 @@ pub struct EncoderHead {
     /// Where in the vector the values read start, and how many.
     read: (usize, usize),
     ramp: Option<f64>,
-    /// The second part of the input is the vector minus a calm reference (not z-scores).
-    calm: bool,
+    /// Set: the second part of the input is the vector minus a reference (a calm
+    /// reference or an enrolment; not z-scores), and this share of it is removed.
+    share: Option<f64>,
     /// Standardisation of the head's features (training statistics; not trained).
     mu: Tensor,
     sd: Tensor,
@@ -43,7 +51,7 @@ impl EncoderHead {
         hidden: usize,
         ramp: Option<f64>,
         layer: Option<usize>,
-        calm: bool,
+        share: Option<f64>,
     ) -> Result<Self> {
         let d = len.saturating_sub(2) / 2;
         let w = crate::encoder::WIDTH;
@@ -63,7 +71,7 @@ impl EncoderHead {
             d,
             read,
             ramp,
-            calm,
+            share,
             mu,
             sd,
             hidden,
@@ -83,8 +91,9 @@ impl EncoderHead {
     /// The head's features `(batch, f)` before standardisation: the vector, and with a
     /// ramp the z-scores times the profile weight, then the weight.
     ///
-    /// A calm head instead reads two linear models blended by the weight `w`: the vector,
-    /// the vector minus [`CALM_SHARE`] of the calm reference, then `w`, the first weighed by
+    /// A head on a reference (a calm reference or an enrolment) instead reads two linear
+    /// models blended by the weight `w`: the vector, the vector minus a share of the
+    /// reference ([`CALM_SHARE`], [`ENROL_SHARE`]), then `w`, the first weighed by
     /// `1 - w` and the second by `w` once standardised ([`logits`](Self::logits)); so before the reference holds enough it reads the vector alone, after it the
     /// vector with a fixed share of the reference removed (a share the head cannot raise
     /// to fit acted speakers' references, which span a session's every calm moment).
@@ -100,9 +109,9 @@ impl EncoderHead {
         let own = counts.narrow(1, 1, 1)?;
         let beyond = (counts.narrow(1, 0, 1)? - &own)?.clamp(0.0, f32::MAX as f64)?;
         let w = beyond.affine(1.0 / ramp, 0.0)?.clamp(0.0, 1.0)?;
-        if self.calm {
+        if let Some(share) = self.share {
             // z = vector - reference, so vector - share * reference = (1 - share) vector + share z.
-            let centred = ((&raw * (1.0 - CALM_SHARE))? + (&z * CALM_SHARE)?)?;
+            let centred = ((&raw * (1.0 - share))? + (&z * share)?)?;
             // Blended by the weight after standardisation (see `logits`).
             return Tensor::cat(&[raw, centred, w], 1);
         }
@@ -112,7 +121,7 @@ impl EncoderHead {
     /// Logits from standardised features `(batch, f)`.
     pub fn logits(&self, f: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
         let mut h = f.broadcast_sub(&self.mu)?.broadcast_div(&self.sd)?;
-        if self.calm {
+        if self.share.is_some() {
             // Each part standardised by its own statistics, then weighed: the vector alone
             // by 1 - w, the vector with part of the reference removed by w.
             let n = self.read.1;

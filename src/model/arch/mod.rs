@@ -59,6 +59,11 @@ pub enum Arch {
         /// minus its mean: set exactly when the features have a calm gate.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         calm: bool,
+        /// The profile is an enrolment (the features' [`crate::features::EncoderSpec::enrolment`]:
+        /// the speaker's neutral speech recorded before the session) and the second part of
+        /// the input is the vector minus its mean: set exactly when the features have one.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        enrol: bool,
     },
     /// Trained models of one feature spec averaged (`emoscope ensemble`): each member's
     /// probabilities at its own temperature, averaged; the output is the log of that mean.
@@ -110,18 +115,28 @@ impl Arch {
                 profile_ramp: None,
                 layer: Some(DEFAULT_HEAD_LAYER),
                 calm: false,
+                enrol: false,
             },
             "encoder_head_profile" => Arch::EncoderHead {
                 hidden: 0,
                 profile_ramp: Some(DEFAULT_HEAD_RAMP),
                 layer: Some(DEFAULT_HEAD_LAYER),
                 calm: false,
+                enrol: false,
             },
             "encoder_head_calm" => Arch::EncoderHead {
                 hidden: 0,
                 profile_ramp: Some(DEFAULT_CALM_RAMP),
                 layer: Some(DEFAULT_HEAD_LAYER),
                 calm: true,
+                enrol: false,
+            },
+            "encoder_head_enrol" => Arch::EncoderHead {
+                hidden: 0,
+                profile_ramp: Some(DEFAULT_ENROL_RAMP),
+                layer: Some(DEFAULT_HEAD_LAYER),
+                calm: false,
+                enrol: true,
             },
             _ => return None,
         })
@@ -191,10 +206,17 @@ impl Arch {
             profile_ramp,
             layer,
             calm,
+            enrol,
         } = *self
         {
             if calm != features.calm_gate().is_some() {
                 return Err("encoder_head reads a calm reference exactly when it has \"calm\": true and the features have a \"calm_gate\"".into());
+            }
+            if enrol != features.enrolment() {
+                return Err("encoder_head reads an enrolment exactly when it has \"enrol\": true and the features have \"enrolment\": true".into());
+            }
+            if enrol && profile_ramp.is_none() {
+                return Err("encoder_head with \"enrol\": true needs a \"profile_ramp\" (windows of enrolment it needs)".into());
             }
             let blocks = features.encoder.as_ref().map_or(0, |e| e.blocks);
             if layer.is_some_and(|l| l > blocks) {
@@ -363,13 +385,18 @@ impl Body {
                 profile_ramp,
                 layer,
                 calm,
+                enrol,
             } => Body::EncoderHead(EncoderHead::new(
                 vb,
                 frames,
                 *hidden,
                 *profile_ramp,
                 *layer,
-                *calm,
+                match (calm, enrol) {
+                    (true, _) => Some(CALM_SHARE),
+                    (false, true) => Some(ENROL_SHARE),
+                    (false, false) => None,
+                },
             )?),
             Arch::Fusion { width } => Body::Fusion(Box::new(Fusion::new(vb, *width)?)),
             Arch::Ensemble { members } => Body::Ensemble(
