@@ -29,6 +29,9 @@ pub const LABEL_RGB: [(u8, u8, u8); 8] = [
 /// Number of labels.
 pub const N_LABELS: usize = LABELS.len();
 
+/// Index of "neutral", the label an enrolment is read in.
+pub const NEUTRAL: usize = 0;
+
 /// Index of an exact label name.
 pub fn label_index(name: &str) -> Option<usize> {
     LABELS.iter().position(|l| *l == name)
@@ -65,6 +68,12 @@ pub fn map_label(raw: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn neutral_is_the_label_of_that_name() {
+        assert_eq!(super::LABELS[super::NEUTRAL], "neutral");
+    }
+
     use super::*;
 
     #[test]

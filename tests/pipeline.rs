@@ -531,8 +531,9 @@ fn the_default_ensemble_weighs_alike_live_and_in_analyze() {
 /// The default model, a head on the pretrained encoder: live and `analyze` give the same
 /// probabilities window by window (one FeatureSpec path, the encoder on the DSP thread),
 /// nothing is dropped when the pipeline may wait, and a window reads the same whatever
-/// the session heard before it (no speaker profile): `analyze` of the second sentence
-/// alone gives its windows the probabilities they had in the whole stream.
+/// the session heard before it (without an enrolment it reads each window alone):
+/// `analyze` of the second sentence alone gives its windows the probabilities they had
+/// in the whole stream.
 #[test]
 fn the_default_encoder_head_is_the_same_live_and_in_analyze() {
     if common::no_data("the_default_encoder_head_is_the_same_live_and_in_analyze") {
@@ -548,7 +549,8 @@ fn the_default_encoder_head_is_the_same_live_and_in_analyze() {
     assert!(preds.len() >= 8, "{} windows", preds.len());
     assert_same_windows(&preds, &offline);
     assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
-    assert!(preds.iter().all(|p| p.profile_seconds.is_none()));
+    // It reads an enrolment; without one the session's speech never becomes one.
+    assert!(preds.iter().all(|p| p.profile_seconds == Some(0.0)));
     p.stop();
     // Windows 2 s apart (4 hops of 0.5 s) start at the same samples in the tail alone.
     let tail = analyze_samples(&load(), "tail", &samples[32000..], 0.5).unwrap();
@@ -622,4 +624,59 @@ fn a_calm_reference_learns_the_same_windows_live_as_in_analyze() {
     assert_profile_seconds(&preds, &admitted);
     assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
     p.stop();
+}
+
+/// The default reads an enrolment (actor 2's two neutral statements, read before the
+/// session): live and `analyze` read every window against it alike, the session's own
+/// speech never changes it (every window reports the enrolment's seconds), and it changes
+/// what is read: the same windows without it read otherwise.
+#[test]
+fn an_enrolment_is_read_alike_live_and_in_analyze_and_the_session_never_changes_it() {
+    if common::no_data("an_enrolment_is_read_alike_live_and_in_analyze_and_the_session_never_changes_it") {
+        return;
+    }
+    use emoscope::analysis::{analyze_samples_with, learn_enrolment};
+    let _cores = CORES.lock().unwrap_or_else(|e| e.into_inner());
+    let load =
+        || Classifier::load(Path::new(emoscope::model::BUILTIN_MODEL), &Device::Cpu).unwrap();
+    let mut clf = load();
+    assert!(clf.card.features.enrolment());
+    let mut enrolment = emoscope::features::Enrolment::default();
+    for name in ["03-01-01-01-01-01-02.flac", "03-01-01-01-02-01-02.flac"] {
+        let x = decode_file(&clip(&format!("Actor_02/{name}"))).unwrap().samples;
+        let n = learn_enrolment(&clf, name, &x, 0.5, &mut enrolment).unwrap();
+        assert!(n >= 1, "{name}: {n} speech windows");
+    }
+    assert_eq!(enrolment.sources.len(), 2);
+    assert!(
+        (4.0..10.0).contains(&enrolment.seconds),
+        "{} s of enrolment",
+        enrolment.seconds
+    );
+    let samples = two_sentences();
+    clf.enrolment = Some(enrolment.clone());
+    let offline =
+        analyze_samples_with(&clf, "x", &samples, 0.5, &mut enrolment.profile.clone(), true)
+            .unwrap();
+    let (preds, p) = live_every_window(&samples, clf);
+    assert_same_windows(&preds, &offline);
+    assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
+    for w in &preds {
+        assert_eq!(w.profile_seconds, Some(enrolment.seconds as f32));
+    }
+    p.stop();
+    let alone = analyze_samples(&load(), "x", &samples, 0.5).unwrap();
+    let moved = offline
+        .windows
+        .iter()
+        .zip(&alone.windows)
+        .map(|(a, b)| {
+            a.probs
+                .iter()
+                .zip(&b.probs)
+                .map(|((_, x), (_, y))| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        })
+        .fold(0.0f32, f32::max);
+    assert!(moved > 0.05, "the enrolment moves no probability by more than {moved}");
 }

@@ -68,8 +68,8 @@ pub struct MonitorArgs {
     pub hop: f32,
     /// A recording of the speaker reading in a neutral voice (about 30 s; repeat for several
     /// files), for a model that reads an enrolment (builtin:encoder_head_enrol): every
-    /// window is read against that voice at rest. Headless only; in the window, the Enrol
-    /// button records one.
+    /// window is read against that voice at rest. In the window the "enrol this voice"
+    /// button records one from the microphone instead.
     #[arg(long, value_name = "FILE")]
     pub enrol: Vec<PathBuf>,
     /// Weight of the newest window in the moving average (1 = no smoothing).
@@ -118,6 +118,7 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
             a.input.clone(),
             a.device.clone(),
             a.compute.compute,
+            a.enrol.clone(),
         );
     }
     let mut clf = super::recognition::load_model(&model.or(a.model.clone()), a.compute)?;

@@ -211,6 +211,7 @@ pub fn run(cli: Cli) -> Result<()> {
             None,
             None,
             crate::model::Compute::Auto,
+            Vec::new(),
         );
     };
     match command {
@@ -225,6 +226,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     Some(PathBuf::from(crate::audio::DEMO_CLIP)),
                     None,
                     a.how.compute.compute,
+                    Vec::new(),
                 );
             }
             recognition::analyze(recognition::AnalyzeArgs {

@@ -73,6 +73,19 @@ pub(super) struct CheckpointState {
 /// its speaker's whole profile (with augmentation on).
 pub(super) const OWN_PROFILE_P: f64 = 0.3;
 
+/// Where a clip of `frames` is cut into a window of `win`: a random crop of a longer
+/// clip; a shorter one sits at the start of the window, or at a random offset in it when
+/// augmenting (time shift).
+fn crop_start(frames: usize, win: usize, augment: bool, rng: &mut StdRng) -> isize {
+    if frames > win {
+        rng.random_range(0..=(frames - win)) as isize
+    } else if augment {
+        -(rng.random_range(0..=(win - frames)) as isize)
+    } else {
+        0
+    }
+}
+
 /// The gain range (± dB) of augmentation against a speaker's whole profile.
 pub(super) const SPEAKER_GAIN_DB: f32 = 3.0;
 
@@ -95,30 +108,32 @@ pub(super) fn training_batch(
             // profile a clip's level is an emotion cue, so gain is only varied by as much
             // as a speaker's takes vary.
             let speaker_norm = clf.card.features.wants_profile();
-            let own = speaker_norm && recipe.augment.enabled && rng.random_bool(OWN_PROFILE_P);
-            let augment = if speaker_norm && !own {
+            // An enrolment model's profile is the speaker's enrolment (their other neutral
+            // clips: FeaturePack::speaker_profile), never the clip itself: half the draws
+            // read the clip with it and half without, as its head was trained.
+            let enrolled = clf.card.features.enrolment();
+            let own = speaker_norm
+                && !enrolled
+                && recipe.augment.enabled
+                && rng.random_bool(OWN_PROFILE_P);
+            let augment = if speaker_norm && !own && !enrolled {
                 recipe.augment.with_gain_db(SPEAKER_GAIN_DB)
             } else {
                 recipe.augment
             };
+            let with_enrolment = enrolled && rng.random_bool(0.5);
             let m = augment.spectral(&pack.db_mel(i), &mut rng);
             let v = pack.voice(i);
             let mut own_profile = SpeakerProfile::default();
             let speaker = if own {
                 own_profile.add_window(&m, clf.extractor.llds(&m, v.as_ref()).as_ref());
                 Some(&own_profile)
+            } else if enrolled && !with_enrolment {
+                None
             } else {
                 pack.speaker_profile(i)
             };
-            // A random crop of longer clips; shorter clips sit at the start of the window,
-            // or at a random offset in it when augmenting (time shift).
-            let start = if m.frames > win {
-                rng.random_range(0..=(m.frames - win)) as isize
-            } else if recipe.augment.enabled {
-                -(rng.random_range(0..=(win - m.frames)) as isize)
-            } else {
-                0
-            };
+            let start = crop_start(m.frames, win, recipe.augment.enabled, &mut rng);
             let vw = v.as_ref().map(|v| place_filled(v, start, win, f32::NAN));
             let mut x = clf
                 .extractor

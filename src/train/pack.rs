@@ -251,6 +251,13 @@ impl FeaturePack {
 
     fn profile_key(&self, i: usize) -> Cow<'_, str> {
         let c = &self.clips[i].clip;
+        if self.spec.enrolment() {
+            // A neutral clip's enrolment leaves it out; the speaker's other clips share one.
+            return Cow::Owned(match c.label == crate::labels::NEUTRAL {
+                true => format!("enrolment without {}", c.path.display()),
+                false => format!("enrolment of {}", c.speaker),
+            });
+        }
         match self.scope {
             ProfileScope::Speaker => Cow::Borrowed(&c.speaker),
             // No model of a feature pack reads an enrolment (`eval` refuses it): such a
@@ -265,13 +272,46 @@ impl FeaturePack {
     /// The profile clip `i` is normalised by when the pack's spec is speaker-normalised
     /// (`None` otherwise): its speaker's over all of their clips in the pack, or its own
     /// (see [`set_profile_scope`](Self::set_profile_scope)).
+    ///
+    /// An enrolment model's profile is the speaker's enrolment: their clips labelled
+    /// neutral in the pack, a neutral clip's own left out (none for one clip alone).
     pub fn speaker_profile(&self, i: usize) -> Option<&SpeakerProfile> {
         if !self.spec.wants_profile() {
+            return None;
+        }
+        let enrolment = self.spec.enrolment();
+        if enrolment && self.scope == ProfileScope::Clip {
             return None;
         }
         let profiles = self.profiles.get_or_init(|| {
             let ex = FeatureExtractor::new(&self.spec).expect("the pack's spec was validated");
             let mut profiles: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
+            if enrolment {
+                // Each neutral clip's descriptors once, then each key's enrolment from them.
+                let neutral: Vec<(usize, FeatureMatrix, Option<FeatureMatrix>)> = (0..self.clips.len())
+                    .filter(|&k| self.clips[k].clip.label == crate::labels::NEUTRAL)
+                    .map(|k| {
+                        let db = self.db_mel(k);
+                        let llds = ex.llds(&db, self.voice(k).as_ref());
+                        (k, db, llds)
+                    })
+                    .collect();
+                for k in 0..self.clips.len() {
+                    let key = self.profile_key(k).into_owned();
+                    if profiles.contains_key(&key) {
+                        continue;
+                    }
+                    let speaker = &self.clips[k].clip.speaker;
+                    let mut p = SpeakerProfile::default();
+                    for (j, db, llds) in &neutral {
+                        if *j != k && &self.clips[*j].clip.speaker == speaker {
+                            p.add_window(db, llds.as_ref());
+                        }
+                    }
+                    profiles.insert(key, p);
+                }
+                return profiles;
+            }
             for k in 0..self.clips.len() {
                 let p = profiles
                     .entry(self.profile_key(k).into_owned())

@@ -23,6 +23,19 @@ use crate::pipeline::{BufferSource, MicSource, Pipeline, PipelineConfig, Predict
 /// Seconds of audio the waveform and spectrogram show.
 const SHOW_SECONDS: f32 = 5.0;
 
+/// The speaker's enrolment for models that read one: the audio it is learnt from (kept, so
+/// that a model switched to learns it through its own extractor) and a recording under way.
+#[derive(Default)]
+pub struct EnrolState {
+    /// Each enrolment recording or file: what it is, its samples and their rate.
+    audio: Vec<(String, Vec<f32>, u32)>,
+    /// Audio from the live source since the enrol button was pressed, and its rate.
+    recording: Option<(Vec<f32>, u32)>,
+}
+
+/// Shortest enrolment recording the window accepts, in seconds.
+const ENROL_MIN_SECONDS: f64 = 3.0;
+
 /// What the window remembers between runs (eframe persistence).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -132,6 +145,9 @@ pub struct MonitorApp {
     model_line: String,
     /// The running model's profile is a calm reference (it learns only calm speech).
     calm_reference: bool,
+    /// The running model reads an enrolment.
+    pub enrol_model: bool,
+    pub enrol: EnrolState,
     device_line: String,
     /// Where models run (the "compute" picker; `--compute` at start).
     pub compute: Compute,
@@ -226,6 +242,8 @@ impl MonitorApp {
             original_model: model_dir,
             model_line: String::new(),
             calm_reference: false,
+            enrol_model: false,
+            enrol: EnrolState::default(),
             device_line: String::new(),
             compute: Compute::Auto,
             compute_note: None,
@@ -259,9 +277,11 @@ impl MonitorApp {
         device: Option<String>,
         settings: Settings,
         compute: Compute,
+        enrol: &[PathBuf],
     ) -> Self {
         let mut app = Self::idle(model_dir, settings);
         app.compute = compute;
+        app.enrol_from_files(enrol);
         let choice = match input {
             Some(p) => SourceChoice::File(p),
             None => SourceChoice::Mic(device.or_else(|| app.settings.device.clone())),
@@ -319,11 +339,91 @@ impl MonitorApp {
         }
     }
 
+    /// Gives `clf`, when it reads an enrolment, the one learnt from the enrolment audio
+    /// (recorded or given with `--enrol`), through its own extractor.
+    fn apply_enrolment(&mut self, clf: &mut Classifier) {
+        if !clf.card.features.enrolment() || self.enrol.audio.is_empty() {
+            return;
+        }
+        let rate = clf.card.features.sample_rate;
+        let mut e = crate::features::Enrolment::default();
+        for (what, x, r) in &self.enrol.audio {
+            let learnt = crate::audio::resample(x, *r, rate).and_then(|x| {
+                crate::analysis::learn_enrolment(clf, what, &x, self.settings.hop_seconds, &mut e)
+            });
+            if let Err(err) = learnt {
+                self.error = Some(format!("enrolment {what}: {err}"));
+                return;
+            }
+        }
+        if e.profile.lld_frames() == 0 {
+            self.error = Some(
+                "the enrolment holds no speech: record it again, reading a few sentences in a neutral voice".into(),
+            );
+            return;
+        }
+        clf.enrolment = Some(e);
+    }
+
+    /// Adds the enrolment files given at start (`monitor --enrol`); an unreadable one is
+    /// the window's error, naming it.
+    pub fn enrol_from_files(&mut self, files: &[PathBuf]) {
+        for f in files {
+            match crate::audio::decode_input(f) {
+                Ok(c) => self
+                    .enrol
+                    .audio
+                    .push((f.display().to_string(), c.samples, c.sample_rate)),
+                Err(e) => self.error = Some(format!("--enrol {}: {e}", f.display())),
+            }
+        }
+    }
+
+    /// Starts recording an enrolment from the live source (the speaker reads in a neutral
+    /// voice); it ends by itself after [`ENROL_SECONDS_ADVISED`](crate::features::ENROL_SECONDS_ADVISED)
+    /// seconds, or with [`finish_enrolment`](Self::finish_enrolment).
+    pub fn start_enrolment(&mut self) {
+        match self.rate() {
+            Some(r) => self.enrol.recording = Some((Vec::new(), r)),
+            None => self.error = Some("start the microphone first: the enrolment is recorded from it".into()),
+        }
+    }
+
+    /// Seconds recorded so far of an enrolment under way.
+    pub fn enrolment_recorded(&self) -> Option<f64> {
+        self.enrol
+            .recording
+            .as_ref()
+            .map(|(x, r)| x.len() as f64 / *r as f64)
+    }
+
+    /// Ends the enrolment recording and restarts the pipeline reading against it; a
+    /// recording shorter than [`ENROL_MIN_SECONDS`] is discarded with an error saying so.
+    pub fn finish_enrolment(&mut self) {
+        let Some((x, r)) = self.enrol.recording.take() else {
+            return;
+        };
+        let secs = x.len() as f64 / r as f64;
+        if secs < ENROL_MIN_SECONDS {
+            self.error = Some(format!(
+                "an enrolment of {secs:.1} s is too short: record at least {ENROL_MIN_SECONDS:.0} s, about {:.0} s is advised",
+                crate::features::ENROL_SECONDS_ADVISED
+            ));
+            return;
+        }
+        self.enrol.audio = vec![("recorded enrolment".into(), x, r)];
+        if let Some(s) = self.source.clone() {
+            self.start(s);
+        }
+    }
+
     /// (Re)starts the pipeline on `choice` with `clf`.
-    fn start_with(&mut self, choice: SourceChoice, clf: Classifier) {
+    fn start_with(&mut self, choice: SourceChoice, mut clf: Classifier) {
         if let Some(l) = self.live.take() {
             l.pipeline.stop();
         }
+        self.apply_enrolment(&mut clf);
+        self.enrol_model = clf.card.features.enrolment();
         self.source = Some(choice.clone());
         let source: Box<dyn Source> = match &choice {
             SourceChoice::File(p) => match BufferSource::from_file(p, true) {
@@ -412,6 +512,17 @@ impl MonitorApp {
     /// Audio as it arrives from the pipeline's tap (also what tests feed).
     pub fn feed_audio(&mut self, chunk: &[f32], rate: u32) {
         self.training.feed(chunk, rate);
+        if let Some((x, r)) = &mut self.enrol.recording {
+            if *r == rate {
+                x.extend_from_slice(chunk);
+            }
+        }
+        if self
+            .enrolment_recorded()
+            .is_some_and(|s| s >= crate::features::ENROL_SECONDS_ADVISED)
+        {
+            self.finish_enrolment();
+        }
         if !self.paused {
             if let Some(s) = &mut self.spec {
                 s.push(chunk);
@@ -462,6 +573,10 @@ impl MonitorApp {
         let lat = self.timing.latency_ms.mean_of_last(50);
         let frame = self.timing.build_ms.mean_of_last(60);
         let profile = match self.latest.as_ref().and_then(|p| p.profile_seconds) {
+            Some(s) if self.enrol_model && s <= 0.0 => {
+                "   |   no enrolment: each window read alone (enrol to read this voice against its neutral speech)".into()
+            }
+            Some(s) if self.enrol_model => format!("   |   enrolment {s:.0} s of neutral speech"),
             Some(s) if self.calm_reference && s <= 0.0 => {
                 "   |   calm reference: no calm speech heard yet, each window read alone".into()
             }
@@ -580,6 +695,7 @@ pub fn run_window(
     input: Option<PathBuf>,
     device: Option<String>,
     compute: Compute,
+    enrol: Vec<PathBuf>,
 ) -> anyhow::Result<()> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -600,7 +716,7 @@ pub fn run_window(
                 settings.model_dir = model;
             }
             Ok(Box::new(MonitorApp::new(
-                model_dir, input, device, settings, compute,
+                model_dir, input, device, settings, compute, &enrol,
             )))
         }),
     )

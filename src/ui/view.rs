@@ -144,6 +144,37 @@ impl MonitorApp {
         });
     }
 
+    /// The enrolment of a model that reads one: record the speaker reading in a neutral
+    /// voice, then every window is read against it.
+    fn enrol_controls(&mut self, ui: &mut egui::Ui) {
+        let advised = crate::features::ENROL_SECONDS_ADVISED;
+        match self.enrolment_recorded() {
+            Some(secs) => {
+                ui.label(format!(
+                    "recording the enrolment: {secs:.0} of {advised:.0} s. Read a few sentences in a calm, neutral voice."
+                ));
+                ui.add(egui::ProgressBar::new((secs / advised) as f32));
+                if ui.button("stop the enrolment now").clicked() {
+                    self.finish_enrolment();
+                }
+            }
+            None => {
+                let mic = matches!(self.source, Some(SourceChoice::Mic(_))) && self.is_live();
+                let label = if self.enrol.audio.is_empty() { "enrol this voice" } else { "enrol again" };
+                if ui
+                    .add_enabled(mic, egui::Button::new(label))
+                    .on_hover_text(format!(
+                        "record {advised:.0} s of the speaker reading in a neutral voice; this model then reads every window against it, so a session that stays in one emotion is still read as that emotion"
+                    ))
+                    .on_disabled_hover_text("the enrolment is recorded from the microphone: start it first")
+                    .clicked()
+                {
+                    self.start_enrolment();
+                }
+            }
+        }
+    }
+
     fn monitor_tab(&mut self, ui: &mut egui::Ui) {
         egui::Panel::right("emotions").min_size(330.0).show(ui, |ui| {
             let (probs, top, speech) = match &self.latest {
@@ -153,6 +184,10 @@ impl MonitorApp {
             panels::emotion_bars(ui, probs, top, speech);
             ui.add_space(8.0);
             ui.label(egui::RichText::new("Probabilities are calibrated on held-out speakers; accuracy on new voices is limited (see the model card).").small().weak());
+            if self.enrol_model {
+                ui.separator();
+                self.enrol_controls(ui);
+            }
             ui.separator();
             let l = ui.label("export the session (CSV, JSON, PNG report) to:");
             ui.text_edit_singleline(&mut self.export_dir).labelled_by(l.id);

@@ -151,7 +151,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         let (hits, n) = evaluated
             .iter()
             .zip(&probs)
-            .filter(|(c, _)| LABELS[c.label] != "neutral")
+            .filter(|(c, _)| c.label != crate::labels::NEUTRAL)
             .fold((0, 0), |(h, n), (c, p)| {
                 (h + usize::from(crate::labels::argmax(&p[..]) == c.label), n + 1)
             });
