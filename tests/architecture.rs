@@ -17,7 +17,8 @@ const MAP: &[(&str, &[&str])] = &[
     (
         "ui",
         &[
-            "train", "pipeline", "model", "corpus", "dsp", "audio", "labels", "util",
+            "train", "analysis", "pipeline", "model", "corpus", "features", "dsp", "audio",
+            "labels", "util",
         ],
     ),
     (

@@ -92,6 +92,8 @@ fn a_card_too_large_or_with_a_misshapen_calm_gate_is_refused_by_name() {
     );
     let e = encoder_card_error(|card| {
         card["arch"]["calm"] = true.into();
+        card["arch"]["enrol"] = false.into();
+        card["features"]["encoder"]["enrolment"] = false.into();
         card["arch"]["profile_ramp"] = 2.0.into();
         card["features"]["normalisation"] = "speaker".into();
         card["features"]["encoder"]["calm_gate"] =

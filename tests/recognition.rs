@@ -601,11 +601,12 @@ fn finetune_scores_held_out_clips_before_and_after_and_writes_an_honest_card() {
             .parse()
             .unwrap()
     };
-    // The shipped model on these 15 clips (deterministic: eval mode, seeded split): 13 right.
+    // The shipped model on these 15 clips (deterministic: eval mode, seeded split), each
+    // read against actor 2's other neutral clips as the enrolment: 11 right.
     let before = acc("before (base model)");
     assert!(
-        (before - 86.7).abs() < 7.0,
-        "before: {before} % (86.7 expected, one clip either way)"
+        (before - 73.3).abs() < 7.0,
+        "before: {before} % (73.3 expected, one clip either way)"
     );
     let after = acc("after (fine-tuned)");
     assert!((0.0..=100.0).contains(&after));
@@ -836,8 +837,8 @@ fn same_speaker_analysis_reads_one_persons_files_as_eval_does() {
     };
     let note = |same: bool| note_with("builtin:fusion_prosody", same);
     assert!(!note_with("builtin:encoder_head", false));
-    assert_eq!(right_with("builtin:encoder_head", false), 56);
-    assert_eq!(right_with("builtin:encoder_head", true), 56);
+    assert_eq!(right_with("builtin:encoder_head", false), 55);
+    assert_eq!(right_with("builtin:encoder_head", true), 55);
     assert!(note(false), "no note when files are read alone");
     assert!(!note(true));
     let (alone, same) = (right(false), right(true));
@@ -1030,4 +1031,91 @@ fn a_random_split_model_is_marked_speaker_dependent_everywhere() {
     );
     assert_eq!(string_list(&card_json(&again), "test_speakers"), test);
     assert_eq!(card_json(&again)["test_metrics"]["n"], 12);
+}
+
+/// A session in one emotion, of a voice the default never heard (nEMO's EB0, a mixed test
+/// speaker): the first 20 of her surprised clips, read alone, are mostly read as happy;
+/// read against an enrolment of her first 12 neutral clips (`analyze --enrol`, as if she
+/// had read them in a neutral voice before the session), 15 are surprised.
+#[test]
+fn an_enrolment_reads_a_session_in_one_emotion_as_that_emotion() {
+    if common::no_data("an_enrolment_reads_a_session_in_one_emotion_as_that_emotion") {
+        return;
+    }
+    let nemo = data().join("nemo");
+    let csv = std::fs::read_to_string(nemo.join("labels.csv")).unwrap();
+    let of = |kind: &str, n: usize| -> Vec<PathBuf> {
+        csv.lines()
+            .filter_map(|l| l.split(',').next())
+            .filter(|p| p.starts_with(&format!("EB0/EB0_{kind}_")))
+            .take(n)
+            .map(|p| nemo.join(p))
+            .collect()
+    };
+    let (surprised, neutral) = (of("surprised", 20), of("neutral", 12));
+    assert_eq!((surprised.len(), neutral.len()), (20, 12));
+    let read = |enrol: &[PathBuf]| -> (usize, String) {
+        let mut c = bin();
+        c.args(["analyze", "--json"]);
+        for e in enrol {
+            c.arg("--enrol").arg(e);
+        }
+        let o = c.args(&surprised).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let right = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["summary_top"] == "surprised")
+            .count();
+        (right, String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (alone, note) = read(&[]);
+    assert_eq!(alone, 5);
+    assert!(note.contains("no enrolment given"), "{note}");
+    let (enrolled, note) = read(&neutral);
+    assert_eq!(enrolled, 15);
+    // 12 clips of about 2 s: less than the 30 s advised, and the note says so.
+    assert!(
+        note.contains("enrolment: ") && note.contains("from 12 file(s)") && note.contains("30 s is advised"),
+        "{note}"
+    );
+}
+
+/// An enrolment given to a model that reads none, one without speech, and the enrolment
+/// protocol asked of a model that reads none: each a one-line error naming the model or
+/// the file and what to do.
+#[test]
+fn an_enrolment_the_model_cannot_use_is_refused_by_name() {
+    if common::no_data("an_enrolment_the_model_cannot_use_is_refused_by_name") {
+        return;
+    }
+    let clip = data().join("ravdess/Actor_01/03-01-05-02-01-01-01.flac");
+    let error = |c: &mut Command| -> String {
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        let e = String::from_utf8_lossy(&o.stderr).trim().to_string();
+        let last = e.lines().last().unwrap_or("").to_string();
+        assert!(last.starts_with("error: "), "{e}");
+        last
+    };
+    let e = error(
+        bin()
+            .args(["analyze", "--model", "builtin:fusion_prosody", "--enrol"])
+            .arg(&clip)
+            .arg(&clip),
+    );
+    assert!(e.contains("--enrol") && e.contains("reads no enrolment") && e.contains("encoder_head_enrol"), "{e}");
+    let tmp = tempfile::tempdir().unwrap();
+    let quiet = tmp.path().join("quiet.wav");
+    emoscope::audio::write_wav_i16(&quiet, &vec![0.0f32; 16000 * 4], 16000).unwrap();
+    let e = error(bin().arg("analyze").arg("--enrol").arg(&quiet).arg(&clip));
+    assert!(e.contains("quiet.wav") && e.contains("no speech"), "{e}");
+    let e = error(
+        bin()
+            .args(["eval", "--model", "builtin:fusion_prosody", "--profile", "enrol", "--data"])
+            .arg(format!("ravdess={}", data().join("ravdess").display()))
+            .args(["--test-speakers", "ravdess:1"])
+            .arg("--cache")
+            .arg(tmp.path().join("cache")),
+    );
+    assert!(e.contains("--profile enrol") && e.contains("reads no enrolment"), "{e}");
 }

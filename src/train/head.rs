@@ -485,12 +485,18 @@ fn train_one(
     // Four inputs of every training window, one per kind of profile. A perturbed copy of
     // each training clip (same clip indices), when given, adds its windows, read alone,
     // to every kind.
-    let (aug_owner, aug_rows) = match augmented {
-        Some(a) => inputs(a, train, Scope::Clip, calm_aug),
+    // An enrolment head's perturbed copies are read as their kind says (with the
+    // enrolment of the perturbed copies of the speaker's other neutral clips, or alone).
+    let aug_of = |scope: Scope| match augmented {
+        Some(a) => inputs(a, train, if enrolled { scope } else { Scope::Clip }, calm_aug),
         None => (Vec::new(), Vec::new()),
     };
-    let with_aug = |mut v: Vec<FeatureMatrix>| {
-        v.extend(aug_rows.iter().cloned());
+    let (aug_owner, aug_rows) = aug_of(Scope::Clip);
+    let with_aug = |mut v: Vec<FeatureMatrix>, scope: Scope| {
+        match scope {
+            Scope::Enrolment if enrolled => v.extend(aug_of(scope).1),
+            _ => v.extend(aug_rows.iter().cloned()),
+        }
         v
     };
     // A head that reads no profile sees the same input under every kind: it is built once
@@ -509,10 +515,10 @@ fn train_one(
     };
     let scopes: Vec<Vec<FeatureMatrix>> = kinds
         .iter()
-        .map(|&s| with_aug(inputs(pack, train, s, calm).1))
+        .map(|&s| with_aug(inputs(pack, train, s, calm).1, s))
         .collect();
     let few = match reads_profile && !enrolled {
-        true => with_aug(few_clip_inputs(pack, train, r.seed, calm)),
+        true => with_aug(few_clip_inputs(pack, train, r.seed, calm), Scope::Clip),
         false => Vec::new(),
     };
     let variants: Vec<&Vec<FeatureMatrix>> = match (reads_profile, enrolled) {
@@ -549,97 +555,218 @@ fn train_one(
         vars["norm_mean"].set(&mu)?;
         vars["norm_std"].set(&sd)?;
     }
-    let (trainable, penalised): (Vec<candle_core::Var>, Vec<candle_core::Var>) = {
-        let vars = clf.varmap.data().lock().expect("varmap lock");
-        let t: Vec<_> = vars
-            .iter()
-            .filter(|(k, _)| !k.starts_with("norm_"))
-            .collect();
-        (
-            t.iter().map(|(_, v)| (*v).clone()).collect(),
-            t.iter()
-                .filter(|(k, _)| k.ends_with("weight"))
-                .map(|(_, v)| (*v).clone())
-                .collect(),
-        )
+    let stage = Stage {
+        pack,
+        train,
+        val,
+        owner: &owner,
+        labels: &labels,
+        r,
+        progress,
     };
-    let mut opt = AdamW::new(
-        trainable,
-        ParamsAdamW {
-            lr: r.lr,
-            weight_decay: r.weight_decay,
-            ..Default::default()
-        },
-    )?;
-    let mut rng = StdRng::seed_from_u64(r.seed);
-    clf.net.seed_dropout(r.seed);
-    let corpus_of = |i: usize| pack.clips[train[owner[i]]].corpus.as_str();
-    let mut epochs = EpochOrder::new(n, r.balance_corpora);
-    let mut curve = Vec::new();
-    let mut best: Option<(f64, BTreeMap<String, Tensor>)> = None;
-    for epoch in 0..r.epochs {
-        let epoch_order = epochs.next(&mut rng, corpus_of);
-        let mut loss_sum = 0.0;
-        for batch in epoch_order.chunks(r.batch_size) {
-            let rows: Vec<FeatureMatrix> = batch
-                .iter()
-                .map(|&i| variants[rng.random_range(0..variants.len())][i].clone())
-                .collect();
-            let x = clf.batch_tensor(&rows)?;
-            let y = Tensor::from_vec(
-                batch.iter().map(|&i| labels[i]).collect::<Vec<_>>(),
-                batch.len(),
-                &clf.device,
-            )?;
-            let logits = clf.net.forward_t(&x, true)?;
-            let mut loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let ce = loss.to_scalar::<f32>()? as f64;
-            if r.l2 > 0.0 {
-                for w in &penalised {
-                    loss = (loss + (w.as_tensor().sqr()?.sum_all()? * r.l2)?)?;
-                }
-            }
-            opt.backward_step(&loss)?;
-            loss_sum += ce * batch.len() as f64;
-        }
-        // An enrolment head by its mean accuracy with and without the enrolment; the
-        // rest with the speaker's profile.
-        let acc = if val.is_empty() {
-            0.0
-        } else {
-            let picked: &[Scope] = match enrolled {
-                true => read_scopes(&clf.card.features),
-                false => &[Scope::Speaker],
-            };
-            let mut hits = 0;
-            for &scope in picked {
-                let p = clip_probs(clf, pack, val, scope)?;
-                hits += p
-                    .iter()
-                    .zip(val)
-                    .filter(|(p, &c)| crate::labels::argmax(&p[..]) == pack.clips[c].label)
-                    .count();
-            }
-            hits as f64 / (val.len() * picked.len()) as f64
+    let linear = matches!(clf.card.arch, crate::model::Arch::EncoderHead { hidden: 0, .. });
+    if !(enrolled && linear) {
+        // An enrolment MLP by its mean accuracy with and without the enrolment; the rest
+        // with the speaker's profile.
+        let picked: &[Scope] = match enrolled {
+            true => read_scopes(&clf.card.features),
+            false => &[Scope::Speaker],
         };
-        curve.push(acc);
-        progress(epoch, loss_sum / n as f64, acc);
-        if best.as_ref().is_none_or(|(b, _)| acc > *b) || val.is_empty() {
-            let vars = clf.varmap.data().lock().expect("varmap lock");
-            let snap = vars
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
-                .collect::<Result<_>>()?;
-            best = Some((acc, snap));
-        }
+        return stage.fit(clf, &variants, picked, 0);
     }
-    if let Some((_, snap)) = best {
+    // A linear enrolment head's two parts, one after the other, each for the recipe's
+    // epochs and picking its own: the part without an enrolment on the windows alone (as
+    // the plain head, every draw its own), then the enrolled part on the windows with
+    // their enrolments. The second stage cannot move the first's weights (they are
+    // multiplied by 1 - w = 0 there) but would shrink them by the L2 penalty and move the
+    // shared bias, so the first part's weights and bias are put back after it.
+    let alone = stage.fit(clf, &[&scopes[1]], &[Scope::Clip], 0)?;
+    let first = snapshot(clf)?;
+    let bias_alone = part_bias(clf, 0.0)?;
+    let with = stage.fit(clf, &[&scopes[0]], &[Scope::Enrolment], r.epochs)?;
+    let bias_with = part_bias(clf, 1.0)?;
+    {
         let vars = clf.varmap.data().lock().expect("varmap lock");
-        for (k, t) in snap {
-            vars[&k].set(&t)?;
+        let w = &vars["out.weight"];
+        let (rows, f) = w.as_tensor().dims2()?;
+        let n = (f - 1) / 2;
+        let mut now = w.as_tensor().to_vec2::<f32>()?;
+        let before = first["out.weight"].to_vec2::<f32>()?;
+        for (row, old) in now.iter_mut().zip(&before) {
+            row[..n].copy_from_slice(&old[..n]);
         }
+        w.set(&Tensor::from_vec(now.concat(), (rows, f), w.as_tensor().device())?)?;
     }
-    Ok(curve)
+    set_part_biases(clf, &bias_alone, &bias_with)?;
+    Ok(alone.iter().zip(&with).map(|(a, b)| (a + b) / 2.0).collect())
+}
+
+/// Every variable of `clf`, copied.
+fn snapshot(clf: &Classifier) -> Result<BTreeMap<String, Tensor>> {
+    let vars = clf.varmap.data().lock().expect("varmap lock");
+    vars.iter()
+        .map(|(k, v)| Ok((k.clone(), v.as_tensor().copy()?)))
+        .collect()
+}
+
+/// The weight of the enrolment in a linear enrolment head's standardised features: the
+/// column of its output layer, and the feature's training mean and deviation.
+fn weight_feature(vars: &std::collections::HashMap<String, candle_core::Var>) -> Result<(Vec<Vec<f32>>, Vec<f32>, f64, f64)> {
+    let (Some(w), Some(b), Some(mu), Some(sd)) = (
+        vars.get("out.weight"),
+        vars.get("out.bias"),
+        vars.get("norm_mean"),
+        vars.get("norm_std"),
+    ) else {
+        return Err(Error::Model("an enrolment head without a linear output layer".into()));
+    };
+    let w = w.as_tensor().to_vec2::<f32>()?;
+    let n2 = w.first().map_or(1, Vec::len) - 1;
+    Ok((
+        w,
+        b.as_tensor().to_vec1::<f32>()?,
+        mu.as_tensor().to_vec1::<f32>()?[n2] as f64,
+        sd.as_tensor().to_vec1::<f32>()?[n2] as f64,
+    ))
+}
+
+/// Each class's bias of a linear enrolment head's part at enrolment weight `w` (0: the
+/// vector alone, 1: a full enrolment): the output bias plus the weight feature's term.
+fn part_bias(clf: &Classifier, w: f64) -> Result<Vec<f64>> {
+    let vars = clf.varmap.data().lock().expect("varmap lock");
+    let (wv, bv, mu, sd) = weight_feature(&vars)?;
+    Ok(wv
+        .iter()
+        .zip(&bv)
+        .map(|(row, &b)| row[row.len() - 1] as f64 * (w - mu) / sd + b as f64)
+        .collect())
+}
+
+/// Sets the output bias and the weight feature's column of a linear enrolment head so
+/// that its part without an enrolment has biases `alone` and its enrolled part `with`.
+fn set_part_biases(clf: &Classifier, alone: &[f64], with: &[f64]) -> Result<()> {
+    let vars = clf.varmap.data().lock().expect("varmap lock");
+    let (mut wv, _, mu, sd) = weight_feature(&vars)?;
+    let mut bv = Vec::with_capacity(alone.len());
+    for ((row, &a), &e) in wv.iter_mut().zip(alone).zip(with) {
+        let last = row.len() - 1;
+        // w = 0: (e - a)(-mu) + a + mu (e - a) = a; w = 1: (e - a)(1 - mu) + a + mu (e - a) = e.
+        row[last] = (sd * (e - a)) as f32;
+        bv.push((a + mu * (e - a)) as f32);
+    }
+    let (w, b) = (&vars["out.weight"], &vars["out.bias"]);
+    let (rows, f) = (wv.len(), wv.first().map_or(0, Vec::len));
+    w.set(&Tensor::from_vec(wv.concat(), (rows, f), w.as_tensor().device())?)?;
+    b.set(&Tensor::from_vec(bv, rows, b.as_tensor().device())?)?;
+    Ok(())
+}
+
+/// What one stage of head training reads: the windows, their clips and labels.
+struct Stage<'a> {
+    pack: &'a EncoderPack,
+    train: &'a [usize],
+    val: &'a [usize],
+    owner: &'a [usize],
+    labels: &'a [u32],
+    r: &'a HeadRecipe,
+    progress: &'a dyn Fn(usize, f64, f64),
+}
+
+impl Stage<'_> {
+    /// Trains every variable of `clf` but its standardisation for the recipe's epochs,
+    /// each window drawn from one of `variants` at random per epoch, and keeps the epoch
+    /// whose validation clips (read under each of `pick`, mean accuracy) score best.
+    /// Reports epochs from `first`. Returns the validation accuracy per epoch.
+    fn fit(
+        &self,
+        clf: &mut Classifier,
+        variants: &[&Vec<FeatureMatrix>],
+        pick: &[Scope],
+        first: usize,
+    ) -> Result<Vec<f64>> {
+        let (pack, val, r) = (self.pack, self.val, self.r);
+        let n = self.labels.len();
+        let (trainable, penalised): (Vec<candle_core::Var>, Vec<candle_core::Var>) = {
+            let vars = clf.varmap.data().lock().expect("varmap lock");
+            let t: Vec<_> = vars
+                .iter()
+                .filter(|(k, _)| !k.starts_with("norm_"))
+                .collect();
+            (
+                t.iter().map(|(_, v)| (*v).clone()).collect(),
+                t.iter()
+                    .filter(|(k, _)| k.ends_with("weight"))
+                    .map(|(_, v)| (*v).clone())
+                    .collect(),
+            )
+        };
+        let mut opt = AdamW::new(
+            trainable,
+            ParamsAdamW {
+                lr: r.lr,
+                weight_decay: r.weight_decay,
+                ..Default::default()
+            },
+        )?;
+        let mut rng = StdRng::seed_from_u64(r.seed.wrapping_add(first as u64));
+        clf.net.seed_dropout(r.seed.wrapping_add(first as u64));
+        let corpus_of = |i: usize| pack.clips[self.train[self.owner[i]]].corpus.as_str();
+        let mut epochs = EpochOrder::new(n, r.balance_corpora);
+        let mut curve = Vec::new();
+        let mut best: Option<(f64, BTreeMap<String, Tensor>)> = None;
+        for epoch in 0..r.epochs {
+            let epoch_order = epochs.next(&mut rng, corpus_of);
+            let mut loss_sum = 0.0;
+            for batch in epoch_order.chunks(r.batch_size) {
+                let rows: Vec<FeatureMatrix> = batch
+                    .iter()
+                    .map(|&i| variants[rng.random_range(0..variants.len())][i].clone())
+                    .collect();
+                let x = clf.batch_tensor(&rows)?;
+                let y = Tensor::from_vec(
+                    batch.iter().map(|&i| self.labels[i]).collect::<Vec<_>>(),
+                    batch.len(),
+                    &clf.device,
+                )?;
+                let logits = clf.net.forward_t(&x, true)?;
+                let mut loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                let ce = loss.to_scalar::<f32>()? as f64;
+                if r.l2 > 0.0 {
+                    for w in &penalised {
+                        loss = (loss + (w.as_tensor().sqr()?.sum_all()? * r.l2)?)?;
+                    }
+                }
+                opt.backward_step(&loss)?;
+                loss_sum += ce * batch.len() as f64;
+            }
+            let acc = if val.is_empty() {
+                0.0
+            } else {
+                let mut hits = 0;
+                for &scope in pick {
+                    let p = clip_probs(clf, pack, val, scope)?;
+                    hits += p
+                        .iter()
+                        .zip(val)
+                        .filter(|(p, &c)| crate::labels::argmax(&p[..]) == pack.clips[c].label)
+                        .count();
+                }
+                hits as f64 / (val.len() * pick.len()) as f64
+            };
+            curve.push(acc);
+            (self.progress)(first + epoch, loss_sum / n as f64, acc);
+            if best.as_ref().is_none_or(|(b, _)| acc > *b) || val.is_empty() {
+                best = Some((acc, snapshot(clf)?));
+            }
+        }
+        if let Some((_, snap)) = best {
+            let vars = clf.varmap.data().lock().expect("varmap lock");
+            for (k, t) in snap {
+                vars[&k].set(&t)?;
+            }
+        }
+        Ok(curve)
+    }
 }
 
 /// Each training window normalised by a profile of a few of its speaker's clips (2 to
