@@ -146,7 +146,12 @@ pub fn learn_enrolment(
     let (mut joined, mut covered_to) = (0, 0usize);
     for &a in &starts {
         let end = (a + win).min(samples.len());
-        if crate::pipeline::enrol_window(&clf.extractor, what, &samples[a..end], &mut enrolment.profile)? {
+        if crate::pipeline::enrol_window(
+            &clf.extractor,
+            what,
+            &samples[a..end],
+            &mut enrolment.profile,
+        )? {
             joined += 1;
             enrolment.seconds += (end - a.max(covered_to).min(end)) as f64 / sr;
             covered_to = end;

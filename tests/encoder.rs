@@ -213,7 +213,11 @@ fn the_one_emotion_protocol_costs_the_default_nothing() {
         speaker
     );
     let enrolled = eval_accuracy("builtin:encoder_head", "enrol", cache.path());
-    assert_eq!((enrolled * 120.0).round() as usize, 94, "accuracy {enrolled}");
+    assert_eq!(
+        (enrolled * 120.0).round() as usize,
+        94,
+        "accuracy {enrolled}"
+    );
     let old = eval_accuracy("builtin:fusion_prosody", "speaker", cache.path());
     let old_one = eval_accuracy("builtin:fusion_prosody", "per-emotion", cache.path());
     assert!(

@@ -632,7 +632,9 @@ fn a_calm_reference_learns_the_same_windows_live_as_in_analyze() {
 /// what is read: the same windows without it read otherwise.
 #[test]
 fn an_enrolment_is_read_alike_live_and_in_analyze_and_the_session_never_changes_it() {
-    if common::no_data("an_enrolment_is_read_alike_live_and_in_analyze_and_the_session_never_changes_it") {
+    if common::no_data(
+        "an_enrolment_is_read_alike_live_and_in_analyze_and_the_session_never_changes_it",
+    ) {
         return;
     }
     use emoscope::analysis::{analyze_samples_with, learn_enrolment};
@@ -643,7 +645,9 @@ fn an_enrolment_is_read_alike_live_and_in_analyze_and_the_session_never_changes_
     assert!(clf.card.features.enrolment());
     let mut enrolment = emoscope::features::Enrolment::default();
     for name in ["03-01-01-01-01-01-02.flac", "03-01-01-01-02-01-02.flac"] {
-        let x = decode_file(&clip(&format!("Actor_02/{name}"))).unwrap().samples;
+        let x = decode_file(&clip(&format!("Actor_02/{name}")))
+            .unwrap()
+            .samples;
         let n = learn_enrolment(&clf, name, &x, 0.5, &mut enrolment).unwrap();
         assert!(n >= 1, "{name}: {n} speech windows");
     }
@@ -655,9 +659,15 @@ fn an_enrolment_is_read_alike_live_and_in_analyze_and_the_session_never_changes_
     );
     let samples = two_sentences();
     clf.enrolment = Some(enrolment.clone());
-    let offline =
-        analyze_samples_with(&clf, "x", &samples, 0.5, &mut enrolment.profile.clone(), true)
-            .unwrap();
+    let offline = analyze_samples_with(
+        &clf,
+        "x",
+        &samples,
+        0.5,
+        &mut enrolment.profile.clone(),
+        true,
+    )
+    .unwrap();
     let (preds, p) = live_every_window(&samples, clf);
     assert_same_windows(&preds, &offline);
     assert_eq!(p.counters.dropped_windows.load(Ordering::Relaxed), 0);
@@ -678,5 +688,8 @@ fn an_enrolment_is_read_alike_live_and_in_analyze_and_the_session_never_changes_
                 .fold(0.0f32, f32::max)
         })
         .fold(0.0f32, f32::max);
-    assert!(moved > 0.05, "the enrolment moves no probability by more than {moved}");
+    assert!(
+        moved > 0.05,
+        "the enrolment moves no probability by more than {moved}"
+    );
 }

@@ -1064,7 +1064,9 @@ fn an_enrolment_reads_a_session_in_one_emotion_as_that_emotion() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let right = String::from_utf8_lossy(&o.stdout)
             .lines()
-            .filter(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["summary_top"] == "surprised")
+            .filter(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["summary_top"] == "surprised"
+            })
             .count();
         (right, String::from_utf8_lossy(&o.stderr).to_string())
     };
@@ -1075,7 +1077,9 @@ fn an_enrolment_reads_a_session_in_one_emotion_as_that_emotion() {
     assert_eq!(enrolled, 15);
     // 12 clips of about 2 s: less than the 30 s advised, and the note says so.
     assert!(
-        note.contains("enrolment: ") && note.contains("from 12 file(s)") && note.contains("30 s is advised"),
+        note.contains("enrolment: ")
+            && note.contains("from 12 file(s)")
+            && note.contains("30 s is advised"),
         "{note}"
     );
 }
@@ -1103,7 +1107,12 @@ fn an_enrolment_the_model_cannot_use_is_refused_by_name() {
             .arg(&clip)
             .arg(&clip),
     );
-    assert!(e.contains("--enrol") && e.contains("reads no enrolment") && e.contains("encoder_head_enrol"), "{e}");
+    assert!(
+        e.contains("--enrol")
+            && e.contains("reads no enrolment")
+            && e.contains("encoder_head_enrol"),
+        "{e}"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let quiet = tmp.path().join("quiet.wav");
     emoscope::audio::write_wav_i16(&quiet, &vec![0.0f32; 16000 * 4], 16000).unwrap();
@@ -1111,11 +1120,21 @@ fn an_enrolment_the_model_cannot_use_is_refused_by_name() {
     assert!(e.contains("quiet.wav") && e.contains("no speech"), "{e}");
     let e = error(
         bin()
-            .args(["eval", "--model", "builtin:fusion_prosody", "--profile", "enrol", "--data"])
+            .args([
+                "eval",
+                "--model",
+                "builtin:fusion_prosody",
+                "--profile",
+                "enrol",
+                "--data",
+            ])
             .arg(format!("ravdess={}", data().join("ravdess").display()))
             .args(["--test-speakers", "ravdess:1"])
             .arg("--cache")
             .arg(tmp.path().join("cache")),
     );
-    assert!(e.contains("--profile enrol") && e.contains("reads no enrolment"), "{e}");
+    assert!(
+        e.contains("--profile enrol") && e.contains("reads no enrolment"),
+        "{e}"
+    );
 }

@@ -678,7 +678,11 @@ fn an_enrolment_recorded_in_the_window_is_read_against() {
     };
     let mut app = MonitorApp::idle(PathBuf::from(emoscope::model::BUILTIN_MODEL), settings);
     app.start_enrolment();
-    assert!(app.error.as_deref().unwrap_or("").contains("start the microphone first"));
+    assert!(app
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("start the microphone first"));
     let actor2 = common::data_dir().join("ravdess/Actor_02");
     app.start(SourceChoice::File(actor2.join("03-01-05-02-02-02-02.flac")));
     assert!(app.enrol_model && app.is_live(), "{:?}", app.error);
@@ -686,10 +690,15 @@ fn an_enrolment_recorded_in_the_window_is_read_against() {
     app.start_enrolment();
     app.feed_audio(&vec![0.0; rate as usize], rate);
     app.finish_enrolment();
-    assert!(app.error.as_deref().unwrap_or("").contains("too short"), "{:?}", app.error);
+    assert!(
+        app.error.as_deref().unwrap_or("").contains("too short"),
+        "{:?}",
+        app.error
+    );
     let mut neutral = Vec::new();
     for name in ["01-01", "01-02", "02-01", "02-02"] {
-        let c = emoscope::audio::decode_file(&actor2.join(format!("03-01-01-01-{name}-02.flac"))).unwrap();
+        let c = emoscope::audio::decode_file(&actor2.join(format!("03-01-01-01-{name}-02.flac")))
+            .unwrap();
         assert_eq!(c.sample_rate, rate);
         neutral.extend(c.samples);
     }
@@ -697,18 +706,27 @@ fn an_enrolment_recorded_in_the_window_is_read_against() {
     app.start_enrolment();
     let mut fed = 0;
     while app.enrolment_recorded().is_some() {
-        let chunk = &neutral[fed % neutral.len()..(fed % neutral.len() + rate as usize / 10).min(neutral.len())];
+        let chunk = &neutral
+            [fed % neutral.len()..(fed % neutral.len() + rate as usize / 10).min(neutral.len())];
         app.feed_audio(chunk, rate);
         fed += chunk.len();
         assert!(fed < 40 * rate as usize, "the enrolment never ended");
     }
-    assert!((30.0..30.2).contains(&(fed as f64 / rate as f64)), "{fed} samples fed");
+    assert!(
+        (30.0..30.2).contains(&(fed as f64 / rate as f64)),
+        "{fed} samples fed"
+    );
     assert!(app.error.is_none(), "{:?}", app.error);
     assert!(app.is_live());
     let mut h = window(app);
     let t0 = Instant::now();
-    while h.query_by_label_contains("enrolment").is_none() || h.query_by_label_contains("no enrolment").is_some() {
-        assert!(t0.elapsed() < Duration::from_secs(30), "no window read against the enrolment");
+    while h.query_by_label_contains("enrolment").is_none()
+        || h.query_by_label_contains("no enrolment").is_some()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no window read against the enrolment"
+        );
         step_for(&mut h, Duration::from_millis(200));
     }
     h.get_by_label_contains("s of neutral speech");

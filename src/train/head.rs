@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 use super::encpack::EncoderPack;
 use super::ProfileScope as Scope;
 use crate::features::{encoder_row, CalmGate, FeatureMatrix, SpeakerProfile};
-use crate::labels::{N_LABELS, NEUTRAL};
+use crate::labels::{NEUTRAL, N_LABELS};
 use crate::model::Classifier;
 use crate::{Error, Result};
 
@@ -36,7 +36,6 @@ fn key(pack: &EncoderPack, clip: usize, scope: Scope) -> String {
         Scope::Enrolment => c.speaker.clone(),
     }
 }
-
 
 /// The window's vector as the extractor's `llds` gives it (one frame).
 fn vector_matrix(pack: &EncoderPack, w: usize) -> FeatureMatrix {
@@ -115,7 +114,11 @@ fn enrolments(pack: &EncoderPack, clips: &[usize]) -> BTreeMap<String, SpeakerPr
         let mut p = SpeakerProfile::default();
         for &(w, k) in &windows {
             let e = &pack.clips[clips[k]];
-            if clips[k] != c && e.label == NEUTRAL && &e.speaker == speaker && pack.windows[w].speech {
+            if clips[k] != c
+                && e.label == NEUTRAL
+                && &e.speaker == speaker
+                && pack.windows[w].speech
+            {
                 p.add_llds(&vector_matrix(pack, w));
             }
         }
@@ -127,7 +130,10 @@ fn enrolments(pack: &EncoderPack, clips: &[usize]) -> BTreeMap<String, SpeakerPr
 /// Which windows of `pack` join a profile for a model of `features`: those its calm gate
 /// admits; none for an enrolment model (its profile holds only the enrolment, which
 /// [`Scope::Enrolment`] gathers); `None` (every speech window) otherwise.
-pub fn admitted_by(pack: &EncoderPack, features: &crate::features::FeatureSpec) -> Option<Vec<bool>> {
+pub fn admitted_by(
+    pack: &EncoderPack,
+    features: &crate::features::FeatureSpec,
+) -> Option<Vec<bool>> {
     if features.enrolment() {
         return Some(vec![false; pack.windows.len()]);
     }
@@ -488,7 +494,12 @@ fn train_one(
     // An enrolment head's perturbed copies are read as their kind says (with the
     // enrolment of the perturbed copies of the speaker's other neutral clips, or alone).
     let aug_of = |scope: Scope| match augmented {
-        Some(a) => inputs(a, train, if enrolled { scope } else { Scope::Clip }, calm_aug),
+        Some(a) => inputs(
+            a,
+            train,
+            if enrolled { scope } else { Scope::Clip },
+            calm_aug,
+        ),
         None => (Vec::new(), Vec::new()),
     };
     let (aug_owner, aug_rows) = aug_of(Scope::Clip);
@@ -505,8 +516,8 @@ fn train_one(
     // A calm head does not train on one-emotion profiles: whether such a profile holds a
     // calm reference at all says whether its emotion is calm, a label the head would learn
     // to read from the reference's presence and misread on every whole session.
-    // An enrolment head trains half its draws with the speaker's enrolment and half
-    // without one (its two linear parts, blended by whether there is one).
+    // An enrolment head trains with the speaker's enrolment and without one (its two
+    // parts, blended by whether there is one; a linear one part after the other below).
     let kinds = match (reads_profile, enrolled, calm.is_some()) {
         (true, true, _) => &[Scope::Enrolment, Scope::Clip][..],
         (true, false, false) => &[Scope::Speaker, Scope::Emotion, Scope::Clip][..],
@@ -564,7 +575,10 @@ fn train_one(
         r,
         progress,
     };
-    let linear = matches!(clf.card.arch, crate::model::Arch::EncoderHead { hidden: 0, .. });
+    let linear = matches!(
+        clf.card.arch,
+        crate::model::Arch::EncoderHead { hidden: 0, .. }
+    );
     if !(enrolled && linear) {
         // An enrolment MLP by its mean accuracy with and without the enrolment; the rest
         // with the speaker's profile.
@@ -595,10 +609,18 @@ fn train_one(
         for (row, old) in now.iter_mut().zip(&before) {
             row[..n].copy_from_slice(&old[..n]);
         }
-        w.set(&Tensor::from_vec(now.concat(), (rows, f), w.as_tensor().device())?)?;
+        w.set(&Tensor::from_vec(
+            now.concat(),
+            (rows, f),
+            w.as_tensor().device(),
+        )?)?;
     }
     set_part_biases(clf, &bias_alone, &bias_with)?;
-    Ok(alone.iter().zip(&with).map(|(a, b)| (a + b) / 2.0).collect())
+    Ok(alone
+        .iter()
+        .zip(&with)
+        .map(|(a, b)| (a + b) / 2.0)
+        .collect())
 }
 
 /// Every variable of `clf`, copied.
@@ -611,14 +633,18 @@ fn snapshot(clf: &Classifier) -> Result<BTreeMap<String, Tensor>> {
 
 /// The weight of the enrolment in a linear enrolment head's standardised features: the
 /// column of its output layer, and the feature's training mean and deviation.
-fn weight_feature(vars: &std::collections::HashMap<String, candle_core::Var>) -> Result<(Vec<Vec<f32>>, Vec<f32>, f64, f64)> {
+fn weight_feature(
+    vars: &std::collections::HashMap<String, candle_core::Var>,
+) -> Result<(Vec<Vec<f32>>, Vec<f32>, f64, f64)> {
     let (Some(w), Some(b), Some(mu), Some(sd)) = (
         vars.get("out.weight"),
         vars.get("out.bias"),
         vars.get("norm_mean"),
         vars.get("norm_std"),
     ) else {
-        return Err(Error::Model("an enrolment head without a linear output layer".into()));
+        return Err(Error::Model(
+            "an enrolment head without a linear output layer".into(),
+        ));
     };
     let w = w.as_tensor().to_vec2::<f32>()?;
     let n2 = w.first().map_or(1, Vec::len) - 1;
@@ -656,7 +682,11 @@ fn set_part_biases(clf: &Classifier, alone: &[f64], with: &[f64]) -> Result<()> 
     }
     let (w, b) = (&vars["out.weight"], &vars["out.bias"]);
     let (rows, f) = (wv.len(), wv.first().map_or(0, Vec::len));
-    w.set(&Tensor::from_vec(wv.concat(), (rows, f), w.as_tensor().device())?)?;
+    w.set(&Tensor::from_vec(
+        wv.concat(),
+        (rows, f),
+        w.as_tensor().device(),
+    )?)?;
     b.set(&Tensor::from_vec(bv, rows, b.as_tensor().device())?)?;
     Ok(())
 }
@@ -918,7 +948,7 @@ mod seed_tests {
     use super::*;
     use crate::model::{Arch, ModelCard};
 
-    fn head(arch: Arch, pack: &EncoderPack, seed: u64) -> Classifier {
+    pub(super) fn head(arch: Arch, pack: &EncoderPack, seed: u64) -> Classifier {
         let card = ModelCard {
             card_version: crate::model::CARD_VERSION,
             emoscope_version: String::new(),
@@ -1105,7 +1135,10 @@ mod enrol_tests {
         // 4 speakers, 16 clips each, labels i % 8: two neutral clips a speaker, 8 windows each.
         let p = pack_for("encoder_head_enrol");
         let calm = admitted_by(&p, &p.spec);
-        assert!(calm.as_ref().unwrap().iter().all(|&a| !a), "no session window joins");
+        assert!(
+            calm.as_ref().unwrap().iter().all(|&a| !a),
+            "no session window joins"
+        );
         let test: Vec<usize> = (48..64).collect();
         let d = p.dim;
         let (owner, rows) = inputs(&p, &test, Scope::Enrolment, calm.as_deref());
@@ -1114,7 +1147,9 @@ mod enrol_tests {
                 .filter(|&w| clips.contains(&p.windows[w].clip))
                 .collect();
             (0..d)
-                .map(|j| ws.iter().map(|&w| p.vector(w)[j] as f64).sum::<f64>() as f32 / ws.len() as f32)
+                .map(|j| {
+                    ws.iter().map(|&w| p.vector(w)[j] as f64).sum::<f64>() as f32 / ws.len() as f32
+                })
                 .collect()
         };
         let (n0, n1) = (48, 56); // speaker 3's neutral clips
@@ -1129,7 +1164,11 @@ mod enrol_tests {
                 _ => vec![n0, n1],
             };
             assert_eq!(row.data[2 * d], (8 * enrolled.len()) as f32, "clip {c}");
-            assert_eq!(row.data[2 * d + 1], 0.0, "the window is not in its enrolment");
+            assert_eq!(
+                row.data[2 * d + 1],
+                0.0,
+                "the window is not in its enrolment"
+            );
             let m = mean_of(&enrolled);
             for j in [0, 3 * 2 * WIDTH, d - 1] {
                 let want = p.vector(w)[j] - m[j];
@@ -1176,7 +1215,9 @@ mod enrol_tests {
                     data.extend((0..dim).map(|j| {
                         let noise: f32 = rng.random_range(-0.5..0.5);
                         match j.checked_sub(at).filter(|&v| v < 64) {
-                            Some(v) => noise + voice[v / 8] + if v / 8 == label { 2.0 } else { 0.0 },
+                            Some(v) => {
+                                noise + voice[v / 8] + if v / 8 == label { 2.0 } else { 0.0 }
+                            }
                             None => noise,
                         }
                     }));
@@ -1195,35 +1236,17 @@ mod enrol_tests {
     /// A linear enrolment head on `p`'s spec, its weights drawn from `seed`.
     fn enrol_head(p: &EncoderPack, seed: u64) -> Classifier {
         let arch = crate::model::Arch::from_name("encoder_head_enrol").unwrap();
-        let card = crate::model::ModelCard {
-            card_version: crate::model::CARD_VERSION,
-            emoscope_version: String::new(),
-            arch,
-            features: p.spec.clone(),
-            labels: crate::labels::LABELS.iter().map(|s| s.to_string()).collect(),
-            temperature: 1.0,
-            training_data: Vec::new(),
-            protocol: String::new(),
-            speaker_dependent: false,
-            test_speakers: Vec::new(),
-            validation_speakers: Vec::new(),
-            train_speakers: Vec::new(),
-            epochs: 40,
-            seed,
-            test_metrics: None,
-            test_metrics_per_corpus: Vec::new(),
-            date: String::new(),
-            notes: String::new(),
-            base_model: None,
-        };
-        Classifier::new(card, &candle_core::Device::Cpu).unwrap()
+        super::seed_tests::head(arch, p, seed)
     }
 
     #[test]
     fn an_enrolled_head_reads_voices_it_never_heard_against_their_neutral_speech() {
         let p = voices();
-        let (tr, va, te): (Vec<usize>, Vec<usize>, Vec<usize>) =
-            ((0..192).collect(), (192..224).collect(), (224..288).collect());
+        let (tr, va, te): (Vec<usize>, Vec<usize>, Vec<usize>) = (
+            (0..192).collect(),
+            (192..224).collect(),
+            (224..288).collect(),
+        );
         let mut clf = enrol_head(&p, 1);
         let r = HeadRecipe {
             epochs: 40,
@@ -1247,7 +1270,10 @@ mod enrol_tests {
         };
         let (alone, enrolled) = (acc(Scope::Clip), acc(Scope::Enrolment));
         assert!(enrolled >= 0.9, "with the enrolment: {enrolled}");
-        assert!(enrolled >= alone + 0.2, "alone {alone}, enrolled {enrolled}");
+        assert!(
+            enrolled >= alone + 0.2,
+            "alone {alone}, enrolled {enrolled}"
+        );
         // Without an enrolment every profile reads alike: the session never enters.
         assert_eq!(acc(Scope::Speaker), alone);
     }

@@ -288,14 +288,15 @@ impl FeaturePack {
             let mut profiles: BTreeMap<String, SpeakerProfile> = BTreeMap::new();
             if enrolment {
                 // Each neutral clip's descriptors once, then each key's enrolment from them.
-                let neutral: Vec<(usize, FeatureMatrix, Option<FeatureMatrix>)> = (0..self.clips.len())
-                    .filter(|&k| self.clips[k].clip.label == crate::labels::NEUTRAL)
-                    .map(|k| {
-                        let db = self.db_mel(k);
-                        let llds = ex.llds(&db, self.voice(k).as_ref());
-                        (k, db, llds)
-                    })
-                    .collect();
+                let neutral: Vec<(usize, FeatureMatrix, Option<FeatureMatrix>)> =
+                    (0..self.clips.len())
+                        .filter(|&k| self.clips[k].clip.label == crate::labels::NEUTRAL)
+                        .map(|k| {
+                            let db = self.db_mel(k);
+                            let llds = ex.llds(&db, self.voice(k).as_ref());
+                            (k, db, llds)
+                        })
+                        .collect();
                 for k in 0..self.clips.len() {
                     let key = self.profile_key(k).into_owned();
                     if profiles.contains_key(&key) {

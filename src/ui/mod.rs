@@ -385,7 +385,10 @@ impl MonitorApp {
     pub fn start_enrolment(&mut self) {
         match self.rate() {
             Some(r) => self.enrol.recording = Some((Vec::new(), r)),
-            None => self.error = Some("start the microphone first: the enrolment is recorded from it".into()),
+            None => {
+                self.error =
+                    Some("start the microphone first: the enrolment is recorded from it".into())
+            }
         }
     }
 

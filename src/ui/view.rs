@@ -160,7 +160,11 @@ impl MonitorApp {
             }
             None => {
                 let mic = matches!(self.source, Some(SourceChoice::Mic(_))) && self.is_live();
-                let label = if self.enrol.audio.is_empty() { "enrol this voice" } else { "enrol again" };
+                let label = if self.enrol.audio.is_empty() {
+                    "enrol this voice"
+                } else {
+                    "enrol again"
+                };
                 if ui
                     .add_enabled(mic, egui::Button::new(label))
                     .on_hover_text(format!(

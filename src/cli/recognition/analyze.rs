@@ -92,7 +92,11 @@ pub fn analyze(a: AnalyzeArgs) -> Result<()> {
     if same_speaker && !shared {
         eprintln!(
             "note: --same-speaker: this model {}; each file is read alone",
-            if enrolled { "learns the voice from its enrolment only (--enrol)" } else { "is not speaker-normalised" }
+            if enrolled {
+                "learns the voice from its enrolment only (--enrol)"
+            } else {
+                "is not speaker-normalised"
+            }
         );
     }
     if !same_speaker && clf.card.features.wants_profile() && !enrolled {

@@ -153,7 +153,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             .zip(&probs)
             .filter(|(c, _)| c.label != crate::labels::NEUTRAL)
             .fold((0, 0), |(h, n), (c, p)| {
-                (h + usize::from(crate::labels::argmax(&p[..]) == c.label), n + 1)
+                (
+                    h + usize::from(crate::labels::argmax(&p[..]) == c.label),
+                    n + 1,
+                )
             });
         if n > 0 {
             println!(

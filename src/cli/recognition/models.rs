@@ -63,7 +63,11 @@ pub(in crate::cli) fn load_model(m: &Option<PathBuf>, compute: ComputeArg) -> Re
 /// model reads no enrolment or a file holds no speech; a note says how much speech the
 /// enrolment holds against [`ENROL_SECONDS_ADVISED`]. Without files, a note says what an
 /// enrolment model does without one.
-pub(in crate::cli) fn enrol(clf: &mut Classifier, files: &[PathBuf], hop_seconds: f32) -> Result<()> {
+pub(in crate::cli) fn enrol(
+    clf: &mut Classifier,
+    files: &[PathBuf],
+    hop_seconds: f32,
+) -> Result<()> {
     if files.is_empty() {
         if clf.card.features.enrolment() {
             eprintln!(
@@ -82,7 +86,11 @@ pub(in crate::cli) fn enrol(clf: &mut Classifier, files: &[PathBuf], hop_seconds
     for path in files {
         let clip = crate::audio::decode_input(path)
             .with_context(|| format!("--enrol {}", path.display()))?;
-        let x = crate::audio::resample(&clip.samples, clip.sample_rate, clf.card.features.sample_rate)?;
+        let x = crate::audio::resample(
+            &clip.samples,
+            clip.sample_rate,
+            clf.card.features.sample_rate,
+        )?;
         let what = path.display().to_string();
         if crate::analysis::learn_enrolment(clf, &what, &x, hop_seconds, &mut e)? == 0 {
             bail!(
