@@ -165,6 +165,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
             seed: a.seed,
             test_metrics: None,
             test_metrics_per_corpus: Vec::new(),
+            test_metrics_enrolled: None,
             date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
             notes: "frozen encoder: Whisper base (MIT), blocks 0-3, weights/whisper_base".into(),
             base_model: None,
@@ -272,6 +273,9 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                 if scope == Scope::Speaker {
                     clf.card.test_metrics = Some(m.clone());
                     clf.card.test_metrics_per_corpus = per.clone();
+                }
+                if scope == Scope::Enrolment {
+                    clf.card.test_metrics_enrolled = Some(m.clone());
                 }
                 rows.push(serde_json::json!({"profile": format!("{scope:?}").to_lowercase(), "metrics": m, "per_corpus": per}));
             }

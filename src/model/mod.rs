@@ -153,6 +153,10 @@ pub struct ModelCard {
     /// Per-corpus test metrics where the test set spans several corpora.
     #[serde(default)]
     pub test_metrics_per_corpus: Vec<(String, Metrics)>,
+    /// For a model that reads an enrolment: the same test speakers each read against an
+    /// enrolment (their other clips labelled neutral); `test_metrics` is without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_metrics_enrolled: Option<Metrics>,
     pub date: String,
     #[serde(default)]
     pub notes: String,
@@ -255,11 +259,15 @@ impl ModelCard {
                 m.uar
             ),
             Some(m) => format!(
-                "{} - {:.1} % accuracy, UAR {:.3} on held-out speakers {}",
+                "{} - {:.1} % accuracy, UAR {:.3} on held-out speakers {}{}",
                 self.arch.label(),
                 m.accuracy * 100.0,
                 m.uar,
-                self.test_speakers.join(", ")
+                self.test_speakers.join(", "),
+                match &self.test_metrics_enrolled {
+                    Some(e) => format!(" ({:.1} % with an enrolment)", e.accuracy * 100.0),
+                    None => String::new(),
+                }
             ),
             None => format!("{} - not evaluated", self.arch.label()),
         }

@@ -341,6 +341,7 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         seed: a.seed,
         test_metrics: None,
         test_metrics_per_corpus: Vec::new(),
+        test_metrics_enrolled: None,
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         notes: String::new(),
         base_model: None,

@@ -969,6 +969,7 @@ mod seed_tests {
             seed,
             test_metrics: None,
             test_metrics_per_corpus: Vec::new(),
+            test_metrics_enrolled: None,
             date: String::new(),
             notes: String::new(),
             base_model: None,

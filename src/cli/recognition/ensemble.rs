@@ -173,6 +173,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         epochs: members.iter().map(|(_, m)| m.card.epochs).max().unwrap_or(0),
         test_metrics: None,
         test_metrics_per_corpus: Vec::new(),
+        test_metrics_enrolled: None,
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         notes: format!(
             "ensemble (emoscope ensemble) of {} models, probabilities averaged, each at its own temperature: {}",
