@@ -67,7 +67,7 @@ pub struct MonitorArgs {
     #[arg(long, default_value_t = 0.5)]
     pub hop: f32,
     /// A recording of the speaker reading in a neutral voice (about 30 s; repeat for several
-    /// files), for a model that reads an enrolment (builtin:encoder_head_enrol): every
+    /// files), for a model that reads an enrolment (the default): every
     /// window is read against that voice at rest. In the window the "enrol this voice"
     /// button records one from the microphone instead.
     #[arg(long, value_name = "FILE")]

@@ -73,7 +73,7 @@ pub enum ProfileScope {
     Emotion,
     /// An enrolment: each speaker's clips labelled neutral, the clip's own left out, as if
     /// the speaker had read a few sentences in a neutral voice before the session; read
-    /// only by models whose profile is an enrolment (`builtin:encoder_head_enrol`).
+    /// only by models whose profile is an enrolment (the default, `builtin:encoder_head`).
     #[value(name = "enrol")]
     Enrolment,
 }

@@ -20,7 +20,7 @@ use super::models::{load_model, ComputeArg};
     emoscope analyze a.flac b.mp3 --json > out.json\n  \
     emoscope analyze --same-speaker interview/*.wav     # one person's recordings, read as eval does\n  \
     emoscope analyze clip.wav --model weights/paper1_cnn --hop 1.0\n  \
-    emoscope analyze --model builtin:encoder_head_enrol --enrol neutral-reading.wav session.wav\n\n\
+    emoscope analyze --enrol neutral-reading.wav session.wav   # read against the voice at rest\n\n\
     Windows without speech (voice activity detector) show 'no speech' and are left out of the summary.")]
 pub struct AnalyzeArgs {
     /// Audio files (WAV, FLAC, MP3, OGG); `builtin:demo` is the demo clip built into emoscope.
@@ -33,7 +33,7 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub same_speaker: bool,
     /// A recording of the same speaker reading in a neutral voice (about 30 s; repeat for
-    /// several files), for a model that reads an enrolment (builtin:encoder_head_enrol):
+    /// several files), for a model that reads an enrolment (the default):
     /// every window is read against that voice at rest, so a session that stays in one
     /// emotion is still read as that emotion.
     #[arg(long, value_name = "FILE")]

@@ -49,7 +49,7 @@ pub struct EvalArgs {
     /// `clip`: the clip alone (as `analyze` on one short file); `per-emotion`: each
     /// speaker's clips split by label into their own profiles (a session that stays in
     /// one emotion: the profile never hears the speaker's other moods); `enrol`: for a
-    /// model that reads an enrolment (builtin:encoder_head_enrol), each speaker's clips
+    /// model that reads an enrolment (the default), each speaker's clips
     /// labelled neutral, the clip's own left out, as the neutral reading the speaker
     /// recorded before the session (that model reads each clip alone under the others).
     #[arg(long, value_enum, default_value = "speaker")]
@@ -178,7 +178,7 @@ pub(in crate::cli) fn evaluate_all(
 ) -> Result<(Vec<Clip>, crate::train::ClipEvaluation)> {
     if profile == crate::train::ProfileScope::Enrolment && !clf.card.features.enrolment() {
         anyhow::bail!(
-            "--profile enrol: the model {} reads no enrolment; use it with a model whose features have \"enrolment\" (builtin:encoder_head_enrol, or --arch encoder_head_enrol)",
+            "--profile enrol: the model {} reads no enrolment; use it with a model whose features have \"enrolment\" (the default, builtin:encoder_head, or one trained with --arch encoder_head_enrol)",
             clf.card.arch.name()
         );
     }

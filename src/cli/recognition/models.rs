@@ -78,7 +78,7 @@ pub(in crate::cli) fn enrol(
     }
     if !clf.card.features.enrolment() {
         bail!(
-            "--enrol: the model {} reads no enrolment (its card's features have no \"enrolment\"); use --model builtin:encoder_head_enrol or a model trained with --arch encoder_head_enrol",
+            "--enrol: the model {} reads no enrolment (its card's features have no \"enrolment\"); use the default (builtin:encoder_head) or a model trained with --arch encoder_head_enrol",
             clf.card.arch.name()
         );
     }

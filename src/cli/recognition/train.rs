@@ -42,12 +42,12 @@ pub struct TrainCmdArgs {
     /// Architecture: paper1_cnn, paper1_lstm, fser, emocnn, prosody (an MLP on
     /// speaker-normalised prosody functionals), fusion (emocnn, width 8, and prosody
     /// together), encoder_head (a linear head on the frozen Whisper base encoder's third
-    /// block: the built-in default's architecture), encoder_head_profile (the same reading
-    /// the speaker profile too) or encoder_head_calm (the same reading the speaker's calm
-    /// reference: the mean of the windows a fitted gate calls neutral or calm, so a session
-    /// in one emotion is not read against itself) or encoder_head_enrol (the same reading
-    /// an enrolment: the speaker's neutral speech recorded before the session, `--enrol`;
-    /// trained with each speaker's other neutral clips as theirs).
+    /// block), encoder_head_profile (the same reading the speaker profile too),
+    /// encoder_head_calm (the same reading the speaker's calm reference: the mean of the
+    /// windows a fitted gate calls neutral or calm, so a session in one emotion is not read
+    /// against itself) or encoder_head_enrol (the built-in default's architecture: the same
+    /// reading an enrolment, the speaker's neutral speech recorded before the session,
+    /// `--enrol`; trained with each speaker's other neutral clips as theirs).
     #[arg(long, default_value = "fusion")]
     pub arch: String,
     /// Speakers held out for testing, e.g. `ravdess:1,2` or `ravdess:1,2;emovo:f1`.
