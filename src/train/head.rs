@@ -631,40 +631,47 @@ fn snapshot(clf: &Classifier) -> Result<BTreeMap<String, Tensor>> {
         .collect()
 }
 
-/// The weight of the enrolment in a linear enrolment head's standardised features: the
-/// column of its output layer, and the feature's training mean and deviation.
-fn weight_feature(
-    vars: &std::collections::HashMap<String, candle_core::Var>,
-) -> Result<(Vec<Vec<f32>>, Vec<f32>, f64, f64)> {
-    let (Some(w), Some(b), Some(mu), Some(sd)) = (
-        vars.get("out.weight"),
-        vars.get("out.bias"),
-        vars.get("norm_mean"),
-        vars.get("norm_std"),
-    ) else {
-        return Err(Error::Model(
-            "an enrolment head without a linear output layer".into(),
-        ));
-    };
-    let w = w.as_tensor().to_vec2::<f32>()?;
-    let n2 = w.first().map_or(1, Vec::len) - 1;
-    Ok((
-        w,
-        b.as_tensor().to_vec1::<f32>()?,
-        mu.as_tensor().to_vec1::<f32>()?[n2] as f64,
-        sd.as_tensor().to_vec1::<f32>()?[n2] as f64,
-    ))
+/// A linear enrolment head's output layer, and the training mean and deviation of its
+/// last feature, the enrolment's weight.
+struct OutputLayer {
+    weight: Vec<Vec<f32>>,
+    bias: Vec<f32>,
+    mu_w: f64,
+    sd_w: f64,
+}
+
+impl OutputLayer {
+    fn of(vars: &std::collections::HashMap<String, candle_core::Var>) -> Result<Self> {
+        let (Some(w), Some(b), Some(mu), Some(sd)) = (
+            vars.get("out.weight"),
+            vars.get("out.bias"),
+            vars.get("norm_mean"),
+            vars.get("norm_std"),
+        ) else {
+            return Err(Error::Model(
+                "an enrolment head without a linear output layer".into(),
+            ));
+        };
+        let weight = w.as_tensor().to_vec2::<f32>()?;
+        let last = weight.first().map_or(1, Vec::len) - 1;
+        Ok(Self {
+            weight,
+            bias: b.as_tensor().to_vec1::<f32>()?,
+            mu_w: mu.as_tensor().to_vec1::<f32>()?[last] as f64,
+            sd_w: sd.as_tensor().to_vec1::<f32>()?[last] as f64,
+        })
+    }
 }
 
 /// Each class's bias of a linear enrolment head's part at enrolment weight `w` (0: the
 /// vector alone, 1: a full enrolment): the output bias plus the weight feature's term.
 fn part_bias(clf: &Classifier, w: f64) -> Result<Vec<f64>> {
     let vars = clf.varmap.data().lock().expect("varmap lock");
-    let (wv, bv, mu, sd) = weight_feature(&vars)?;
-    Ok(wv
+    let o = OutputLayer::of(&vars)?;
+    Ok(o.weight
         .iter()
-        .zip(&bv)
-        .map(|(row, &b)| row[row.len() - 1] as f64 * (w - mu) / sd + b as f64)
+        .zip(&o.bias)
+        .map(|(row, &b)| row[row.len() - 1] as f64 * (w - o.mu_w) / o.sd_w + b as f64)
         .collect())
 }
 
@@ -672,7 +679,12 @@ fn part_bias(clf: &Classifier, w: f64) -> Result<Vec<f64>> {
 /// that its part without an enrolment has biases `alone` and its enrolled part `with`.
 fn set_part_biases(clf: &Classifier, alone: &[f64], with: &[f64]) -> Result<()> {
     let vars = clf.varmap.data().lock().expect("varmap lock");
-    let (mut wv, _, mu, sd) = weight_feature(&vars)?;
+    let OutputLayer {
+        weight: mut wv,
+        mu_w: mu,
+        sd_w: sd,
+        ..
+    } = OutputLayer::of(&vars)?;
     let mut bv = Vec::with_capacity(alone.len());
     for ((row, &a), &e) in wv.iter_mut().zip(alone).zip(with) {
         let last = row.len() - 1;
@@ -1231,6 +1243,35 @@ mod enrol_tests {
             windows,
             dim,
             data,
+        }
+    }
+
+    #[test]
+    fn each_part_of_an_enrolment_head_gets_the_bias_it_is_given() {
+        let p = pack_for("encoder_head_enrol");
+        let clf = enrol_head(&p, 4);
+        {
+            // A weight feature whose training mean and deviation are not 0 and 1.
+            let vars = clf.varmap.data().lock().unwrap();
+            let f = vars["norm_mean"].as_tensor().dims1().unwrap();
+            let dev = candle_core::Device::Cpu;
+            vars["norm_mean"]
+                .set(&Tensor::new(vec![0.4f32; f], &dev).unwrap())
+                .unwrap();
+            vars["norm_std"]
+                .set(&Tensor::new(vec![0.7f32; f], &dev).unwrap())
+                .unwrap();
+        }
+        let alone: Vec<f64> = (0..8).map(|k| k as f64 * 0.5 - 1.0).collect();
+        let with: Vec<f64> = (0..8).map(|k| 2.0 - k as f64 * 0.3).collect();
+        set_part_biases(&clf, &alone, &with).unwrap();
+        for (got, want) in [
+            (part_bias(&clf, 0.0).unwrap(), &alone),
+            (part_bias(&clf, 1.0).unwrap(), &with),
+        ] {
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-5, "{g} against {w}");
+            }
         }
     }
 
