@@ -68,13 +68,12 @@ pub fn map_label(raw: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn neutral_is_the_label_of_that_name() {
-        assert_eq!(super::LABELS[super::NEUTRAL], "neutral");
+        assert_eq!(LABELS[NEUTRAL], "neutral");
     }
-
-    use super::*;
 
     #[test]
     fn synonyms_map_onto_the_eight_labels() {

@@ -368,7 +368,7 @@ impl FeatureExtractor {
     /// Whether a speech window of these descriptors (as from [`llds`](Self::llds)) joins
     /// the speaker profile: always, but for a spec with a calm gate, whose profile holds
     /// only the windows the gate calls calm, and never for a spec whose profile is an
-    /// enrolment (recorded before the session: [`crate::pipeline::enrolment_of`]).
+    /// enrolment (recorded before the session: [`crate::pipeline::enrol_window`]).
     pub fn profile_admits(&self, llds: Option<&FeatureMatrix>) -> bool {
         if self.spec.enrolment() {
             return false;

@@ -33,7 +33,7 @@ pub struct Enrolment {
     pub profile: SpeakerProfile,
     /// Seconds of audio those windows cover.
     pub seconds: f64,
-    /// Where the windows came from, for the status line and the session report.
+    /// What it was learnt from (a file's path, "recorded enrolment"), one entry each.
     pub sources: Vec<String>,
 }
 

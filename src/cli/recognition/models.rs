@@ -102,7 +102,7 @@ pub(in crate::cli) fn enrol(
         "note: enrolment: {:.1} s of speech in {} speech windows from {} file(s){}",
         e.seconds,
         e.profile.lld_frames(),
-        files.len(),
+        e.sources.len(),
         if e.seconds < ENROL_SECONDS_ADVISED {
             format!(
                 "; about {ENROL_SECONDS_ADVISED:.0} s is advised (the gain measured with 10 s is about half, with 3 s none)"
