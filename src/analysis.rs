@@ -131,17 +131,21 @@ pub fn learn_speaker(
     Ok(())
 }
 
-/// Adds the speech windows of `samples` (at the model's rate), every `hop_seconds`, to
-/// `enrolment` ([`crate::pipeline::enrol_window`]), its seconds counted once where windows
-/// overlap. Returns how many speech windows joined.
+/// Adds the speech windows of `samples` (at `rate`, resampled to the model's), every
+/// `hop_seconds`, to `enrolment` ([`crate::pipeline::enrol_window`]), its seconds counted
+/// once where windows overlap, and `what` to its sources. Returns how many speech windows
+/// joined. `--enrol` and the window's enrol button both learn through it.
 pub fn learn_enrolment(
     clf: &Classifier,
     what: &str,
     samples: &[f32],
+    rate: u32,
     hop_seconds: f32,
     enrolment: &mut crate::features::Enrolment,
 ) -> Result<usize> {
-    let sr = clf.card.features.sample_rate as f64;
+    let sr = clf.card.features.sample_rate;
+    let samples = &crate::audio::resample(samples, rate, sr)?[..];
+    let sr = sr as f64;
     let (starts, win) = window_plan(clf, samples, hop_seconds);
     let (mut joined, mut covered_to) = (0, 0usize);
     for &a in &starts {

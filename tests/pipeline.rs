@@ -645,10 +645,9 @@ fn an_enrolment_is_read_alike_live_and_in_analyze_and_the_session_never_changes_
     assert!(clf.card.features.enrolment());
     let mut enrolment = emoscope::features::Enrolment::default();
     for name in ["03-01-01-01-01-01-02.flac", "03-01-01-01-02-01-02.flac"] {
-        let x = decode_file(&clip(&format!("Actor_02/{name}")))
-            .unwrap()
-            .samples;
-        let n = learn_enrolment(&clf, name, &x, 0.5, &mut enrolment).unwrap();
+        let x = decode_file(&clip(&format!("Actor_02/{name}"))).unwrap();
+        let n =
+            learn_enrolment(&clf, name, &x.samples, x.sample_rate, 0.5, &mut enrolment).unwrap();
         assert!(n >= 1, "{name}: {n} speech windows");
     }
     assert_eq!(enrolment.sources.len(), 2);

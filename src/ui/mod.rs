@@ -31,6 +31,15 @@ pub struct EnrolState {
     audio: Vec<(String, Vec<f32>, u32)>,
     /// Audio from the live source since the enrol button was pressed, and its rate.
     recording: Option<(Vec<f32>, u32)>,
+    /// The enrolment last learnt from `audio`, with the feature spec and hop it was learnt
+    /// under: a restart under the same ones (smoothing, compute, another model of the same
+    /// spec) reuses it instead of running the encoder over the recording again on the UI
+    /// thread. Cleared whenever `audio` changes.
+    learnt: Option<(
+        crate::features::FeatureSpec,
+        f32,
+        crate::features::Enrolment,
+    )>,
 }
 
 /// Shortest enrolment recording the window accepts, in seconds.
@@ -345,13 +354,16 @@ impl MonitorApp {
         if !clf.card.features.enrolment() || self.enrol.audio.is_empty() {
             return;
         }
-        let rate = clf.card.features.sample_rate;
+        let hop = self.settings.hop_seconds;
+        if let Some((spec, h, e)) = &self.enrol.learnt {
+            if *spec == clf.card.features && *h == hop {
+                clf.enrolment = Some(e.clone());
+                return;
+            }
+        }
         let mut e = crate::features::Enrolment::default();
         for (what, x, r) in &self.enrol.audio {
-            let learnt = crate::audio::resample(x, *r, rate).and_then(|x| {
-                crate::analysis::learn_enrolment(clf, what, &x, self.settings.hop_seconds, &mut e)
-            });
-            if let Err(err) = learnt {
+            if let Err(err) = crate::analysis::learn_enrolment(clf, what, x, *r, hop, &mut e) {
                 self.error = Some(format!("enrolment {what}: {err}"));
                 return;
             }
@@ -362,6 +374,7 @@ impl MonitorApp {
             );
             return;
         }
+        self.enrol.learnt = Some((clf.card.features.clone(), hop, e.clone()));
         clf.enrolment = Some(e);
     }
 
@@ -370,10 +383,12 @@ impl MonitorApp {
     pub fn enrol_from_files(&mut self, files: &[PathBuf]) {
         for f in files {
             match crate::audio::decode_input(f) {
-                Ok(c) => self
-                    .enrol
-                    .audio
-                    .push((f.display().to_string(), c.samples, c.sample_rate)),
+                Ok(c) => {
+                    self.enrol
+                        .audio
+                        .push((f.display().to_string(), c.samples, c.sample_rate));
+                    self.enrol.learnt = None;
+                }
                 Err(e) => self.error = Some(format!("--enrol {}: {e}", f.display())),
             }
         }
@@ -415,6 +430,7 @@ impl MonitorApp {
             return;
         }
         self.enrol.audio = vec![("recorded enrolment".into(), x, r)];
+        self.enrol.learnt = None;
         if let Some(s) = self.source.clone() {
             self.start(s);
         }

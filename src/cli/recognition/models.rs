@@ -86,13 +86,16 @@ pub(in crate::cli) fn enrol(
     for path in files {
         let clip = crate::audio::decode_input(path)
             .with_context(|| format!("--enrol {}", path.display()))?;
-        let x = crate::audio::resample(
+        let what = path.display().to_string();
+        if crate::analysis::learn_enrolment(
+            clf,
+            &what,
             &clip.samples,
             clip.sample_rate,
-            clf.card.features.sample_rate,
-        )?;
-        let what = path.display().to_string();
-        if crate::analysis::learn_enrolment(clf, &what, &x, hop_seconds, &mut e)? == 0 {
+            hop_seconds,
+            &mut e,
+        )? == 0
+        {
             bail!(
                 "--enrol {what}: no speech heard in it (voice activity detector); record the speaker reading a few sentences in a neutral voice"
             );
