@@ -30,10 +30,7 @@ fn key(pack: &EncoderPack, clip: usize, scope: Scope) -> String {
         Scope::Speaker => c.speaker.clone(),
         Scope::Emotion => format!("{}~{}", c.speaker, c.label),
         Scope::Clip => format!("clip {clip}"),
-        // A neutral clip's enrolment leaves the clip out; every other clip of the speaker
-        // shares theirs.
-        Scope::Enrolment if c.label == NEUTRAL => format!("clip {clip}"),
-        Scope::Enrolment => c.speaker.clone(),
+        Scope::Enrolment => super::enrolment_key(clip, c),
     }
 }
 
@@ -103,22 +100,21 @@ fn profiles(
 /// neutral clips among `clips`, its own left out (whatever a calm gate says: an
 /// enrolment is what the speaker recorded for it).
 fn enrolments(pack: &EncoderPack, clips: &[usize]) -> BTreeMap<String, SpeakerProfile> {
-    let windows = windows_of(pack, clips);
+    // The speech windows of the neutral clips, once; each key's enrolment from them.
+    let neutral: Vec<(usize, usize)> = windows_of(pack, clips)
+        .into_iter()
+        .map(|(w, k)| (w, clips[k]))
+        .filter(|&(w, j)| pack.windows[w].speech && pack.clips[j].label == NEUTRAL)
+        .collect();
     let mut out = BTreeMap::new();
     for &c in clips {
         let key = key(pack, c, Scope::Enrolment);
         if out.contains_key(&key) {
             continue;
         }
-        let speaker = &pack.clips[c].speaker;
         let mut p = SpeakerProfile::default();
-        for &(w, k) in &windows {
-            let e = &pack.clips[clips[k]];
-            if clips[k] != c
-                && e.label == NEUTRAL
-                && &e.speaker == speaker
-                && pack.windows[w].speech
-            {
+        for &(w, j) in &neutral {
+            if super::in_enrolment(c, &pack.clips[c], j, &pack.clips[j]) {
                 p.add_llds(&vector_matrix(pack, w));
             }
         }

@@ -27,6 +27,23 @@ pub use evaluate::*;
 pub use fit::*;
 pub use recipe::*;
 
+/// The enrolment clip `k` (`c`) of a set of training or test clips is read against, as a
+/// key into a set of profiles: a neutral clip's own (its enrolment leaves it out), shared
+/// by all of a speaker's other clips. [`in_enrolment`] says what it holds. The encoder
+/// cache's heads ([`head`]) and a feature pack's models (fine-tuning) both key by it.
+pub(crate) fn enrolment_key(k: usize, c: &Clip) -> String {
+    match c.label == crate::labels::NEUTRAL {
+        true => format!("enrolment without clip {k}"),
+        false => format!("enrolment of {}", c.speaker),
+    }
+}
+
+/// Whether clip `j` (`e`) is in the enrolment clip `k` (`c`) is read against: a clip of
+/// the same speaker labelled neutral, other than `c` itself (see [`enrolment_key`]).
+pub(crate) fn in_enrolment(k: usize, c: &Clip, j: usize, e: &Clip) -> bool {
+    j != k && e.label == crate::labels::NEUTRAL && e.speaker == c.speaker
+}
+
 /// Loads the pack for `spec` and `clips` from `cache_dir`, or builds and stores it.
 pub fn cached_pack(
     cache_dir: &Path,

@@ -252,11 +252,7 @@ impl FeaturePack {
     fn profile_key(&self, i: usize) -> Cow<'_, str> {
         let c = &self.clips[i].clip;
         if self.spec.enrolment() {
-            // A neutral clip's enrolment leaves it out; the speaker's other clips share one.
-            return Cow::Owned(match c.label == crate::labels::NEUTRAL {
-                true => format!("enrolment without {}", c.path.display()),
-                false => format!("enrolment of {}", c.speaker),
-            });
+            return Cow::Owned(super::enrolment_key(i, c));
         }
         match self.scope {
             ProfileScope::Speaker => Cow::Borrowed(&c.speaker),
@@ -302,10 +298,10 @@ impl FeaturePack {
                     if profiles.contains_key(&key) {
                         continue;
                     }
-                    let speaker = &self.clips[k].clip.speaker;
+                    let c = &self.clips[k].clip;
                     let mut p = SpeakerProfile::default();
                     for (j, db, llds) in &neutral {
-                        if *j != k && &self.clips[*j].clip.speaker == speaker {
+                        if super::in_enrolment(k, c, *j, &self.clips[*j].clip) {
                             p.add_window(db, llds.as_ref());
                         }
                     }
