@@ -28,7 +28,7 @@ const MAP: &[(&str, &[&str])] = &[
             "labels", "font", "npy", "util",
         ],
     ),
-    ("analysis", &["pipeline", "model", "features", "labels"]),
+    ("analysis", &["pipeline", "model", "features", "audio", "labels"]),
     (
         "pipeline",
         &[
