@@ -28,7 +28,10 @@ const MAP: &[(&str, &[&str])] = &[
             "labels", "font", "npy", "util",
         ],
     ),
-    ("analysis", &["pipeline", "model", "features", "audio", "labels"]),
+    (
+        "analysis",
+        &["pipeline", "model", "features", "audio", "labels"],
+    ),
     (
         "pipeline",
         &[

@@ -677,6 +677,9 @@ fn an_enrolment_recorded_in_the_window_is_read_against() {
         ..Settings::default()
     };
     let mut app = MonitorApp::idle(PathBuf::from(emoscope::model::BUILTIN_MODEL), settings);
+    let store = tmp.path().join("data");
+    app.keep_enrolment_in(Some(store.clone()));
+    assert!(app.enrolment_held().is_none() && app.error.is_none());
     app.start_enrolment();
     assert!(app
         .error
@@ -717,7 +720,12 @@ fn an_enrolment_recorded_in_the_window_is_read_against() {
         "{fed} samples fed"
     );
     assert!(app.error.is_none(), "{:?}", app.error);
-    assert!(app.is_live());
+    // Kept for the next run: the 30 s recorded, as 16-bit WAV in the window's data folder.
+    let kept = emoscope::audio::decode_file(&store.join(emoscope::ui::ENROL_FILE)).unwrap();
+    assert_eq!(kept.sample_rate, rate);
+    assert!((kept.samples.len() as f64 / rate as f64 - 30.0).abs() < 0.2);
+    // Learnt on its own thread; the source starts once it is.
+    assert!(app.learning_enrolment() || app.is_live());
     let mut h = window(app);
     let t0 = Instant::now();
     // The status line: "enrolment N s of neutral speech" once a window was read against it.
@@ -729,4 +737,86 @@ fn an_enrolment_recorded_in_the_window_is_read_against() {
         step_for(&mut h, Duration::from_millis(200));
     }
     assert!(h.query_by_label_contains("no enrolment").is_none());
+}
+
+/// A recorded enrolment is kept for the next run: a window started with the data folder
+/// that holds one reads the voice against it without recording again (learnt on its own
+/// thread, the status line saying so meanwhile), and "forget this voice" deletes the file
+/// and reads each window alone. A kept file that cannot be read is an error naming it,
+/// and the file is left as it was.
+#[test]
+fn a_kept_enrolment_is_read_back_and_forgotten_on_request() {
+    if common::no_data("a_kept_enrolment_is_read_back_and_forgotten_on_request") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("data");
+    std::fs::create_dir_all(&store).unwrap();
+    let kept = store.join(emoscope::ui::ENROL_FILE);
+    let actor2 = common::data_dir().join("ravdess/Actor_02");
+    let mut neutral = Vec::new();
+    let mut rate = 0;
+    for name in ["01-01", "01-02", "02-01", "02-02"] {
+        let c = emoscope::audio::decode_file(&actor2.join(format!("03-01-01-01-{name}-02.flac")))
+            .unwrap();
+        rate = c.sample_rate;
+        neutral.extend(c.samples);
+    }
+    emoscope::audio::write_wav_i16(&kept, &neutral, rate).unwrap();
+    let secs = neutral.len() as f64 / rate as f64;
+
+    let mut app = MonitorApp::idle(
+        PathBuf::from(emoscope::model::BUILTIN_MODEL),
+        Settings::default(),
+    );
+    app.keep_enrolment_in(Some(store.clone()));
+    let (what, held) = app
+        .enrolment_held()
+        .expect("the kept enrolment is read back");
+    assert!(what.starts_with("saved enrolment of "), "{what}");
+    assert!((held - secs).abs() < 0.01, "{held} s against {secs} s");
+    app.start(SourceChoice::File(actor2.join("03-01-05-02-02-02-02.flac")));
+    assert!(app.error.is_none(), "{:?}", app.error);
+    let mut h = window(app);
+    let t0 = Instant::now();
+    while h.query_by_label_contains("s of neutral speech").is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no window read against the kept enrolment"
+        );
+        step_for(&mut h, Duration::from_millis(200));
+    }
+    h.get_by_label_contains("enrolment: saved enrolment of");
+    h.get_by_label("forget this voice").click();
+    h.step();
+    assert!(!kept.exists(), "the kept enrolment is deleted");
+    assert!(h.state().enrolment_held().is_none());
+    let t0 = Instant::now();
+    while h
+        .query_by_label_contains("no enrolment: each window read alone")
+        .is_none()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no window read alone after forgetting"
+        );
+        step_for(&mut h, Duration::from_millis(200));
+    }
+
+    // A kept file cut short: one error naming it; nothing held, the file left as it was.
+    emoscope::audio::write_wav_i16(&kept, &neutral[..rate as usize], rate).unwrap();
+    let cut = std::fs::read(&kept).unwrap()[..30].to_vec();
+    std::fs::write(&kept, &cut).unwrap();
+    let mut app = MonitorApp::idle(
+        PathBuf::from(emoscope::model::BUILTIN_MODEL),
+        Settings::default(),
+    );
+    app.keep_enrolment_in(Some(store.clone()));
+    let err = app.error.clone().unwrap_or_default();
+    assert!(
+        err.contains(&kept.display().to_string()) && err.contains("cannot be read"),
+        "{err}"
+    );
+    assert!(app.enrolment_held().is_none());
+    assert_eq!(std::fs::read(&kept).unwrap(), cut);
 }

@@ -40,7 +40,57 @@ pub struct EnrolState {
         f32,
         crate::features::Enrolment,
     )>,
+    /// An enrolment being learnt on its own thread (the encoder over every window of the
+    /// recording takes seconds): the source to start once it is, and where the thread
+    /// hands back the model with the enrolment learnt, or the model and why not.
+    learning: Option<(SourceChoice, Receiver<Learnt>)>,
+    /// The folder where a recorded enrolment is kept between runs
+    /// ([`ENROL_FILE`] in it; the window's own data folder), or none (tests, `idle`).
+    store: Option<PathBuf>,
 }
+
+/// The file, in the window's data folder, that keeps the last recorded enrolment so the
+/// next run reads the same voice without recording it again ("forget this voice" deletes it).
+pub const ENROL_FILE: &str = "enrolment.wav";
+
+impl EnrolState {
+    /// Where a recorded enrolment is kept, if anywhere.
+    pub fn saved_path(&self) -> Option<PathBuf> {
+        self.store.as_ref().map(|d| d.join(ENROL_FILE))
+    }
+
+    /// Whether any enrolment audio is held.
+    pub fn is_empty(&self) -> bool {
+        self.audio.is_empty()
+    }
+}
+
+/// What the learning thread hands back: the model it was given and the enrolment learnt
+/// through its extractor, or the model and why none was.
+type Learnt = (
+    Classifier,
+    std::result::Result<crate::features::Enrolment, String>,
+);
+
+/// Learns the enrolment of `audio` through `clf`'s own extractor, windows `hop` seconds apart.
+fn learn_enrolment(
+    clf: &Classifier,
+    audio: &[(String, Vec<f32>, u32)],
+    hop: f32,
+) -> std::result::Result<crate::features::Enrolment, String> {
+    let mut e = crate::features::Enrolment::default();
+    for (what, x, r) in audio {
+        crate::analysis::learn_enrolment(clf, what, x, *r, hop, &mut e)
+            .map_err(|err| format!("enrolment {what}: {err}"))?;
+    }
+    if e.profile.lld_frames() == 0 {
+        return Err("the enrolment holds no speech: record it again, reading a few sentences in a neutral voice".into());
+    }
+    Ok(e)
+}
+
+/// How the window names an enrolment read back from [`ENROL_FILE`].
+const SAVED_PREFIX: &str = "saved enrolment";
 
 /// Shortest enrolment recording the window accepts, in seconds.
 const ENROL_MIN_SECONDS: f64 = 3.0;
@@ -287,10 +337,12 @@ impl MonitorApp {
         settings: Settings,
         compute: Compute,
         enrol: &[PathBuf],
+        enrol_store: Option<PathBuf>,
     ) -> Self {
         let mut app = Self::idle(model_dir, settings);
         app.compute = compute;
         app.enrol_from_files(enrol);
+        app.keep_enrolment_in(enrol_store);
         let choice = match input {
             Some(p) => SourceChoice::File(p),
             None => SourceChoice::Mic(device.or_else(|| app.settings.device.clone())),
@@ -349,33 +401,79 @@ impl MonitorApp {
     }
 
     /// Gives `clf`, when it reads an enrolment, the one learnt from the enrolment audio
-    /// (recorded or given with `--enrol`), through its own extractor.
-    fn apply_enrolment(&mut self, clf: &mut Classifier) {
+    /// (recorded, kept from an earlier run or given with `--enrol`) through its own
+    /// extractor. When that is not learnt yet under this model's spec and hop, hands `clf`
+    /// to a thread that learns it (the window stays responsive and says so) and returns
+    /// `None`; [`poll`](Self::poll) starts `choice` once it is back.
+    fn apply_enrolment(
+        &mut self,
+        choice: &SourceChoice,
+        mut clf: Classifier,
+    ) -> Option<Classifier> {
         if !clf.card.features.enrolment() || self.enrol.audio.is_empty() {
-            return;
+            return Some(clf);
         }
         let hop = self.settings.hop_seconds;
         if let Some((spec, h, e)) = &self.enrol.learnt {
             if *spec == clf.card.features && *h == hop {
                 clf.enrolment = Some(e.clone());
-                return;
+                return Some(clf);
             }
         }
-        let mut e = crate::features::Enrolment::default();
-        for (what, x, r) in &self.enrol.audio {
-            if let Err(err) = crate::analysis::learn_enrolment(clf, what, x, *r, hop, &mut e) {
-                self.error = Some(format!("enrolment {what}: {err}"));
-                return;
-            }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let audio = self.enrol.audio.clone();
+        let spawned = std::thread::Builder::new()
+            .name("emoscope-enrol".into())
+            .spawn(move || {
+                let learnt = learn_enrolment(&clf, &audio, hop);
+                let _ = tx.send((clf, learnt));
+            });
+        match spawned {
+            Ok(_) => self.enrol.learning = Some((choice.clone(), rx)),
+            Err(e) => self.error = Some(format!("cannot start learning the enrolment: {e}")),
         }
-        if e.profile.lld_frames() == 0 {
-            self.error = Some(
-                "the enrolment holds no speech: record it again, reading a few sentences in a neutral voice".into(),
-            );
+        None
+    }
+
+    /// Whether an enrolment is being learnt (the pipeline starts when it is).
+    pub fn learning_enrolment(&self) -> bool {
+        self.enrol.learning.is_some()
+    }
+
+    /// Starts the source waiting for an enrolment once its thread hands the model back:
+    /// with the enrolment learnt, or, when none could be, without it and saying why.
+    fn poll_learning(&mut self) {
+        let Some((choice, rx)) = &self.enrol.learning else {
             return;
+        };
+        let (mut clf, learnt) = match rx.try_recv() {
+            Ok(r) => r,
+            Err(crossbeam_channel::TryRecvError::Empty) => return,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                self.enrol.learning = None;
+                self.error = Some("learning the enrolment failed: enrol again".into());
+                return;
+            }
+        };
+        let choice = choice.clone();
+        self.enrol.learning = None;
+        match learnt {
+            Ok(e) => {
+                self.enrol.learnt = Some((
+                    clf.card.features.clone(),
+                    self.settings.hop_seconds,
+                    e.clone(),
+                ));
+                clf.enrolment = Some(e);
+            }
+            Err(why) => {
+                // Useless audio is dropped, so the restart does not learn it again.
+                self.error = Some(why);
+                self.enrol.audio.clear();
+                self.enrol.learnt = None;
+            }
         }
-        self.enrol.learnt = Some((clf.card.features.clone(), hop, e.clone()));
-        clf.enrolment = Some(e);
+        self.start_with(choice, clf);
     }
 
     /// Adds the enrolment files given at start (`monitor --enrol`); an unreadable one is
@@ -394,6 +492,61 @@ impl MonitorApp {
         }
     }
 
+    /// Keeps recorded enrolments in `dir` from now on ([`ENROL_FILE`]) and, when no
+    /// enrolment was given (`--enrol` wins for its run), reads the one an earlier run kept
+    /// there. One that cannot be read is the window's error, naming it, and is left on disk.
+    pub fn keep_enrolment_in(&mut self, dir: Option<PathBuf>) {
+        self.enrol.store = dir;
+        let Some(path) = self.enrol.saved_path() else {
+            return;
+        };
+        if !self.enrol.audio.is_empty() || !path.exists() {
+            return;
+        }
+        match crate::audio::decode_input(&path) {
+            Ok(c) => {
+                let when = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .map(|t| {
+                        chrono::DateTime::<chrono::Local>::from(t)
+                            .format(" of %Y-%m-%d %H:%M")
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                self.enrol
+                    .audio
+                    .push((format!("{SAVED_PREFIX}{when}"), c.samples, c.sample_rate));
+                self.enrol.learnt = None;
+            }
+            Err(e) => {
+                self.error = Some(format!(
+                    "the saved enrolment {} cannot be read ({e}): enrol again to replace it, or delete the file",
+                    path.display()
+                ))
+            }
+        }
+    }
+
+    /// Forgets the enrolment: the audio held, what was learnt from it and the file kept
+    /// for later runs; a running pipeline restarts reading each window alone.
+    pub fn forget_enrolment(&mut self) {
+        self.enrol.audio.clear();
+        self.enrol.learnt = None;
+        self.enrol.recording = None;
+        if let Some(p) = self.enrol.saved_path().filter(|p| p.exists()) {
+            if let Err(e) = std::fs::remove_file(&p) {
+                self.error = Some(format!(
+                    "cannot delete the saved enrolment {}: {e}; delete it by hand",
+                    p.display()
+                ));
+            }
+        }
+        let running = self.live.is_some() || self.enrol.learning.is_some();
+        if let Some(s) = self.source.clone().filter(|_| running) {
+            self.start(s);
+        }
+    }
+
     /// Starts recording an enrolment from the live source (the speaker reads in a neutral
     /// voice); it ends by itself after [`ENROL_SECONDS_ADVISED`](crate::features::ENROL_SECONDS_ADVISED)
     /// seconds, or with [`finish_enrolment`](Self::finish_enrolment).
@@ -405,6 +558,26 @@ impl MonitorApp {
                     Some("start the microphone first: the enrolment is recorded from it".into())
             }
         }
+    }
+
+    /// The enrolment audio held, if any: what it is (several joined by "+") and its seconds.
+    pub fn enrolment_held(&self) -> Option<(String, f64)> {
+        if self.enrol.audio.is_empty() {
+            return None;
+        }
+        let what: Vec<&str> = self
+            .enrol
+            .audio
+            .iter()
+            .map(|(w, _, _)| w.as_str())
+            .collect();
+        let secs = self
+            .enrol
+            .audio
+            .iter()
+            .map(|(_, x, r)| x.len() as f64 / *r as f64)
+            .sum();
+        Some((what.join(" + "), secs))
     }
 
     /// Seconds recorded so far of an enrolment under way.
@@ -429,6 +602,19 @@ impl MonitorApp {
             ));
             return;
         }
+        if let Some(p) = self.enrol.saved_path() {
+            let kept = p
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .map_err(|e| e.to_string())
+                .and_then(|_| crate::audio::write_wav_i16(&p, &x, r).map_err(|e| e.to_string()));
+            if let Err(e) = kept {
+                self.error = Some(format!(
+                    "the enrolment is used, but cannot be kept for the next run in {}: {e}",
+                    p.display()
+                ));
+            }
+        }
         self.enrol.audio = vec![("recorded enrolment".into(), x, r)];
         self.enrol.learnt = None;
         if let Some(s) = self.source.clone() {
@@ -437,13 +623,16 @@ impl MonitorApp {
     }
 
     /// (Re)starts the pipeline on `choice` with `clf`.
-    fn start_with(&mut self, choice: SourceChoice, mut clf: Classifier) {
+    fn start_with(&mut self, choice: SourceChoice, clf: Classifier) {
         if let Some(l) = self.live.take() {
             l.pipeline.stop();
         }
-        self.apply_enrolment(&mut clf);
+        self.enrol.learning = None;
         self.enrol_model = clf.card.features.enrolment();
         self.source = Some(choice.clone());
+        let Some(clf) = self.apply_enrolment(&choice, clf) else {
+            return;
+        };
         let source: Box<dyn Source> = match &choice {
             SourceChoice::File(p) => match BufferSource::from_file(p, true) {
                 Ok(s) => Box::new(s),
@@ -572,6 +761,7 @@ impl MonitorApp {
 
     /// Takes what the pipeline produced since the last frame (never waits).
     fn poll(&mut self) {
+        self.poll_learning();
         let Some(live) = &self.live else { return };
         let rate = live.rate;
         let chunks: Vec<Vec<f32>> = live.audio_rx.try_iter().collect();
@@ -586,7 +776,12 @@ impl MonitorApp {
 
     fn status_text(&self) -> String {
         let Some(live) = &self.live else {
-            return "not running".into();
+            return match self.enrolment_held().filter(|_| self.learning_enrolment()) {
+                Some((_, secs)) => format!(
+                    "learning the enrolment from {secs:.0} s of audio: the model starts reading this voice in a few seconds"
+                ),
+                None => "not running".into(),
+            };
         };
         let c = &live.pipeline.counters;
         let lat = self.timing.latency_ms.mean_of_last(50);
@@ -735,7 +930,13 @@ pub fn run_window(
                 settings.model_dir = model;
             }
             Ok(Box::new(MonitorApp::new(
-                model_dir, input, device, settings, compute, &enrol,
+                model_dir,
+                input,
+                device,
+                settings,
+                compute,
+                &enrol,
+                eframe::storage_dir("emoscope"),
             )))
         }),
     )

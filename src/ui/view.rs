@@ -160,7 +160,7 @@ impl MonitorApp {
             }
             None => {
                 let mic = matches!(self.source, Some(SourceChoice::Mic(_))) && self.is_live();
-                let label = if self.enrol.audio.is_empty() {
+                let label = if self.enrol.is_empty() {
                     "enrol this voice"
                 } else {
                     "enrol again"
@@ -174,6 +174,28 @@ impl MonitorApp {
                     .clicked()
                 {
                     self.start_enrolment();
+                }
+                if let Some((what, secs)) = self.enrolment_held() {
+                    ui.label(
+                        egui::RichText::new(format!("enrolment: {what}, {secs:.0} s"))
+                            .small()
+                            .weak(),
+                    );
+                    let kept = self
+                        .enrol
+                        .saved_path()
+                        .filter(|p| p.exists())
+                        .map(|p| format!(" and deletes {}", p.display()))
+                        .unwrap_or_default();
+                    if ui
+                        .button("forget this voice")
+                        .on_hover_text(format!(
+                            "drops the enrolment{kept}: every window is then read alone"
+                        ))
+                        .clicked()
+                    {
+                        self.forget_enrolment();
+                    }
                 }
             }
         }
