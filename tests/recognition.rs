@@ -1138,3 +1138,46 @@ fn an_enrolment_the_model_cannot_use_is_refused_by_name() {
         "{e}"
     );
 }
+
+/// `monitor --headless` reads against an enrolment given with `--enrol` and says so in its
+/// summary: the seconds of speech the enrolment holds, as the note on stderr gives them,
+/// and null without one.
+#[test]
+fn the_headless_summary_says_how_much_enrolment_it_read_against() {
+    if common::no_data("the_headless_summary_says_how_much_enrolment_it_read_against") {
+        return;
+    }
+    let actor = data().join("ravdess/Actor_03");
+    let session = actor.join("03-01-05-02-01-01-03.flac");
+    let neutral = [
+        actor.join("03-01-01-01-01-01-03.flac"),
+        actor.join("03-01-01-01-02-01-03.flac"),
+    ];
+    let run = |enrol: &[PathBuf]| -> (serde_json::Value, String) {
+        let mut c = bin();
+        c.args(["monitor", "--headless", "--fast", "--input"])
+            .arg(&session);
+        for e in enrol {
+            c.arg("--enrol").arg(e);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (summary, windows) = common::monitor_lines(&String::from_utf8_lossy(&o.stdout));
+        assert!(!windows.is_empty());
+        (summary, String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (summary, _) = run(&[]);
+    assert!(summary["enrolment_seconds"].is_null(), "{summary}");
+    let (summary, note) = run(&neutral);
+    let secs = summary["enrolment_seconds"]
+        .as_f64()
+        .expect("enrolment seconds");
+    assert!(
+        secs > 4.0 && secs < 8.0,
+        "{secs} s from two clips of about 3.5 s"
+    );
+    assert!(
+        note.contains(&format!("enrolment: {secs:.1} s of speech")),
+        "{note}"
+    );
+}

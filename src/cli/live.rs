@@ -123,6 +123,11 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
     }
     let mut clf = super::recognition::load_model(&model.or(a.model.clone()), a.compute)?;
     super::recognition::enrol(&mut clf, &a.enrol, a.hop)?;
+    // Seconds of speech the enrolment holds, for the summary (none without one).
+    let enrolment_seconds = clf
+        .enrolment
+        .as_ref()
+        .map(|e| (e.seconds * 10.0).round() / 10.0);
     if let Some(w) = a.window {
         if (w - clf.card.features.window_seconds).abs() > 1e-3 {
             bail!("--window {w}: the model {} was trained on {} s windows; use that length or another model", clf.card.arch.name(), clf.card.features.window_seconds);
@@ -244,6 +249,7 @@ pub fn monitor(a: MonitorArgs, model: Option<PathBuf>) -> Result<()> {
         "gap_seconds": counters.gap_ms.load(Ordering::Relaxed) as f64 / 1000.0,
         "compute": compute,
         "compute_fallbacks": counters.compute_fallbacks.load(Ordering::Relaxed),
+        "enrolment_seconds": enrolment_seconds,
         "latency_ms_p50": crate::util::percentile(&latencies, 0.5),
         "latency_ms_p95": crate::util::percentile(&latencies, 0.95),
         "wall_seconds": t0.elapsed().as_secs_f64(),
