@@ -407,6 +407,20 @@ fn fit_head_temperature(clf: &mut Classifier, pack: &EncoderPack, val: &[usize])
     if val.is_empty() {
         return Ok(());
     }
+    let (owner, logits, truth) = temperature_set(clf, pack, val)?;
+    clf.card.temperature = super::fit_temperature(&owner, &logits, &truth);
+    Ok(())
+}
+
+/// What a head's temperature is fitted on: the window logits of clips `idx`, read under
+/// every profile the head is read under ([`read_scopes`]: with an enrolment and without
+/// one for an enrolment head), each reading counted as a clip of its own; with each
+/// window's reading and each reading's label. `train` and `calibrate` fit on this alike.
+pub fn temperature_set(
+    clf: &Classifier,
+    pack: &EncoderPack,
+    idx: &[usize],
+) -> Result<(Vec<usize>, Vec<Vec<f32>>, Vec<usize>)> {
     let calm = admitted_by(pack, &clf.card.features);
     let calm = calm.as_deref();
     // One temperature for both parts of an enrolment head: one of its own for each,
@@ -416,14 +430,13 @@ fn fit_head_temperature(clf: &mut Classifier, pack: &EncoderPack, val: &[usize])
     let mut logits_all = Vec::new();
     let mut truth = Vec::new();
     for &scope in read_scopes(&clf.card.features) {
-        let (owner, x) = inputs(pack, val, scope, calm);
+        let (owner, x) = inputs(pack, idx, scope, calm);
         let base = truth.len();
         owner_all.extend(owner.iter().map(|o| o + base));
         logits_all.extend(logits(clf, &x)?);
-        truth.extend(val.iter().map(|&c| pack.clips[c].label));
+        truth.extend(idx.iter().map(|&c| pack.clips[c].label));
     }
-    clf.card.temperature = super::fit_temperature(&owner_all, &logits_all, &truth);
-    Ok(())
+    Ok((owner_all, logits_all, truth))
 }
 
 /// The profiles a head of `features` is calibrated and its epoch picked under: with an

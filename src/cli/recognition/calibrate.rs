@@ -136,17 +136,93 @@ pub(in crate::cli) fn out_of_fold_set(
                     .join(", ")
             );
         }
-        let (pack, _) = cached_pack(cache, &fold.card.features, &clips)?;
-        let idx: Vec<usize> = (0..clips.len()).collect();
-        let (owner, logits) = crate::train::window_logits(&fold, &pack, &idx)?;
+        let part = fit_set(&fold, &clips, cache)?;
         eprintln!(
             "note: {name}: {} clips of {} held-out speakers",
             clips.len(),
             held.len()
         );
-        set.extend(owner, logits, clips.iter().map(|c| c.label).collect());
+        set.extend(part.owner, part.logits, part.truth);
     }
     Ok(set)
+}
+
+/// What `clf`'s temperature is fitted on over `clips`: their window logits as `eval` reads
+/// the model (a head on the encoder through the encoder cache, under each profile it is
+/// read under, as `train` fits it; any other model through its feature pack).
+fn fit_set(clf: &Classifier, clips: &[crate::corpus::Clip], cache: &Path) -> Result<FitSet> {
+    if clf.card.features.encoder.is_some() {
+        let pack = crate::train::encpack::EncoderPack::cached(cache, &clf.card.features, clips)?;
+        let idx: Vec<usize> = (0..pack.clips.len()).collect();
+        let (owner, logits, truth) = crate::train::head::temperature_set(clf, &pack, &idx)?;
+        return Ok(FitSet {
+            owner,
+            logits,
+            truth,
+        });
+    }
+    let (pack, _) = cached_pack(cache, &clf.card.features, clips)?;
+    let idx: Vec<usize> = (0..clips.len()).collect();
+    let (owner, logits) = crate::train::window_logits(clf, &pack, &idx)?;
+    Ok(FitSet {
+        owner,
+        logits,
+        truth: clips.iter().map(|c| c.label).collect(),
+    })
+}
+
+/// The held-out figures of `clf` at its card's temperature on `test`, as `eval` gives them:
+/// each profile a head on the encoder is read under, with its name, the first the card's
+/// headline figure; one entry for any other model.
+fn held_out(
+    clf: &Classifier,
+    test: &[crate::corpus::Clip],
+    cache: &Path,
+) -> Result<
+    Vec<(
+        crate::train::ProfileScope,
+        &'static str,
+        crate::train::ClipEvaluation,
+    )>,
+> {
+    if clf.card.features.encoder.is_some() {
+        let pack = crate::train::encpack::EncoderPack::cached(cache, &clf.card.features, test)?;
+        let idx: Vec<usize> = (0..pack.clips.len()).collect();
+        let mut out = Vec::new();
+        for (scope, name) in crate::cli::head::report_scopes(&clf.card.features) {
+            // A head that reads no profile reads every scope alike: one line is enough.
+            if !clf.card.features.wants_profile() && !out.is_empty() {
+                break;
+            }
+            if clf.card.features.enrolment()
+                && !matches!(
+                    scope,
+                    crate::train::ProfileScope::Speaker | crate::train::ProfileScope::Enrolment
+                )
+            {
+                continue;
+            }
+            let name = match scope {
+                crate::train::ProfileScope::Speaker if clf.card.features.enrolment() => {
+                    "without an enrolment (any session profile)"
+                }
+                _ => name,
+            };
+            out.push((
+                scope,
+                name,
+                crate::cli::head::evaluate(clf, &pack, &idx, scope)?,
+            ));
+        }
+        return Ok(out);
+    }
+    let (pack, _) = cached_pack(cache, &clf.card.features, test)?;
+    let idx: Vec<usize> = (0..pack.clips.len()).collect();
+    Ok(vec![(
+        crate::train::ProfileScope::Speaker,
+        "speaker",
+        evaluate_clips(clf, &pack, &idx)?,
+    )])
 }
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
@@ -172,18 +248,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
                 clf.card.validation_speakers.join(", ")
             );
         }
-        let (vpack, _) = cached_pack(&a.cache, &clf.card.features, &val)?;
-        let vidx: Vec<usize> = (0..val.len()).collect();
-        let (owner, logits) = crate::train::window_logits(&clf, &vpack, &vidx)?;
-        let truth = val.iter().map(|c| c.label).collect();
-        (
-            FitSet {
-                owner,
-                logits,
-                truth,
-            },
-            "validation",
-        )
+        (fit_set(&clf, &val, &a.cache)?, "validation")
     } else {
         (
             out_of_fold_set(&clf, &a.out_of_fold, &corpus.clips, &a.cache)?,
@@ -193,43 +258,49 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let test = pick(&clf.card.test_speakers);
     let old = clf.card.temperature;
     let t = crate::train::fit_temperature_by(&fit.owner, &fit.logits, &fit.truth, a.objective);
-    let tpack = if test.is_empty() {
-        None
-    } else {
-        Some(cached_pack(&a.cache, &clf.card.features, &test)?.0)
-    };
     let mut at_fitted = None;
     for (name, temp) in [("card", old), ("fitted", t)] {
         clf.card.temperature = temp;
-        print!(
+        println!(
             "{name} temperature {temp:.3}: {what} ECE {:.3} (n={})",
             fit.ece(temp),
             fit.truth.len()
         );
-        if let Some(tp) = &tpack {
-            let tidx: Vec<usize> = (0..tp.clips.len()).collect();
-            let (tm, per_corpus, _) = evaluate_clips(&clf, tp, &tidx)?;
-            print!(
-                "   held-out test ECE {:.3}, accuracy {:.1} % (n={})",
-                tm.ece,
-                tm.accuracy * 100.0,
-                tm.n
-            );
-            at_fitted = Some((tm, per_corpus));
+        if !test.is_empty() {
+            let rows = held_out(&clf, &test, &a.cache)?;
+            for (_, profile, (tm, _, _)) in &rows {
+                println!(
+                    "    held-out test, {profile}: ECE {:.3}, accuracy {:.1} % (n={})",
+                    tm.ece,
+                    tm.accuracy * 100.0,
+                    tm.n
+                );
+            }
+            at_fitted = Some(rows);
         }
-        println!();
     }
     if a.write {
         clf.card.temperature = t;
         // The card's test figures are those at the temperature it now has (where the
         // test speakers were in --data; otherwise they were not measured at it).
         match at_fitted {
-            Some((m, per_corpus)) => {
-                clf.card.test_metrics = Some(m);
-                clf.card.test_metrics_per_corpus = per_corpus;
+            Some(rows) => {
+                for (scope, _, (m, per_corpus, _)) in rows {
+                    match scope {
+                        crate::train::ProfileScope::Enrolment => {
+                            clf.card.test_metrics_enrolled = Some(m)
+                        }
+                        crate::train::ProfileScope::Speaker => {
+                            clf.card.test_metrics = Some(m);
+                            clf.card.test_metrics_per_corpus = per_corpus;
+                        }
+                        _ => {}
+                    }
+                }
             }
-            None if clf.card.test_metrics.is_some() => {
+            None if clf.card.test_metrics.is_some() || clf.card.test_metrics_enrolled.is_some() => {
                 clf.card.test_metrics = None;
+                clf.card.test_metrics_enrolled = None;
                 clf.card.test_metrics_per_corpus.clear();
                 eprintln!("note: the card's test figures were measured at the old temperature and are removed; give --data with its test speakers to measure them at the new one");
             }
