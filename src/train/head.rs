@@ -412,6 +412,9 @@ fn fit_head_temperature(clf: &mut Classifier, pack: &EncoderPack, val: &[usize])
     Ok(())
 }
 
+/// Each window's reading, the window logits and each reading's label.
+pub type TemperatureSet = (Vec<usize>, Vec<Vec<f32>>, Vec<usize>);
+
 /// What a head's temperature is fitted on: the window logits of clips `idx`, read under
 /// every profile the head is read under ([`read_scopes`]: with an enrolment and without
 /// one for an enrolment head), each reading counted as a clip of its own; with each
@@ -420,7 +423,7 @@ pub fn temperature_set(
     clf: &Classifier,
     pack: &EncoderPack,
     idx: &[usize],
-) -> Result<(Vec<usize>, Vec<Vec<f32>>, Vec<usize>)> {
+) -> Result<TemperatureSet> {
     let calm = admitted_by(pack, &clf.card.features);
     let calm = calm.as_deref();
     // One temperature for both parts of an enrolment head: one of its own for each,
