@@ -13,6 +13,8 @@
 #   another ~10 min of encoding the first time); the shipped default was made with AUGMENT=1.
 #   LEVEL_DB=DB reads every window at that level (train --level-db; its own encoder cache).
 #   BALANCE=1 gives each corpus an equal share of every epoch (train --balance-corpora).
+#   WIDTH=N gives the head a hidden layer of N units (train --width; the shipped default:
+#   WIDTH=256 with encoder_head_enrol, its enrolled part through the hidden layer).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-encoder_head}"; data="${2:-../shared/data}"; out="${3:-runs/table-$arch}"
@@ -24,6 +26,7 @@ all=(--data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" --data "
 [ -n "${AUGMENT:-}" ] && all+=(--augment-encoder "$AUGMENT")
 [ -n "${LEVEL_DB:-}" ] && all+=(--level-db "$LEVEL_DB")
 [ -n "${BALANCE:-}" ] && all+=(--balance-corpora)
+[ -n "${WIDTH:-}" ] && all+=(--width "$WIDTH")
 train() { # name, then train arguments; prints the held-out lines
   local name=$1; shift
   "$bin" train --arch "$arch" "${all[@]}" --out "$out/$name" "$@" > "$out/$name.log" 2>&1 \

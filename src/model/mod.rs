@@ -21,7 +21,8 @@ use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 pub use arch::{
-    member_prefix, profile_ramp_allowed, Arch, Member, Net, MAX_MEMBERS, MAX_PROFILE_RAMP,
+    member_prefix, profile_ramp_allowed, Arch, Member, Net, DEFAULT_ENROL_RAMP, MAX_MEMBERS,
+    MAX_PROFILE_RAMP,
 };
 pub use compute::{device_name, place, Compute, Placement, CUDA_BUILT};
 pub use lstm::Lstm;

@@ -529,7 +529,7 @@ fn train_one(
     // calm reference at all says whether its emotion is calm, a label the head would learn
     // to read from the reference's presence and misread on every whole session.
     // An enrolment head trains with the speaker's enrolment and without one (its two
-    // parts, blended by whether there is one; a linear one part after the other below).
+    // parts, blended by whether there is one; one part after the other below).
     let kinds = match (reads_profile, enrolled, calm.is_some()) {
         (true, true, _) => &[Scope::Enrolment, Scope::Clip][..],
         (true, false, false) => &[Scope::Speaker, Scope::Emotion, Scope::Clip][..],
@@ -587,21 +587,14 @@ fn train_one(
         r,
         progress,
     };
-    let linear = matches!(
-        clf.card.arch,
-        crate::model::Arch::EncoderHead { hidden: 0, .. }
-    );
-    if !(enrolled && linear) {
-        // An enrolment MLP by its mean accuracy with and without the enrolment; the rest
-        // with the speaker's profile.
-        let picked: &[Scope] = match enrolled {
-            true => read_scopes(&clf.card.features),
-            false => &[Scope::Speaker],
-        };
-        return stage.fit(clf, &variants, picked, 0);
+    if !enrolled {
+        // Picked with the speaker's profile.
+        return stage.fit(clf, &variants, &[Scope::Speaker], 0);
     }
-    // A linear enrolment head's two parts, one after the other, each for the recipe's
-    // epochs and picking its own: the part without an enrolment on the windows alone (as
+    let n_alone = head.read_len();
+    let init = snapshot(clf)?;
+    // An enrolment head's two parts (the enrolled one linear or through a hidden layer),
+    // one after the other, each for the recipe's epochs and picking its own: the part without an enrolment on the windows alone (as
     // the plain head, every draw its own), then the enrolled part on the windows with
     // their enrolments. The second stage cannot move the first's weights (they are
     // multiplied by 1 - w = 0 there) but would shrink them by the L2 penalty and move the
@@ -609,13 +602,21 @@ fn train_one(
     let alone = stage.fit(clf, &[&scopes[1]], &[Scope::Clip], 0)?;
     let first = snapshot(clf)?;
     let bias_alone = part_bias(clf, 0.0)?;
+    // An MLP enrolled part's hidden layer got no gradient in the first stage, only the L2
+    // penalty's shrinking: it starts the second from its initialisation.
+    {
+        let vars = clf.varmap.data().lock().expect("varmap lock");
+        for (k, v) in vars.iter().filter(|(k, _)| k.starts_with("hidden.")) {
+            v.set(&init[k])?;
+        }
+    }
     let with = stage.fit(clf, &[&scopes[0]], &[Scope::Enrolment], r.epochs)?;
     let bias_with = part_bias(clf, 1.0)?;
     {
         let vars = clf.varmap.data().lock().expect("varmap lock");
         let w = &vars["out.weight"];
         let (rows, f) = w.as_tensor().dims2()?;
-        let n = (f - 1) / 2;
+        let n = n_alone;
         let mut now = w.as_tensor().to_vec2::<f32>()?;
         let before = first["out.weight"].to_vec2::<f32>()?;
         for (row, old) in now.iter_mut().zip(&before) {
@@ -643,7 +644,7 @@ fn snapshot(clf: &Classifier) -> Result<BTreeMap<String, Tensor>> {
         .collect()
 }
 
-/// A linear enrolment head's output layer, and the training mean and deviation of its
+/// An enrolment head's output layer, and the training mean and deviation of its
 /// last feature, the enrolment's weight.
 struct OutputLayer {
     weight: Vec<Vec<f32>>,
@@ -675,7 +676,7 @@ impl OutputLayer {
     }
 }
 
-/// Each class's bias of a linear enrolment head's part at enrolment weight `w` (0: the
+/// Each class's bias of an enrolment head's part at enrolment weight `w` (0: the
 /// vector alone, 1: a full enrolment): the output bias plus the weight feature's term.
 fn part_bias(clf: &Classifier, w: f64) -> Result<Vec<f64>> {
     let vars = clf.varmap.data().lock().expect("varmap lock");
@@ -687,7 +688,7 @@ fn part_bias(clf: &Classifier, w: f64) -> Result<Vec<f64>> {
         .collect())
 }
 
-/// Sets the output bias and the weight feature's column of a linear enrolment head so
+/// Sets the output bias and the weight feature's column of an enrolment head so
 /// that its part without an enrolment has biases `alone` and its enrolled part `with`.
 fn set_part_biases(clf: &Classifier, alone: &[f64], with: &[f64]) -> Result<()> {
     let vars = clf.varmap.data().lock().expect("varmap lock");
@@ -1289,19 +1290,94 @@ mod enrol_tests {
 
     /// A linear enrolment head on `p`'s spec, its weights drawn from `seed`.
     fn enrol_head(p: &EncoderPack, seed: u64) -> Classifier {
-        let arch = crate::model::Arch::from_name("encoder_head_enrol").unwrap();
+        mlp_enrol_head(p, seed, 0)
+    }
+
+    /// An enrolment head whose enrolled part has a hidden layer of `hidden` (0: linear).
+    fn mlp_enrol_head(p: &EncoderPack, seed: u64, hidden: usize) -> Classifier {
+        let mut arch = crate::model::Arch::from_name("encoder_head_enrol").unwrap();
+        if let crate::model::Arch::EncoderHead { hidden: h, .. } = &mut arch {
+            *h = hidden;
+        }
         super::seed_tests::head(arch, p, seed)
+    }
+
+    /// With a hidden layer the head still reads a window without an enrolment through its
+    /// linear part alone (whatever the hidden layer holds), and a window with a full
+    /// enrolment through the hidden layer alone (whatever the linear part holds).
+    #[test]
+    fn an_mlp_enrolment_head_reads_each_part_through_its_own_weights() {
+        let p = voices();
+        let clf = mlp_enrol_head(&p, 3, 16);
+        let idx: Vec<usize> = (0..40).collect();
+        let calm = admitted_by(&p, &clf.card.features);
+        let read = |scope| logits(&clf, &inputs(&p, &idx, scope, calm.as_deref()).1).unwrap();
+        // Only windows whose enrolment holds two speech windows or more count it fully.
+        let full: Vec<bool> = inputs(&p, &idx, Scope::Enrolment, calm.as_deref())
+            .1
+            .iter()
+            .map(|m| m.data[m.data.len() - 2] >= crate::model::DEFAULT_ENROL_RAMP as f32)
+            .collect();
+        assert!(full.iter().filter(|&&f| f).count() >= 20);
+        let read_full = || -> Vec<Vec<f32>> {
+            read(Scope::Enrolment)
+                .into_iter()
+                .zip(&full)
+                .filter(|(_, &f)| f)
+                .map(|(l, _)| l)
+                .collect()
+        };
+        let (alone, enrolled) = (read(Scope::Clip), read_full());
+        let dev = candle_core::Device::Cpu;
+        let moved = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+            a.iter()
+                .flatten()
+                .zip(b.iter().flatten())
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        {
+            let vars = clf.varmap.data().lock().unwrap();
+            let w = &vars["hidden.weight"];
+            let shape = w.as_tensor().shape().clone();
+            w.set(&Tensor::randn(0f32, 1.0, shape, &dev).unwrap())
+                .unwrap();
+        }
+        assert!(moved(&alone, &read(Scope::Clip)) < 1e-6);
+        let enrolled_now = read_full();
+        assert!(moved(&enrolled, &enrolled_now) > 1e-2);
+        {
+            let vars = clf.varmap.data().lock().unwrap();
+            let w = &vars["out.weight"];
+            let mut v = w.as_tensor().to_vec2::<f32>().unwrap();
+            for row in &mut v {
+                for x in &mut row[..WIDTH] {
+                    *x += 1.0;
+                }
+            }
+            let (r, c) = (v.len(), v[0].len());
+            w.set(&Tensor::from_vec(v.concat(), (r, c), &dev).unwrap())
+                .unwrap();
+        }
+        assert!(moved(&enrolled_now, &read_full()) < 1e-5);
+        assert!(moved(&alone, &read(Scope::Clip)) > 1e-2);
     }
 
     #[test]
     fn an_enrolled_head_reads_voices_it_never_heard_against_their_neutral_speech() {
+        for hidden in [0, 32] {
+            enrolled_head_reads_new_voices(hidden);
+        }
+    }
+
+    fn enrolled_head_reads_new_voices(hidden: usize) {
         let p = voices();
         let (tr, va, te): (Vec<usize>, Vec<usize>, Vec<usize>) = (
             (0..192).collect(),
             (192..224).collect(),
             (224..288).collect(),
         );
-        let mut clf = enrol_head(&p, 1);
+        let mut clf = mlp_enrol_head(&p, 1, hidden);
         let r = HeadRecipe {
             epochs: 40,
             batch_size: 64,
@@ -1323,10 +1399,13 @@ mod enrol_tests {
             hits as f64 / te.len() as f64
         };
         let (alone, enrolled) = (acc(Scope::Clip), acc(Scope::Enrolment));
-        assert!(enrolled >= 0.9, "with the enrolment: {enrolled}");
+        assert!(
+            enrolled >= 0.9,
+            "hidden {hidden}, with the enrolment: {enrolled}"
+        );
         assert!(
             enrolled >= alone + 0.2,
-            "alone {alone}, enrolled {enrolled}"
+            "hidden {hidden}: alone {alone}, enrolled {enrolled}"
         );
         // Without an enrolment every profile reads alike: the session never enters.
         assert_eq!(acc(Scope::Speaker), alone);

@@ -69,7 +69,8 @@ pub struct TrainCmdArgs {
     #[arg(long)]
     pub lr: Option<f64>,
     /// Channel width of emocnn's first block (default 24 for emocnn, 8 for fusion; later
-    /// blocks 2x and 4x).
+    /// blocks 2x and 4x); for an encoder head, a hidden layer of this many units (an MLP
+    /// head; default none, a linear head).
     #[arg(long)]
     pub width: Option<usize>,
     /// Feature normalisation (default: the architecture's): `utterance` removes each band's
@@ -195,9 +196,30 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
         if a.split.is_some() {
             bail!("--split applies to the networks trained on feature packs (paper1_cnn, paper1_lstm, fser, emocnn, prosody, fusion), not to encoder heads");
         }
-        if a.width.is_some() {
-            bail!("--width applies to emocnn and fusion only");
-        }
+        let arch = match (arch, a.width) {
+            (
+                Arch::EncoderHead {
+                    profile_ramp,
+                    layer,
+                    calm,
+                    enrol,
+                    ..
+                },
+                Some(hidden),
+            ) => {
+                if hidden == 0 || hidden > 4096 {
+                    bail!("--width {hidden}: an encoder head's hidden layer takes 1 to 4096 units");
+                }
+                Arch::EncoderHead {
+                    hidden,
+                    profile_ramp,
+                    layer,
+                    calm,
+                    enrol,
+                }
+            }
+            (arch, _) => arch,
+        };
         return crate::cli::head::train(a, arch);
     }
     if a.level_db.is_some() {
@@ -206,7 +228,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
     let arch = match (arch, a.width) {
         (Arch::EmoCnn { .. }, Some(width)) => Arch::EmoCnn { width },
         (Arch::Fusion { .. }, Some(width)) => Arch::Fusion { width },
-        (_, Some(_)) => bail!("--width applies to emocnn and fusion only"),
+        (_, Some(_)) => bail!("--width applies to emocnn, fusion and encoder heads only"),
         (arch, None) => arch,
     };
     let mut spec = default_spec(&arch);

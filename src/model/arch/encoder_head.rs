@@ -63,9 +63,15 @@ impl EncoderHead {
         let f = Self::features_len(read.1, ramp);
         let mu = vb.get_with_hints(f, "norm_mean", candle_nn::Init::Const(0.0))?;
         let sd = vb.get_with_hints(f, "norm_std", candle_nn::Init::Const(1.0))?;
-        let (hidden, width) = match hidden {
-            0 => (None, f),
-            h => (Some(candle_nn::linear(f, h, vb.pp("hidden"))?), h),
+        let (hidden, width) = match (hidden, share) {
+            (0, _) => (None, f),
+            // On a reference: the hidden layer reads the referenced part alone; the part
+            // without a reference stays linear (see `logits`).
+            (h, Some(_)) => (
+                Some(candle_nn::linear(read.1, h, vb.pp("hidden"))?),
+                read.1 + h + 1,
+            ),
+            (h, None) => (Some(candle_nn::linear(f, h, vb.pp("hidden"))?), h),
         };
         Ok(Self {
             d,
@@ -118,9 +124,34 @@ impl EncoderHead {
         Tensor::cat(&[raw, z.broadcast_mul(&w)?, w], 1)
     }
 
+    /// How many values of the vector the head reads (one part's width).
+    pub fn read_len(&self) -> usize {
+        self.read.1
+    }
+
     /// Logits from standardised features `(batch, f)`.
+    ///
+    /// A head on a reference with a hidden layer reads the vector alone linearly and the
+    /// vector with the reference removed through the hidden layer, the two parts' logits
+    /// blended by the weight: `(1 - w) A x + w B relu(H (x - r)) + bias(w)`.
     pub fn logits(&self, f: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
         let mut h = f.broadcast_sub(&self.mu)?.broadcast_div(&self.sd)?;
+        if let (Some(_), Some(l)) = (self.share, &self.hidden) {
+            let n = self.read.1;
+            let w = f.narrow(1, 2 * n, 1)?;
+            let alone = h.narrow(1, 0, n)?.broadcast_mul(&w.affine(-1.0, 1.0)?)?;
+            let centred = drop.apply(&h.narrow(1, n, n)?, 0.2, train)?;
+            let hid = drop.apply(&l.forward(&centred)?.relu()?, 0.3, train)?;
+            let x = Tensor::cat(
+                &[
+                    drop.apply(&alone, 0.2, train)?,
+                    hid.broadcast_mul(&w)?,
+                    h.narrow(1, 2 * n, 1)?,
+                ],
+                1,
+            )?;
+            return self.out.forward(&x);
+        }
         if self.share.is_some() {
             // Each part standardised by its own statistics, then weighed: the vector alone
             // by 1 - w, the vector with part of the reference removed by w.

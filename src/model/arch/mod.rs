@@ -45,7 +45,9 @@ pub enum Arch {
     /// `profile_ramp` is set) the same vector z-scored by the speaker profile, weighed by
     /// how much the profile holds beyond the window (none for one window alone, full once
     /// it holds `profile_ramp` windows more); an MLP of one hidden layer of `hidden`
-    /// (0: a linear head).
+    /// (0: a linear head). A head on a reference (calm or enrolment) with a hidden layer
+    /// reads the vector alone linearly and only the vector minus the reference through the
+    /// hidden layer.
     EncoderHead {
         hidden: usize,
         #[serde(default, skip_serializing_if = "Option::is_none")]
