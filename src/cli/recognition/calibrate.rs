@@ -261,23 +261,36 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
     let mut at_fitted = None;
     for (name, temp) in [("card", old), ("fitted", t)] {
         clf.card.temperature = temp;
-        println!(
+        print!(
             "{name} temperature {temp:.3}: {what} ECE {:.3} (n={})",
             fit.ece(temp),
             fit.truth.len()
         );
         if !test.is_empty() {
             let rows = held_out(&clf, &test, &a.cache)?;
-            for (_, profile, (tm, _, _)) in &rows {
-                println!(
-                    "    held-out test, {profile}: ECE {:.3}, accuracy {:.1} % (n={})",
+            match &rows[..] {
+                // One reading: on the same line.
+                [(_, _, (tm, _, _))] => print!(
+                    "   held-out test ECE {:.3}, accuracy {:.1} % (n={})",
                     tm.ece,
                     tm.accuracy * 100.0,
                     tm.n
-                );
+                ),
+                // A head read under several profiles: a line each.
+                _ => {
+                    for (_, profile, (tm, _, _)) in &rows {
+                        print!(
+                            "\n    held-out test, {profile}: ECE {:.3}, accuracy {:.1} % (n={})",
+                            tm.ece,
+                            tm.accuracy * 100.0,
+                            tm.n
+                        );
+                    }
+                }
             }
             at_fitted = Some(rows);
         }
+        println!();
     }
     if a.write {
         clf.card.temperature = t;
