@@ -661,6 +661,29 @@ fn the_training_tab_offers_recordings_left_unlisted() {
     assert_eq!(store.clips[0].speaker, "tester");
 }
 
+/// RAVDESS actor 2's four neutral statements back to back, and their rate.
+fn actor2_neutral() -> (Vec<f32>, u32) {
+    let actor2 = common::data_dir().join("ravdess/Actor_02");
+    let mut neutral = Vec::new();
+    let mut rate = 0;
+    for name in ["01-01", "01-02", "02-01", "02-02"] {
+        let c = emoscope::audio::decode_file(&actor2.join(format!("03-01-01-01-{name}-02.flac")))
+            .unwrap();
+        rate = c.sample_rate;
+        neutral.extend(c.samples);
+    }
+    (neutral, rate)
+}
+
+/// Steps the window until a label containing `text` shows, failing with `why` after 30 s.
+fn wait_for_label(h: &mut Harness<'_, MonitorApp>, text: &str, why: &str) {
+    let t0 = Instant::now();
+    while h.query_by_label_contains(text).is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(30), "{why}");
+        step_for(h, Duration::from_millis(200));
+    }
+}
+
 /// The default's enrolment recorded in the window: refused before a source runs and when
 /// shorter than 3 s (nothing changes); otherwise recorded from the audio the source
 /// delivers (actor 2's four neutral statements, over and over, fed as the pipeline's tap
@@ -698,13 +721,8 @@ fn an_enrolment_recorded_in_the_window_is_read_against() {
         "{:?}",
         app.error
     );
-    let mut neutral = Vec::new();
-    for name in ["01-01", "01-02", "02-01", "02-02"] {
-        let c = emoscope::audio::decode_file(&actor2.join(format!("03-01-01-01-{name}-02.flac")))
-            .unwrap();
-        assert_eq!(c.sample_rate, rate);
-        neutral.extend(c.samples);
-    }
+    let (neutral, neutral_rate) = actor2_neutral();
+    assert_eq!(neutral_rate, rate);
     app.error = None;
     app.start_enrolment();
     let mut fed = 0;
@@ -727,15 +745,11 @@ fn an_enrolment_recorded_in_the_window_is_read_against() {
     // Learnt on its own thread; the source starts once it is.
     assert!(app.learning_enrolment() || app.is_live());
     let mut h = window(app);
-    let t0 = Instant::now();
-    // The status line: "enrolment N s of neutral speech" once a window was read against it.
-    while h.query_by_label_contains("s of neutral speech").is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "no window read against the enrolment"
-        );
-        step_for(&mut h, Duration::from_millis(200));
-    }
+    wait_for_label(
+        &mut h,
+        "s of neutral speech",
+        "no window read against the enrolment",
+    );
     assert!(h.query_by_label_contains("no enrolment").is_none());
 }
 
@@ -754,14 +768,7 @@ fn a_kept_enrolment_is_read_back_and_forgotten_on_request() {
     std::fs::create_dir_all(&store).unwrap();
     let kept = store.join(emoscope::ui::ENROL_FILE);
     let actor2 = common::data_dir().join("ravdess/Actor_02");
-    let mut neutral = Vec::new();
-    let mut rate = 0;
-    for name in ["01-01", "01-02", "02-01", "02-02"] {
-        let c = emoscope::audio::decode_file(&actor2.join(format!("03-01-01-01-{name}-02.flac")))
-            .unwrap();
-        rate = c.sample_rate;
-        neutral.extend(c.samples);
-    }
+    let (neutral, rate) = actor2_neutral();
     emoscope::audio::write_wav_i16(&kept, &neutral, rate).unwrap();
     let secs = neutral.len() as f64 / rate as f64;
 
@@ -778,30 +785,21 @@ fn a_kept_enrolment_is_read_back_and_forgotten_on_request() {
     app.start(SourceChoice::File(actor2.join("03-01-05-02-02-02-02.flac")));
     assert!(app.error.is_none(), "{:?}", app.error);
     let mut h = window(app);
-    let t0 = Instant::now();
-    while h.query_by_label_contains("s of neutral speech").is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "no window read against the kept enrolment"
-        );
-        step_for(&mut h, Duration::from_millis(200));
-    }
+    wait_for_label(
+        &mut h,
+        "s of neutral speech",
+        "no window read against the kept enrolment",
+    );
     h.get_by_label_contains("enrolment: saved enrolment of");
     h.get_by_label("forget this voice").click();
     h.step();
     assert!(!kept.exists(), "the kept enrolment is deleted");
     assert!(h.state().enrolment_held().is_none());
-    let t0 = Instant::now();
-    while h
-        .query_by_label_contains("no enrolment: each window read alone")
-        .is_none()
-    {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "no window read alone after forgetting"
-        );
-        step_for(&mut h, Duration::from_millis(200));
-    }
+    wait_for_label(
+        &mut h,
+        "no enrolment: each window read alone",
+        "no window read alone after forgetting",
+    );
 
     // A kept file cut short: one error naming it; nothing held, the file left as it was.
     emoscope::audio::write_wav_i16(&kept, &neutral[..rate as usize], rate).unwrap();

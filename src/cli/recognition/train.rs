@@ -196,30 +196,13 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
         if a.split.is_some() {
             bail!("--split applies to the networks trained on feature packs (paper1_cnn, paper1_lstm, fser, emocnn, prosody, fusion), not to encoder heads");
         }
-        let arch = match (arch, a.width) {
-            (
-                Arch::EncoderHead {
-                    profile_ramp,
-                    layer,
-                    calm,
-                    enrol,
-                    ..
-                },
-                Some(hidden),
-            ) => {
-                if hidden == 0 || hidden > 4096 {
-                    bail!("--width {hidden}: an encoder head's hidden layer takes 1 to 4096 units");
-                }
-                Arch::EncoderHead {
-                    hidden,
-                    profile_ramp,
-                    layer,
-                    calm,
-                    enrol,
-                }
+        let mut arch = arch;
+        if let (Arch::EncoderHead { hidden, .. }, Some(width)) = (&mut arch, a.width) {
+            if width == 0 || width > 4096 {
+                bail!("--width {width}: an encoder head's hidden layer takes 1 to 4096 units");
             }
-            (arch, _) => arch,
-        };
+            *hidden = width;
+        }
         return crate::cli::head::train(a, arch);
     }
     if a.level_db.is_some() {
