@@ -315,7 +315,7 @@ pub fn train(
     if r.seeds <= 1 {
         let curve = train_one(clf, pack, augmented, train, val, r, progress)?;
         // A hidden-layer enrolment head has its temperature from its linear part.
-        if !(clf.card.features.enrolment() && !linear_head(clf)) {
+        if !clf.card.features.enrolment() || linear_head(clf) {
             fit_head_temperature(clf, pack, val)?;
         }
         return Ok(curve);
