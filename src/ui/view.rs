@@ -168,7 +168,7 @@ impl MonitorApp {
                 if ui
                     .add_enabled(mic, egui::Button::new(label))
                     .on_hover_text(format!(
-                        "record {advised:.0} s of the speaker reading in a neutral voice; this model then reads every window against it, so a session that stays in one emotion is still read as that emotion"
+                        "record {advised:.0} s of the speaker reading in a neutral voice; this model then reads every window against it, so a session that stays in one emotion is still read as that emotion. The recording is kept on this computer for the next run; \"forget this voice\" deletes it"
                     ))
                     .on_disabled_hover_text("the enrolment is recorded from the microphone: start it first")
                     .clicked()
