@@ -33,8 +33,8 @@ pub struct EnrolState {
     recording: Option<(Vec<f32>, u32)>,
     /// The enrolment last learnt from `audio`, with the feature spec and hop it was learnt
     /// under: a restart under the same ones (smoothing, compute, another model of the same
-    /// spec) reuses it instead of running the encoder over the recording again on the UI
-    /// thread. Cleared whenever `audio` changes.
+    /// spec) reuses it instead of running the encoder over the recording again. Cleared
+    /// whenever `audio` changes.
     learnt: Option<(
         crate::features::FeatureSpec,
         f32,
