@@ -147,27 +147,52 @@ pub(in crate::cli) fn out_of_fold_set(
     Ok(set)
 }
 
-/// What `clf`'s temperature is fitted on over `clips`: their window logits as `eval` reads
-/// the model (a head on the encoder through the encoder cache, under each profile it is
-/// read under, as `train` fits it; any other model through its feature pack).
-fn fit_set(clf: &Classifier, clips: &[crate::corpus::Clip], cache: &Path) -> Result<FitSet> {
-    if clf.card.features.encoder.is_some() {
-        let pack = crate::train::encpack::EncoderPack::cached(cache, &clf.card.features, clips)?;
-        let idx: Vec<usize> = (0..pack.clips.len()).collect();
-        let (owner, logits, truth) = crate::train::head::temperature_set(clf, &pack, &idx)?;
-        return Ok(FitSet {
-            owner,
-            logits,
-            truth,
-        });
+/// Clips as a model reads them: a head on the encoder through the encoder cache (as `eval`
+/// and `train` read it), any other model through its feature pack. Loaded once, read at
+/// every temperature.
+enum Readings {
+    Head(crate::train::encpack::EncoderPack),
+    Pack(crate::train::FeaturePack),
+}
+
+impl Readings {
+    fn load(clf: &Classifier, clips: &[crate::corpus::Clip], cache: &Path) -> Result<Self> {
+        Ok(match clf.card.features.encoder.is_some() {
+            true => Self::Head(crate::train::encpack::EncoderPack::cached(
+                cache,
+                &clf.card.features,
+                clips,
+            )?),
+            false => Self::Pack(cached_pack(cache, &clf.card.features, clips)?.0),
+        })
     }
-    let (pack, _) = cached_pack(cache, &clf.card.features, clips)?;
-    let idx: Vec<usize> = (0..clips.len()).collect();
-    let (owner, logits) = crate::train::window_logits(clf, &pack, &idx)?;
+
+    /// Every clip's index.
+    fn all(&self) -> Vec<usize> {
+        let n = match self {
+            Self::Head(p) => p.clips.len(),
+            Self::Pack(p) => p.clips.len(),
+        };
+        (0..n).collect()
+    }
+}
+
+/// What `clf`'s temperature is fitted on over `clips`: their window logits as `eval` reads
+/// the model (a head under each profile it is read under, as `train` fits it).
+fn fit_set(clf: &Classifier, clips: &[crate::corpus::Clip], cache: &Path) -> Result<FitSet> {
+    let readings = Readings::load(clf, clips, cache)?;
+    let idx = readings.all();
+    let (owner, logits, truth) = match &readings {
+        Readings::Head(pack) => crate::train::head::temperature_set(clf, pack, &idx)?,
+        Readings::Pack(pack) => {
+            let (owner, logits) = crate::train::window_logits(clf, pack, &idx)?;
+            (owner, logits, clips.iter().map(|c| c.label).collect())
+        }
+    };
     Ok(FitSet {
         owner,
         logits,
-        truth: clips.iter().map(|c| c.label).collect(),
+        truth,
     })
 }
 
@@ -176,8 +201,7 @@ fn fit_set(clf: &Classifier, clips: &[crate::corpus::Clip], cache: &Path) -> Res
 /// headline figure; one entry for any other model.
 fn held_out(
     clf: &Classifier,
-    test: &[crate::corpus::Clip],
-    cache: &Path,
+    test: &Readings,
 ) -> Result<
     Vec<(
         crate::train::ProfileScope,
@@ -185,44 +209,44 @@ fn held_out(
         crate::train::ClipEvaluation,
     )>,
 > {
-    if clf.card.features.encoder.is_some() {
-        let pack = crate::train::encpack::EncoderPack::cached(cache, &clf.card.features, test)?;
-        let idx: Vec<usize> = (0..pack.clips.len()).collect();
-        let mut out = Vec::new();
-        for (scope, name) in crate::cli::head::report_scopes(&clf.card.features) {
-            // A head that reads no profile reads every scope alike: one line is enough.
-            if !clf.card.features.wants_profile() && !out.is_empty() {
-                break;
-            }
-            if clf.card.features.enrolment()
-                && !matches!(
-                    scope,
-                    crate::train::ProfileScope::Speaker | crate::train::ProfileScope::Enrolment
-                )
-            {
-                continue;
-            }
-            let name = match scope {
-                crate::train::ProfileScope::Speaker if clf.card.features.enrolment() => {
-                    "without an enrolment (any session profile)"
-                }
-                _ => name,
-            };
-            out.push((
-                scope,
-                name,
-                crate::cli::head::evaluate(clf, &pack, &idx, scope)?,
-            ));
+    let idx = test.all();
+    let pack = match test {
+        Readings::Head(pack) => pack,
+        Readings::Pack(pack) => {
+            return Ok(vec![(
+                crate::train::ProfileScope::Speaker,
+                "speaker",
+                evaluate_clips(clf, pack, &idx)?,
+            )])
         }
-        return Ok(out);
+    };
+    let mut out = Vec::new();
+    for (scope, name) in crate::cli::head::report_scopes(&clf.card.features) {
+        // A head that reads no profile reads every scope alike: one line is enough.
+        if !clf.card.features.wants_profile() && !out.is_empty() {
+            break;
+        }
+        if clf.card.features.enrolment()
+            && !matches!(
+                scope,
+                crate::train::ProfileScope::Speaker | crate::train::ProfileScope::Enrolment
+            )
+        {
+            continue;
+        }
+        let name = match scope {
+            crate::train::ProfileScope::Speaker if clf.card.features.enrolment() => {
+                "without an enrolment (any session profile)"
+            }
+            _ => name,
+        };
+        out.push((
+            scope,
+            name,
+            crate::cli::head::evaluate(clf, pack, &idx, scope)?,
+        ));
     }
-    let (pack, _) = cached_pack(cache, &clf.card.features, test)?;
-    let idx: Vec<usize> = (0..pack.clips.len()).collect();
-    Ok(vec![(
-        crate::train::ProfileScope::Speaker,
-        "speaker",
-        evaluate_clips(clf, &pack, &idx)?,
-    )])
+    Ok(out)
 }
 
 pub fn calibrate(a: CalibrateArgs) -> Result<()> {
@@ -256,6 +280,10 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         )
     };
     let test = pick(&clf.card.test_speakers);
+    let test = match test.is_empty() {
+        true => None,
+        false => Some(Readings::load(&clf, &test, &a.cache)?),
+    };
     let old = clf.card.temperature;
     let t = crate::train::fit_temperature_by(&fit.owner, &fit.logits, &fit.truth, a.objective);
     let mut at_fitted = None;
@@ -266,8 +294,8 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
             fit.ece(temp),
             fit.truth.len()
         );
-        if !test.is_empty() {
-            let rows = held_out(&clf, &test, &a.cache)?;
+        if let Some(test) = &test {
+            let rows = held_out(&clf, test)?;
             match &rows[..] {
                 // One reading: on the same line.
                 [(_, _, (tm, _, _))] => print!(
