@@ -320,7 +320,7 @@ pub fn train(
         }
         return Ok(curve);
     }
-    if matches!(clf.card.arch, crate::model::Arch::EncoderHead { hidden, .. } if hidden > 0) {
+    if !linear_head(clf) {
         return Err(Error::Model(
             "averaging seeds needs a linear encoder head (hidden 0); train an MLP head with --average-seeds 1".into(),
         ));
@@ -607,8 +607,9 @@ fn train_one(
     // initialisation, draws and dropout masks) and calibrated, its part without an
     // enrolment and its temperature are kept, and only the enrolled part is trained here.
     // So without an enrolment the head reads exactly as the linear head does.
-    let mut linear = match clf.card.arch {
-        crate::model::Arch::EncoderHead { hidden, .. } if hidden > 0 => {
+    let linear = match linear_head(clf) {
+        true => None,
+        false => {
             let mut card = clf.card.clone();
             if let crate::model::Arch::EncoderHead { hidden, .. } = &mut card.arch {
                 *hidden = 0;
@@ -618,7 +619,6 @@ fn train_one(
             fit_head_temperature(&mut lin, pack, val)?;
             Some((lin, curve))
         }
-        _ => None,
     };
     let (alone, first, bias_alone) = match &linear {
         Some((lin, curve)) => (curve.clone(), snapshot(lin)?, part_bias(lin, 0.0)?),
@@ -646,7 +646,7 @@ fn train_one(
         )?)?;
     }
     set_part_biases(clf, &bias_alone, &bias_with)?;
-    if let Some((lin, _)) = linear.take() {
+    if let Some((lin, _)) = &linear {
         // Both parts at the linear head's temperature. One fitted to the enrolled part alone
         // on the validation speakers left it underconfident on the test speakers (mixed:
         // ECE 0.141 against 0.074; docs/recognition.md, "Enrolment").
