@@ -59,6 +59,12 @@ impl EnrolState {
         self.store.as_ref().map(|d| d.join(ENROL_FILE))
     }
 
+    /// Adds enrolment audio, `what` it is; what was learnt from the audio before is stale.
+    fn add(&mut self, what: String, clip: crate::audio::AudioClip) {
+        self.audio.push((what, clip.samples, clip.sample_rate));
+        self.learnt = None;
+    }
+
     /// Whether any enrolment audio is held.
     pub fn is_empty(&self) -> bool {
         self.audio.is_empty()
@@ -481,12 +487,7 @@ impl MonitorApp {
     pub fn enrol_from_files(&mut self, files: &[PathBuf]) {
         for f in files {
             match crate::audio::decode_input(f) {
-                Ok(c) => {
-                    self.enrol
-                        .audio
-                        .push((f.display().to_string(), c.samples, c.sample_rate));
-                    self.enrol.learnt = None;
-                }
+                Ok(c) => self.enrol.add(f.display().to_string(), c),
                 Err(e) => self.error = Some(format!("--enrol {}: {e}", f.display())),
             }
         }
@@ -513,10 +514,7 @@ impl MonitorApp {
                             .to_string()
                     })
                     .unwrap_or_default();
-                self.enrol
-                    .audio
-                    .push((format!("{SAVED_PREFIX}{when}"), c.samples, c.sample_rate));
-                self.enrol.learnt = None;
+                self.enrol.add(format!("{SAVED_PREFIX}{when}"), c);
             }
             Err(e) => {
                 self.error = Some(format!(
