@@ -14,6 +14,9 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use emoscope::model::Lstm;
 
 fn bench(c: &mut Criterion) {
+    // The allocator as `emoscope train` sets it.
+    emoscope::util::tune_allocator();
+    emoscope::util::keep_large_buffers();
     let dev = Device::Cpu;
     let mut g = c.benchmark_group("lstm_train_step");
     g.sample_size(10);

@@ -237,7 +237,10 @@ pub fn run(cli: Cli) -> Result<()> {
             })
         }
         Command::Encode(a) => encode::encode(a),
-        Command::Train(a) => recognition::train(a),
+        Command::Train(a) => {
+            crate::util::keep_large_buffers();
+            recognition::train(a)
+        }
         Command::Eval(a) => recognition::eval(a),
         Command::Finetune(a) => recognition::finetune(a),
         Command::Calibrate(a) => recognition::calibrate(a),

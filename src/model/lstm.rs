@@ -20,7 +20,7 @@
 //! candle's), so weights are interchangeable; equality of states and of every gradient
 //! with candle's `LSTM` is tested below. On CUDA the recurrence runs as candle operations.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
@@ -53,6 +53,80 @@ impl<'a> Recurrent<'a> {
                 super::conv::matmul_parallel((m, *n, *k), c, accumulate, a, (a_rs, 1), b, *strides)
             }
         }
+    }
+}
+
+/// `C (m x n) (+)= A (m x k) . B (k x n)`, both by strides (`[r * rs + c * cs]`): the
+/// packed AVX-512 product ([`super::packed::matmul`]) where the CPU has it, gemm elsewhere.
+#[allow(clippy::too_many_arguments)]
+fn product(
+    dims: (usize, usize, usize),
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+) {
+    match PackedRhs::available() {
+        true => super::packed::matmul(dims, c, accumulate, a, a_strides, b, b_strides),
+        false => super::conv::matmul_parallel(dims, c, accumulate, a, a_strides, b, b_strides),
+    }
+}
+
+/// The input projection of every frame, `x (N, D) . Wᵀ` for `W (4H, D)`, forward and
+/// backward as three [`product`]s (candle's matmul runs gemm's AVX2 kernel, which on an
+/// AVX-512 CPU took two thirds of a training step's products).
+struct Project;
+
+impl CustomOp2 for Project {
+    fn name(&self) -> &'static str {
+        "emoscope-lstm-projection"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (&[n, d], &[m, d2]) = (l1.dims(), l2.dims()) else {
+            candle_core::bail!("lstm: projection of {:?} by {:?}", l1.dims(), l2.dims())
+        };
+        if d != d2 {
+            candle_core::bail!(
+                "lstm: input {:?} and input weights {:?} do not fit",
+                l1.dims(),
+                l2.dims()
+            );
+        }
+        let (x, w) = (data(s1, l1, "input")?, data(s2, l2, "input weights")?);
+        let mut y = vec![0f32; n * m];
+        product((n, m, d), &mut y, false, x, (d, 1), w, (1, d));
+        Ok((CpuStorage::F32(y), Shape::from((n, m))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let ((n, d), m) = (x.dims2()?, w.dim(0)?);
+        let flat = |x: &Tensor| -> Result<Vec<f32>> { x.flatten_all()?.to_vec1::<f32>() };
+        let (xv, wv, dyv) = (flat(x)?, flat(w)?, flat(dy)?);
+        // dx = dy . W, (n x m) . (m x d); dW = dyᵀ . x, (m x n) . (n x d).
+        let mut dx = vec![0f32; n * d];
+        product((n, d, m), &mut dx, false, &dyv, (m, 1), &wv, (d, 1));
+        let mut dw = vec![0f32; m * d];
+        product((m, d, n), &mut dw, false, &dyv, (1, m), &xv, (d, 1));
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, (n, d), dev)?),
+            Some(Tensor::from_vec(dw, (m, d), dev)?),
+        ))
     }
 }
 
@@ -101,14 +175,18 @@ impl Lstm {
         let (b, t, d) = x.dims3()?;
         let h4 = 4 * self.hidden;
         let bias = (&self.b_ih + &self.b_hh)?;
+        let x = x.reshape((b * t, d))?;
+        if fused {
+            // The bias is added inside the recurrence, as it copies each frame's projection.
+            let projected = x
+                .apply_op2(&self.w_ih.contiguous()?, Project)?
+                .reshape((b, t, h4))?;
+            return projected.apply_op3(&self.w_hh.contiguous()?, &bias, Recurrence::new(keep));
+        }
         let projected = x
-            .reshape((b * t, d))?
             .matmul(&self.w_ih.t()?)?
             .broadcast_add(&bias)?
             .reshape((b, t, h4))?;
-        if fused {
-            return projected.apply_op2(&self.w_hh.contiguous()?, Recurrence::new(keep));
-        }
         let w_hh_t = self.w_hh.t()?;
         let n = self.hidden;
         let mut h = Tensor::zeros((b, n), x.dtype(), x.device())?;
@@ -162,8 +240,77 @@ fn tanh(x: f32) -> f32 {
     1.0 - 2.0 / (exp_fast(2.0 * x) + 1.0)
 }
 
-/// The recurrence over a whole sequence: `(projected (B, T, 4H), W_hh (4H, H)) -> h (B, T,
-/// H)`, where `projected` holds each frame's `x_t · W_ihᵀ + b`. With `keep` set (training),
+/// One batch row's gates of one frame, forward: `g` holds the pre-activations (i, f, g, o)
+/// and is overwritten with the activations; the cell and state are written.
+#[inline(always)]
+fn gates_forward(g: &mut [f32], c_prev: &[f32], c: &mut [f32], hs: &mut [f32]) {
+    let h = c.len();
+    // The four gates as separate slices of one length, so the loop vectorises.
+    let (gi, rest) = g.split_at_mut(h);
+    let (gf, rest) = rest.split_at_mut(h);
+    let (gc, go) = rest.split_at_mut(h);
+    let (gi, gf, gc, go, cp, hs) = (
+        &mut gi[..h],
+        &mut gf[..h],
+        &mut gc[..h],
+        &mut go[..h],
+        &c_prev[..h],
+        &mut hs[..h],
+    );
+    for j in 0..h {
+        let (ig, fg) = (sigmoid(gi[j]), sigmoid(gf[j]));
+        let (cg, og) = (tanh(gc[j]), sigmoid(go[j]));
+        let cc = fg * cp[j] + ig * cg;
+        c[j] = cc;
+        hs[j] = og * tanh(cc);
+        (gi[j], gf[j], gc[j], go[j]) = (ig, fg, cg, og);
+    }
+}
+
+/// What one batch row's backward step through a frame reads: the frame's gate activations,
+/// cell, the cell before it, the loss's gradient of the frame's state and the gradient that
+/// came back from the next frame.
+struct GateRow<'a> {
+    acts: &'a [f32],
+    cell: &'a [f32],
+    c_prev: &'a [f32],
+    dstate: &'a [f32],
+    dh_next: &'a [f32],
+}
+
+/// One batch row's gate gradients of one frame into `g` (i, f, g, o); `dc` holds the cell
+/// gradient from the next frame and is left holding the one for the frame before.
+#[inline(always)]
+fn gates_backward(row: &GateRow, g: &mut [f32], dc_next: &mut [f32]) {
+    let h = dc_next.len();
+    let a = row.acts;
+    let (ai, af, ac, ao) = (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..4 * h]);
+    let (gi, rest) = g.split_at_mut(h);
+    let (gf, rest) = rest.split_at_mut(h);
+    let (gc, go) = rest.split_at_mut(h);
+    let (cs, cps, ds, dhn) = (
+        &row.cell[..h],
+        &row.c_prev[..h],
+        &row.dstate[..h],
+        &row.dh_next[..h],
+    );
+    let (gi, gf, gc, go) = (&mut gi[..h], &mut gf[..h], &mut gc[..h], &mut go[..h]);
+    for j in 0..h {
+        let (ig, fg, cg, og) = (ai[j], af[j], ac[j], ao[j]);
+        let tc = tanh(cs[j]);
+        let dh = ds[j] + dhn[j];
+        let dc = dc_next[j] + dh * og * (1.0 - tc * tc);
+        dc_next[j] = dc * fg;
+        gi[j] = dc * cg * ig * (1.0 - ig);
+        gf[j] = dc * cps[j] * fg * (1.0 - fg);
+        gc[j] = dc * ig * (1.0 - cg * cg);
+        go[j] = dh * tc * og * (1.0 - og);
+    }
+}
+
+/// The recurrence over a whole sequence: `(projected (B, T, 4H), W_hh (4H, H), bias (4H))
+/// -> h (B, T, H)`, where `projected` holds each frame's `x_t · W_ihᵀ` and `bias` is
+/// `b_ih + b_hh`. With `keep` set (training),
 /// the forward pass keeps what the backward pass needs (each frame's gate activations, cell
 /// and state), so the backward pass does not recompute them.
 struct Recurrence {
@@ -191,7 +338,7 @@ struct Kept {
 /// The forward pass over the whole batch, frame by frame: the batch's gates of a frame are
 /// its projection plus one `(B, H) · (H, 4H)` product (gemm over all threads, W_hh packed
 /// once a frame), then the gate arithmetic in parallel over the batch rows.
-fn forward(proj: &[f32], w: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
+fn forward(proj: &[f32], w: &[f32], bias: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
     let h4 = 4 * h;
     let mut acts = vec![0f32; t * b * h4];
     let mut cells = vec![0f32; t * b * h];
@@ -205,7 +352,11 @@ fn forward(proj: &[f32], w: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
         let gates = &mut acts[s * b * h4..(s + 1) * b * h4];
         for r in 0..b {
             let at = (r * t + s) * h4;
-            gates[r * h4..(r + 1) * h4].copy_from_slice(&proj[at..at + h4]);
+            let row = &mut gates[r * h4..(r + 1) * h4];
+            row.iter_mut()
+                .zip(&proj[at..at + h4])
+                .zip(bias)
+                .for_each(|((g, p), b)| *g = p + b);
         }
         if s > 0 {
             // gates += h_{t-1} · W_hhᵀ.
@@ -225,19 +376,8 @@ fn forward(proj: &[f32], w: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
             .zip(st.par_chunks_mut(h))
             .enumerate()
             .for_each(|(r, ((g, c), hs))| {
-                // The four gates as separate slices of one length, so the loop vectorises.
-                let (gi, rest) = g.split_at_mut(h);
-                let (gf, rest) = rest.split_at_mut(h);
-                let (gc, go) = rest.split_at_mut(h);
-                let cp = &c_prev[r * h..(r + 1) * h];
-                for j in 0..h {
-                    let (ig, fg) = (sigmoid(gi[j]), sigmoid(gf[j]));
-                    let (cg, og) = (tanh(gc[j]), sigmoid(go[j]));
-                    let cc = fg * cp[j] + ig * cg;
-                    c[j] = cc;
-                    hs[j] = og * tanh(cc);
-                    (gi[j], gf[j], gc[j], go[j]) = (ig, fg, cg, og);
-                }
+                // AVX2 where the CPU has it: the crate's baseline vectorises 4 lanes wide.
+                crate::dsp::vectorised(|| gates_forward(g, &c_prev[r * h..(r + 1) * h], c, hs))
             });
     }
     Kept {
@@ -265,7 +405,7 @@ fn dims3(l: &Layout, what: &str) -> Result<(usize, usize, usize)> {
     }
 }
 
-impl CustomOp2 for Recurrence {
+impl CustomOp3 for Recurrence {
     fn name(&self) -> &'static str {
         "emoscope-lstm-recurrence"
     }
@@ -276,21 +416,25 @@ impl CustomOp2 for Recurrence {
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (b, t, h4) = dims3(l1, "projected input")?;
         let h = h4 / 4;
-        if h4 % 4 != 0 || l2.dims() != [h4, h] {
+        if h4 % 4 != 0 || l2.dims() != [h4, h] || l3.dims() != [h4] {
             candle_core::bail!(
-                "lstm: projected input {:?} and recurrent weights {:?} do not fit",
+                "lstm: projected input {:?}, recurrent weights {:?} and bias {:?} do not fit",
                 l1.dims(),
-                l2.dims()
+                l2.dims(),
+                l3.dims()
             );
         }
-        let (proj, w) = (
+        let (proj, w, bias) = (
             data(s1, l1, "projected input")?,
             data(s2, l2, "recurrent weights")?,
+            data(s3, l3, "bias")?,
         );
-        let kept = forward(proj, w, (b, t, h));
+        let kept = forward(proj, w, bias, (b, t, h));
         let out = to_batch_major(&kept.states, (b, t, h));
         if self.keep {
             *self.kept.lock().expect("lstm state lock") = Some(kept);
@@ -302,9 +446,10 @@ impl CustomOp2 for Recurrence {
         &self,
         proj: &Tensor,
         w: &Tensor,
+        bias: &Tensor,
         _states: &Tensor,
         dstates: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, t, h4) = proj.dims3()?;
         let h = h4 / 4;
         let flat = |x: &Tensor| -> Result<Vec<f32>> { x.flatten_all()?.to_vec1::<f32>() };
@@ -312,7 +457,7 @@ impl CustomOp2 for Recurrence {
         let kept = match self.kept.lock().expect("lstm state lock").take() {
             Some(k) => k,
             // Not kept (an inference-mode pass differentiated after all): recompute.
-            None => forward(&flat(proj)?, &wv, (b, t, h)),
+            None => forward(&flat(proj)?, &wv, &flat(bias)?, (b, t, h)),
         };
         let Kept {
             acts,
@@ -341,20 +486,14 @@ impl CustomOp2 for Recurrence {
                 .zip(dh_next.par_chunks(h))
                 .enumerate()
                 .for_each(|(r, ((g, dcn), dhn))| {
-                    let a = &a_s[r * h4..(r + 1) * h4];
-                    let ds = &dv[(r * t + s) * h..(r * t + s + 1) * h];
-                    for j in 0..h {
-                        let (ig, fg, cg, og) = (a[j], a[h + j], a[2 * h + j], a[3 * h + j]);
-                        let tc = tanh(c_s[r * h + j]);
-                        let cp = c_prev[r * h + j];
-                        let dh = ds[j] + dhn[j];
-                        let dc = dcn[j] + dh * og * (1.0 - tc * tc);
-                        dcn[j] = dc * fg;
-                        g[j] = dc * cg * ig * (1.0 - ig);
-                        g[h + j] = dc * cp * fg * (1.0 - fg);
-                        g[2 * h + j] = dc * ig * (1.0 - cg * cg);
-                        g[3 * h + j] = dh * tc * og * (1.0 - og);
-                    }
+                    let row = GateRow {
+                        acts: &a_s[r * h4..(r + 1) * h4],
+                        cell: &c_s[r * h..(r + 1) * h],
+                        c_prev: &c_prev[r * h..(r + 1) * h],
+                        dstate: &dv[(r * t + s) * h..(r * t + s + 1) * h],
+                        dh_next: dhn,
+                    };
+                    crate::dsp::vectorised(|| gates_backward(&row, g, dcn))
                 });
             if s > 0 {
                 w_hh.mul(g_s, b, h4, &mut dh_next, false);
@@ -364,7 +503,7 @@ impl CustomOp2 for Recurrence {
         // gradients against frames 0..T-1 of the states, one product of inner size B(T-1).
         let mut dw = vec![0f32; h4 * h];
         if t > 1 {
-            super::conv::matmul_parallel(
+            product(
                 (h4, h, b * (t - 1)),
                 &mut dw,
                 false,
@@ -374,11 +513,21 @@ impl CustomOp2 for Recurrence {
                 (h, 1),
             );
         }
+        // The bias's gradient: the gate gradients summed over every frame and row.
+        let add = |mut acc: Vec<f32>, row: &[f32]| {
+            acc.iter_mut().zip(row).for_each(|(a, g)| *a += g);
+            acc
+        };
+        let dbias = dgates
+            .par_chunks(b * h4)
+            .map(|frame| frame.chunks(h4).fold(vec![0f32; h4], add))
+            .reduce(|| vec![0f32; h4], |acc, f| add(acc, &f));
         let dproj = to_batch_major(&dgates, (b, t, h4));
         let dev = proj.device();
         Ok((
             Some(Tensor::from_vec(dproj, (b, t, h4), dev)?),
             Some(Tensor::from_vec(dw, (h4, h), dev)?),
+            Some(Tensor::from_vec(dbias, h4, dev)?),
         ))
     }
 }
@@ -479,55 +628,47 @@ mod tests {
     }
 
     /// The fused recurrence's gradients against finite differences of the loss, one
-    /// element of the input projection and of W_hh at a time (f64 sums in the check).
+    /// element of the input projection, of W_hh and of the bias at a time (f64 sums in the
+    /// check).
     #[test]
     fn recurrence_gradients_match_finite_differences() {
         let dev = Device::Cpu;
-        let proj = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 6, 12), &dev).unwrap()).unwrap();
-        let w = Var::from_tensor(&Tensor::randn(0f32, 0.5, (12, 3), &dev).unwrap()).unwrap();
+        let var = |t: Tensor| Var::from_tensor(&t).unwrap();
+        let vars = [
+            var(Tensor::randn(0f32, 1.0, (2, 6, 12), &dev).unwrap()),
+            var(Tensor::randn(0f32, 0.5, (12, 3), &dev).unwrap()),
+            var(Tensor::randn(0f32, 0.5, 12, &dev).unwrap()),
+        ];
         let weights = Tensor::randn(0f32, 1.0, (2, 6, 3), &dev).unwrap();
-        let loss = |p: &Tensor, w: &Tensor| -> f64 {
-            let h = p.apply_op2(w, Recurrence::new(true)).unwrap();
-            let a = h.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let b = weights.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum()
+        let run = |a: &[Tensor]| a[0].apply_op3(&a[1], &a[2], Recurrence::new(true)).unwrap();
+        let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let loss = |a: &[Tensor]| -> f64 {
+            let (h, w) = (values(&run(a)), values(&weights));
+            h.iter().zip(&w).map(|(x, y)| *x as f64 * *y as f64).sum()
         };
-        let h = proj
-            .as_tensor()
-            .apply_op2(w.as_tensor(), Recurrence::new(true))
-            .unwrap();
-        let g = (&h * &weights)
+        let base: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let g = (&run(&base) * &weights)
             .unwrap()
             .sum_all()
             .unwrap()
             .backward()
             .unwrap();
-        for (var, n) in [(&proj, 144usize), (&w, 36)] {
-            let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let grad = values(g.get(var.as_tensor()).unwrap());
-            let base = values(var.as_tensor());
-            for k in (0..n).step_by(5) {
+        for (i, v) in vars.iter().enumerate() {
+            let grad = values(g.get(v.as_tensor()).unwrap());
+            let at = values(v.as_tensor());
+            for k in (0..at.len()).step_by(5) {
                 let eps = 1e-2f32;
-                let at = |d: f32| {
-                    let mut v = base.clone();
-                    v[k] += d;
-                    Tensor::from_vec(v, var.as_tensor().shape(), &dev).unwrap()
+                let moved = |d: f32| {
+                    let mut x = at.clone();
+                    x[k] += d;
+                    let mut a = base.clone();
+                    a[i] = Tensor::from_vec(x, v.as_tensor().shape(), &dev).unwrap();
+                    loss(&a)
                 };
-                let (plus, minus) = if std::ptr::eq(var, &proj) {
-                    (
-                        loss(&at(eps), w.as_tensor()),
-                        loss(&at(-eps), w.as_tensor()),
-                    )
-                } else {
-                    (
-                        loss(proj.as_tensor(), &at(eps)),
-                        loss(proj.as_tensor(), &at(-eps)),
-                    )
-                };
-                let fd = (plus - minus) / (2.0 * eps as f64);
+                let fd = (moved(eps) - moved(-eps)) / (2.0 * eps as f64);
                 assert!(
                     (fd - grad[k] as f64).abs() <= 2e-3 * fd.abs().max(1.0),
-                    "element {k}: finite difference {fd}, gradient {}",
+                    "input {i} element {k}: finite difference {fd}, gradient {}",
                     grad[k]
                 );
             }

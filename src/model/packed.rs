@@ -10,7 +10,13 @@ use rayon::prelude::*;
 /// Columns of one panel (two 16-lane registers).
 const PANEL: usize = 32;
 /// Rows of the left operand one kernel call accumulates.
-const ROWS: usize = 8;
+const ROWS: usize = 12;
+/// Rows of the left operand copied into one contiguous block (256 x 256 values: 256 KB,
+/// in L2 across every panel).
+const MC: usize = 256;
+/// Depth of one block: a panel's slice of `KC` rows is 32 KB, in L1 across a block's row
+/// tiles.
+const KC: usize = 256;
 
 /// `B` (`k x n`) in panels: panel `p` holds columns `32 p .. 32 p + 32` (zero past `n`),
 /// row by row, 32 values a row.
@@ -64,10 +70,20 @@ impl PackedRhs {
             .for_each(|(p, panel)| {
                 let c0 = p * PANEL;
                 let width = PANEL.min(n - c0);
-                for r in 0..k {
-                    let row = &mut panel[r * PANEL..r * PANEL + width];
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = b[r * rs + (c0 + j) * cs];
+                if rs == 1 {
+                    // A transposed operand: each column is contiguous, read it in order.
+                    for j in 0..width {
+                        let col = &b[(c0 + j) * cs..];
+                        for r in 0..k {
+                            panel[r * PANEL + j] = col[r];
+                        }
+                    }
+                } else {
+                    for r in 0..k {
+                        let row = &mut panel[r * PANEL..r * PANEL + width];
+                        for (j, v) in row.iter_mut().enumerate() {
+                            *v = b[r * rs + (c0 + j) * cs];
+                        }
                     }
                 }
             });
@@ -77,59 +93,165 @@ impl PackedRhs {
     /// `C (m x n, row-major) (+)= A (m x k, rows `a_rs` apart) . B`: added to `c` when
     /// `accumulate`, written over it otherwise.
     pub fn mul(&self, a: &[f32], m: usize, a_rs: usize, c: &mut [f32], accumulate: bool) {
+        self.mul_strided(a, m, (a_rs, 1), c, accumulate)
+    }
+
+    /// As [`PackedRhs::mul`], `A` given by strides: `A[r][kk] = a[r * rs + kk * cs]` (a
+    /// transposed operand has `cs` > 1). The product runs in blocks of [`KC`] of the inner
+    /// dimension and [`MC`] rows: each block of `A` is copied once into contiguous rows (so
+    /// it stays in L2 across every panel), and each panel's slice of `KC` rows stays in L1
+    /// across the block's row tiles, so a large `A` is not streamed from memory once per
+    /// panel.
+    pub fn mul_strided(
+        &self,
+        a: &[f32],
+        m: usize,
+        (a_rs, a_cs): (usize, usize),
+        c: &mut [f32],
+        accumulate: bool,
+    ) {
         let (k, n) = (self.k, self.n);
         assert!(c.len() >= m * n, "packed product: output too short");
         assert!(
-            m == 0 || k == 0 || (m - 1) * a_rs + k <= a.len(),
+            m == 0 || k == 0 || (m - 1) * a_rs + (k - 1) * a_cs < a.len(),
             "packed product: left operand too short"
         );
         assert!(Self::available(), "packed product without AVX-512");
-        let out = Out(c.as_mut_ptr());
-        (0..n.div_ceil(PANEL)).into_par_iter().for_each(|p| {
-            let panel = &self.panels[p * k * PANEL..(p + 1) * k * PANEL];
-            let c0 = p * PANEL;
-            let width = PANEL.min(n - c0);
-            let mut i = 0;
-            while i < m {
-                let rows = ROWS.min(m - i);
-                let mut tile = [[0f32; PANEL]; ROWS];
-                // SAFETY: AVX-512 was checked above; `a` holds rows i..i+rows of k values
-                // (asserted), the panel k x 32.
-                #[cfg(target_arch = "x86_64")]
-                #[allow(unsafe_code)]
-                unsafe {
-                    kernel(&a[i * a_rs..], a_rs, rows, k, panel, &mut tile)
-                };
-                for (r, t) in tile.iter().take(rows).enumerate() {
-                    // SAFETY: row i + r < m and columns c0..c0+width < n lie inside `c`
-                    // (asserted); no other thread writes these columns.
-                    #[allow(unsafe_code)]
-                    let dst =
-                        unsafe { std::slice::from_raw_parts_mut(out.at((i + r) * n + c0), width) };
-                    if accumulate {
-                        dst.iter_mut().zip(t).for_each(|(d, v)| *d += v);
-                    } else {
-                        dst.copy_from_slice(&t[..width]);
-                    }
-                }
-                i += rows;
+        if m == 0 || n == 0 {
+            return;
+        }
+        if k == 0 {
+            if !accumulate {
+                c[..m * n].fill(0.0);
             }
-        });
+            return;
+        }
+        let out = Out(c.as_mut_ptr());
+        if m <= MC && a_cs == 1 {
+            // A few rows (the LSTM's batch, every frame): read in place, and one parallel
+            // pass over the panels, each walking its blocks of the inner dimension, so the
+            // threads meet once a product, not twice a block.
+            (0..n.div_ceil(PANEL)).into_par_iter().for_each(|p| {
+                for k0 in (0..k).step_by(KC) {
+                    let kc = KC.min(k - k0);
+                    self.panel_pass(&a[k0..], a_rs, m, (p, k0, kc), out, accumulate || k0 > 0);
+                }
+            });
+            return;
+        }
+        let mut block = vec![0f32; MC.min(m) * KC.min(k)];
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            // Every block after the first adds to what the first wrote.
+            let add = accumulate || k0 > 0;
+            for m0 in (0..m).step_by(MC) {
+                let mc = MC.min(m - m0);
+                let blk = &mut block[..mc * kc];
+                // Groups of 16 rows: a transposed operand (`a_rs` 1) is read 16 contiguous
+                // values at a time, one for each row of the group.
+                blk.par_chunks_mut(16 * kc)
+                    .enumerate()
+                    .for_each(|(g, rows)| {
+                        let r0 = m0 + 16 * g;
+                        if a_cs == 1 {
+                            for (r, row) in rows.chunks_mut(kc).enumerate() {
+                                let base = (r0 + r) * a_rs + k0;
+                                row.copy_from_slice(&a[base..base + kc]);
+                            }
+                        } else {
+                            let n_rows = rows.len() / kc;
+                            for j in 0..kc {
+                                let base = r0 * a_rs + (k0 + j) * a_cs;
+                                for r in 0..n_rows {
+                                    rows[r * kc + j] = a[base + r * a_rs];
+                                }
+                            }
+                        }
+                    });
+                let blk = &*blk;
+                (0..n.div_ceil(PANEL)).into_par_iter().for_each(|p| {
+                    // The block's rows are m0.. of the output.
+                    let out = Out(out.at(m0 * n));
+                    self.panel_pass(blk, kc, mc, (p, k0, kc), out, add);
+                });
+            }
+        }
+    }
+
+    /// Rows `0..m` of `A` (rows `a_rs` apart, from its column `k0`) times rows `k0..k0+kc`
+    /// of panel `p`, into the panel's columns of `out` (rows `n` apart), added to it when
+    /// `add`: the row tiles of one panel slice, which stays in L1 across them.
+    fn panel_pass(
+        &self,
+        a: &[f32],
+        a_rs: usize,
+        m: usize,
+        (p, k0, kc): (usize, usize, usize),
+        out: Out,
+        add: bool,
+    ) {
+        let (k, n) = (self.k, self.n);
+        let at = p * k * PANEL;
+        let panel = &self.panels[at + k0 * PANEL..at + (k0 + kc) * PANEL];
+        let c0 = p * PANEL;
+        let width = PANEL.min(n - c0);
+        let mut i = 0;
+        while i < m {
+            let rows = ROWS.min(m - i);
+            let dst = Tile {
+                c: out.at(i * n + c0),
+                ldc: n,
+                width,
+                add,
+            };
+            assert!(
+                (i + rows - 1) * a_rs + kc <= a.len(),
+                "packed product: rows out of A"
+            );
+            // SAFETY: AVX-512 is checked by every caller; `a` holds rows i..i+rows of kc
+            // values (asserted), the panel's slice kc x 32; the callers' output holds rows
+            // 0..m and columns c0..c0+width <= n, and no other thread writes these columns.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            unsafe {
+                kernel(&a[i * a_rs..], a_rs, rows, kc, panel, dst)
+            };
+            i += rows;
+        }
     }
 }
 
-/// `tile[r] = sum_kk a[r * a_rs + kk] * panel[kk][..]` for `rows` (at most [`ROWS`]) rows.
+/// `C (m x n) (+)= A (m x k) . B (k x n)`, both given by strides as in
+/// [`PackedRhs::new`] and [`PackedRhs::mul_strided`]: `B` packed, then the blocked kernel
+/// (AVX-512 only: see [`PackedRhs::available`]).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    (m, n, k): (usize, usize, usize),
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+) {
+    PackedRhs::new(b, (k, n), b_strides).mul_strided(a, m, a_strides, c, accumulate)
+}
+
+/// Where a kernel call's rows go: `width` (at most [`PANEL`]) columns of rows `ldc` apart
+/// from `c`, added to what is there or written over it.
+struct Tile {
+    c: *mut f32,
+    ldc: usize,
+    width: usize,
+    add: bool,
+}
+
+/// `C[r][..width] (+)= sum_kk a[r * a_rs + kk] * panel[kk][..width]` for `rows` (at most
+/// [`ROWS`]) rows, straight into the output (masked past `width`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(unsafe_code)]
-unsafe fn kernel(
-    a: &[f32],
-    a_rs: usize,
-    rows: usize,
-    k: usize,
-    panel: &[f32],
-    tile: &mut [[f32; PANEL]; ROWS],
-) {
+unsafe fn kernel(a: &[f32], a_rs: usize, rows: usize, k: usize, panel: &[f32], dst: Tile) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
     let pb = panel.as_ptr();
@@ -148,6 +270,10 @@ unsafe fn kernel(
         };
     }
     match rows {
+        12 => run!(12),
+        11 => run!(11),
+        10 => run!(10),
+        9 => run!(9),
         8 => run!(8),
         7 => run!(7),
         6 => run!(6),
@@ -157,9 +283,21 @@ unsafe fn kernel(
         2 => run!(2),
         _ => run!(1),
     }
-    for r in 0..rows {
-        _mm512_storeu_ps(tile[r].as_mut_ptr(), acc[r][0]);
-        _mm512_storeu_ps(tile[r].as_mut_ptr().add(16), acc[r][1]);
+    // The columns of each 16-lane half that lie inside the output.
+    let mask = |lanes: usize| -> __mmask16 { ((1u32 << lanes.min(16)) - 1) as __mmask16 };
+    let masks = [mask(dst.width), mask(dst.width.saturating_sub(16))];
+    for (r, acc_r) in acc.iter().enumerate().take(rows) {
+        for (h, (&m, &v)) in masks.iter().zip(acc_r).enumerate() {
+            if m == 0 {
+                continue;
+            }
+            let p = dst.c.add(r * dst.ldc + 16 * h);
+            let v = match dst.add {
+                true => _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), v),
+                false => v,
+            };
+            _mm512_mask_storeu_ps(p, m, v);
+        }
     }
 }
 
@@ -173,7 +311,7 @@ mod tests {
             eprintln!("skipped: no AVX-512 on this CPU (the LSTM uses gemm here)");
             return;
         }
-        let (m, k, n) = (13, 37, 70);
+        let (m, k, n) = (13, KC + 37, 70);
         let a: Vec<f32> = (0..m * k)
             .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1)
             .collect();
@@ -197,5 +335,86 @@ mod tests {
         packed.mul(&a, m, k, &mut c, false);
         let want: f32 = (0..k).map(|kk| a[kk] * w[kk]).sum();
         assert!((c[0] - want).abs() < 1e-4);
+    }
+
+    /// Past one block in both the rows and the inner dimension (so the blocks add up), a
+    /// transposed left operand, written over and added to.
+    #[test]
+    fn a_blocked_product_of_a_transposed_operand_equals_the_plain_one() {
+        if !PackedRhs::available() {
+            eprintln!("skipped: no AVX-512 on this CPU (the LSTM uses gemm here)");
+            return;
+        }
+        let (m, k, n) = (MC + 45, 2 * KC + 37, 70);
+        // A (m x k) stored transposed: A[r][kk] = at[kk * m + r].
+        let at: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.1)
+            .collect();
+        let want = |i: usize, j: usize| -> f64 {
+            (0..k)
+                .map(|kk| at[kk * m + i] as f64 * b[kk * n + j] as f64)
+                .sum()
+        };
+        let mut c = vec![1f32; m * n];
+        matmul((m, n, k), &mut c, true, &at, (1, m), &b, (n, 1));
+        for (i, j) in [
+            (0, 0),
+            (1, 69),
+            (MC - 1, 31),
+            (MC, 32),
+            (m - 1, n - 1),
+            (97, 40),
+        ] {
+            let w = 1.0 + want(i, j);
+            assert!(
+                (c[i * n + j] as f64 - w).abs() < 1e-3,
+                "({i}, {j}): {} vs {w}",
+                c[i * n + j]
+            );
+        }
+        matmul((m, n, k), &mut c, false, &at, (1, m), &b, (n, 1));
+        for (i, j) in [(0, 0), (MC, 32), (m - 1, n - 1)] {
+            let w = want(i, j);
+            assert!(
+                (c[i * n + j] as f64 - w).abs() < 1e-3,
+                "({i}, {j}): {} vs {w}",
+                c[i * n + j]
+            );
+        }
+    }
+}
+#[cfg(test)]
+mod speed {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn gflops() {
+        for (m, k, n, reps, at) in [
+            (32usize, 1024usize, 4096usize, 160usize, false),
+            (4096, 5088, 1024, 1, true),
+            (5120, 1024, 4096, 1, false),
+        ] {
+            let a = vec![0.5f32; m * k];
+            let b = vec![0.25f32; k * n];
+            let mut c = vec![0f32; m * n];
+            let p = PackedRhs::new(&b, (k, n), (n, 1));
+            let strides = if at { (1, m) } else { (k, 1) };
+            for _ in 0..2 {
+                p.mul_strided(&a, m, strides, &mut c, false);
+            }
+            let t0 = std::time::Instant::now();
+            for _ in 0..reps {
+                p.mul_strided(&a, m, strides, &mut c, true);
+            }
+            let s = t0.elapsed().as_secs_f64();
+            eprintln!(
+                "m {m} k {k} n {n}: {:.3} s, {:.1} GFLOP/s",
+                s,
+                2.0 * (m * k * n * reps) as f64 / s / 1e9
+            );
+        }
     }
 }
