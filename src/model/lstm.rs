@@ -1,24 +1,28 @@
 //! An LSTM layer (paper 1's) whose training on the CPU is a few large matrix products
 //! instead of thousands of small autograd operations:
 //!
-//! - the input projection of every frame, `x · W_ihᵀ + b`, is one product before the
-//!   recurrence (candle's `LSTM` does two products and two bias additions a frame);
-//! - the recurrence is one operation ([`Recurrence`]) over the whole sequence: per frame one
-//!   `(batch, hidden) · (hidden, 4 hidden)` product
-//!   over the whole batch (gemm split over the threads, so `W_hh` is packed once a frame,
-//!   not once per thread), then the gate arithmetic in parallel over the batch; in training
-//!   it keeps each frame's gate activations, cells and states (time-major);
+//! - the input projection of every frame, `x · W_ihᵀ`, is one operation ([`Project`])
+//!   before the recurrence, forward and backward three products (candle's `LSTM` does two
+//!   products and two bias additions a frame);
+//! - the recurrence is one operation ([`Recurrence`]) over the whole sequence: per frame the
+//!   projection plus the bias, then one `(batch, hidden) · (hidden, 4 hidden)` product over
+//!   the whole batch (`W_hh` packed once a step, the panels split over the threads), then
+//!   the gate arithmetic in parallel over the batch; in training it keeps each frame's gate
+//!   activations, cells and states (time-major);
 //! - its backward pass uses them (no recomputation), walks back through time with one
 //!   `(batch, 4 hidden) · (4 hidden, hidden)` product a frame over the whole batch, and
 //!   forms the recurrent weight gradient as one product over all frames at the end
 //!   (`dW_hh = Σ_t dgates_tᵀ · h_{t-1}`, inner size batch × frames, no copy: time-major
-//!   states of frames 0..T-1 against gate gradients of frames 1..T).
+//!   states of frames 0..T-1 against gate gradients of frames 1..T) and the bias's as the
+//!   gate gradients' sum.
 //!
-//! Through candle's autograd the per-frame slices of the input projection each sent back a
-//! zero-padded gradient of the whole sequence; that alone made a training step of a
-//! 1024-unit layer take tens of seconds. Gate order and parameter names are PyTorch's (as
-//! candle's), so weights are interchangeable; equality of states and of every gradient
-//! with candle's `LSTM` is tested below. On CUDA the recurrence runs as candle operations.
+//! Every product runs on the packed AVX-512 kernel of [`super::packed`] where the CPU has
+//! it (gemm elsewhere). Through candle's autograd the per-frame slices of the input
+//! projection each sent back a zero-padded gradient of the whole sequence; that alone made
+//! a training step of a 1024-unit layer take tens of seconds. Gate order and parameter
+//! names are PyTorch's (as candle's), so weights are interchangeable; equality of states
+//! and of every gradient with candle's `LSTM` is tested below. On CUDA the layer runs as
+//! candle operations.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;

@@ -2,8 +2,13 @@
 //! for every frame of a step, but a general gemm repacks it inside each of the 160 products
 //! a step makes (forward and backward). [`PackedRhs`] lays it out once in panels of 32
 //! columns, `k` rows each, and multiplies any left operand by it with an AVX-512 kernel
-//! (8 rows x 32 columns of accumulators), the panels split over rayon's threads. Built only
-//! where the CPU has AVX-512 ([`PackedRhs::available`]); elsewhere the LSTM keeps gemm.
+//! (12 rows x 32 columns of accumulators, added straight into the output), the panels split
+//! over rayon's threads. A large left operand goes in blocks of [`MC`] rows by [`KC`] of the
+//! inner dimension (copied into contiguous rows, so a transposed operand costs one copy),
+//! which makes [`matmul`] a general product too: the LSTM's input projection and its weight
+//! gradients use it (gemm's own AVX-512 kernels cannot be enabled for them alone, and
+//! slowed the encoder's small products when enabled for all). Built only where the CPU has
+//! AVX-512 ([`PackedRhs::available`]); elsewhere the LSTM keeps gemm.
 
 use rayon::prelude::*;
 
