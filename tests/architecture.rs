@@ -38,7 +38,7 @@ const MAP: &[(&str, &[&str])] = &[
             "model", "features", "dsp", "audio", "labels", "font", "util",
         ],
     ),
-    ("model", &["features", "encoder", "labels", "util"]),
+    ("model", &["features", "encoder", "dsp", "labels", "util"]),
     ("corpus", &["audio", "labels", "util"]),
     ("features", &["encoder", "dsp", "audio", "util"]),
     ("encoder", &["features", "dsp", "audio", "util"]),

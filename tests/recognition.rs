@@ -440,7 +440,10 @@ fn shipped_paper1_lstm_scores_its_card_on_actors_one_and_two() {
         &["--profile", "clip"],
     );
     let alone = (alone["accuracy"].as_f64().unwrap() * 120.0).round() as i64;
-    assert!((alone - 26).abs() <= 1, "{alone} of 120 right one clip alone");
+    assert!(
+        (alone - 26).abs() <= 1,
+        "{alone} of 120 right one clip alone"
+    );
     assert_eq!(card["arch"]["name"], "paper1_lstm");
     assert_eq!(card["epochs"], 14);
 }

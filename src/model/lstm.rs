@@ -28,7 +28,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::packed::PackedRhs;
+use super::packed::{matmul as product, PackedRhs};
 
 use super::conv::data;
 
@@ -60,27 +60,9 @@ impl<'a> Recurrent<'a> {
     }
 }
 
-/// `C (m x n) (+)= A (m x k) . B (k x n)`, both by strides (`[r * rs + c * cs]`): the
-/// packed AVX-512 product ([`super::packed::matmul`]) where the CPU has it, gemm elsewhere.
-#[allow(clippy::too_many_arguments)]
-fn product(
-    dims: (usize, usize, usize),
-    c: &mut [f32],
-    accumulate: bool,
-    a: &[f32],
-    a_strides: (usize, usize),
-    b: &[f32],
-    b_strides: (usize, usize),
-) {
-    match PackedRhs::available() {
-        true => super::packed::matmul(dims, c, accumulate, a, a_strides, b, b_strides),
-        false => super::conv::matmul_parallel(dims, c, accumulate, a, a_strides, b, b_strides),
-    }
-}
-
 /// The input projection of every frame, `x (N, D) . Wᵀ` for `W (4H, D)`, forward and
-/// backward as three [`product`]s (candle's matmul runs gemm's AVX2 kernel, which on an
-/// AVX-512 CPU took two thirds of a training step's products).
+/// backward as three products of [`super::packed::matmul`] (candle's matmul runs gemm's
+/// AVX2 kernel, which on an AVX-512 CPU took two thirds of a training step's products).
 struct Project;
 
 impl CustomOp2 for Project {

@@ -227,11 +227,12 @@ impl PackedRhs {
 }
 
 /// `C (m x n) (+)= A (m x k) . B (k x n)`, both given by strides as in
-/// [`PackedRhs::new`] and [`PackedRhs::mul_strided`]: `B` packed, then the blocked kernel
-/// (AVX-512 only: see [`PackedRhs::available`]).
+/// [`PackedRhs::new`] and [`PackedRhs::mul_strided`]: `B` packed, then the blocked kernel,
+/// where the CPU has AVX-512 ([`PackedRhs::available`]); gemm split over the threads
+/// elsewhere.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
-    (m, n, k): (usize, usize, usize),
+    dims: (usize, usize, usize),
     c: &mut [f32],
     accumulate: bool,
     a: &[f32],
@@ -239,7 +240,11 @@ pub fn matmul(
     b: &[f32],
     b_strides: (usize, usize),
 ) {
-    PackedRhs::new(b, (k, n), b_strides).mul_strided(a, m, a_strides, c, accumulate)
+    let (m, n, k) = dims;
+    match PackedRhs::available() {
+        true => PackedRhs::new(b, (k, n), b_strides).mul_strided(a, m, a_strides, c, accumulate),
+        false => super::conv::matmul_parallel(dims, c, accumulate, a, a_strides, b, b_strides),
+    }
 }
 
 /// Where a kernel call's rows go: `width` (at most [`PANEL`]) columns of rows `ldc` apart
