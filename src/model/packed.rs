@@ -396,13 +396,22 @@ mod tests {
         }
     }
 }
+/// The kernel's speed on the shapes of paper 1's LSTM step (a frame's recurrent product,
+/// the recurrent weight gradient from a transposed operand, the input projection), printed
+/// for docs/performance.md; run by hand (`cargo test --release --lib packed_speed --
+/// --ignored --nocapture`). Every output element is also checked: the inputs are powers of
+/// two, so each sum is exact.
 #[cfg(test)]
 mod speed {
     use super::*;
     #[test]
     #[ignore]
-    fn gflops() {
-        for (m, k, n, reps, at) in [
+    fn packed_speed_on_the_lstm_shapes() {
+        if !PackedRhs::available() {
+            eprintln!("skipped: no AVX-512 on this CPU");
+            return;
+        }
+        for (m, k, n, reps, transposed) in [
             (32usize, 1024usize, 4096usize, 160usize, false),
             (4096, 5088, 1024, 1, true),
             (5120, 1024, 4096, 1, false),
@@ -411,18 +420,20 @@ mod speed {
             let b = vec![0.25f32; k * n];
             let mut c = vec![0f32; m * n];
             let p = PackedRhs::new(&b, (k, n), (n, 1));
-            let strides = if at { (1, m) } else { (k, 1) };
-            for _ in 0..2 {
-                p.mul_strided(&a, m, strides, &mut c, false);
-            }
+            let strides = if transposed { (1, m) } else { (k, 1) };
+            p.mul_strided(&a, m, strides, &mut c, false);
             let t0 = std::time::Instant::now();
             for _ in 0..reps {
                 p.mul_strided(&a, m, strides, &mut c, true);
             }
             let s = t0.elapsed().as_secs_f64();
+            let want = 0.125 * k as f32 * (reps + 1) as f32;
+            assert!(
+                c.iter().all(|&v| v == want),
+                "m {m} k {k} n {n}: not {want}"
+            );
             eprintln!(
-                "m {m} k {k} n {n}: {:.3} s, {:.1} GFLOP/s",
-                s,
+                "m {m} k {k} n {n}: {s:.3} s, {:.1} GFLOP/s",
                 2.0 * (m * k * n * reps) as f64 / s / 1e9
             );
         }
