@@ -60,6 +60,11 @@ impl<'a> Recurrent<'a> {
     }
 }
 
+/// A tensor's values, flattened (what a backward pass hands the CPU loops).
+fn flat(x: &Tensor) -> Result<Vec<f32>> {
+    x.flatten_all()?.to_vec1::<f32>()
+}
+
 /// The input projection of every frame, `x (N, D) . Wᵀ` for `W (4H, D)`, forward and
 /// backward as three products of [`super::packed::matmul`] (candle's matmul runs gemm's
 /// AVX2 kernel, which on an AVX-512 CPU took two thirds of a training step's products).
@@ -101,7 +106,6 @@ impl CustomOp2 for Project {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let ((n, d), m) = (x.dims2()?, w.dim(0)?);
-        let flat = |x: &Tensor| -> Result<Vec<f32>> { x.flatten_all()?.to_vec1::<f32>() };
         let (xv, wv, dyv) = (flat(x)?, flat(w)?, flat(dy)?);
         // dx = dy . W, (n x m) . (m x d); dW = dyᵀ . x, (m x n) . (n x d).
         let mut dx = vec![0f32; n * d];
@@ -438,7 +442,6 @@ impl CustomOp3 for Recurrence {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (b, t, h4) = proj.dims3()?;
         let h = h4 / 4;
-        let flat = |x: &Tensor| -> Result<Vec<f32>> { x.flatten_all()?.to_vec1::<f32>() };
         let (wv, dv) = (flat(w)?, flat(dstates)?);
         let kept = match self.kept.lock().expect("lstm state lock").take() {
             Some(k) => k,
