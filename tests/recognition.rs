@@ -510,7 +510,11 @@ fn training_resumes_from_its_checkpoint_and_the_feature_cache_is_reused() {
         .iter()
         .map(|v| v.as_f64().unwrap())
         .collect();
-    train(&pack, args(4, true)).unwrap();
+    let resumed = train(&pack, args(4, true)).unwrap();
+    assert!(
+        resumed.seconds_per_epoch.is_some_and(|s| s > 0.0),
+        "two epochs were trained on resuming, so the run has a pace"
+    );
     let s = state(dir.path());
     assert_eq!(s["epoch"], 4);
     let losses: Vec<f64> = s["losses"]
@@ -525,6 +529,10 @@ fn training_resumes_from_its_checkpoint_and_the_feature_cache_is_reused() {
         &first_two[..],
         "resume keeps the history of the first run"
     );
+    // Resuming a run whose epochs are all done trains none, and says so (not "0.0 s per epoch").
+    let finished = train(&pack, args(4, true)).unwrap();
+    assert_eq!(finished.seconds_per_epoch, None);
+    assert_eq!(state(dir.path())["epoch"], 4);
 
     // Interrupted and resumed computes what an uninterrupted run would, weight for weight:
     // the checkpoint holds AdamW's moments and step count. (A time budget of 0 s stops

@@ -58,7 +58,8 @@ pub struct TrainOutcome {
     pub classifier: Classifier,
     pub test_metrics: Option<Metrics>,
     pub per_corpus: Vec<(String, Metrics)>,
-    pub seconds_per_epoch: f64,
+    /// Wall time per epoch trained in this run; `None` when a resumed run had none left.
+    pub seconds_per_epoch: Option<f64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -489,8 +490,8 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         }
     }
     epochs_pb.finish_and_clear();
-    let trained = (state.epoch - first_epoch).max(1);
-    let seconds_per_epoch = t0.elapsed().as_secs_f64() / trained as f64;
+    let trained = state.epoch - first_epoch;
+    let seconds_per_epoch = (trained > 0).then(|| t0.elapsed().as_secs_f64() / trained as f64);
     if !va.is_empty() && ckpt.join("best.safetensors").exists() {
         clf.varmap.load(ckpt.join("best.safetensors"))?;
         let (owner, logits) = window_logits(&clf, pack, &va)?;

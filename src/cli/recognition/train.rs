@@ -405,11 +405,14 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
         if let Some((folds, by)) = folds {
             crossfit_temperature(&pack, &test, &folds, by, &out_dir, &run, &mut o)?;
         }
+        let pace = match o.seconds_per_epoch {
+            Some(s) => format!("{s:.1} s per epoch"),
+            None => "no epoch left to train: every planned epoch was done before".to_string(),
+        };
         println!(
-            "{} saved to {} ({:.1} s per epoch on {})",
+            "{} saved to {} ({pace} on {})",
             arch.name(),
             out_dir.display(),
-            o.seconds_per_epoch,
             device_name(&device)
         );
         if let Some(m) = &o.test_metrics {
