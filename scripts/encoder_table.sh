@@ -15,6 +15,9 @@
 #   BALANCE=1 gives each corpus an equal share of every epoch (train --balance-corpora).
 #   WIDTH=N gives the head a hidden layer of N units (train --width; the shipped default:
 #   WIDTH=256 with encoder_head_enrol, its enrolled part through the hidden layer).
+#   NOVAL=K holds back no validation speakers (train --no-validation: every non-test
+#   speaker trains for the fixed epochs) and cross-fits the temperature over K folds of them
+#   (--crossfit K; in folds6, within each fold's training speakers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-encoder_head}"; data="${2:-../shared/data}"; out="${3:-runs/table-$arch}"
@@ -27,6 +30,7 @@ all=(--data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" --data "
 [ -n "${LEVEL_DB:-}" ] && all+=(--level-db "$LEVEL_DB")
 [ -n "${BALANCE:-}" ] && all+=(--balance-corpora)
 [ -n "${WIDTH:-}" ] && all+=(--width "$WIDTH")
+[ -n "${NOVAL:-}" ] && all+=(--no-validation --crossfit "$NOVAL")
 train() { # name, then train arguments; prints the held-out lines
   local name=$1; shift
   "$bin" train --arch "$arch" "${all[@]}" --out "$out/$name" "$@" > "$out/$name.log" 2>&1 \

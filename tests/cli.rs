@@ -278,6 +278,34 @@ fn bad_input_exits_non_zero_with_a_one_line_error_naming_the_fault() {
     }
 }
 
+/// `train --no-validation` leaves no speakers to fit the temperature on, so a head needs
+/// cross-fitting with it, and the networks on feature packs (which pick their epoch on the
+/// validation speakers) refuse it; both before any encoding or training starts.
+#[test]
+fn training_without_validation_speakers_needs_cross_fitting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let args = |arch: &'static str| {
+        vec![
+            "train",
+            "--data",
+            "ravdess=../shared/data/ravdess",
+            "--arch",
+            arch,
+            "--test-speakers",
+            "ravdess:1,2",
+            "--no-validation",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+    };
+    let e = one_line_error(&args("encoder_head_enrol"));
+    assert!(e.contains("--no-validation") && e.contains("--crossfit"), "{e}");
+    let e = one_line_error(&args("emocnn"));
+    assert!(e.contains("--no-validation applies to encoder heads only"), "{e}");
+    assert!(!out.exists(), "nothing written on refusal");
+}
+
 /// A headless session of a real angry clip turned into the clinician's files: the CSV has
 /// one row per window with the top label, the JSON's distribution is all angry.
 #[test]

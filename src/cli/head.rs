@@ -77,6 +77,9 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
     if a.pack.is_some() || a.data.is_empty() {
         bail!("encoder_head trains from --data KIND=PATH (its encoder cache is built and found under --cache)");
     }
+    if a.no_validation && a.crossfit.is_none() && !a.crossfit_corpora {
+        bail!("--no-validation leaves no speakers to fit the temperature on: add --crossfit K (e.g. 4) or --crossfit-corpora");
+    }
     let mut spec = default_spec(&arch);
     crate::cli::encode::LevelArg::apply(a.level_db, &mut spec)?;
     let corpus = load_all(&a.data)?;
@@ -116,7 +119,10 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
     let device = a.compute.device();
     let run = |test: Vec<String>, out: &Path| -> Result<Vec<serde_json::Value>> {
         let test = expand(test, &clips);
-        let validation = validation_speakers(&clips, &test);
+        let validation = match a.no_validation {
+            true => Vec::new(),
+            false => validation_speakers(&clips, &test),
+        };
         eprintln!(
             "test speakers: {}; validation speakers: {}",
             test.join(","),
@@ -145,9 +151,12 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
             training_data: sources.clone(),
             speaker_dependent: false,
             protocol: format!(
-                "speaker-independent: test speakers {} never seen in training; validation speakers {} used only to pick the epoch and fit the temperature; {}",
+                "speaker-independent: test speakers {} never seen in training; {}; {}",
                 if test.is_empty() { "(none)".to_string() } else { test.join(", ") },
-                validation.join(", "),
+                match validation.is_empty() {
+                    true => "no validation speakers: every other speaker trains, for the recipe's fixed epochs".to_string(),
+                    false => format!("validation speakers {} used only to pick the epoch and fit the temperature", validation.join(", ")),
+                },
                 if spec.enrolment() {
                     "each window is read against the speaker's enrolment, speech they recorded in a neutral voice before the session (--enrol; a head trained half with enrolments of the speaker's other clips labelled neutral, half without), or alone without one; the session's own speech never enters it"
                 } else if spec.calm_gate().is_some() {

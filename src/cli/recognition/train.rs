@@ -135,16 +135,23 @@ pub struct TrainCmdArgs {
     /// Calibrate by cross-fitting: K more models, each trained without one K-th of the
     /// training speakers, predict those speakers; the temperature is fitted on these
     /// out-of-fold predictions over every training speaker (instead of on the few
-    /// validation speakers). Costs K more trainings.
-    #[arg(long, conflicts_with = "folds")]
+    /// validation speakers). Costs K more trainings (per fold, with --folds: encoder heads
+    /// only).
+    #[arg(long)]
     pub crossfit: Option<usize>,
     /// Calibrate by cross-fitting over whole corpora: one more model per corpus, trained
     /// on the other corpora alone, predicts it, and the temperature is fitted on those
     /// predictions. For a model meant for languages and microphones it never heard: its
     /// confidence then reflects how well it does on a new corpus (expect it a little
     /// unsure on new speakers of its own corpora). Needs two corpora or more.
-    #[arg(long, conflicts_with_all = ["folds", "crossfit"])]
+    #[arg(long, conflicts_with = "crossfit")]
     pub crossfit_corpora: bool,
+    /// Heads on the encoder only: hold back no validation speakers; every speaker who is
+    /// not a test speaker trains, for the recipe's fixed epochs (the last is kept), and the
+    /// temperature comes from cross-fitting, so --crossfit K or --crossfit-corpora is
+    /// required. More voices to learn from where a corpus has few.
+    #[arg(long)]
+    pub no_validation: bool,
 }
 
 /// Parses `random:FRACTION:SEED`.
@@ -204,6 +211,12 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             *hidden = width;
         }
         return crate::cli::head::train(a, arch);
+    }
+    if a.folds.is_some() && (a.crossfit.is_some() || a.crossfit_corpora) {
+        bail!("--crossfit with --folds applies to encoder heads only; calibrate each fold's model afterwards with emoscope calibrate --out-of-fold");
+    }
+    if a.no_validation {
+        bail!("--no-validation applies to encoder heads only (the networks on feature packs pick their epoch on the validation speakers)");
     }
     if a.level_db.is_some() {
         bail!("--level-db applies to encoder heads only");
