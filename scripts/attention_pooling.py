@@ -21,15 +21,20 @@ noval: the validation speakers emoscope's trainer would hold back (the last one 
 each corpus's speakers, sorted) are left out of training, as the Rust heads train.
 Needs numpy, pandas, torch.
 """
-import sys, numpy as np, pandas as pd, torch, torch.nn as nn
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from enc_export import Export
+
 torch.set_num_threads(2)
-LABELS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
-MIXED = {"ravdess_01", "ravdess_02", "emovo_f1", "emovo_m1", "nemo_EB0", "nemo_KS0"}
 d = sys.argv[1]
-W = pd.read_csv(f"{d}/windows.csv")
-N = len(W)
-X = np.load(f"{d}/X.npy", mmap_mode="r")
-F = np.asarray(X[:, 3 * 1024:3 * 1024 + 512], dtype=np.float32)
+ex = Export(d)
+y, spk, corpus = ex.y, ex.spk, ex.corpus
+N = len(ex.W)
+F = ex.block(3, dtype=np.float32)
 if any(a.startswith("attn") for a in sys.argv[2:]):
     lens = np.load(f"{d}/frames_len.npy").astype(int)
     FR = np.load(f"{d}/frames.npy", mmap_mode="r")
@@ -37,17 +42,9 @@ if any(a.startswith("attn") for a in sys.argv[2:]):
     print("frames' mean against the exported mean, largest difference", chk, flush=True)
 else:
     lens = np.full(N, 150)
-y = W.label.map({l: i for i, l in enumerate(LABELS)}).values
-spk, corpus, speech = W.speaker.values, W.corpus.values, W.speech.values.astype(bool)
-clip = W.path.astype("category").cat.codes.values
-ENR = np.zeros_like(F); has = np.zeros(N, bool)
-for s in np.unique(spk):
-    e = np.where((spk == s) & speech & (y == 0))[0]
-    for i in np.where(spk == s)[0]:
-        o = e[clip[e] != clip[i]]
-        if len(o) >= 2:
-            ENR[i] = F[o].mean(0); has[i] = True
+ENR, has = ex.enrolment(F)
 MASK = (np.arange(150)[None, :] < lens[:, None])
+
 
 class Head(nn.Module):
     def __init__(self, pool, hidden):
@@ -99,15 +96,10 @@ def run(pool, enrol, hidden, te_mask, epochs=20, seed=0, noval=False):
     with torch.no_grad():
         for b in np.array_split(te, max(1, len(te) // 256)):
             h, m = batch(b); P[b] = model(h, m).softmax(1).numpy()
-    hits = []
-    df = pd.DataFrame({"clip": clip[te], "speech": speech[te], "y": y[te], "i": te})
-    for _, g in df.groupby("clip"):
-        ii = g.i.values[g.speech.values] if g.speech.any() else g.i.values
-        hits.append(P[ii].mean(0).argmax() == g.y.values[0])
-    return 100 * np.mean(hits)
+    return ex.clip_accuracy(P[te], te)
 
 for arg in sys.argv[2:]:
     pool, enrol, hidden, *opt = arg.split(":"); enrol = enrol == "enrol"; hidden = int(hidden)
     seed = int(next((o[4:] for o in opt if o.startswith("seed")), 0))
-    res = [run(pool, enrol, hidden, m, seed=seed, noval="noval" in opt) for m in [np.isin(spk, list(MIXED))] + [corpus == c for c in ["ravdess", "emovo", "nemo"]]]
+    res = [run(pool, enrol, hidden, m, seed=seed, noval="noval" in opt) for _, m in ex.held_out()]
     print(f"{arg:<20} mixed {res[0]:5.1f}  LOCO {res[1]:5.1f} {res[2]:5.1f} {res[3]:5.1f}  mean {np.mean(res[1:]):5.1f}", flush=True)

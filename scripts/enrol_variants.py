@@ -21,19 +21,20 @@ windows; the clip's own left out):
 Run it from the folder `encode` ran in (windows.csv's paths are relative to it). eGeMAPS is
 computed once per clip (about 10 min on one core) and kept in DIR/egemaps.npz. Needs numpy, pandas, scikit-learn, opensmile.
 """
-import sys, os, warnings, numpy as np, pandas as pd
-from sklearn.linear_model import LogisticRegression
+import os
+import sys
+import warnings
+
+import numpy as np
+
+from enc_export import Export, logistic
+
 warnings.filterwarnings("ignore")
-LABELS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
-MIXED = {"ravdess_01", "ravdess_02", "emovo_f1", "emovo_m1", "nemo_EB0", "nemo_KS0"}
 d = sys.argv[1]
-W = pd.read_csv(f"{d}/windows.csv")
-X = np.load(f"{d}/X.npy", mmap_mode="r")
-BL = {b: np.asarray(X[:, b * 1024:b * 1024 + 512], dtype=np.float64) for b in range(4)}
+ex = Export(d)
+W, y, spk, speech = ex.W, ex.y, ex.spk, ex.speech
+BL = {b: ex.block(b) for b in range(4)}
 F = BL[3]
-y = W.label.map({l: i for i, l in enumerate(LABELS)}).values
-spk, corpus, speech = W.speaker.values, W.corpus.values, W.speech.values.astype(bool)
-clip = W.path.astype("category").cat.codes.values
 if not os.path.exists(f"{d}/egemaps.npz"):
     import opensmile
     smile = opensmile.Smile(feature_set=opensmile.FeatureSet.eGeMAPSv02,
@@ -46,40 +47,19 @@ eg = np.load(f"{d}/egemaps.npz")
 idx = {p: i for i, p in enumerate(eg["paths"])}
 E = eg["X"][[idx[os.path.realpath(p)] for p in W.path.values]].astype(np.float64)
 
+
 def enrol(M):
-    out, has = M.copy(), np.zeros(len(M), bool)
-    for s in np.unique(spk):
-        e = np.where((spk == s) & speech & (y == 0))[0]
-        for i in np.where(spk == s)[0]:
-            o = e[clip[e] != clip[i]]
-            if len(o) >= 2:
-                out[i] = M[i] - M[o].mean(0); has[i] = True
-    return out, has
+    ref, has = ex.enrolment(M)
+    return np.where(has[:, None], M - ref, M), has
 
-def fit(A, labels, C):
-    m, s = A.mean(0), A.std(0) + 1e-6
-    clf = LogisticRegression(C=C, max_iter=3000).fit((A - m) / s, labels)
-    def predict(Z):
-        P = np.zeros((len(Z), 8)); P[:, clf.classes_] = clf.predict_proba((Z - m) / s); return P
-    return predict
-
-def acc_of(P, te):
-    full = np.zeros((len(W), 8)); full[te] = P
-    df = pd.DataFrame({"clip": clip[te], "speech": speech[te], "y": y[te], "i": te})
-    hits = []
-    for _, g in df.groupby("clip"):
-        ii = g.i.values[g.speech.values] if g.speech.any() else g.i.values
-        hits.append(full[ii].mean(0).argmax() == g.y.values[0])
-    return 100 * np.mean(hits)
 
 Fe, has = enrol(F)
 Ee, _ = enrol(E)
 B2e, _ = enrol(BL[2])
 B1e, _ = enrol(BL[1])
-S3 = np.asarray(X[:, 3 * 1024 + 512:4 * 1024], dtype=np.float64)
-S3e, _ = enrol(S3)
+S3e, _ = enrol(ex.block(3, std=True))
 SETS = {
-    "raw enc": (np.hstack([F]), None),
+    "raw enc": (F, None),
     "raw enc+egemaps": (np.hstack([F, E]), None),
     "enrol enc": (Fe, has),
     "enrol egemaps only": (Ee, has),
@@ -90,18 +70,15 @@ SETS = {
     "enrol enc mean+std": (np.hstack([Fe, S3e]), has),
     "enrol enc + raw enc": (np.hstack([Fe, F]), has),
 }
-pick = sys.argv[2:] or list(SETS)
-C = 0.01
-for name in pick:
+for name in sys.argv[2:] or list(SETS):
     A, hm = SETS[name]
     res = []
-    for label, mask in [("mixed", np.isin(spk, list(MIXED)))] + [(c, corpus == c) for c in ["ravdess", "emovo", "nemo"]]:
+    for _, mask in ex.held_out():
         tr, te = np.where(~mask)[0], np.where(mask)[0]
         if hm is None:
-            P = fit(A[tr], y[tr], C)(A[te])
-        else:
-            raw = fit(F[tr], y[tr], C)
+            P = logistic(A[tr], y[tr])(A[te])
+        else:  # a window without an enrolment is read by the raw regression
             t2 = tr[hm[tr]]
-            P = np.where(hm[te][:, None], fit(A[t2], y[t2], C)(A[te]), raw(F[te]))
-        res.append(acc_of(P, te))
+            P = np.where(hm[te][:, None], logistic(A[t2], y[t2])(A[te]), logistic(F[tr], y[tr])(F[te]))
+        res.append(ex.clip_accuracy(P, te))
     print(f"{name:<24} mixed {res[0]:5.1f}  LOCO {res[1]:5.1f} {res[2]:5.1f} {res[3]:5.1f}  mean {np.mean(res[1:]):5.1f}", flush=True)

@@ -27,20 +27,16 @@ import sys
 import warnings
 
 import numpy as np
-import pandas as pd
-from sklearn.linear_model import LogisticRegression
+
+from enc_export import Export, logistic
 
 warnings.filterwarnings("ignore")
-LABELS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
-MIXED = {"ravdess_01", "ravdess_02", "emovo_f1", "emovo_m1", "nemo_EB0", "nemo_KS0"}
 
 d = sys.argv[1]
-W = pd.read_csv(f"{d}/windows.csv")
-X = np.load(f"{d}/X.npy", mmap_mode="r")
-F = np.asarray(X[:, 3 * 1024:3 * 1024 + 512], dtype=np.float64)  # representation 3, mean
-y = W.label.map({l: i for i, l in enumerate(LABELS)}).values
-spk, corpus, speech = W.speaker.values, W.corpus.values, W.speech.values.astype(bool)
-clip = W.path.astype("category").cat.codes.values
+ex = Export(d)
+W = ex.W
+F = ex.block(3)  # representation 3, mean
+y, spk, corpus, speech, clip = ex.y, ex.spk, ex.corpus, ex.speech, ex.clip
 KEYS = {"speaker": spk, "clip": W.path.values,
         "emotion": np.array([s + "~" + l for s, l in zip(spk, W.label.values)])}
 
@@ -63,14 +59,7 @@ def feats(scope, mode, alpha):
 
 
 def fit(X, labels):
-    m, s = X.mean(0), X.std(0) + 1e-6
-    clf = LogisticRegression(C=0.01, max_iter=3000).fit((X - m) / s, labels)
-
-    def predict(Z):
-        P = np.zeros((len(Z), 8))
-        P[:, clf.classes_] = clf.predict_proba((Z - m) / s)
-        return P
-    return predict
+    return logistic(X, labels, C=0.01)
 
 
 CALM_P, CALM_MIN = 0.5, 3
@@ -91,15 +80,8 @@ def calm_feats(keys, p_calm, alpha):
 def enrol_feats(alpha):
     """F minus alpha times the speaker's enrolment reference (their other neutral speech
     windows' mean), and whether the window has one."""
-    out, has = F.copy(), np.zeros(len(F), dtype=bool)
-    for s in np.unique(spk):
-        e = np.where((spk == s) & speech & (y == 0))[0]
-        for i in np.where(spk == s)[0]:
-            others = e[clip[e] != clip[i]]
-            if len(others) >= 2:
-                out[i] = F[i] - alpha * F[others].mean(0)
-                has[i] = True
-    return out, has
+    ref, has = ex.enrolment(F)
+    return np.where(has[:, None], F - alpha * ref, F), has
 
 
 def run(mode, alpha, te_mask):
@@ -133,14 +115,7 @@ def run(mode, alpha, te_mask):
 
 
 def acc_of(P, te):
-    full = np.zeros((len(W), 8))
-    full[te] = P
-    df = pd.DataFrame({"clip": clip[te], "speech": speech[te], "y": y[te], "i": te})
-    hits = []
-    for _, g in df.groupby("clip"):
-        idx = g.i.values[g.speech.values] if g.speech.any() else g.i.values
-        hits.append(full[idx].mean(0).argmax() == g.y.values[0])
-    return 100 * np.mean(hits)
+    return ex.clip_accuracy(P, te)
 
 
 print("accuracy % with the profile of: speaker (all clips) / one emotion / one clip")
@@ -150,8 +125,7 @@ if len(sys.argv) > 2:  # e.g. calm:0.5 to run one row
     MODES = [(a.split(":")[0], float(a.split(":")[1]) if ":" in a else 0) for a in sys.argv[2:]]
 for mode, alpha in MODES:
     name = f"{mode} {alpha}" if mode in ("center", "calm", "enrol") else mode
-    rows = [("mixed", np.isin(spk, list(MIXED)))] + [(f"LOCO {c}", corpus == c) for c in ["ravdess", "emovo", "nemo"]]
-    for label, mask in rows:
+    for label, mask in ex.held_out():
         a = run(mode, alpha, mask)
         extra = f"   (neutral clips unscored: {a[3]:5.1f})" if len(a) > 3 else ""
         print(f"{name:<12} {label:<13} {a[0]:5.1f} / {a[1]:5.1f} / {a[2]:5.1f}{extra}", flush=True)
