@@ -203,11 +203,14 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
             },
         )?;
         bar.finish_and_clear();
+        let temperature = match va.is_empty() {
+            true => "no validation speakers: the temperature comes from cross-fitting".to_string(),
+            false => format!("temperature {:.3} (validation speakers)", clf.card.temperature),
+        };
         eprintln!(
-            "trained in {:.1} s on {}; temperature {:.3} (validation speakers)",
+            "trained in {:.1} s on {}; {temperature}",
             t0.elapsed().as_secs_f64(),
             device_name(&device),
-            clf.card.temperature
         );
         // Cross-fitted temperature: heads trained without one fold of the non-test
         // speakers (a k-th of them, or a whole corpus) predict that fold.
