@@ -126,7 +126,10 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
         eprintln!(
             "test speakers: {}; validation speakers: {}",
             test.join(","),
-            validation.join(",")
+            match validation.is_empty() {
+                true => "none (--no-validation)".to_string(),
+                false => validation.join(","),
+            }
         );
         let pick = |f: &dyn Fn(&Clip) -> bool| -> Vec<usize> {
             usable
