@@ -49,7 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .par_iter()
         .map(|(p, start)| -> Result<(usize, Vec<f32>), String> {
             let a = decode_file(Path::new(p)).map_err(|e| e.to_string())?;
-            let x = resample(&a.samples, a.sample_rate, spec.sample_rate).map_err(|e| e.to_string())?;
+            let x =
+                resample(&a.samples, a.sample_rate, spec.sample_rate).map_err(|e| e.to_string())?;
             let w = &x[(*start).min(x.len())..(*start + win).min(x.len())];
             let db = ex.window_db_mel(p, w).map_err(|e| e.to_string())?;
             let mel = Encoder::log_mel_at(&db, level).map_err(|e| e.to_string())?;
@@ -61,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .map_err(|e| e.to_string())?;
             v.resize(FRAMES * WIDTH, 0.0);
             let k = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if k % 500 == 0 {
+            if k.is_multiple_of(500) {
                 eprintln!("{k} of {} windows", rows.len());
             }
             Ok((n, v))

@@ -208,7 +208,10 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
         bar.finish_and_clear();
         let temperature = match va.is_empty() {
             true => "no validation speakers: the temperature comes from cross-fitting".to_string(),
-            false => format!("temperature {:.3} (validation speakers)", clf.card.temperature),
+            false => format!(
+                "temperature {:.3} (validation speakers)",
+                clf.card.temperature
+            ),
         };
         eprintln!(
             "trained in {:.1} s on {}; {temperature}",
