@@ -300,9 +300,15 @@ fn training_without_validation_speakers_needs_cross_fitting() {
         ]
     };
     let e = one_line_error(&args("encoder_head_enrol"));
-    assert!(e.contains("--no-validation") && e.contains("--crossfit"), "{e}");
+    assert!(
+        e.contains("--no-validation") && e.contains("--crossfit"),
+        "{e}"
+    );
     let e = one_line_error(&args("emocnn"));
-    assert!(e.contains("--no-validation applies to encoder heads only"), "{e}");
+    assert!(
+        e.contains("--no-validation applies to encoder heads only"),
+        "{e}"
+    );
     assert!(!out.exists(), "nothing written on refusal");
 }
 
