@@ -396,6 +396,7 @@ mod tests {
         }
     }
 }
+
 /// The kernel's speed on the shapes of paper 1's LSTM step (a frame's recurrent product,
 /// the recurrent weight gradient from a transposed operand, the input projection), printed
 /// for docs/performance.md; run by hand (`cargo test --release --lib packed_speed --
