@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 use super::recognition::{print_metrics_by_corpus, TrainCmdArgs};
 use crate::corpus::{load_all, parse_speaker_list, speaker_folds, speakers_of, Clip};
@@ -230,8 +230,14 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
             (None, true) => Some((super::recognition::corpus_folds(&fit)?, "corpora")),
             _ => None,
         };
+        if folds.is_none() {
+            // A run into the folder of an earlier cross-fitted one: its readings are not
+            // this model's.
+            let _ = std::fs::remove_file(out.join(crate::train::oof::FILE));
+        }
         if let Some((folds, by)) = folds {
             let (mut owner, mut logits, mut truth) = (Vec::new(), Vec::new(), Vec::new());
+            let mut readings = Vec::new();
             for (f, fold) in folds.iter().enumerate() {
                 let held: Vec<usize> = tr
                     .iter()
@@ -271,6 +277,11 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                     owner.extend(o.iter().map(|k| k + base));
                     logits.extend(head::logits(&m, &x)?);
                     truth.extend(held.iter().map(|&i| pack.clips[i].label));
+                    readings.extend(held.iter().map(|&i| crate::train::oof::Reading {
+                        clip: pack.clips[i].path.display().to_string(),
+                        profile: format!("{scope:?}").to_lowercase(),
+                        label: pack.clips[i].label,
+                    }));
                 }
                 eprintln!(
                     "cross-fitting fold {}/{} ({by}): {} clips",
@@ -280,6 +291,17 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                 );
             }
             clf.card.temperature = crate::train::fit_temperature(&owner, &logits, &truth);
+            // Kept for `emoscope ensemble`, which fits an ensemble's temperature on its
+            // members' readings averaged.
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            crate::train::oof::OutOfFold {
+                by: by.to_string(),
+                readings,
+                owner: owner.clone(),
+                logits: logits.clone(),
+            }
+            .save(out)?;
             clf.card.protocol += &format!("; the temperature is cross-fitted over {by}: {} heads, each trained without one fold of the non-test speakers, predicted that fold", folds.len());
             eprintln!("cross-fitted temperature {:.3}", clf.card.temperature);
         }

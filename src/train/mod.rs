@@ -7,6 +7,7 @@ pub mod encpack;
 pub mod finetune;
 pub mod head;
 pub mod metrics;
+pub mod oof;
 pub mod pack;
 pub mod plot;
 

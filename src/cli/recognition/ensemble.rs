@@ -13,6 +13,8 @@ use crate::model::{display_name, Arch, Classifier};
 use super::eval::evaluate_all;
 use super::models::{load_model_on, ComputeArg};
 use super::train::print_metrics_by_corpus;
+use crate::cli::head::report_scopes;
+use crate::train::ProfileScope;
 
 #[derive(Args, Debug)]
 #[command(after_help = "Example:\n  \
@@ -146,6 +148,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
             )
         })
         .collect();
+    let temperature = ensemble_temperature(&members)?;
     let card = crate::model::ModelCard {
         arch: Arch::Ensemble {
             members: members
@@ -159,7 +162,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
                 })
                 .collect(),
         },
-        temperature: 1.0,
+        temperature: temperature.unwrap_or(1.0),
         training_data: union(&|c| c.training_data.clone()),
         protocol: format!(
             "speaker-independent: test speakers {} never seen in training by any member; each member's own protocol: {}",
@@ -176,8 +179,12 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         test_metrics_enrolled: None,
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
         notes: format!(
-            "ensemble (emoscope ensemble) of {} models, probabilities averaged, each at its own temperature: {}",
+            "ensemble (emoscope ensemble) of {} models, probabilities averaged, each at its own temperature{}: {}",
             members.len(),
+            match temperature {
+                Some(t) => format!(", the average at temperature {t:.3} cross-fitted on the members' out-of-fold readings averaged"),
+                None => String::new(),
+            },
             described.join("; ")
         ),
         base_model: None,
@@ -207,26 +214,76 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
             );
         }
     }
+    let mut rows = Vec::new();
     if !a.data.is_empty() {
         let corpus = load_all(&a.data)?;
         let test = clf.card.test_speakers.clone();
         let (_, te) = holdout(&corpus.clips, &test)?;
         let clips: Vec<Clip> = te.into_iter().map(|i| corpus.clips[i].clone()).collect();
-        let (_, (m, per_corpus, _)) =
-            evaluate_all(&clf, &clips, &a.cache, crate::train::ProfileScope::Speaker)?;
-        print_metrics_by_corpus(
-            &format!("ensemble on held-out speakers, {} clips", m.n),
-            &m,
-            &per_corpus,
-        );
-        clf.card.test_metrics = Some(m);
-        clf.card.test_metrics_per_corpus = per_corpus;
+        // Members on the encoder are scored under every profile `train` reports them under
+        // (an enrolment model with and without its enrolment); the rest with the speaker's.
+        let scopes = match clf.card.features.encoder.is_some() {
+            true => report_scopes(&clf.card.features),
+            false => crate::cli::head::SCOPES[..1].to_vec(),
+        };
+        for (scope, name) in scopes {
+            let (_, (m, per_corpus, _)) = evaluate_all(&clf, &clips, &a.cache, scope)?;
+            print_metrics_by_corpus(
+                &format!("ensemble on held-out speakers, {name}"),
+                &m,
+                &per_corpus,
+            );
+            rows.push(serde_json::json!({"profile": format!("{scope:?}").to_lowercase(), "metrics": m, "per_corpus": per_corpus}));
+            match scope {
+                ProfileScope::Speaker => {
+                    clf.card.test_metrics = Some(m);
+                    clf.card.test_metrics_per_corpus = per_corpus;
+                }
+                ProfileScope::Enrolment => clf.card.test_metrics_enrolled = Some(m),
+                _ => {}
+            }
+        }
     }
     clf.save(&a.out)?;
+    if !rows.is_empty() {
+        crate::util::write_atomic(
+            &a.out.join("test.json"),
+            serde_json::to_string_pretty(&rows)?.as_bytes(),
+        )?;
+    }
     println!(
         "ensemble of {} models written to {}",
         members.len(),
         a.out.display()
     );
     Ok(())
+}
+
+/// The ensemble's own temperature, fitted on its members' out-of-fold readings averaged
+/// (each member's `crossfit.json`, written by `train --crossfit`): `None`, said so, when a
+/// member has none, and the average is read as it is.
+fn ensemble_temperature(members: &[(PathBuf, Classifier)]) -> Result<Option<f64>> {
+    use crate::train::oof::{self, OutOfFold};
+    let mut read = Vec::new();
+    for (dir, _) in members {
+        match OutOfFold::load(dir)? {
+            Some(o) => read.push((display_name(dir), o)),
+            None => {
+                eprintln!(
+                    "note: {} kept no out-of-fold readings ({}: train it with --crossfit K); the ensemble reads its members' averaged probabilities at temperature 1",
+                    display_name(dir),
+                    oof::FILE
+                );
+                return Ok(None);
+            }
+        }
+    }
+    let temperatures: Vec<f64> = members.iter().map(|(_, m)| m.card.temperature).collect();
+    let t = oof::ensemble_temperature(&read, &temperatures)
+        .map_err(|e| anyhow::anyhow!("cannot fit the ensemble's temperature: {e}"))?;
+    eprintln!(
+        "ensemble temperature {t:.3}, fitted on the members' out-of-fold readings of {} clips averaged",
+        read[0].1.readings.len()
+    );
+    Ok(Some(t))
 }
