@@ -18,6 +18,11 @@
 #   NOVAL=K holds back no validation speakers (train --no-validation: every non-test
 #   speaker trains for the fixed epochs) and cross-fits the temperature over K folds of them
 #   (--crossfit K; in folds6, within each fold's training speakers).
+#   SEEDS="S1 S2 ..." trains the row once per seed (train --seed; NAME-sS) and reads the
+#   ensemble of them (emoscope ensemble: probabilities averaged, each head at its own
+#   temperature; in folds6, one ensemble per fold, then the mean over folds). The shipped
+#   default: AUGMENT=1 WIDTH=256 NOVAL=4 SEEDS="42 2 3" with encoder_head_enrol.
+#   A seed's run whose card.json exists is reused, so an interrupted table resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 arch="${1:-encoder_head}"; data="${2:-../shared/data}"; out="${3:-runs/table-$arch}"
@@ -25,7 +30,8 @@ rows="${4:-mixed loco ravdess12 folds6}"
 bin="${EMOSCOPE_BIN:-target/release/emoscope}"
 [ -x "$bin" ] || { echo "error: build first: cargo build --release" >&2; exit 1; }
 mkdir -p "$out"
-all=(--data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" --data "csv=$data/nemo/labels.csv")
+data=(--data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" --data "csv=$data/nemo/labels.csv")
+all=("${data[@]}")
 [ -n "${AUGMENT:-}" ] && all+=(--augment-encoder "$AUGMENT")
 [ -n "${LEVEL_DB:-}" ] && all+=(--level-db "$LEVEL_DB")
 [ -n "${BALANCE:-}" ] && all+=(--balance-corpora)
@@ -33,9 +39,38 @@ all=(--data "ravdess=$data/ravdess" --data "csv=$data/emovo/labels.csv" --data "
 [ -n "${NOVAL:-}" ] && all+=(--no-validation --crossfit "$NOVAL")
 train() { # name, then train arguments; prints the held-out lines
   local name=$1; shift
-  "$bin" train --arch "$arch" "${all[@]}" --out "$out/$name" "$@" > "$out/$name.log" 2>&1 \
-    || { tail -20 "$out/$name.log" >&2; exit 1; }
-  grep -E "held-out test|^    [a-z]|folds, " "$out/$name.log" | sed "s/^/$name: /"
+  if [ -z "${SEEDS:-}" ]; then
+    "$bin" train --arch "$arch" "${all[@]}" --out "$out/$name" "$@" > "$out/$name.log" 2>&1 \
+      || { tail -20 "$out/$name.log" >&2; exit 1; }
+    grep -E "held-out test|^    [a-z]|folds, " "$out/$name.log" | sed "s/^/$name: /"
+    return
+  fi
+  local s
+  for s in $SEEDS; do
+    [ -f "$out/$name-s$s/card.json" ] || [ -f "$out/$name-s$s/fold1/card.json" ] \
+      || "$bin" train --arch "$arch" "${all[@]}" --seed "$s" --out "$out/$name-s$s" "$@" \
+        > "$out/$name-s$s.log" 2>&1 || { tail -20 "$out/$name-s$s.log" >&2; exit 1; }
+  done
+  local folds=("")
+  [ -d "$out/$name-s${SEEDS%% *}/fold1" ] && folds=($(cd "$out/$name-s${SEEDS%% *}" && ls -d fold*/ | tr -d /))
+  local f members
+  for f in "${folds[@]}"; do
+    members=(); for s in $SEEDS; do members+=("$out/$name-s$s/$f"); done
+    "$bin" ensemble "${members[@]}" --out "$out/$name/$f" "${data[@]}" > "$out/$name$f.ens.log" 2>&1 \
+      || { tail -20 "$out/$name$f.ens.log" >&2; exit 1; }
+    grep -E "^ensemble on held-out|^    [a-z]" "$out/$name$f.ens.log" | sed "s/^/$name${f:+ $f}: /"
+  done
+  if [ ${#folds[@]} -gt 1 ]; then # the mean over folds of each profile's accuracy and UAR
+    python3 - "$out/$name" "${folds[@]}" <<'PY' | sed "s/^/$name: /"
+import json, sys
+d, folds = sys.argv[1], sys.argv[2:]
+rows = [json.load(open(f"{d}/{f}/test.json")) for f in folds]
+for j, r in enumerate(rows[0]):
+    acc = sum(x[j]["metrics"]["accuracy"] for x in rows) / len(rows)
+    uar = sum(x[j]["metrics"]["uar"] for x in rows) / len(rows)
+    print(f"{len(rows)} folds, mean, {r['profile']}: accuracy {100 * acc:.1f} %  UAR {uar:.3f}")
+PY
+  fi
 }
 {
   for row in $rows; do
