@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use crate::corpus::{load_all, DataSource};
-use crate::model::{display_name, Classifier};
+use crate::model::{display_name, Arch, Classifier};
 use crate::train::{cached_pack, evaluate_clips};
 
 use super::models::{load_model, load_model_on, model_dir, ComputeArg};
@@ -265,6 +265,16 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
             .collect()
     };
     let (fit, what) = if a.out_of_fold.is_empty() {
+        if clf.card.validation_speakers.is_empty() {
+            bail!(
+                "{} has no validation speakers (trained with --no-validation: its temperature was cross-fitted); refit it with --out-of-fold and fold models{}",
+                display_name(&dir),
+                match clf.card.arch {
+                    Arch::Ensemble { .. } => ", or build the ensemble again with emoscope ensemble from members trained with --crossfit (it fits the ensemble's temperature on their out-of-fold readings)",
+                    _ => ", or train it again with --crossfit K",
+                }
+            );
+        }
         let val = pick(&clf.card.validation_speakers);
         if val.is_empty() {
             bail!(

@@ -21,7 +21,9 @@ use crate::train::ProfileScope;
     emoscope ensemble weights/fusion runs/prosody --out weights/duo \\\n      \
     --data ravdess=../shared/data/ravdess --data csv=../shared/data/emovo/labels.csv --data csv=../shared/data/nemo/labels.csv\n\n\
     The ensemble averages its members' probabilities, each at the temperature of its own card,\n\
-    and runs wherever a model does (monitor, analyze, eval, finetune). The members must share one\n\
+    and runs wherever a model does (monitor, analyze, eval, finetune). Where every member is a head\n\
+    trained with --crossfit (it keeps its out-of-fold readings in crossfit.json), the average gets a\n\
+    temperature of its own, fitted on those readings averaged. The members must share one\n\
     feature spec and one set of test speakers, so its held-out score stays speaker-independent;\n\
     with --data it is scored on those test speakers and the card keeps the figures.")]
 pub struct EnsembleArgs {
