@@ -295,3 +295,105 @@ fn the_shipped_ensemble_scores_its_card_on_actors_one_and_two() {
     assert!((correct - 77).abs() <= 1, "{correct} of 120 right");
     assert!(m["ece_by_chance"].as_f64().unwrap() > 0.05);
 }
+
+/// A copy of the former default (one encoder head) with out-of-fold readings beside it, as
+/// `train --crossfit` keeps them: 40 clips, all labelled neutral, read sure (logit 6) of
+/// neutral on the clips `sure` picks and undecided on the rest.
+fn head_with_readings(dir: &Path, name: &str, sure: &dyn Fn(usize) -> bool) -> PathBuf {
+    let out = dir.join(name);
+    std::fs::create_dir_all(&out).unwrap();
+    for f in ["card.json", "model.safetensors"] {
+        std::fs::copy(
+            root().join("weights/encoder_head_single").join(f),
+            out.join(f),
+        )
+        .unwrap();
+    }
+    let logits: Vec<Vec<f32>> = (0..40)
+        .map(|i| {
+            let mut z = vec![0f32; 8];
+            if sure(i) {
+                z[0] = 6.0;
+            }
+            z
+        })
+        .collect();
+    let readings: Vec<serde_json::Value> = (0..40)
+        .map(|i| serde_json::json!({"clip": format!("c{i}.wav"), "profile": "clip", "label": 0}))
+        .collect();
+    let oof = serde_json::json!({"by": "speakers", "readings": readings, "owner": (0..40).collect::<Vec<_>>(), "logits": logits});
+    std::fs::write(out.join("crossfit.json"), oof.to_string()).unwrap();
+    out
+}
+
+/// Members that each kept their out-of-fold readings: the ensemble fits a temperature of
+/// its own on those readings averaged (two members sure on different halves of the clips
+/// average to right but unsure: below 1) and reads with it: its window probabilities are
+/// the members' average raised to 1 / T and renormalised. Members that read other clips,
+/// or one without readings, are said so by name.
+#[test]
+fn an_ensemble_of_cross_fitted_heads_fits_its_own_temperature() {
+    if common::no_data("an_ensemble_of_cross_fitted_heads_fits_its_own_temperature") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let a = head_with_readings(tmp.path(), "a", &|i| i % 2 == 0);
+    let b = head_with_readings(tmp.path(), "b", &|i| i % 2 == 1);
+    let ens = tmp.path().join("ens");
+    let out = succeeded(bin().arg("ensemble").arg(&a).arg(&b).arg("--out").arg(&ens));
+    let t = card_temperature(&ens);
+    assert!(t < 1.0, "ensemble temperature {t}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ensemble temperature"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Both members are the same head, so the average is one member's probabilities p, and
+    // the ensemble's p^(1/T) renormalised.
+    let p = window_probs(&a);
+    let pe = window_probs(&ens);
+    assert_eq!(p.len(), pe.len());
+    let mut worst = 0.0f64;
+    for (p, e) in p.iter().zip(&pe) {
+        let q: Vec<f64> = p.iter().map(|v| v.powf(1.0 / t)).collect();
+        let s: f64 = q.iter().sum();
+        for k in 0..8 {
+            worst = worst.max((q[k] / s - e[k]).abs());
+        }
+    }
+    assert!(
+        worst < 2e-5,
+        "ensemble differs from the sharpened mean by {worst}"
+    );
+
+    // A member that read other clips out of fold: refused, naming both.
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("crossfit.json")).unwrap()).unwrap();
+    other["readings"][3]["clip"] = "elsewhere.wav".into();
+    std::fs::write(b.join("crossfit.json"), other.to_string()).unwrap();
+    let o = bin()
+        .arg("ensemble")
+        .arg(&a)
+        .arg(&b)
+        .arg("--out")
+        .arg(tmp.path().join("e2"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("read other clips") && e.contains("/b"),
+        "{e}"
+    );
+    // A member without readings: said so, and the average is read as it is.
+    std::fs::remove_file(b.join("crossfit.json")).unwrap();
+    let o = succeeded(
+        bin()
+            .arg("ensemble")
+            .arg(&a)
+            .arg(&b)
+            .arg("--out")
+            .arg(tmp.path().join("e3")),
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("kept no out-of-fold readings"));
+    assert_eq!(card_temperature(&tmp.path().join("e3")), 1.0);
+}
