@@ -82,7 +82,7 @@ fn the_binary_alone_runs_the_demo_from_any_folder() {
 
     // The table names the built-in model.
     let table = ok(run_in(&bin, elsewhere.path(), &["demo"]), "emoscope demo");
-    assert!(table.contains("encoder_head - "), "{table}");
+    assert!(table.contains("encoder_head x3 - "), "{table}");
     assert!(table.contains("builtin:demo"), "{table}");
     // A named model folder that is not there is a clear error naming it.
     let o = run_in(

@@ -105,9 +105,10 @@ fn a_card_too_large_or_with_a_misshapen_calm_gate_is_refused_by_name() {
     );
 }
 
-/// The error loading the default's card.json after `edit` gives.
+/// The error loading a head on the encoder's card.json (the former default, one head)
+/// after `edit` gives.
 fn encoder_card_error(edit: impl Fn(&mut serde_json::Value)) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/encoder_head");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("weights/encoder_head_single");
     let dir = tempfile::tempdir().unwrap();
     let mut card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(root.join("card.json")).unwrap()).unwrap();

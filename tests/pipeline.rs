@@ -528,7 +528,7 @@ fn the_default_ensemble_weighs_alike_live_and_in_analyze() {
     );
 }
 
-/// The default model, a head on the pretrained encoder: live and `analyze` give the same
+/// The default model, three heads on the pretrained encoder averaged: live and `analyze` give the same
 /// probabilities window by window (one FeatureSpec path, the encoder on the DSP thread),
 /// nothing is dropped when the pipeline may wait, and a window reads the same whatever
 /// the session heard before it (without an enrolment it reads each window alone):
@@ -542,7 +542,7 @@ fn the_default_encoder_head_is_the_same_live_and_in_analyze() {
     let _cores = CORES.lock().unwrap_or_else(|e| e.into_inner());
     let load =
         || Classifier::load(Path::new(emoscope::model::BUILTIN_MODEL), &Device::Cpu).unwrap();
-    assert_eq!(load().card.arch.name(), "encoder_head");
+    assert_eq!(load().card.arch.label(), "encoder_head x3");
     let samples = two_sentences();
     let offline = analyze_samples(&load(), "x", &samples, 0.5).unwrap();
     let (preds, p) = live_every_window(&samples, load());

@@ -291,14 +291,25 @@ impl Arch {
     }
 
     /// What to call the network in status lines and reports: its name, or for an
-    /// ensemble its members' ("fusion+prosody").
+    /// ensemble its members' ("fusion+prosody"), several alike counted ("encoder_head x3").
     pub fn label(&self) -> String {
         match self {
-            Arch::Ensemble { members } => members
-                .iter()
-                .map(|m| m.arch.name())
-                .collect::<Vec<_>>()
-                .join("+"),
+            Arch::Ensemble { members } => {
+                let mut runs: Vec<(&str, usize)> = Vec::new();
+                for m in members {
+                    match runs.last_mut() {
+                        Some((name, n)) if *name == m.arch.name() => *n += 1,
+                        _ => runs.push((m.arch.name(), 1)),
+                    }
+                }
+                runs.iter()
+                    .map(|&(name, n)| match n {
+                        1 => name.to_string(),
+                        n => format!("{name} x{n}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("+")
+            }
             a => a.name().to_string(),
         }
     }
@@ -601,5 +612,36 @@ mod ensemble_tests {
             })
             .unwrap();
         assert_eq!(probs(m1.forward_t(&zeroed, false, &d).unwrap()), p1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ensemble_is_labelled_by_its_members_alike_ones_counted() {
+        let member = |arch: Arch| Member {
+            arch,
+            temperature: 1.0,
+            from: String::new(),
+            profile_ramp: None,
+        };
+        let head = || Arch::EncoderHead {
+            hidden: 256,
+            profile_ramp: None,
+            layer: Some(3),
+            calm: false,
+            enrol: true,
+        };
+        let three = Arch::Ensemble {
+            members: vec![member(head()), member(head()), member(head())],
+        };
+        assert_eq!(three.label(), "encoder_head x3");
+        let duo = Arch::Ensemble {
+            members: vec![member(Arch::Fusion { width: 32 }), member(Arch::Prosody)],
+        };
+        assert_eq!(duo.label(), "fusion+prosody");
+        assert_eq!(head().label(), "encoder_head");
     }
 }
