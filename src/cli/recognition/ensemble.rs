@@ -284,7 +284,7 @@ fn ensemble_temperature(members: &[(PathBuf, Classifier)]) -> Result<Option<f64>
     let t = oof::ensemble_temperature(&read, &temperatures)
         .map_err(|e| anyhow::anyhow!("cannot fit the ensemble's temperature: {e}"))?;
     eprintln!(
-        "ensemble temperature {t:.3}, fitted on the members' out-of-fold readings of {} clips averaged",
+        "ensemble temperature {t:.3}, fitted on the members' {} out-of-fold readings averaged",
         read[0].1.readings.len()
     );
     Ok(Some(t))
