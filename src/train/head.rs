@@ -322,7 +322,7 @@ pub fn train(
     }
     if !linear_head(clf) {
         return Err(Error::Model(
-            "averaging seeds needs a linear encoder head (hidden 0); train an MLP head with --average-seeds 1".into(),
+            "averaging seeds' weights needs a linear encoder head (hidden 0); train an MLP head with --average-seeds 1, once per --seed, and average the heads' probabilities with emoscope ensemble (as the default was made: scripts/encoder_table.sh with SEEDS=\"42 2 3\")".into(),
         ));
     }
     let mut sum: BTreeMap<String, Tensor> = BTreeMap::new();
@@ -1135,7 +1135,9 @@ mod seed_tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("linear") && e.contains("--average-seeds 1"),
+            e.contains("linear")
+                && e.contains("--average-seeds 1")
+                && e.contains("emoscope ensemble"),
             "{e}"
         );
     }

@@ -125,7 +125,8 @@ pub struct TrainCmdArgs {
     pub balance_corpora: bool,
     /// Encoder heads: train the linear head from this many seeds (--seed, --seed + 1, ...),
     /// each picking its own epoch, and keep the mean of their weights: the mean of their
-    /// logits at one head's cost.
+    /// logits at one head's cost. Heads with a hidden layer: train one per --seed and
+    /// join them with `emoscope ensemble` (the default is three such heads).
     #[arg(long, value_name = "K", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub average_seeds: u16,
