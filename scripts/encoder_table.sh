@@ -55,8 +55,8 @@ train() { # name, then train arguments; prints the held-out lines
   [ -d "$out/$name-s${SEEDS%% *}/fold1" ] && folds=($(cd "$out/$name-s${SEEDS%% *}" && ls -d fold*/ | tr -d /))
   local f members
   for f in "${folds[@]}"; do
-    members=(); for s in $SEEDS; do members+=("$out/$name-s$s/$f"); done
-    "$bin" ensemble "${members[@]}" --out "$out/$name/$f" "${data[@]}" > "$out/$name$f.ens.log" 2>&1 \
+    members=(); for s in $SEEDS; do members+=("$out/$name-s$s${f:+/$f}"); done
+    "$bin" ensemble "${members[@]}" --out "$out/$name${f:+/$f}" "${data[@]}" > "$out/$name$f.ens.log" 2>&1 \
       || { tail -20 "$out/$name$f.ens.log" >&2; exit 1; }
     grep -E "^ensemble on held-out|^    [a-z]" "$out/$name$f.ens.log" | sed "s/^/$name${f:+ $f}: /"
   done

@@ -167,9 +167,16 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         temperature: temperature.unwrap_or(1.0),
         training_data: union(&|c| c.training_data.clone()),
         protocol: format!(
-            "speaker-independent: test speakers {} never seen in training by any member; each member's own protocol: {}",
+            "speaker-independent: test speakers {} never seen in training by any member; {}",
             first.card.test_speakers.join(", "),
-            members.iter().map(|(_, m)| m.card.protocol.as_str()).collect::<Vec<_>>().join(" | ")
+            match members.iter().all(|(_, m)| m.card.protocol == first.card.protocol) {
+                // Members trained alike (seeds of one recipe): their protocol once.
+                true => format!("every member's own protocol (alike for all {}): {}", members.len(), first.card.protocol),
+                false => format!(
+                    "each member's own protocol: {}",
+                    members.iter().map(|(_, m)| m.card.protocol.as_str()).collect::<Vec<_>>().join(" | ")
+                ),
+            }
         ),
         speaker_dependent: false,
         test_speakers: first.card.test_speakers.clone(),
