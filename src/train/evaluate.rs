@@ -72,6 +72,21 @@ pub fn window_logits(
     Ok((owner, logits))
 }
 
+/// One window's probabilities: softmax(logits / t).
+pub fn softmax_at(l: &[f32], t: f64) -> [f32; N_LABELS] {
+    let mx = l.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+    let e: Vec<f32> = l
+        .iter()
+        .map(|&x| ((x - mx) as f64 / t).exp() as f32)
+        .collect();
+    let s: f32 = e.iter().sum();
+    let mut p = [0.0f32; N_LABELS];
+    for (a, b) in p.iter_mut().zip(&e) {
+        *a = b / s;
+    }
+    p
+}
+
 /// Clip probabilities: the mean over a clip's windows of softmax(logits / t).
 pub fn clip_probs(
     owner: &[usize],
@@ -81,17 +96,7 @@ pub fn clip_probs(
 ) -> Vec<[f32; N_LABELS]> {
     let mut rows: Vec<Vec<[f32; N_LABELS]>> = vec![Vec::new(); n_clips];
     for (&o, l) in owner.iter().zip(logits) {
-        let mx = l.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let e: Vec<f32> = l
-            .iter()
-            .map(|&x| ((x - mx) as f64 / t).exp() as f32)
-            .collect();
-        let s: f32 = e.iter().sum();
-        let mut p = [0.0f32; N_LABELS];
-        for (a, b) in p.iter_mut().zip(&e) {
-            *a = b / s;
-        }
-        rows[o].push(p);
+        rows[o].push(softmax_at(l, t));
     }
     rows.iter().map(|r| mean_probs(r)).collect()
 }

@@ -110,22 +110,20 @@ pub fn ensemble_temperature(
             ));
         }
     }
-    let n = first.logits.len();
-    let mut avg = vec![vec![0f32; N_LABELS]; n];
-    for ((_, m), &t) in members.iter().zip(temperatures) {
-        for (w, z) in m.logits.iter().enumerate() {
-            let mx = z.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
-            let e: Vec<f64> = z.iter().map(|&v| ((v as f64 - mx) / t).exp()).collect();
-            let s: f64 = e.iter().sum();
-            for (k, ek) in e.iter().enumerate() {
-                avg[w][k] += (ek / s / members.len() as f64) as f32;
-            }
-        }
-    }
-    // The ensemble's window logits are the log of the averaged probabilities (as it runs).
-    let logits: Vec<Vec<f32>> = avg
-        .into_iter()
-        .map(|p| p.into_iter().map(|v| v.max(1e-30).ln()).collect())
+    // The ensemble's window logits are the log of the members' probabilities averaged
+    // (as it runs).
+    let logits: Vec<Vec<f32>> = (0..first.logits.len())
+        .map(|w| {
+            let rows: Vec<[f32; N_LABELS]> = members
+                .iter()
+                .zip(temperatures)
+                .map(|((_, m), &t)| super::softmax_at(&m.logits[w], t))
+                .collect();
+            crate::analysis::mean_probs(&rows)
+                .iter()
+                .map(|v| v.max(1e-30).ln())
+                .collect()
+        })
         .collect();
     let truth: Vec<usize> = first.readings.iter().map(|r| r.label).collect();
     Ok(super::fit_temperature(&first.owner, &logits, &truth))
