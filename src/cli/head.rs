@@ -236,8 +236,13 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
             let _ = std::fs::remove_file(out.join(crate::train::oof::FILE));
         }
         if let Some((folds, by)) = folds {
-            let (mut owner, mut logits, mut truth) = (Vec::new(), Vec::new(), Vec::new());
-            let mut readings = Vec::new();
+            // What the fold heads read: the temperature is fitted on it, and it is kept
+            // for `emoscope ensemble`, which fits an ensemble's temperature on its
+            // members' readings averaged.
+            let mut oof = crate::train::oof::OutOfFold {
+                by: by.to_string(),
+                ..Default::default()
+            };
             for (f, fold) in folds.iter().enumerate() {
                 let held: Vec<usize> = tr
                     .iter()
@@ -273,15 +278,15 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                 };
                 for &scope in scopes {
                     let (o, x) = head::inputs(&pack, &held, scope, calm.as_deref());
-                    let base = truth.len();
-                    owner.extend(o.iter().map(|k| k + base));
-                    logits.extend(head::logits(&m, &x)?);
-                    truth.extend(held.iter().map(|&i| pack.clips[i].label));
-                    readings.extend(held.iter().map(|&i| crate::train::oof::Reading {
-                        clip: pack.clips[i].path.display().to_string(),
-                        profile: format!("{scope:?}").to_lowercase(),
-                        label: pack.clips[i].label,
-                    }));
+                    let base = oof.readings.len();
+                    oof.owner.extend(o.iter().map(|k| k + base));
+                    oof.logits.extend(head::logits(&m, &x)?);
+                    oof.readings
+                        .extend(held.iter().map(|&i| crate::train::oof::Reading {
+                            clip: pack.clips[i].path.display().to_string(),
+                            profile: format!("{scope:?}").to_lowercase(),
+                            label: pack.clips[i].label,
+                        }));
                 }
                 eprintln!(
                     "cross-fitting fold {}/{} ({by}): {} clips",
@@ -290,18 +295,11 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                     held.len()
                 );
             }
-            clf.card.temperature = crate::train::fit_temperature(&owner, &logits, &truth);
-            // Kept for `emoscope ensemble`, which fits an ensemble's temperature on its
-            // members' readings averaged.
+            let truth: Vec<usize> = oof.readings.iter().map(|r| r.label).collect();
+            clf.card.temperature = crate::train::fit_temperature(&oof.owner, &oof.logits, &truth);
             std::fs::create_dir_all(out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
-            crate::train::oof::OutOfFold {
-                by: by.to_string(),
-                readings,
-                owner: owner.clone(),
-                logits: logits.clone(),
-            }
-            .save(out)?;
+            oof.save(out)?;
             clf.card.protocol += &format!("; the temperature is cross-fitted over {by}: {} heads, each trained without one fold of the non-test speakers, predicted that fold", folds.len());
             eprintln!("cross-fitted temperature {:.3}", clf.card.temperature);
         }
