@@ -42,6 +42,27 @@ pub fn report_scopes(spec: &crate::features::FeatureSpec) -> Vec<(Scope, &'stati
     out
 }
 
+/// Keeps a test figure read under `scope` where the card holds it (the speaker profile's
+/// as its headline, with the per-corpus figures; the enrolment's beside it; the others
+/// only in `test.json`) and returns its row of `test.json`.
+pub fn keep_test_figure(
+    card: &mut ModelCard,
+    scope: Scope,
+    m: crate::model::Metrics,
+    per_corpus: Vec<(String, crate::model::Metrics)>,
+) -> serde_json::Value {
+    let row = serde_json::json!({"profile": format!("{scope:?}").to_lowercase(), "metrics": m, "per_corpus": per_corpus});
+    match scope {
+        Scope::Speaker => {
+            card.test_metrics = Some(m);
+            card.test_metrics_per_corpus = per_corpus;
+        }
+        Scope::Enrolment => card.test_metrics_enrolled = Some(m),
+        _ => {}
+    }
+    row
+}
+
 /// Metrics of clips `idx` of the pack under `scope`: overall and per corpus.
 pub fn evaluate(
     clf: &Classifier,
@@ -308,14 +329,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
             for (scope, name) in report_scopes(&clf.card.features) {
                 let (m, per, _) = evaluate(&clf, &pack, &te, scope)?;
                 print_metrics_by_corpus(&format!("held-out test, {name}"), &m, &per);
-                if scope == Scope::Speaker {
-                    clf.card.test_metrics = Some(m.clone());
-                    clf.card.test_metrics_per_corpus = per.clone();
-                }
-                if scope == Scope::Enrolment {
-                    clf.card.test_metrics_enrolled = Some(m.clone());
-                }
-                rows.push(serde_json::json!({"profile": format!("{scope:?}").to_lowercase(), "metrics": m, "per_corpus": per}));
+                rows.push(keep_test_figure(&mut clf.card, scope, m, per));
             }
         }
         clf.save(out)?;

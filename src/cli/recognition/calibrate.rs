@@ -337,16 +337,7 @@ pub fn calibrate(a: CalibrateArgs) -> Result<()> {
         match at_fitted {
             Some(rows) => {
                 for (scope, _, (m, per_corpus, _)) in rows {
-                    match scope {
-                        crate::train::ProfileScope::Enrolment => {
-                            clf.card.test_metrics_enrolled = Some(m)
-                        }
-                        crate::train::ProfileScope::Speaker => {
-                            clf.card.test_metrics = Some(m);
-                            clf.card.test_metrics_per_corpus = per_corpus;
-                        }
-                        _ => {}
-                    }
+                    crate::cli::head::keep_test_figure(&mut clf.card, scope, m, per_corpus);
                 }
             }
             None if clf.card.test_metrics.is_some() || clf.card.test_metrics_enrolled.is_some() => {

@@ -13,8 +13,7 @@ use crate::model::{display_name, Arch, Classifier};
 use super::eval::evaluate_all;
 use super::models::{load_model_on, ComputeArg};
 use super::train::print_metrics_by_corpus;
-use crate::cli::head::report_scopes;
-use crate::train::ProfileScope;
+use crate::cli::head::{keep_test_figure, report_scopes};
 
 #[derive(Args, Debug)]
 #[command(after_help = "Example:\n  \
@@ -242,15 +241,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
                 &m,
                 &per_corpus,
             );
-            rows.push(serde_json::json!({"profile": format!("{scope:?}").to_lowercase(), "metrics": m, "per_corpus": per_corpus}));
-            match scope {
-                ProfileScope::Speaker => {
-                    clf.card.test_metrics = Some(m);
-                    clf.card.test_metrics_per_corpus = per_corpus;
-                }
-                ProfileScope::Enrolment => clf.card.test_metrics_enrolled = Some(m),
-                _ => {}
-            }
+            rows.push(keep_test_figure(&mut clf.card, scope, m, per_corpus));
         }
     }
     clf.save(&a.out)?;
