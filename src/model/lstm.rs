@@ -60,9 +60,15 @@ impl<'a> Recurrent<'a> {
     }
 }
 
-/// A tensor's values, flattened (what a backward pass hands the CPU loops).
-fn flat(x: &Tensor) -> Result<Vec<f32>> {
-    x.flatten_all()?.to_vec1::<f32>()
+/// `f` of a CPU tensor's values, read in place (made contiguous first if it is not): the
+/// backward passes read their operands, up to 84 MB each, without copying them out.
+fn with_values<R>(x: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(s) => Ok(f(data(s, layout, what)?)),
+        _ => candle_core::bail!("lstm: {what} is not on the CPU"),
+    }
 }
 
 /// The input projection of every frame, `x (N, D) . Wᵀ` for `W (4H, D)`, forward and
@@ -106,12 +112,17 @@ impl CustomOp2 for Project {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let ((n, d), m) = (x.dims2()?, w.dim(0)?);
-        let (xv, wv, dyv) = (flat(x)?, flat(w)?, flat(dy)?);
         // dx = dy . W, (n x m) . (m x d); dW = dyᵀ . x, (m x n) . (n x d).
         let mut dx = vec![0f32; n * d];
-        product((n, d, m), &mut dx, false, &dyv, (m, 1), &wv, (d, 1));
         let mut dw = vec![0f32; m * d];
-        product((m, d, n), &mut dw, false, &dyv, (1, m), &xv, (d, 1));
+        with_values(dy, "projection gradient", |dyv| {
+            with_values(w, "input weights", |wv| {
+                product((n, d, m), &mut dx, false, dyv, (m, 1), wv, (d, 1))
+            })?;
+            with_values(x, "input", |xv| {
+                product((m, d, n), &mut dw, false, dyv, (1, m), xv, (d, 1))
+            })
+        })??;
         let dev = x.device();
         Ok((
             Some(Tensor::from_vec(dx, (n, d), dev)?),
@@ -165,14 +176,19 @@ impl Lstm {
         let (b, t, d) = x.dims3()?;
         let h4 = 4 * self.hidden;
         let bias = (&self.b_ih + &self.b_hh)?;
-        let x = x.reshape((b * t, d))?;
         if fused {
-            // The bias is added inside the recurrence, as it copies each frame's projection.
+            // Time-major: each frame's projections of the whole batch are one block, which
+            // the recurrence reads in place and whose gradient it hands back as it made it.
+            // The bias is added with the gates.
             let projected = x
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((t * b, d))?
                 .apply_op2(&self.w_ih.contiguous()?, Project)?
-                .reshape((b, t, h4))?;
+                .reshape((t, b, h4))?;
             return projected.apply_op3(&self.w_hh.contiguous()?, &bias, Recurrence::new(keep));
         }
+        let x = x.reshape((b * t, d))?;
         let projected = x
             .matmul(&self.w_ih.t()?)?
             .broadcast_add(&bias)?
@@ -231,10 +247,16 @@ fn tanh(x: f32) -> f32 {
 }
 
 /// One batch row's gates of one frame, forward: `g` holds the pre-activations (i, f, g, o)
-/// and is overwritten with the activations; the cell and state are written.
+/// less the bias, and is overwritten with the activations; the cell and state are written.
 #[inline(always)]
-fn gates_forward(g: &mut [f32], c_prev: &[f32], c: &mut [f32], hs: &mut [f32]) {
+fn gates_forward(g: &mut [f32], bias: &[f32], c_prev: &[f32], c: &mut [f32], hs: &mut [f32]) {
     let h = c.len();
+    let (bi, bf, bc, bo) = (
+        &bias[..h],
+        &bias[h..2 * h],
+        &bias[2 * h..3 * h],
+        &bias[3 * h..4 * h],
+    );
     // The four gates as separate slices of one length, so the loop vectorises.
     let (gi, rest) = g.split_at_mut(h);
     let (gf, rest) = rest.split_at_mut(h);
@@ -248,8 +270,8 @@ fn gates_forward(g: &mut [f32], c_prev: &[f32], c: &mut [f32], hs: &mut [f32]) {
         &mut hs[..h],
     );
     for j in 0..h {
-        let (ig, fg) = (sigmoid(gi[j]), sigmoid(gf[j]));
-        let (cg, og) = (tanh(gc[j]), sigmoid(go[j]));
+        let (ig, fg) = (sigmoid(gi[j] + bi[j]), sigmoid(gf[j] + bf[j]));
+        let (cg, og) = (tanh(gc[j] + bc[j]), sigmoid(go[j] + bo[j]));
         let cc = fg * cp[j] + ig * cg;
         c[j] = cc;
         hs[j] = og * tanh(cc);
@@ -257,24 +279,22 @@ fn gates_forward(g: &mut [f32], c_prev: &[f32], c: &mut [f32], hs: &mut [f32]) {
     }
 }
 
-/// What one batch row's backward step through a frame reads: the frame's gate activations,
-/// cell, the cell before it, the loss's gradient of the frame's state and the gradient that
-/// came back from the next frame.
+/// What one batch row's backward step through a frame reads beside its gate activations:
+/// the frame's cell, the cell before it, the loss's gradient of the frame's state and the
+/// gradient that came back from the next frame.
 struct GateRow<'a> {
-    acts: &'a [f32],
     cell: &'a [f32],
     c_prev: &'a [f32],
     dstate: &'a [f32],
     dh_next: &'a [f32],
 }
 
-/// One batch row's gate gradients of one frame into `g` (i, f, g, o); `dc` holds the cell
-/// gradient from the next frame and is left holding the one for the frame before.
+/// One batch row's gate gradients of one frame, written over its gate activations in `g`
+/// (i, f, g, o; each read before it is overwritten); `dc` holds the cell gradient from
+/// the next frame and is left holding the one for the frame before.
 #[inline(always)]
 fn gates_backward(row: &GateRow, g: &mut [f32], dc_next: &mut [f32]) {
     let h = dc_next.len();
-    let a = row.acts;
-    let (ai, af, ac, ao) = (&a[..h], &a[h..2 * h], &a[2 * h..3 * h], &a[3 * h..4 * h]);
     let (gi, rest) = g.split_at_mut(h);
     let (gf, rest) = rest.split_at_mut(h);
     let (gc, go) = rest.split_at_mut(h);
@@ -286,7 +306,7 @@ fn gates_backward(row: &GateRow, g: &mut [f32], dc_next: &mut [f32]) {
     );
     let (gi, gf, gc, go) = (&mut gi[..h], &mut gf[..h], &mut gc[..h], &mut go[..h]);
     for j in 0..h {
-        let (ig, fg, cg, og) = (ai[j], af[j], ac[j], ao[j]);
+        let (ig, fg, cg, og) = (gi[j], gf[j], gc[j], go[j]);
         let tc = tanh(cs[j]);
         let dh = ds[j] + dhn[j];
         let dc = dc_next[j] + dh * og * (1.0 - tc * tc);
@@ -298,9 +318,9 @@ fn gates_backward(row: &GateRow, g: &mut [f32], dc_next: &mut [f32]) {
     }
 }
 
-/// The recurrence over a whole sequence: `(projected (B, T, 4H), W_hh (4H, H), bias (4H))
-/// -> h (B, T, H)`, where `projected` holds each frame's `x_t · W_ihᵀ` and `bias` is
-/// `b_ih + b_hh`. With `keep` set (training),
+/// The recurrence over a whole sequence: `(projected (T, B, 4H), W_hh (4H, H), bias (4H))
+/// -> h (B, T, H)`, where `projected` holds each frame's `x_t · W_ihᵀ`, time-major, and
+/// `bias` is `b_ih + b_hh`; its gradient comes back time-major too. With `keep` set (training),
 /// the forward pass keeps what the backward pass needs (each frame's gate activations, cell
 /// and state), so the backward pass does not recompute them.
 struct Recurrence {
@@ -326,11 +346,13 @@ struct Kept {
 }
 
 /// The forward pass over the whole batch, frame by frame: the batch's gates of a frame are
-/// its projection plus one `(B, H) · (H, 4H)` product (gemm over all threads, W_hh packed
-/// once a frame), then the gate arithmetic in parallel over the batch rows.
+/// its projection (time-major, `(T, B, 4H)`) plus one `(B, H) · (H, 4H)` product over all
+/// threads (W_hh packed once for the sequence), then the gate arithmetic with the bias in
+/// parallel over the batch rows.
 fn forward(proj: &[f32], w: &[f32], bias: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
     let h4 = 4 * h;
-    let mut acts = vec![0f32; t * b * h4];
+    // Each frame's pre-activations, overwritten with its activations below.
+    let mut acts = proj[..t * b * h4].to_vec();
     let mut cells = vec![0f32; t * b * h];
     let mut states = vec![0f32; t * b * h];
     // W_hhᵀ (H x 4H): W_hh is (4H, H) row-major, so Wᵀ[k][n] = W[n*H + k].
@@ -338,16 +360,7 @@ fn forward(proj: &[f32], w: &[f32], bias: &[f32], (b, t, h): (usize, usize, usiz
     // The cell before the first frame.
     let zeros = vec![0f32; b * h];
     for s in 0..t {
-        // This frame's pre-activations, in the activation buffer (overwritten below).
         let gates = &mut acts[s * b * h4..(s + 1) * b * h4];
-        for r in 0..b {
-            let at = (r * t + s) * h4;
-            let row = &mut gates[r * h4..(r + 1) * h4];
-            row.iter_mut()
-                .zip(&proj[at..at + h4])
-                .zip(bias)
-                .for_each(|((g, p), b)| *g = p + b);
-        }
         if s > 0 {
             // gates += h_{t-1} · W_hhᵀ.
             let hprev = &states[(s - 1) * b * h..s * b * h];
@@ -367,7 +380,8 @@ fn forward(proj: &[f32], w: &[f32], bias: &[f32], (b, t, h): (usize, usize, usiz
             .enumerate()
             .for_each(|(r, ((g, c), hs))| {
                 // AVX2 where the CPU has it: the crate's baseline vectorises 4 lanes wide.
-                crate::dsp::vectorised(|| gates_forward(g, &c_prev[r * h..(r + 1) * h], c, hs))
+                let c_prev = &c_prev[r * h..(r + 1) * h];
+                crate::dsp::vectorised(|| gates_forward(g, bias, c_prev, c, hs))
             });
     }
     Kept {
@@ -409,7 +423,7 @@ impl CustomOp3 for Recurrence {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (b, t, h4) = dims3(l1, "projected input")?;
+        let (t, b, h4) = dims3(l1, "projected input")?;
         let h = h4 / 4;
         if h4 % 4 != 0 || l2.dims() != [h4, h] || l3.dims() != [h4] {
             candle_core::bail!(
@@ -440,85 +454,105 @@ impl CustomOp3 for Recurrence {
         _states: &Tensor,
         dstates: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (b, t, h4) = proj.dims3()?;
+        let (t, b, h4) = proj.dims3()?;
         let h = h4 / 4;
-        let (wv, dv) = (flat(w)?, flat(dstates)?);
-        let kept = match self.kept.lock().expect("lstm state lock").take() {
+        let taken = self.kept.lock().expect("lstm state lock").take();
+        let kept = match taken {
             Some(k) => k,
             // Not kept (an inference-mode pass differentiated after all): recompute.
-            None => forward(&flat(proj)?, &wv, &flat(bias)?, (b, t, h)),
+            None => with_values(proj, "projected input", |p| {
+                with_values(bias, "bias", |bv| {
+                    with_values(w, "recurrent weights", |wv| forward(p, wv, bv, (b, t, h)))
+                })
+            })???,
         };
-        let Kept {
-            acts,
-            cells,
-            states,
-        } = kept;
-        // Gate gradients, time-major (T, B, 4H), walking back through time; per frame the
-        // element-wise part in parallel over the batch, then dh_{t-1} = dgates_t · W_hh as
-        // one product over the whole batch.
-        let w_hh = Recurrent::new(&wv, (h4, h), (h, 1));
-        let mut dgates = vec![0f32; t * b * h4];
-        let mut dh_next = vec![0f32; b * h];
-        let mut dc_next = vec![0f32; b * h];
-        // The cell before the first frame, as in the forward pass.
-        let zeros = vec![0f32; b * h];
-        for s in (0..t).rev() {
-            let g_s = &mut dgates[s * b * h4..(s + 1) * b * h4];
-            let a_s = &acts[s * b * h4..(s + 1) * b * h4];
-            let c_s = &cells[s * b * h..(s + 1) * b * h];
-            let c_prev: &[f32] = match s {
-                0 => &zeros,
-                _ => &cells[(s - 1) * b * h..s * b * h],
-            };
-            g_s.par_chunks_mut(h4)
-                .zip(dc_next.par_chunks_mut(h))
-                .zip(dh_next.par_chunks(h))
-                .enumerate()
-                .for_each(|(r, ((g, dcn), dhn))| {
-                    let row = GateRow {
-                        acts: &a_s[r * h4..(r + 1) * h4],
-                        cell: &c_s[r * h..(r + 1) * h],
-                        c_prev: &c_prev[r * h..(r + 1) * h],
-                        dstate: &dv[(r * t + s) * h..(r * t + s + 1) * h],
-                        dh_next: dhn,
-                    };
-                    crate::dsp::vectorised(|| gates_backward(&row, g, dcn))
-                });
-            if s > 0 {
-                w_hh.mul(g_s, b, h4, &mut dh_next, false);
-            }
-        }
-        // dW_hh = Σ_{t≥1} dgates_tᵀ · h_{t-1}: time-major, frames 1..T of the gate
-        // gradients against frames 0..T-1 of the states, one product of inner size B(T-1).
-        let mut dw = vec![0f32; h4 * h];
-        if t > 1 {
-            product(
-                (h4, h, b * (t - 1)),
-                &mut dw,
-                false,
-                &dgates[b * h4..],
-                (1, h4),
-                &states[..b * (t - 1) * h],
-                (h, 1),
-            );
-        }
-        // The bias's gradient: the gate gradients summed over every frame and row.
-        let add = |mut acc: Vec<f32>, row: &[f32]| {
-            acc.iter_mut().zip(row).for_each(|(a, g)| *a += g);
-            acc
-        };
-        let dbias = dgates
-            .par_chunks(b * h4)
-            .map(|frame| frame.chunks(h4).fold(vec![0f32; h4], add))
-            .reduce(|| vec![0f32; h4], |acc, f| add(acc, &f));
-        let dproj = to_batch_major(&dgates, (b, t, h4));
+        let (dgates, dw, dbias) = with_values(w, "recurrent weights", |wv| {
+            with_values(dstates, "state gradient", |dv| {
+                backward(kept, wv, dv, (b, t, h))
+            })
+        })??;
         let dev = proj.device();
         Ok((
-            Some(Tensor::from_vec(dproj, (b, t, h4), dev)?),
+            Some(Tensor::from_vec(dgates, (t, b, h4), dev)?),
             Some(Tensor::from_vec(dw, (h4, h), dev)?),
             Some(Tensor::from_vec(dbias, h4, dev)?),
         ))
     }
+}
+
+/// The backward pass of [`forward`]: from what it kept, the recurrent weights `w` (4H, H) and
+/// the loss's gradient of the states `dv` (B, T, H), the gradients of the projected input
+/// (time-major `(T, B, 4H)`, written over the kept gate activations), of the recurrent
+/// weights and of the bias.
+fn backward(
+    kept: Kept,
+    wv: &[f32],
+    dv: &[f32],
+    (b, t, h): (usize, usize, usize),
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let h4 = 4 * h;
+    let Kept {
+        acts: mut dgates,
+        cells,
+        states,
+    } = kept;
+    // Gate gradients, time-major (T, B, 4H), walking back through time; per frame the
+    // element-wise part in parallel over the batch (each frame's gate activations turn
+    // into its gate gradients in place), then dh_{t-1} = dgates_t · W_hh as one product
+    // over the whole batch.
+    let w_hh = Recurrent::new(wv, (h4, h), (h, 1));
+    let mut dh_next = vec![0f32; b * h];
+    let mut dc_next = vec![0f32; b * h];
+    // The cell before the first frame, as in the forward pass.
+    let zeros = vec![0f32; b * h];
+    for s in (0..t).rev() {
+        let g_s = &mut dgates[s * b * h4..(s + 1) * b * h4];
+        let c_s = &cells[s * b * h..(s + 1) * b * h];
+        let c_prev: &[f32] = match s {
+            0 => &zeros,
+            _ => &cells[(s - 1) * b * h..s * b * h],
+        };
+        g_s.par_chunks_mut(h4)
+            .zip(dc_next.par_chunks_mut(h))
+            .zip(dh_next.par_chunks(h))
+            .enumerate()
+            .for_each(|(r, ((g, dcn), dhn))| {
+                let row = GateRow {
+                    cell: &c_s[r * h..(r + 1) * h],
+                    c_prev: &c_prev[r * h..(r + 1) * h],
+                    dstate: &dv[(r * t + s) * h..(r * t + s + 1) * h],
+                    dh_next: dhn,
+                };
+                crate::dsp::vectorised(|| gates_backward(&row, g, dcn))
+            });
+        if s > 0 {
+            w_hh.mul(g_s, b, h4, &mut dh_next, false);
+        }
+    }
+    // dW_hh = Σ_{t≥1} dgates_tᵀ · h_{t-1}: time-major, frames 1..T of the gate
+    // gradients against frames 0..T-1 of the states, one product of inner size B(T-1).
+    let mut dw = vec![0f32; h4 * h];
+    if t > 1 {
+        product(
+            (h4, h, b * (t - 1)),
+            &mut dw,
+            false,
+            &dgates[b * h4..],
+            (1, h4),
+            &states[..b * (t - 1) * h],
+            (h, 1),
+        );
+    }
+    // The bias's gradient: the gate gradients summed over every frame and row.
+    let add = |mut acc: Vec<f32>, row: &[f32]| {
+        acc.iter_mut().zip(row).for_each(|(a, g)| *a += g);
+        acc
+    };
+    let dbias = dgates
+        .par_chunks(b * h4)
+        .map(|frame| frame.chunks(h4).fold(vec![0f32; h4], add))
+        .reduce(|| vec![0f32; h4], |acc, f| add(acc, &f));
+    (dgates, dw, dbias)
 }
 
 #[cfg(test)]
@@ -624,7 +658,8 @@ mod tests {
         let dev = Device::Cpu;
         let var = |t: Tensor| Var::from_tensor(&t).unwrap();
         let vars = [
-            var(Tensor::randn(0f32, 1.0, (2, 6, 12), &dev).unwrap()),
+            // The projection, time-major (6 frames of a batch of 2); the states (2, 6, 3).
+            var(Tensor::randn(0f32, 1.0, (6, 2, 12), &dev).unwrap()),
             var(Tensor::randn(0f32, 0.5, (12, 3), &dev).unwrap()),
             var(Tensor::randn(0f32, 0.5, 12, &dev).unwrap()),
         ];

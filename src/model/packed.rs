@@ -22,6 +22,7 @@ const MC: usize = 256;
 /// Depth of one block: a panel's slice of `KC` rows is 32 KB, in L1 across a block's row
 /// tiles.
 const KC: usize = 256;
+const PREFETCH: usize = 16;
 
 /// `B` (`k x n`) in panels: panel `p` holds columns `32 p .. 32 p + 32` (zero past `n`),
 /// row by row, 32 values a row.
@@ -76,11 +77,22 @@ impl PackedRhs {
                 let c0 = p * PANEL;
                 let width = PANEL.min(n - c0);
                 if rs == 1 {
-                    // A transposed operand: each column is contiguous, read it in order.
-                    for j in 0..width {
-                        let col = &b[(c0 + j) * cs..];
-                        for r in 0..k {
-                            panel[r * PANEL + j] = col[r];
+                    // A transposed operand: each column is contiguous. Sixteen rows at a
+                    // time, a cache line of each column into a small buffer, then written
+                    // out row by row, so the reads and the writes stay in L1.
+                    let mut buf = [[0f32; 16]; PANEL];
+                    for r0 in (0..k).step_by(16) {
+                        let h = 16.min(k - r0);
+                        for (j, col) in buf.iter_mut().enumerate().take(width) {
+                            col[..h].copy_from_slice(&b[(c0 + j) * cs + r0..][..h]);
+                        }
+                        for (r, row) in panel[r0 * PANEL..(r0 + h) * PANEL]
+                            .chunks_exact_mut(PANEL)
+                            .enumerate()
+                        {
+                            for (j, v) in row.iter_mut().enumerate().take(width) {
+                                *v = buf[j][r];
+                            }
                         }
                     }
                 } else {
@@ -132,15 +144,15 @@ impl PackedRhs {
             return;
         }
         let out = Out(c.as_mut_ptr());
-        if m <= MC && a_cs == 1 {
-            // A few rows (the LSTM's batch, every frame): read in place, and one parallel
-            // pass over the panels, each walking its blocks of the inner dimension, so the
-            // threads meet once a product, not twice a block.
+        if m <= MC {
+            // A few rows (the LSTM's batch, every frame): packed whole, once, and one
+            // parallel pass over the panels, each walking its blocks of the inner dimension,
+            // so the threads meet once a product, not twice a block.
+            let mut packed = vec![0f32; m * k];
+            pack_left(a, (a_rs, a_cs), (0, m), (0, k), &mut packed);
+            let packed = &*packed;
             (0..n.div_ceil(PANEL)).into_par_iter().for_each(|p| {
-                for k0 in (0..k).step_by(KC) {
-                    let kc = KC.min(k - k0);
-                    self.panel_pass(&a[k0..], a_rs, m, (p, k0, kc), out, accumulate || k0 > 0);
-                }
+                self.panel_pass((packed, k, 0), m, (p, 0, k), out, accumulate);
             });
             return;
         }
@@ -152,44 +164,24 @@ impl PackedRhs {
             for m0 in (0..m).step_by(MC) {
                 let mc = MC.min(m - m0);
                 let blk = &mut block[..mc * kc];
-                // Groups of 16 rows: a transposed operand (`a_rs` 1) is read 16 contiguous
-                // values at a time, one for each row of the group.
-                blk.par_chunks_mut(16 * kc)
-                    .enumerate()
-                    .for_each(|(g, rows)| {
-                        let r0 = m0 + 16 * g;
-                        if a_cs == 1 {
-                            for (r, row) in rows.chunks_mut(kc).enumerate() {
-                                let base = (r0 + r) * a_rs + k0;
-                                row.copy_from_slice(&a[base..base + kc]);
-                            }
-                        } else {
-                            let n_rows = rows.len() / kc;
-                            for j in 0..kc {
-                                let base = r0 * a_rs + (k0 + j) * a_cs;
-                                for r in 0..n_rows {
-                                    rows[r * kc + j] = a[base + r * a_rs];
-                                }
-                            }
-                        }
-                    });
+                pack_left(a, (a_rs, a_cs), (m0, mc), (k0, kc), blk);
                 let blk = &*blk;
                 (0..n.div_ceil(PANEL)).into_par_iter().for_each(|p| {
                     // The block's rows are m0.. of the output.
                     let out = Out(out.at(m0 * n));
-                    self.panel_pass(blk, kc, mc, (p, k0, kc), out, add);
+                    self.panel_pass((blk, kc, 0), mc, (p, k0, kc), out, add);
                 });
             }
         }
     }
 
-    /// Rows `0..m` of `A` (rows `a_rs` apart, from its column `k0`) times rows `k0..k0+kc`
-    /// of panel `p`, into the panel's columns of `out` (rows `n` apart), added to it when
-    /// `add`: the row tiles of one panel slice, which stays in L1 across them.
+    /// Rows `0..m` of `A`, packed by [`pack_left`] `depth` deep (from its column `a_k0`),
+    /// times rows `k0..k0+kc` of panel `p`, into the panel's columns of `out` (rows `n`
+    /// apart), added to it when `add`: the row tiles of one panel slice, which stays in L1
+    /// across them.
     fn panel_pass(
         &self,
-        a: &[f32],
-        a_rs: usize,
+        (a, depth, a_k0): (&[f32], usize, usize),
         m: usize,
         (p, k0, kc): (usize, usize, usize),
         out: Out,
@@ -209,21 +201,76 @@ impl PackedRhs {
                 width,
                 add,
             };
+            // This tile's values from depth a_k0: `rows` a depth, kc depths.
+            let tile = &a[i * depth + a_k0 * rows..];
             assert!(
-                (i + rows - 1) * a_rs + kc <= a.len(),
-                "packed product: rows out of A"
+                a_k0 + kc <= depth && rows * kc <= tile.len(),
+                "packed product: tile out of A"
             );
-            // SAFETY: AVX-512 is checked by every caller; `a` holds rows i..i+rows of kc
+            // SAFETY: AVX-512 is checked by every caller; `tile` holds kc depths of `rows`
             // values (asserted), the panel's slice kc x 32; the callers' output holds rows
             // 0..m and columns c0..c0+width <= n, and no other thread writes these columns.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             unsafe {
-                kernel(&a[i * a_rs..], a_rs, rows, kc, panel, dst)
+                kernel(tile, rows, kc, panel, dst)
             };
             i += rows;
         }
     }
+}
+
+/// Rows `m0..m0+mc` and columns `k0..k0+kc` of `A` (`A[r][kk] = a[r * rs + kk * cs]`) into
+/// `dst` in the order the kernel reads them: tiles of [`ROWS`] rows (the last may hold
+/// fewer), tile `i` from `i * ROWS * kc`, and within a tile its rows' values side by side,
+/// depth by depth. The kernel then reads its broadcasts from consecutive addresses; read in
+/// place, rows a multiple of 4 KB apart (the LSTM's 1024 and 4096 columns) fall in one set
+/// of the L1 cache and evict each other.
+fn pack_left(
+    a: &[f32],
+    (rs, cs): (usize, usize),
+    (m0, mc): (usize, usize),
+    (k0, kc): (usize, usize),
+    dst: &mut [f32],
+) {
+    dst[..mc * kc]
+        .par_chunks_mut(ROWS * kc)
+        .enumerate()
+        .for_each(|(i, tile)| {
+            let r0 = m0 + i * ROWS;
+            let rows = tile.len() / kc;
+            if cs == 1 {
+                // Sixteen depths at a time: a cache line of each row into a small buffer,
+                // then written out depth by depth, so neither the reads (rows perhaps 4 KB
+                // apart) nor the writes leave L1.
+                let mut buf = [[0f32; 16]; ROWS];
+                for kk0 in (0..kc).step_by(16) {
+                    let w = 16.min(kc - kk0);
+                    for (r, b) in buf.iter_mut().enumerate().take(rows) {
+                        b[..w].copy_from_slice(&a[(r0 + r) * rs + k0 + kk0..][..w]);
+                    }
+                    let out = &mut tile[kk0 * rows..(kk0 + w) * rows];
+                    for (kk, depth) in out.chunks_exact_mut(rows).enumerate() {
+                        for (r, v) in depth.iter_mut().enumerate() {
+                            *v = buf[r][kk];
+                        }
+                    }
+                }
+            } else if rs == 1 {
+                // A transposed operand: a depth's rows are side by side already.
+                for (kk, depth) in tile.chunks_exact_mut(rows).enumerate() {
+                    let base = r0 + (k0 + kk) * cs;
+                    depth.copy_from_slice(&a[base..base + rows]);
+                }
+            } else {
+                for kk in 0..kc {
+                    let base = r0 * rs + (k0 + kk) * cs;
+                    for r in 0..rows {
+                        tile[kk * rows + r] = a[base + r * rs];
+                    }
+                }
+            }
+        });
 }
 
 /// `C (m x n) (+)= A (m x k) . B (k x n)`, both given by strides as in
@@ -256,23 +303,37 @@ struct Tile {
     add: bool,
 }
 
-/// `C[r][..width] (+)= sum_kk a[r * a_rs + kk] * panel[kk][..width]` for `rows` (at most
-/// [`ROWS`]) rows, straight into the output (masked past `width`).
+/// `C[r][..width] (+)= sum_kk a[kk * rows + r] * panel[kk][..width]` for `rows` (at most
+/// [`ROWS`]) rows (`a` a tile of [`pack_left`]), straight into the output (masked past
+/// `width`).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(unsafe_code)]
-unsafe fn kernel(a: &[f32], a_rs: usize, rows: usize, k: usize, panel: &[f32], dst: Tile) {
+unsafe fn kernel(a: &[f32], rows: usize, k: usize, panel: &[f32], dst: Tile) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 2]; ROWS];
+    if dst.add {
+        // The output rows this call adds to, into L2 while the products run (rows a
+        // multiple of 4 KB apart miss in L1).
+        for r in 0..rows {
+            _mm_prefetch::<_MM_HINT_T1>(dst.c.wrapping_add(r * dst.ldc) as *const i8);
+            _mm_prefetch::<_MM_HINT_T1>(dst.c.wrapping_add(r * dst.ldc + 16) as *const i8);
+        }
+    }
     let pb = panel.as_ptr();
     let pa = a.as_ptr();
     macro_rules! run {
         ($n:expr) => {
             for kk in 0..k {
+                // The panel's rows a few iterations ahead, from L2 into L1.
+                _mm_prefetch::<_MM_HINT_T0>(pb.wrapping_add((kk + PREFETCH) * PANEL) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(
+                    pb.wrapping_add((kk + PREFETCH) * PANEL + 16) as *const i8
+                );
                 let b0 = _mm512_loadu_ps(pb.add(kk * PANEL));
                 let b1 = _mm512_loadu_ps(pb.add(kk * PANEL + 16));
                 for r in 0..$n {
-                    let x = _mm512_set1_ps(*pa.add(r * a_rs + kk));
+                    let x = _mm512_set1_ps(*pa.add(kk * $n + r));
                     acc[r][0] = _mm512_fmadd_ps(x, b0, acc[r][0]);
                     acc[r][1] = _mm512_fmadd_ps(x, b1, acc[r][1]);
                 }
@@ -414,6 +475,9 @@ mod speed {
         }
         for (m, k, n, reps, transposed) in [
             (32usize, 1024usize, 4096usize, 160usize, false),
+            (32, 4096, 1024, 160, false),
+            (12, 256, 1024, 20000, false),
+            (24, 256, 1024, 10000, false),
             (4096, 5088, 1024, 1, true),
             (5120, 1024, 4096, 1, false),
         ] {
