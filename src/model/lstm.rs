@@ -1,20 +1,23 @@
 //! An LSTM layer (paper 1's) whose training on the CPU is a few large matrix products
-//! instead of thousands of small autograd operations:
+//! instead of thousands of small autograd operations. The whole layer is one operation
+//! ([`Layer`]) with a hand-written backward pass, so its large intermediates (84 MB of gate
+//! values for paper 1's step) never pass through candle's graph, where each gradient is
+//! zeroed, added and copied once more:
 //!
-//! - the input projection of every frame, `x · W_ihᵀ`, is one operation ([`Project`])
-//!   before the recurrence, forward and backward three products (candle's `LSTM` does two
-//!   products and two bias additions a frame);
-//! - the recurrence is one operation ([`Recurrence`]) over the whole sequence: per frame the
-//!   projection plus the bias, then one `(batch, hidden) · (hidden, 4 hidden)` product over
-//!   the whole batch (`W_hh` packed once a step, the panels split over the threads), then
-//!   the gate arithmetic in parallel over the batch; in training it keeps each frame's gate
-//!   activations, cells and states (time-major);
+//! - the input projection of every frame, `x · W_ihᵀ`, is one product, written time-major
+//!   straight into the gate buffer (the bias rides as one more column of `W_ih`);
+//! - then per frame one `(batch, hidden) · (hidden, 4 hidden)` product over the whole batch
+//!   (`W_hh` packed once a step, the panels split over the threads) added to that frame's
+//!   block, and the gate arithmetic with the bias in parallel over the batch
+//!   ([`super::gates`], sixteen lanes wide on AVX-512); in training it keeps each frame's
+//!   gate activations, cells and states (time-major);
 //! - its backward pass uses them (no recomputation), walks back through time with one
-//!   `(batch, 4 hidden) · (4 hidden, hidden)` product a frame over the whole batch, and
-//!   forms the recurrent weight gradient as one product over all frames at the end
-//!   (`dW_hh = Σ_t dgates_tᵀ · h_{t-1}`, inner size batch × frames, no copy: time-major
-//!   states of frames 0..T-1 against gate gradients of frames 1..T) and the bias's as the
-//!   gate gradients' sum.
+//!   `(batch, 4 hidden) · (4 hidden, hidden)` product a frame over the whole batch, each
+//!   frame's gate activations turned into its gate gradients in place, and forms the weight
+//!   gradients as one product each over all frames at the end (`dW_hh = Σ_t dgates_tᵀ ·
+//!   h_{t-1}`: time-major states of frames 0..T-1 against gate gradients of frames 1..T,
+//!   no copy; `dW_ih = dgatesᵀ · x`; the bias's as the gate gradients' sum) and the input's
+//!   as one more (`dgates · W_ih`).
 //!
 //! Every product runs on the packed AVX-512 kernel of [`super::packed`] where the CPU has
 //! it (gemm elsewhere). Through candle's autograd the per-frame slices of the input
@@ -24,10 +27,11 @@
 //! and of every gradient with candle's `LSTM` is tested below. On CUDA the layer runs as
 //! candle operations.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::gates::{gates_backward_wide, gates_forward_wide, GateRow};
 use super::packed::{matmul as product, PackedRhs};
 
 use super::conv::data;
@@ -68,66 +72,6 @@ fn with_values<R>(x: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result
     match &*storage {
         candle_core::Storage::Cpu(s) => Ok(f(data(s, layout, what)?)),
         _ => candle_core::bail!("lstm: {what} is not on the CPU"),
-    }
-}
-
-/// The input projection of every frame, `x (N, D) . Wᵀ` for `W (4H, D)`, forward and
-/// backward as three products of [`super::packed::matmul`] (candle's matmul runs gemm's
-/// AVX2 kernel, which on an AVX-512 CPU took two thirds of a training step's products).
-struct Project;
-
-impl CustomOp2 for Project {
-    fn name(&self) -> &'static str {
-        "emoscope-lstm-projection"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (&[n, d], &[m, d2]) = (l1.dims(), l2.dims()) else {
-            candle_core::bail!("lstm: projection of {:?} by {:?}", l1.dims(), l2.dims())
-        };
-        if d != d2 {
-            candle_core::bail!(
-                "lstm: input {:?} and input weights {:?} do not fit",
-                l1.dims(),
-                l2.dims()
-            );
-        }
-        let (x, w) = (data(s1, l1, "input")?, data(s2, l2, "input weights")?);
-        let mut y = vec![0f32; n * m];
-        product((n, m, d), &mut y, false, x, (d, 1), w, (1, d));
-        Ok((CpuStorage::F32(y), Shape::from((n, m))))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _y: &Tensor,
-        dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let ((n, d), m) = (x.dims2()?, w.dim(0)?);
-        // dx = dy . W, (n x m) . (m x d); dW = dyᵀ . x, (m x n) . (n x d).
-        let mut dx = vec![0f32; n * d];
-        let mut dw = vec![0f32; m * d];
-        with_values(dy, "projection gradient", |dyv| {
-            with_values(w, "input weights", |wv| {
-                product((n, d, m), &mut dx, false, dyv, (m, 1), wv, (d, 1))
-            })?;
-            with_values(x, "input", |xv| {
-                product((m, d, n), &mut dw, false, dyv, (1, m), xv, (d, 1))
-            })
-        })??;
-        let dev = x.device();
-        Ok((
-            Some(Tensor::from_vec(dx, (n, d), dev)?),
-            Some(Tensor::from_vec(dw, (m, d), dev)?),
-        ))
     }
 }
 
@@ -177,16 +121,12 @@ impl Lstm {
         let h4 = 4 * self.hidden;
         let bias = (&self.b_ih + &self.b_hh)?;
         if fused {
-            // Time-major: each frame's projections of the whole batch are one block, which
-            // the recurrence reads in place and whose gradient it hands back as it made it.
-            // The bias is added with the gates.
-            let projected = x
-                .transpose(0, 1)?
+            // The bias as one more column of W_ih (its input a constant 1), so that the
+            // whole layer is one operation of three inputs.
+            let w_ihb = Tensor::cat(&[&self.w_ih, &bias.unsqueeze(1)?], 1)?;
+            return x
                 .contiguous()?
-                .reshape((t * b, d))?
-                .apply_op2(&self.w_ih.contiguous()?, Project)?
-                .reshape((t, b, h4))?;
-            return projected.apply_op3(&self.w_hh.contiguous()?, &bias, Recurrence::new(keep));
+                .apply_op3(&w_ihb, &self.w_hh.contiguous()?, Layer::new(keep));
         }
         let x = x.reshape((b * t, d))?;
         let projected = x
@@ -212,123 +152,21 @@ impl Lstm {
     }
 }
 
-/// `e^x` without a library call or a branch, so the gate loops vectorise: `x = n ln 2 + r`,
-/// `|r| <= ln 2 / 2`, `e^r` by its Taylor polynomial to `r^7` (relative error below 2e-7
-/// there), times `2^n` built in the exponent bits; `x` clamped to where `e^x` is a normal
-/// f32 (so `e^x` is 0 or a large finite value beyond, which the gates saturate on alike).
-#[inline(always)]
-fn exp_fast(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    // Adding and removing 1.5 * 2^23 rounds to the nearest integer without `round`.
-    const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = (x - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0
-                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r / 5040.0))))));
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
-#[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp_fast(-x))
-}
-
-/// `tanh x = 1 - 2 / (e^{2x} + 1)`: within 2e-7 of libm's everywhere (absolute; a value
-/// near 0 loses relative precision, never absolute).
-#[inline(always)]
-fn tanh(x: f32) -> f32 {
-    1.0 - 2.0 / (exp_fast(2.0 * x) + 1.0)
-}
-
-/// One batch row's gates of one frame, forward: `g` holds the pre-activations (i, f, g, o)
-/// less the bias, and is overwritten with the activations; the cell and state are written.
-#[inline(always)]
-fn gates_forward(g: &mut [f32], bias: &[f32], c_prev: &[f32], c: &mut [f32], hs: &mut [f32]) {
-    let h = c.len();
-    let (bi, bf, bc, bo) = (
-        &bias[..h],
-        &bias[h..2 * h],
-        &bias[2 * h..3 * h],
-        &bias[3 * h..4 * h],
-    );
-    // The four gates as separate slices of one length, so the loop vectorises.
-    let (gi, rest) = g.split_at_mut(h);
-    let (gf, rest) = rest.split_at_mut(h);
-    let (gc, go) = rest.split_at_mut(h);
-    let (gi, gf, gc, go, cp, hs) = (
-        &mut gi[..h],
-        &mut gf[..h],
-        &mut gc[..h],
-        &mut go[..h],
-        &c_prev[..h],
-        &mut hs[..h],
-    );
-    for j in 0..h {
-        let (ig, fg) = (sigmoid(gi[j] + bi[j]), sigmoid(gf[j] + bf[j]));
-        let (cg, og) = (tanh(gc[j] + bc[j]), sigmoid(go[j] + bo[j]));
-        let cc = fg * cp[j] + ig * cg;
-        c[j] = cc;
-        hs[j] = og * tanh(cc);
-        (gi[j], gf[j], gc[j], go[j]) = (ig, fg, cg, og);
-    }
-}
-
-/// What one batch row's backward step through a frame reads beside its gate activations:
-/// the frame's cell, the cell before it, the loss's gradient of the frame's state and the
-/// gradient that came back from the next frame.
-struct GateRow<'a> {
-    cell: &'a [f32],
-    c_prev: &'a [f32],
-    dstate: &'a [f32],
-    dh_next: &'a [f32],
-}
-
-/// One batch row's gate gradients of one frame, written over its gate activations in `g`
-/// (i, f, g, o; each read before it is overwritten); `dc` holds the cell gradient from
-/// the next frame and is left holding the one for the frame before.
-#[inline(always)]
-fn gates_backward(row: &GateRow, g: &mut [f32], dc_next: &mut [f32]) {
-    let h = dc_next.len();
-    let (gi, rest) = g.split_at_mut(h);
-    let (gf, rest) = rest.split_at_mut(h);
-    let (gc, go) = rest.split_at_mut(h);
-    let (cs, cps, ds, dhn) = (
-        &row.cell[..h],
-        &row.c_prev[..h],
-        &row.dstate[..h],
-        &row.dh_next[..h],
-    );
-    let (gi, gf, gc, go) = (&mut gi[..h], &mut gf[..h], &mut gc[..h], &mut go[..h]);
-    for j in 0..h {
-        let (ig, fg, cg, og) = (gi[j], gf[j], gc[j], go[j]);
-        let tc = tanh(cs[j]);
-        let dh = ds[j] + dhn[j];
-        let dc = dc_next[j] + dh * og * (1.0 - tc * tc);
-        dc_next[j] = dc * fg;
-        gi[j] = dc * cg * ig * (1.0 - ig);
-        gf[j] = dc * cps[j] * fg * (1.0 - fg);
-        gc[j] = dc * ig * (1.0 - cg * cg);
-        go[j] = dh * tc * og * (1.0 - og);
-    }
-}
-
-/// The recurrence over a whole sequence: `(projected (T, B, 4H), W_hh (4H, H), bias (4H))
-/// -> h (B, T, H)`, where `projected` holds each frame's `x_t · W_ihᵀ`, time-major, and
-/// `bias` is `b_ih + b_hh`; its gradient comes back time-major too. With `keep` set (training),
-/// the forward pass keeps what the backward pass needs (each frame's gate activations, cell
-/// and state), so the backward pass does not recompute them.
-struct Recurrence {
+/// The whole layer as one operation: `(x (B, T, D), [W_ih | b] (4H, D + 1), W_hh (4H, H))
+/// -> h (B, T, H)`, where the last column of the input weights is the bias `b_ih + b_hh`
+/// (its input a constant 1). Inside, the frames are time-major: each frame's projections of
+/// the whole batch are one block, which the recurrence reads in place and whose gradient
+/// becomes the input's and the weights' gradients without passing through candle's graph
+/// (where every gradient of 84 MB was zeroed, added and copied again). With `keep` set
+/// (training), the forward pass keeps what the backward pass needs (the input time-major,
+/// each frame's gate activations, cell and state), so the backward pass does not recompute
+/// them.
+struct Layer {
     keep: bool,
     kept: std::sync::Mutex<Option<Kept>>,
 }
 
-impl Recurrence {
+impl Layer {
     fn new(keep: bool) -> Self {
         Self {
             keep,
@@ -337,24 +175,60 @@ impl Recurrence {
     }
 }
 
-/// A forward pass's frames, time-major: gate activations (i, f, g, o) `(T, B, 4H)`, cells
-/// and states `(T, B, H)`.
+/// A forward pass's frames, time-major: the input `(T, B, D)`, gate activations (i, f, g,
+/// o) `(T, B, 4H)`, cells and states `(T, B, H)`.
 struct Kept {
+    x: Vec<f32>,
     acts: Vec<f32>,
     cells: Vec<f32>,
     states: Vec<f32>,
 }
 
-/// The forward pass over the whole batch, frame by frame: the batch's gates of a frame are
-/// its projection (time-major, `(T, B, 4H)`) plus one `(B, H) · (H, 4H)` product over all
-/// threads (W_hh packed once for the sequence), then the gate arithmetic with the bias in
-/// parallel over the batch rows.
-fn forward(proj: &[f32], w: &[f32], bias: &[f32], (b, t, h): (usize, usize, usize)) -> Kept {
+/// `n` zeros, written over every thread (the step's buffers are tens of MB).
+fn zeroed(n: usize) -> Vec<f32> {
+    (0..n).into_par_iter().map(|_| 0.0).collect()
+}
+
+/// `(A, B, n)` to `(B, A, n)`: batch-major to time-major and back.
+fn swap_major(v: &[f32], (a, b, n): (usize, usize, usize)) -> Vec<f32> {
+    let mut out = zeroed(a * b * n);
+    out.par_chunks_mut(a * n).enumerate().for_each(|(r, o)| {
+        for s in 0..a {
+            o[s * n..(s + 1) * n].copy_from_slice(&v[(s * b + r) * n..(s * b + r + 1) * n]);
+        }
+    });
+    out
+}
+
+/// The forward pass over the whole batch: every frame's input projection as one product
+/// (time-major, into the gate buffer), then frame by frame one `(B, H) · (H, 4H)` product
+/// over all threads (W_hh packed once for the sequence) and the gate arithmetic with the
+/// bias in parallel over the batch rows. `x` is `(B, T, D)`, `w_ihb` `(4H, D + 1)`, `w_hh`
+/// `(4H, H)`.
+fn forward(
+    x: &[f32],
+    w_ihb: &[f32],
+    w: &[f32],
+    (b, t, d, h): (usize, usize, usize, usize),
+) -> Kept {
     let h4 = 4 * h;
-    // Each frame's pre-activations, overwritten with its activations below.
-    let mut acts = proj[..t * b * h4].to_vec();
-    let mut cells = vec![0f32; t * b * h];
-    let mut states = vec![0f32; t * b * h];
+    let x = swap_major(x, (b, t, d));
+    // Each frame's pre-activations less the bias, overwritten with its activations below:
+    // (T B x D) · W_ihᵀ, W_ihᵀ[k][c] = w_ihb[c (D + 1) + k].
+    let mut acts = zeroed(t * b * h4);
+    product(
+        (t * b, h4, d),
+        &mut acts,
+        false,
+        &x,
+        (d, 1),
+        w_ihb,
+        (1, d + 1),
+    );
+    let bias: Vec<f32> = (0..h4).map(|c| w_ihb[c * (d + 1) + d]).collect();
+    let bias = &bias[..];
+    let mut cells = zeroed(t * b * h);
+    let mut states = zeroed(t * b * h);
     // W_hhᵀ (H x 4H): W_hh is (4H, H) row-major, so Wᵀ[k][n] = W[n*H + k].
     let w_t = Recurrent::new(w, (h, h4), (1, h));
     // The cell before the first frame.
@@ -379,39 +253,27 @@ fn forward(proj: &[f32], w: &[f32], bias: &[f32], (b, t, h): (usize, usize, usiz
             .zip(st.par_chunks_mut(h))
             .enumerate()
             .for_each(|(r, ((g, c), hs))| {
-                // AVX2 where the CPU has it: the crate's baseline vectorises 4 lanes wide.
-                let c_prev = &c_prev[r * h..(r + 1) * h];
-                crate::dsp::vectorised(|| gates_forward(g, bias, c_prev, c, hs))
+                gates_forward_wide(g, bias, &c_prev[r * h..(r + 1) * h], c, hs)
             });
     }
     Kept {
+        x,
         acts,
         cells,
         states,
     }
 }
 
-/// `(T, B, n)` time-major to `(B, T, n)` batch-major.
-fn to_batch_major(v: &[f32], (b, t, n): (usize, usize, usize)) -> Vec<f32> {
-    let mut out = vec![0f32; b * t * n];
-    out.par_chunks_mut(t * n).enumerate().for_each(|(r, o)| {
-        for s in 0..t {
-            o[s * n..(s + 1) * n].copy_from_slice(&v[(s * b + r) * n..(s * b + r + 1) * n]);
-        }
-    });
-    out
-}
-
-fn dims3(l: &Layout, what: &str) -> Result<(usize, usize, usize)> {
-    match *l.dims() {
-        [a, b, c] => Ok((a, b, c)),
-        ref other => candle_core::bail!("lstm: {what} must have 3 dimensions, has {other:?}"),
+fn dims(l: &Layout, what: &str, n: usize) -> Result<Vec<usize>> {
+    match l.dims().len() == n {
+        true => Ok(l.dims().to_vec()),
+        false => candle_core::bail!("lstm: {what} must have {n} dimensions, has {:?}", l.dims()),
     }
 }
 
-impl CustomOp3 for Recurrence {
+impl CustomOp3 for Layer {
     fn name(&self) -> &'static str {
-        "emoscope-lstm-recurrence"
+        "emoscope-lstm-layer"
     }
 
     fn cpu_fwd(
@@ -423,23 +285,25 @@ impl CustomOp3 for Recurrence {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (t, b, h4) = dims3(l1, "projected input")?;
-        let h = h4 / 4;
-        if h4 % 4 != 0 || l2.dims() != [h4, h] || l3.dims() != [h4] {
+        let (xd, wd, hd) = (
+            dims(l1, "input", 3)?,
+            dims(l2, "input weights", 2)?,
+            dims(l3, "recurrent weights", 2)?,
+        );
+        let (b, t, d) = (xd[0], xd[1], xd[2]);
+        let (h4, h) = (hd[0], hd[1]);
+        if h4 != 4 * h || wd != [h4, d + 1] {
             candle_core::bail!(
-                "lstm: projected input {:?}, recurrent weights {:?} and bias {:?} do not fit",
-                l1.dims(),
-                l2.dims(),
-                l3.dims()
+                "lstm: input {xd:?}, input weights and bias {wd:?} and recurrent weights {hd:?} do not fit"
             );
         }
-        let (proj, w, bias) = (
-            data(s1, l1, "projected input")?,
-            data(s2, l2, "recurrent weights")?,
-            data(s3, l3, "bias")?,
+        let (x, w_ihb, w_hh) = (
+            data(s1, l1, "input")?,
+            data(s2, l2, "input weights")?,
+            data(s3, l3, "recurrent weights")?,
         );
-        let kept = forward(proj, w, bias, (b, t, h));
-        let out = to_batch_major(&kept.states, (b, t, h));
+        let kept = forward(x, w_ihb, w_hh, (b, t, d, h));
+        let out = swap_major(&kept.states, (t, b, h));
         if self.keep {
             *self.kept.lock().expect("lstm state lock") = Some(kept);
         }
@@ -448,50 +312,49 @@ impl CustomOp3 for Recurrence {
 
     fn bwd(
         &self,
-        proj: &Tensor,
-        w: &Tensor,
-        bias: &Tensor,
+        x: &Tensor,
+        w_ihb: &Tensor,
+        w_hh: &Tensor,
         _states: &Tensor,
         dstates: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (t, b, h4) = proj.dims3()?;
-        let h = h4 / 4;
+        let (b, t, d) = x.dims3()?;
+        let h = w_hh.dim(1)?;
         let taken = self.kept.lock().expect("lstm state lock").take();
-        let kept = match taken {
-            Some(k) => k,
-            // Not kept (an inference-mode pass differentiated after all): recompute.
-            None => with_values(proj, "projected input", |p| {
-                with_values(bias, "bias", |bv| {
-                    with_values(w, "recurrent weights", |wv| forward(p, wv, bv, (b, t, h)))
+        let grads = with_values(w_ihb, "input weights", |wi| {
+            with_values(w_hh, "recurrent weights", |wh| {
+                let kept = match taken {
+                    Some(k) => k,
+                    // Not kept (an inference-mode pass differentiated after all): recompute.
+                    None => with_values(x, "input", |xv| forward(xv, wi, wh, (b, t, d, h)))?,
+                };
+                with_values(dstates, "state gradient", |dv| {
+                    backward(kept, (wi, wh), dv, (b, t, d, h))
                 })
-            })???,
-        };
-        let (dgates, dw, dbias) = with_values(w, "recurrent weights", |wv| {
-            with_values(dstates, "state gradient", |dv| {
-                backward(kept, wv, dv, (b, t, h))
             })
-        })??;
-        let dev = proj.device();
+        })???;
+        let (dx, dw_ihb, dw_hh) = grads;
+        let dev = x.device();
         Ok((
-            Some(Tensor::from_vec(dgates, (t, b, h4), dev)?),
-            Some(Tensor::from_vec(dw, (h4, h), dev)?),
-            Some(Tensor::from_vec(dbias, h4, dev)?),
+            Some(Tensor::from_vec(dx, (b, t, d), dev)?),
+            Some(Tensor::from_vec(dw_ihb, (4 * h, d + 1), dev)?),
+            Some(Tensor::from_vec(dw_hh, (4 * h, h), dev)?),
         ))
     }
 }
 
-/// The backward pass of [`forward`]: from what it kept, the recurrent weights `w` (4H, H) and
-/// the loss's gradient of the states `dv` (B, T, H), the gradients of the projected input
-/// (time-major `(T, B, 4H)`, written over the kept gate activations), of the recurrent
-/// weights and of the bias.
+/// The backward pass of [`forward`]: from what it kept, the weights (`[W_ih | b]` and
+/// `W_hh`) and the loss's gradient of the states `dv` (B, T, H), the gradients of the input
+/// `(B, T, D)`, of `[W_ih | b]` and of `W_hh`.
 fn backward(
     kept: Kept,
-    wv: &[f32],
+    (w_ihb, wv): (&[f32], &[f32]),
     dv: &[f32],
-    (b, t, h): (usize, usize, usize),
+    (b, t, d, h): (usize, usize, usize, usize),
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let h4 = 4 * h;
     let Kept {
+        x,
         acts: mut dgates,
         cells,
         states,
@@ -523,7 +386,7 @@ fn backward(
                     dstate: &dv[(r * t + s) * h..(r * t + s + 1) * h],
                     dh_next: dhn,
                 };
-                crate::dsp::vectorised(|| gates_backward(&row, g, dcn))
+                gates_backward_wide(&row, g, dcn)
             });
         if s > 0 {
             w_hh.mul(g_s, b, h4, &mut dh_next, false);
@@ -552,7 +415,41 @@ fn backward(
         .par_chunks(b * h4)
         .map(|frame| frame.chunks(h4).fold(vec![0f32; h4], add))
         .reduce(|| vec![0f32; h4], |acc, f| add(acc, &f));
-    (dgates, dw, dbias)
+    // The input's gradient, (T B x 4H) · W_ih, back to batch-major; W_ih[k][c] =
+    // w_ihb[k (D + 1) + c].
+    let mut dx = zeroed(t * b * d);
+    product(
+        (t * b, d, h4),
+        &mut dx,
+        false,
+        &dgates,
+        (h4, 1),
+        w_ihb,
+        (d + 1, 1),
+    );
+    let dx = swap_major(&dx, (t, b, d));
+    // dW_ih = dgatesᵀ · x over every frame and row, then the bias's gradient as its last
+    // column.
+    let mut dw_ih = zeroed(h4 * d);
+    product(
+        (h4, d, t * b),
+        &mut dw_ih,
+        false,
+        &dgates,
+        (1, h4),
+        &x,
+        (d, 1),
+    );
+    let mut dw_ihb = zeroed(h4 * (d + 1));
+    dw_ihb
+        .par_chunks_mut(d + 1)
+        .zip(dw_ih.par_chunks(d))
+        .zip(&dbias)
+        .for_each(|((out, row), db)| {
+            out[..d].copy_from_slice(row);
+            out[d] = *db;
+        });
+    (dx, dw_ihb, dw)
 }
 
 #[cfg(test)]
@@ -561,33 +458,6 @@ mod tests {
     use candle_core::{DType, Device, Var};
     use candle_nn::rnn::{LSTMConfig, RNN};
     use candle_nn::VarMap;
-
-    /// The gates' branch-free exp, sigmoid and tanh against libm's, over and beyond every
-    /// value a gate meets, and saturating without NaN far out.
-    #[test]
-    fn fast_gate_functions_match_libm() {
-        let (mut e_rel, mut s_abs, mut t_abs) = (0f64, 0f64, 0f64);
-        for i in -800_000..=800_000 {
-            let x = i as f32 * 1e-4;
-            let e = exp_fast(x) as f64;
-            e_rel = e_rel.max((e - (x as f64).exp()).abs() / (x as f64).exp());
-            let sx = 1.0 / (1.0 + (-(x as f64)).exp());
-            s_abs = s_abs.max((sigmoid(x) as f64 - sx).abs());
-            t_abs = t_abs.max((tanh(x) as f64 - (x as f64).tanh()).abs());
-        }
-        assert!(e_rel < 1e-6, "exp: relative error {e_rel}");
-        assert!(s_abs < 1e-6, "sigmoid: absolute error {s_abs}");
-        assert!(t_abs < 1e-6, "tanh: absolute error {t_abs}");
-        for x in [-1e4f32, -200.0, 200.0, 1e4, f32::MAX, f32::MIN] {
-            let (sg, th) = (sigmoid(x), tanh(x));
-            assert!(sg.is_finite() && th.is_finite(), "{x}: {sg}, {th}");
-            assert!(
-                (sg - if x > 0.0 { 1.0 } else { 0.0 }).abs() < 1e-6,
-                "sigmoid({x}) = {sg}"
-            );
-            assert!((th - x.signum()).abs() < 1e-6, "tanh({x}) = {th}");
-        }
-    }
 
     /// Both forms of the layer (the CPU recurrence operation and candle operations) equal
     /// candle's LSTM on the same weights: states and the gradients of the input and of
@@ -650,21 +520,20 @@ mod tests {
         }
     }
 
-    /// The fused recurrence's gradients against finite differences of the loss, one
-    /// element of the input projection, of W_hh and of the bias at a time (f64 sums in the
-    /// check).
+    /// The fused layer's gradients against finite differences of the loss, one element of
+    /// the input, of `[W_ih | b]` and of W_hh at a time (f64 sums in the check).
     #[test]
-    fn recurrence_gradients_match_finite_differences() {
+    fn layer_gradients_match_finite_differences() {
         let dev = Device::Cpu;
         let var = |t: Tensor| Var::from_tensor(&t).unwrap();
+        // A batch of 2, 6 frames of 4 inputs, 3 hidden units.
         let vars = [
-            // The projection, time-major (6 frames of a batch of 2); the states (2, 6, 3).
-            var(Tensor::randn(0f32, 1.0, (6, 2, 12), &dev).unwrap()),
+            var(Tensor::randn(0f32, 1.0, (2, 6, 4), &dev).unwrap()),
+            var(Tensor::randn(0f32, 0.5, (12, 5), &dev).unwrap()),
             var(Tensor::randn(0f32, 0.5, (12, 3), &dev).unwrap()),
-            var(Tensor::randn(0f32, 0.5, 12, &dev).unwrap()),
         ];
         let weights = Tensor::randn(0f32, 1.0, (2, 6, 3), &dev).unwrap();
-        let run = |a: &[Tensor]| a[0].apply_op3(&a[1], &a[2], Recurrence::new(true)).unwrap();
+        let run = |a: &[Tensor]| a[0].apply_op3(&a[1], &a[2], Layer::new(true)).unwrap();
         let values = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let loss = |a: &[Tensor]| -> f64 {
             let (h, w) = (values(&run(a)), values(&weights));

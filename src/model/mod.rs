@@ -8,6 +8,7 @@ pub mod compute;
 pub mod conv;
 #[forbid(unsafe_code)]
 mod fused;
+mod gates;
 #[forbid(unsafe_code)]
 mod init;
 #[forbid(unsafe_code)]

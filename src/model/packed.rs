@@ -3,8 +3,9 @@
 //! a step makes (forward and backward). [`PackedRhs`] lays it out once in panels of 32
 //! columns, `k` rows each, and multiplies any left operand by it with an AVX-512 kernel
 //! (12 rows x 32 columns of accumulators, added straight into the output), the panels split
-//! over rayon's threads. A large left operand goes in blocks of [`MC`] rows by [`KC`] of the
-//! inner dimension (copied into contiguous rows, so a transposed operand costs one copy),
+//! over rayon's threads. The left operand is copied into the order the kernel reads it (a
+//! large one in blocks of [`MC`] rows by [`KC`] of the inner dimension; a transposed one
+//! costs no more),
 //! which makes [`matmul`] a general product too: the LSTM's input projection and its weight
 //! gradients use it (gemm's own AVX-512 kernels cannot be enabled for them alone, and
 //! slowed the encoder's small products when enabled for all). Built only where the CPU has
@@ -16,12 +17,16 @@ use rayon::prelude::*;
 const PANEL: usize = 32;
 /// Rows of the left operand one kernel call accumulates.
 const ROWS: usize = 12;
-/// Rows of the left operand copied into one contiguous block (256 x 256 values: 256 KB,
-/// in L2 across every panel).
-const MC: usize = 256;
-/// Depth of one block: a panel's slice of `KC` rows is 32 KB, in L1 across a block's row
-/// tiles.
-const KC: usize = 256;
+/// Rows of the left operand packed into one block (120 x 1024 values: 480 KB, in L2
+/// across every panel); a left operand of at most this many rows is packed whole.
+const MC: usize = 120;
+/// Depth of one block: a panel's slice of `KC` rows is 128 KB, in L2 across a block's row
+/// tiles and read into L1 ahead of the kernel ([`PREFETCH`]). Measured on the LSTM's
+/// products on one core (AVX-512, 2 MB of L2; `packed_speed_on_the_lstm_shapes`): 120 x
+/// 1024 read 143-156 GFLOP/s where 256 x 256 read 129-130 (fewer passes over the output).
+const KC: usize = 1024;
+/// How many rows of a panel ahead the kernel asks for (16: 2 KB, 149 GFLOP/s on the
+/// recurrent product where none read 114-127 and 8 rows 132).
 const PREFETCH: usize = 16;
 
 /// `B` (`k x n`) in panels: panel `p` holds columns `32 p .. 32 p + 32` (zero past `n`),
@@ -115,10 +120,9 @@ impl PackedRhs {
 
     /// As [`PackedRhs::mul`], `A` given by strides: `A[r][kk] = a[r * rs + kk * cs]` (a
     /// transposed operand has `cs` > 1). The product runs in blocks of [`KC`] of the inner
-    /// dimension and [`MC`] rows: each block of `A` is copied once into contiguous rows (so
-    /// it stays in L2 across every panel), and each panel's slice of `KC` rows stays in L1
-    /// across the block's row tiles, so a large `A` is not streamed from memory once per
-    /// panel.
+    /// dimension and [`MC`] rows: each block of `A` is packed once ([`pack_left`]; it stays
+    /// in L2 across every panel), and each panel's slice of `KC` rows stays in L2 across
+    /// the block's row tiles, so a large `A` is not streamed from memory once per panel.
     pub fn mul_strided(
         &self,
         a: &[f32],
