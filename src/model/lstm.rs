@@ -184,6 +184,14 @@ struct Kept {
     states: Vec<f32>,
 }
 
+/// `f` run on one of rayon's threads: the passes start hundreds of parallel loops a step
+/// (several a frame), and each started from a thread outside the pool is handed over to it
+/// and waited for, where one started inside it is shared with the other threads as they
+/// come free.
+fn on_the_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
+
 /// `n` zeros, written over every thread (the step's buffers are tens of MB).
 fn zeroed(n: usize) -> Vec<f32> {
     (0..n).into_par_iter().map(|_| 0.0).collect()
@@ -302,7 +310,7 @@ impl CustomOp3 for Layer {
             data(s2, l2, "input weights")?,
             data(s3, l3, "recurrent weights")?,
         );
-        let kept = forward(x, w_ihb, w_hh, (b, t, d, h));
+        let kept = on_the_pool(|| forward(x, w_ihb, w_hh, (b, t, d, h)));
         let out = swap_major(&kept.states, (t, b, h));
         if self.keep {
             *self.kept.lock().expect("lstm state lock") = Some(kept);
@@ -329,7 +337,7 @@ impl CustomOp3 for Layer {
                     None => with_values(x, "input", |xv| forward(xv, wi, wh, (b, t, d, h)))?,
                 };
                 with_values(dstates, "state gradient", |dv| {
-                    backward(kept, (wi, wh), dv, (b, t, d, h))
+                    on_the_pool(|| backward(kept, (wi, wh), dv, (b, t, d, h)))
                 })
             })
         })???;
