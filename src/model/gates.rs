@@ -73,11 +73,43 @@ fn gates_forward(g: &mut [f32], bias: &[f32], c_prev: &[f32], c: &mut [f32], hs:
     }
 }
 
-/// [`gates_forward`] compiled for AVX-512 where the CPU has it (sixteen lanes), else for
-/// AVX2 (eight; the crate's baseline is four). The arithmetic is the same (no fused
-/// multiply-add), so are the values. Its own function for each width: a closure around the
-/// gate loop was too large for the compiler to inline into `dsp::vectorised`'s AVX2 body,
-/// and ran four lanes wide.
+/// `$f` called from a copy of it built for AVX-512F where the CPU has it (sixteen lanes),
+/// else for AVX2 (eight; the crate's baseline is four). The arithmetic is the same (no
+/// fused multiply-add), so are the values. A copy per function: a closure around the gate
+/// loop was too large for the compiler to inline into `dsp::vectorised`'s AVX2 body, and
+/// ran four lanes wide.
+macro_rules! widest {
+    ($f:ident ( $($a:ident : $t:ty),* )) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            #[allow(unsafe_code)]
+            unsafe fn avx512($($a: $t),*) {
+                $f($($a),*)
+            }
+            #[target_feature(enable = "avx2")]
+            #[allow(unsafe_code)]
+            unsafe fn avx2($($a: $t),*) {
+                $f($($a),*)
+            }
+            if PackedRhs::available() {
+                // SAFETY: the CPU has just been found to support AVX-512F, all `avx512`
+                // is built for.
+                #[allow(unsafe_code)]
+                return unsafe { avx512($($a),*) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has just been found to support AVX2, all `avx2` is
+                // built for.
+                #[allow(unsafe_code)]
+                return unsafe { avx2($($a),*) };
+            }
+        }
+        $f($($a),*)
+    }};
+}
+
+/// [`gates_forward`] on the widest vectors the CPU has ([`widest`]).
 pub(super) fn gates_forward_wide(
     g: &mut [f32],
     bias: &[f32],
@@ -85,56 +117,12 @@ pub(super) fn gates_forward_wide(
     c: &mut [f32],
     hs: &mut [f32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if PackedRhs::available() {
-        #[target_feature(enable = "avx512f")]
-        #[allow(unsafe_code)]
-        unsafe fn wide(g: &mut [f32], bias: &[f32], c_prev: &[f32], c: &mut [f32], hs: &mut [f32]) {
-            gates_forward(g, bias, c_prev, c, hs)
-        }
-        // SAFETY: the CPU has just been found to support AVX-512F, all `wide` is built for.
-        #[allow(unsafe_code)]
-        return unsafe { wide(g, bias, c_prev, c, hs) };
-    }
-    #[target_feature(enable = "avx2")]
-    #[allow(unsafe_code)]
-    unsafe fn avx2(g: &mut [f32], bias: &[f32], c_prev: &[f32], c: &mut [f32], hs: &mut [f32]) {
-        gates_forward(g, bias, c_prev, c, hs)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been found to support AVX2, all `avx2` is built for.
-        #[allow(unsafe_code)]
-        return unsafe { avx2(g, bias, c_prev, c, hs) };
-    }
-    gates_forward(g, bias, c_prev, c, hs)
+    widest!(gates_forward(g: &mut [f32], bias: &[f32], c_prev: &[f32], c: &mut [f32], hs: &mut [f32]))
 }
 
-/// [`gates_backward`] as [`gates_forward_wide`] runs the forward one.
+/// [`gates_backward`] on the widest vectors the CPU has ([`widest`]).
 pub(super) fn gates_backward_wide(row: &GateRow, g: &mut [f32], dc_next: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if PackedRhs::available() {
-        #[target_feature(enable = "avx512f")]
-        #[allow(unsafe_code)]
-        unsafe fn wide(row: &GateRow, g: &mut [f32], dc_next: &mut [f32]) {
-            gates_backward(row, g, dc_next)
-        }
-        // SAFETY: the CPU has just been found to support AVX-512F, all `wide` is built for.
-        #[allow(unsafe_code)]
-        return unsafe { wide(row, g, dc_next) };
-    }
-    #[target_feature(enable = "avx2")]
-    #[allow(unsafe_code)]
-    unsafe fn avx2(row: &GateRow, g: &mut [f32], dc_next: &mut [f32]) {
-        gates_backward(row, g, dc_next)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has just been found to support AVX2, all `avx2` is built for.
-        #[allow(unsafe_code)]
-        return unsafe { avx2(row, g, dc_next) };
-    }
-    gates_backward(row, g, dc_next)
+    widest!(gates_backward(row: &GateRow, g: &mut [f32], dc_next: &mut [f32]))
 }
 
 /// What one batch row's backward step through a frame reads beside its gate activations:
