@@ -184,6 +184,17 @@ struct Kept {
     states: Vec<f32>,
 }
 
+/// `A (m x k) · B (k x n)`, each given by strides as in [`product`], into a new buffer.
+fn product_of(
+    (m, n, k): (usize, usize, usize),
+    (a, a_strides): (&[f32], (usize, usize)),
+    (b, b_strides): (&[f32], (usize, usize)),
+) -> Vec<f32> {
+    let mut c = zeroed(m * n);
+    product((m, n, k), &mut c, false, a, a_strides, b, b_strides);
+    c
+}
+
 /// `f` run on one of rayon's threads: the passes start hundreds of parallel loops a step
 /// (several a frame), and each started from a thread outside the pool is handed over to it
 /// and waited for, where one started inside it is shared with the other threads as they
@@ -223,16 +234,7 @@ fn forward(
     let x = swap_major(x, (b, t, d));
     // Each frame's pre-activations less the bias, overwritten with its activations below:
     // (T B x D) · W_ihᵀ, W_ihᵀ[k][c] = w_ihb[c (D + 1) + k].
-    let mut acts = zeroed(t * b * h4);
-    product(
-        (t * b, h4, d),
-        &mut acts,
-        false,
-        &x,
-        (d, 1),
-        w_ihb,
-        (1, d + 1),
-    );
+    let mut acts = product_of((t * b, h4, d), (&x, (d, 1)), (w_ihb, (1, d + 1)));
     let bias: Vec<f32> = (0..h4).map(|c| w_ihb[c * (d + 1) + d]).collect();
     let bias = &bias[..];
     let mut cells = zeroed(t * b * h);
@@ -402,18 +404,14 @@ fn backward(
     }
     // dW_hh = Σ_{t≥1} dgates_tᵀ · h_{t-1}: time-major, frames 1..T of the gate
     // gradients against frames 0..T-1 of the states, one product of inner size B(T-1).
-    let mut dw = vec![0f32; h4 * h];
-    if t > 1 {
-        product(
+    let dw = match t > 1 {
+        true => product_of(
             (h4, h, b * (t - 1)),
-            &mut dw,
-            false,
-            &dgates[b * h4..],
-            (1, h4),
-            &states[..b * (t - 1) * h],
-            (h, 1),
-        );
-    }
+            (&dgates[b * h4..], (1, h4)),
+            (&states, (h, 1)),
+        ),
+        false => zeroed(h4 * h),
+    };
     // The bias's gradient: the gate gradients summed over every frame and row.
     let add = |mut acc: Vec<f32>, row: &[f32]| {
         acc.iter_mut().zip(row).for_each(|(a, g)| *a += g);
@@ -425,29 +423,11 @@ fn backward(
         .reduce(|| vec![0f32; h4], |acc, f| add(acc, &f));
     // The input's gradient, (T B x 4H) · W_ih, back to batch-major; W_ih[k][c] =
     // w_ihb[k (D + 1) + c].
-    let mut dx = zeroed(t * b * d);
-    product(
-        (t * b, d, h4),
-        &mut dx,
-        false,
-        &dgates,
-        (h4, 1),
-        w_ihb,
-        (d + 1, 1),
-    );
+    let dx = product_of((t * b, d, h4), (&dgates, (h4, 1)), (w_ihb, (d + 1, 1)));
     let dx = swap_major(&dx, (t, b, d));
     // dW_ih = dgatesᵀ · x over every frame and row, then the bias's gradient as its last
     // column.
-    let mut dw_ih = zeroed(h4 * d);
-    product(
-        (h4, d, t * b),
-        &mut dw_ih,
-        false,
-        &dgates,
-        (1, h4),
-        &x,
-        (d, 1),
-    );
+    let dw_ih = product_of((h4, d, t * b), (&dgates, (1, h4)), (&x, (d, 1)));
     let mut dw_ihb = zeroed(h4 * (d + 1));
     dw_ihb
         .par_chunks_mut(d + 1)
