@@ -150,8 +150,9 @@ impl PackedRhs {
         let out = Out(c.as_mut_ptr());
         if m <= MC {
             // A few rows (the LSTM's batch, every frame): packed whole, once, and one
-            // parallel pass over the panels, each walking its blocks of the inner dimension,
-            // so the threads meet once a product, not twice a block.
+            // parallel pass over the panels, each over the whole inner dimension in one
+            // kernel call a row tile (its slice read ahead from L2), so the threads meet
+            // once a product and each output tile is written once.
             let mut packed = vec![0f32; m * k];
             pack_left(a, (a_rs, a_cs), (0, m), (0, k), &mut packed);
             let packed = &*packed;
