@@ -157,7 +157,7 @@ impl PackedRhs {
             pack_left(a, (a_rs, a_cs), (0, m), (0, k), &mut packed);
             let packed = &*packed;
             (0..n.div_ceil(PANEL)).into_par_iter().for_each(|p| {
-                self.panel_pass((packed, k, 0), m, (p, 0, k), out, accumulate);
+                self.panel_pass(packed, m, (p, 0, k), out, accumulate);
             });
             return;
         }
@@ -174,19 +174,19 @@ impl PackedRhs {
                 (0..n.div_ceil(PANEL)).into_par_iter().for_each(|p| {
                     // The block's rows are m0.. of the output.
                     let out = Out(out.at(m0 * n));
-                    self.panel_pass((blk, kc, 0), mc, (p, k0, kc), out, add);
+                    self.panel_pass(blk, mc, (p, k0, kc), out, add);
                 });
             }
         }
     }
 
-    /// Rows `0..m` of `A`, packed by [`pack_left`] `depth` deep (from its column `a_k0`),
-    /// times rows `k0..k0+kc` of panel `p`, into the panel's columns of `out` (rows `n`
-    /// apart), added to it when `add`: the row tiles of one panel slice, which stays in L1
-    /// across them.
+    /// Rows `0..m` of `A`, packed by [`pack_left`] `kc` deep, times rows `k0..k0+kc` of
+    /// panel `p`, into the panel's columns of `out` (rows `n` apart), added to it when
+    /// `add`: the row tiles of one panel slice, which stays in L2 across them and is read
+    /// ahead into L1 by the kernel.
     fn panel_pass(
         &self,
-        (a, depth, a_k0): (&[f32], usize, usize),
+        a: &[f32],
         m: usize,
         (p, k0, kc): (usize, usize, usize),
         out: Out,
@@ -206,12 +206,9 @@ impl PackedRhs {
                 width,
                 add,
             };
-            // This tile's values from depth a_k0: `rows` a depth, kc depths.
-            let tile = &a[i * depth + a_k0 * rows..];
-            assert!(
-                a_k0 + kc <= depth && rows * kc <= tile.len(),
-                "packed product: tile out of A"
-            );
+            // This tile's values: `rows` a depth, kc depths.
+            let tile = &a[i * kc..];
+            assert!(rows * kc <= tile.len(), "packed product: tile out of A");
             // SAFETY: AVX-512 is checked by every caller; `tile` holds kc depths of `rows`
             // values (asserted), the panel's slice kc x 32; the callers' output holds rows
             // 0..m and columns c0..c0+width <= n, and no other thread writes these columns.
