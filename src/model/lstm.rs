@@ -331,15 +331,18 @@ impl CustomOp3 for Layer {
         let (b, t, d) = x.dims3()?;
         let h = w_hh.dim(1)?;
         let taken = self.kept.lock().expect("lstm state lock").take();
-        let grads = with_values(w_ihb, "input weights", |wi| {
-            with_values(w_hh, "recurrent weights", |wh| {
-                let kept = match taken {
-                    Some(k) => k,
-                    // Not kept (an inference-mode pass differentiated after all): recompute.
-                    None => with_values(x, "input", |xv| forward(xv, wi, wh, (b, t, d, h)))?,
-                };
-                with_values(dstates, "state gradient", |dv| {
-                    on_the_pool(|| backward(kept, (wi, wh), dv, (b, t, d, h)))
+        let grads = on_the_pool(|| {
+            with_values(w_ihb, "input weights", |wi| {
+                with_values(w_hh, "recurrent weights", |wh| {
+                    let kept = match taken {
+                        Some(k) => k,
+                        // Not kept (an inference-mode pass differentiated after all):
+                        // recompute.
+                        None => with_values(x, "input", |xv| forward(xv, wi, wh, (b, t, d, h)))?,
+                    };
+                    with_values(dstates, "state gradient", |dv| {
+                        backward(kept, (wi, wh), dv, (b, t, d, h))
+                    })
                 })
             })
         })???;
