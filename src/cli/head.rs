@@ -51,7 +51,7 @@ pub fn keep_test_figure(
     m: crate::model::Metrics,
     per_corpus: Vec<(String, crate::model::Metrics)>,
 ) -> serde_json::Value {
-    let row = serde_json::json!({"profile": format!("{scope:?}").to_lowercase(), "metrics": m, "per_corpus": per_corpus});
+    let row = serde_json::json!({"profile": scope.name(), "metrics": m, "per_corpus": per_corpus});
     match scope {
         Scope::Speaker => {
             card.test_metrics = Some(m);
@@ -305,7 +305,7 @@ pub fn train(a: TrainCmdArgs, arch: Arch) -> Result<()> {
                     oof.readings
                         .extend(held.iter().map(|&i| crate::train::oof::Reading {
                             clip: pack.clips[i].path.display().to_string(),
-                            profile: format!("{scope:?}").to_lowercase(),
+                            profile: scope.name().to_string(),
                             label: pack.clips[i].label,
                         }));
                 }

@@ -78,6 +78,19 @@ pub enum ProfileScope {
     Enrolment,
 }
 
+impl ProfileScope {
+    /// The scope's name in `test.json` and `crossfit.json` (its variant's name in lower
+    /// case, as those files have always written it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Speaker => "speaker",
+            Self::Clip => "clip",
+            Self::Emotion => "emotion",
+            Self::Enrolment => "enrolment",
+        }
+    }
+}
+
 fn quantise(db: f32, max_db: f32) -> u8 {
     (((db - (max_db - TOP_DB)) / TOP_DB) * 255.0)
         .round()
@@ -460,5 +473,22 @@ mod key_tests {
         std::fs::write(&path, [1u8; 5000]).unwrap();
         assert_eq!(key(&clips), first);
         assert_ne!(key(&relabelled), first);
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::ProfileScope;
+    use clap::ValueEnum;
+
+    /// The names `test.json` and `crossfit.json` hold are those they were written with
+    /// before `ProfileScope::name` (the variant's name in lower case), so files already
+    /// written still match.
+    #[test]
+    fn scope_names_are_the_variants_in_lower_case() {
+        for s in ProfileScope::value_variants() {
+            assert_eq!(s.name(), format!("{s:?}").to_lowercase());
+        }
+        assert_eq!(ProfileScope::Enrolment.name(), "enrolment");
     }
 }
