@@ -46,8 +46,10 @@ impl ConvGeom {
 }
 
 /// `c = [c +] a · b` for row-major `c` (m x n); `a` (m x k) and `b` (k x n) are read with
-/// the given row and column strides, so either may be a transposed view. Single-threaded:
-/// callers parallelise over the batch.
+/// the given row and column strides, so either may be a transposed view. Callers
+/// parallelise over the batch: where the CPU has AVX-512 the packed kernel
+/// ([`super::packed::matmul`]; its own parallel loops run inline on a busy pool), gemm on
+/// one thread elsewhere.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(
     dims: (usize, usize, usize),
@@ -58,7 +60,11 @@ pub(super) fn matmul(
     b: &[f32],
     b_strides: (usize, usize),
 ) {
-    gemm_on(dims, c, accumulate, a, a_strides, b, b_strides, false)
+    if super::packed::PackedRhs::available() {
+        super::packed::matmul(dims, c, accumulate, a, a_strides, b, b_strides)
+    } else {
+        gemm_on(dims, c, accumulate, a, a_strides, b, b_strides, false)
+    }
 }
 
 /// As [`matmul`], one product split by gemm over rayon's threads: for one large product
@@ -224,6 +230,22 @@ pub(super) fn data<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a 
     }
 }
 
+/// `f` of a CPU tensor's values, read in place (made contiguous first if it is not): the
+/// backward passes read their operands, up to 84 MB each, without copying them out.
+pub(super) fn with_values<R>(x: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let x = x.contiguous()?;
+    let (storage, layout) = x.storage_and_layout();
+    match &*storage {
+        candle_core::Storage::Cpu(s) => Ok(f(data(s, layout, what)?)),
+        _ => candle_core::bail!("{what} is not on the CPU"),
+    }
+}
+
+/// `n` zeros, written over every thread (the step's buffers are tens of MB).
+pub(super) fn zeroed(n: usize) -> Vec<f32> {
+    (0..n).into_par_iter().map(|_| 0.0).collect()
+}
+
 pub(super) fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
     match *l.dims() {
         [a, b, c, d] => Ok((a, b, c, d)),
@@ -263,7 +285,7 @@ impl CustomOp2 for ConvFwd {
         let (x, wt) = (data(s1, l1, "input")?, data(s2, l2, "weight")?);
         let (ho, wo) = g.out_hw(h, w)?;
         let (k, n) = (g.k(), ho * wo);
-        let mut y = vec![0f32; b * g.c_out * n];
+        let mut y = zeroed(b * g.c_out * n);
         let per = b.div_ceil(pieces(b)).max(1);
         y.par_chunks_mut(per * g.c_out * n)
             .enumerate()
@@ -326,7 +348,7 @@ impl CustomOp2 for ConvBwdData {
         let (dy, wt) = (data(s1, l1, "output gradient")?, data(s2, l2, "weight")?);
         let (k, n) = (g.k(), ho * wo);
         let img = g.c_in * h * w;
-        let mut dx = vec![0f32; b * img];
+        let mut dx = zeroed(b * img);
         let per = b.div_ceil(pieces(b)).max(1);
         dx.par_chunks_mut(per * img)
             .enumerate()
@@ -424,13 +446,15 @@ impl CustomOp2 for BiasAdd {
         if bias.len() != c {
             candle_core::bail!("bias add: {c} channels but {} biases", bias.len());
         }
-        let mut out = y.to_vec();
-        out.par_chunks_mut(h * w).enumerate().for_each(|(k, p)| {
-            let b = bias[k % c];
-            for v in p {
-                *v += b;
-            }
-        });
+        // One parallel pass that writes the sum (a copy first was a single-threaded 49 MB
+        // memmove on FSER's first block).
+        let plane = (h * w).max(1);
+        let out: Vec<f32> = y
+            .par_iter()
+            .enumerate()
+            .with_min_len(plane)
+            .map(|(i, v)| v + bias[(i / plane) % c])
+            .collect();
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
@@ -442,19 +466,20 @@ impl CustomOp2 for BiasAdd {
         dres: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let (b, c, h, w) = dres.dims4()?;
-        let g = dres.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
         let plane = h * w;
-        let db: Vec<f32> = (0..c)
-            .into_par_iter()
-            .map(|ch| {
-                (0..b)
-                    .map(|bi| {
-                        let k = bi * c + ch;
-                        g[k * plane..(k + 1) * plane].iter().sum::<f32>() as f64
-                    })
-                    .sum::<f64>() as f32
-            })
-            .collect();
+        let db: Vec<f32> = with_values(dres, "output gradient", |g| {
+            (0..c)
+                .into_par_iter()
+                .map(|ch| {
+                    (0..b)
+                        .map(|bi| {
+                            let k = bi * c + ch;
+                            g[k * plane..(k + 1) * plane].iter().sum::<f32>() as f64
+                        })
+                        .sum::<f64>() as f32
+                })
+                .collect()
+        })?;
         Ok((
             Some(dres.clone()),
             Some(Tensor::from_vec(db, c, bias.device())?),

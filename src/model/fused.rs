@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::conv::{data, dims4};
+use super::conv::{data, dims4, with_values, zeroed};
 
 /// Per-channel statistics of the last forward pass: mean and 1/sqrt(var + eps), biased var.
 #[derive(Debug, Default, Clone)]
@@ -404,6 +404,86 @@ pub fn bn_relu_pool_eval(
     })
 }
 
+/// `max_pool(relu(x))` with a `pool` window and stride: FSER's block after each
+/// convolution. Composed from candle's ops it made three full-size temporaries forward
+/// (the ReLU, the pool's copy) and more backward (candle's max-pool gradient compares an
+/// upsampled copy of the output with the input); here one pass each way. The gradient goes
+/// to the first element of its window that holds the maximum, where that maximum is
+/// positive (ReLU's gradient is 0 at 0, as candle's).
+struct ReluMaxPool {
+    pool: (usize, usize),
+}
+
+impl candle_core::CustomOp1 for ReluMaxPool {
+    fn name(&self) -> &'static str {
+        "emoscope-relu-maxpool"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, c, h, w) = dims4(l1, "input")?;
+        let x = data(s1, l1, "input")?;
+        let (ph, pw) = self.pool;
+        let (ho, wo) = (h / ph, w / pw);
+        if ho == 0 || wo == 0 {
+            candle_core::bail!("relu-maxpool: {h}x{w} is smaller than the {ph}x{pw} pool");
+        }
+        let plane = h * w;
+        let mut y = vec![0f32; b * c * ho * wo];
+        y.par_chunks_mut(ho * wo).enumerate().for_each(|(k, out)| {
+            let p = &x[k * plane..(k + 1) * plane];
+            for (i, o) in out.chunks_exact_mut(wo).enumerate() {
+                for row in p[i * ph * w..].chunks(w).take(ph) {
+                    for (j, v) in o.iter_mut().enumerate() {
+                        for &e in &row[j * pw..(j + 1) * pw] {
+                            *v = v.max(e);
+                        }
+                    }
+                }
+            }
+        });
+        Ok((CpuStorage::F32(y), Shape::from((b, c, ho, wo))))
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        let (b, c, h, w) = x.dims4()?;
+        let (ph, pw) = self.pool;
+        let (ho, wo) = (h / ph, w / pw);
+        let plane = h * w;
+        let mut dx = zeroed(b * c * plane);
+        // Every operand read in place (one `?` for each).
+        with_values(x, "input", |xv| {
+            with_values(y, "output", |yv| {
+                with_values(dy, "output gradient", |dyv| {
+                    dx.par_chunks_mut(plane).enumerate().for_each(|(k, out)| {
+                        let p = &xv[k * plane..(k + 1) * plane];
+                        for i in 0..ho {
+                            for j in 0..wo {
+                                let at = k * ho * wo + i * wo + j;
+                                if yv[at] <= 0.0 {
+                                    continue;
+                                }
+                                let first = (i * ph..(i + 1) * ph)
+                                    .flat_map(|r| (j * pw..(j + 1) * pw).map(move |q| r * w + q))
+                                    .find(|&e| p[e] == yv[at]);
+                                if let Some(e) = first {
+                                    out[e] = dyv[at];
+                                }
+                            }
+                        }
+                    })
+                })
+            })
+        })???;
+        Ok(Some(Tensor::from_vec(dx, (b, c, h, w), x.device())?))
+    }
+}
+
+/// `max_pool2d(relu(x))` with a `pool` window and stride, one pass forward and one backward
+/// on the CPU (rows and columns past the last whole pool are left out, as candle's).
+pub fn relu_max_pool(x: &Tensor, pool: (usize, usize)) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(ReluMaxPool { pool })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -573,5 +653,90 @@ mod tests {
         check((3, 96, 8, 23), (2, 1)); // emocnn block 3
         check((3, 48, 16, 47), (2, 2)); // emocnn block 2: 47 frames, the last one not pooled
         check((2, 5, 7, 9), (2, 2)); // odd sizes: the last row and column are not pooled
+    }
+
+    /// By hand: each window's gradient goes whole to its (first) largest element.
+    #[test]
+    fn relu_max_pool_sends_the_gradient_to_each_windows_maximum() {
+        let dev = Device::Cpu;
+        #[rustfmt::skip]
+        let x = Var::from_vec(vec![
+            1.0f32, 3.0, -1.0, -2.0, 9.0,
+            2.0, 0.5, -3.0, -0.5, 9.0,
+            5.0, 5.0, 0.0, 4.0, 9.0,
+        ], (1, 1, 3, 5), &dev).unwrap();
+        let y = relu_max_pool(x.as_tensor(), (2, 2)).unwrap();
+        assert_eq!(
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [3.0, 0.0]
+        );
+        let dy = Tensor::new(&[[[[10.0f32, 20.0]]]], &dev).unwrap();
+        let g = (y * dy).unwrap().sum_all().unwrap().backward().unwrap();
+        #[rustfmt::skip]
+        let want = [
+            0.0, 10.0, 0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.0, 0.0,
+            0.0, 0.0, 0.0, 0.0, 0.0,
+        ];
+        let got = g
+            .get(&x)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn relu_max_pool_equals_candles_relu_and_max_pool_and_their_gradient() {
+        let dev = Device::Cpu;
+        // FSER's four blocks (64 x 94 in, batch 2), and odd sizes whose last row and column
+        // are not pooled.
+        for shape in [
+            (2, 32, 64, 94),
+            (2, 64, 32, 47),
+            (2, 128, 16, 23),
+            (2, 128, 8, 11),
+            (3, 4, 7, 9),
+        ] {
+            let x = Var::randn(0f32, 1.0, shape, &dev).unwrap();
+            let ours = relu_max_pool(x.as_tensor(), (2, 2)).unwrap();
+            // The rows and columns past the last whole pool are cut first: candle's gradient
+            // spreads by nearest-neighbour upsampling, which misplaces it for odd sizes.
+            let (_, _, h, w) = shape;
+            let reference = x
+                .relu()
+                .unwrap()
+                .narrow(2, 0, h / 2 * 2)
+                .unwrap()
+                .narrow(3, 0, w / 2 * 2)
+                .unwrap()
+                .max_pool2d(2)
+                .unwrap();
+            assert_eq!(ours.dims(), reference.dims(), "{shape:?}");
+            assert_eq!(rel(&ours, &reference), 0.0, "{shape:?}: forward");
+            // candle's max-pool gradient (candle-core 0.11, backprop.rs) is the output's
+            // times the share of its window that holds the maximum: 1/4 of the true
+            // gradient for a 2 x 2 window with one maximum, as random inputs have.
+            let (g1, g2) = weighted_grads(&ours, &reference);
+            let (a, r) = (g1.get(&x).unwrap(), (g2.get(&x).unwrap() * 4.0).unwrap());
+            assert!(rel(a, &r) < 1e-6, "{shape:?}: gradient {}", rel(a, &r));
+            // A window whose every element is negative passes no gradient at all.
+            let neg = Var::from_tensor(&(x.abs().unwrap().neg().unwrap() - 0.1).unwrap()).unwrap();
+            let y = relu_max_pool(neg.as_tensor(), (2, 2)).unwrap();
+            assert_eq!(
+                y.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap(),
+                0.0
+            );
+            let g = y.sum_all().unwrap().backward().unwrap();
+            let gx = g.get(&neg).unwrap().abs().unwrap().sum_all().unwrap();
+            assert_eq!(gx.to_scalar::<f32>().unwrap(), 0.0, "{shape:?}");
+        }
     }
 }

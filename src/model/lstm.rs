@@ -34,7 +34,7 @@ use rayon::prelude::*;
 use super::gates::{gates_backward_wide, gates_forward_wide, GateRow};
 use super::packed::{matmul as product, PackedRhs};
 
-use super::conv::data;
+use super::conv::{data, with_values, zeroed};
 
 /// The recurrent matrix as the right operand of every frame's product over the batch:
 /// packed once for the whole sequence where the CPU runs the packed kernel, read in place
@@ -61,17 +61,6 @@ impl<'a> Recurrent<'a> {
                 super::conv::matmul_parallel((m, *n, *k), c, accumulate, a, (a_rs, 1), b, *strides)
             }
         }
-    }
-}
-
-/// `f` of a CPU tensor's values, read in place (made contiguous first if it is not): the
-/// backward passes read their operands, up to 84 MB each, without copying them out.
-fn with_values<R>(x: &Tensor, what: &str, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let x = x.contiguous()?;
-    let (storage, layout) = x.storage_and_layout();
-    match &*storage {
-        candle_core::Storage::Cpu(s) => Ok(f(data(s, layout, what)?)),
-        _ => candle_core::bail!("lstm: {what} is not on the CPU"),
     }
 }
 
@@ -201,11 +190,6 @@ fn product_of(
 /// come free.
 fn on_the_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| f())
-}
-
-/// `n` zeros, written over every thread (the step's buffers are tens of MB).
-fn zeroed(n: usize) -> Vec<f32> {
-    (0..n).into_par_iter().map(|_| 0.0).collect()
 }
 
 /// `(A, B, n)` to `(B, A, n)`: batch-major to time-major and back.

@@ -100,6 +100,13 @@ impl PackedRhs {
                             }
                         }
                     }
+                } else if cs == 1 {
+                    // Rows contiguous (a convolution's columns, its output gradient): each
+                    // panel row is one copy.
+                    for r in 0..k {
+                        panel[r * PANEL..r * PANEL + width]
+                            .copy_from_slice(&b[r * rs + c0..r * rs + c0 + width]);
+                    }
                 } else {
                     for r in 0..k {
                         let row = &mut panel[r * PANEL..r * PANEL + width];

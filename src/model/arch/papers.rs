@@ -125,7 +125,14 @@ impl Fser {
     pub fn forward_t(&self, x: &Tensor, train: bool, drop: &Dropout) -> Result<Tensor> {
         let mut x = x.clone();
         for c in &self.convs {
-            x = drop.apply(&c.forward(&x)?.relu()?.max_pool2d(2)?, 0.25, train)?;
+            let y = c.forward(&x)?;
+            let pooled = if y.device().is_cpu() {
+                // ReLU and max pooling in one pass (model::fused), forward and backward.
+                crate::model::fused::relu_max_pool(&y, (2, 2))?
+            } else {
+                y.relu()?.max_pool2d(2)?
+            };
+            x = drop.apply(&pooled, 0.25, train)?;
         }
         let mut x = x.flatten_from(1)?;
         for (i, fc) in self.fcs.iter().enumerate() {
