@@ -9,15 +9,18 @@ side by side). Layers as in src/model/arch.rs:
   channels; pools 2x2, 2x2, 2x2, 2x1), mean over frequency, attention pooling (96 -> 64
   tanh -> 1, softmax over time) and max pooling over time, dropout 0.3, dense to 8;
   AdamW lr 2e-3, weight decay 0.05, mixup; 64 x 188 log-mel images.
+- fser (paper 2): four conv3x3 blocks (32, 64, 128, 128 channels, ReLU, 2x2 max pooling,
+  dropout 0.25), dense 256 and 64 (ReLU, dropout 0.5) to 8; Adam lr 3e-4, batch 64 (its
+  recipe's); 64 x 94 log-mel images.
 - paper1_lstm: two LSTM layers of 1024 (dropout 0.5 between) over the 160 frames of a
   40 x 160 MFCC image, the last state through dense 128 (ReLU, dropout 0.5) to 8; Adam lr
   5e-4.
 
-Batch 32. The inputs are random: this measures the network's training compute;
+Batch 32 (FSER 64). The inputs are random: this measures the network's training compute;
 emoscope's epoch also builds each batch from its feature pack (augmentation included),
 which is in its figure.
 
-Usage: python3 scripts/bench_torch.py [--arch paper1_cnn|emocnn] [--clips N] [--epochs E]
+Usage: python3 scripts/bench_torch.py [--arch paper1_cnn|emocnn|fser|paper1_lstm] [--clips N] [--epochs E]
        [--threads 1,2] [--device cpu|cuda]
 Prints one line per thread count: "<arch> torch <threads> thread(s): <median> s/epoch (epochs: ...)".
 """
@@ -84,6 +87,26 @@ class EmoCnn(nn.Module):
         return self.head(self.drop(torch.cat([att, mx], -1)))
 
 
+class Fser(nn.Module):
+    shape = (64, 94)
+
+    def __init__(self):
+        super().__init__()
+        ch = [1, 32, 64, 128, 128]
+        self.convs = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 3, padding=1) for i in range(4))
+        self.fcs = nn.ModuleList([nn.Linear(128 * 4 * 5, 256), nn.Linear(256, 64), nn.Linear(64, 8)])
+
+    def forward(self, x):
+        for c in self.convs:
+            x = nn.functional.dropout(nn.functional.max_pool2d(torch.relu(c(x)), 2), 0.25, self.training)
+        x = x.flatten(1)
+        for i, f in enumerate(self.fcs):
+            x = f(x)
+            if i < 2:
+                x = nn.functional.dropout(torch.relu(x), 0.5, self.training)
+        return x
+
+
 class Paper1Lstm(nn.Module):
     shape = (40, 160)
 
@@ -106,7 +129,8 @@ class Paper1Lstm(nn.Module):
 def epoch_seconds(arch, threads, n, epochs, device="cpu"):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = {"paper1_cnn": Paper1Cnn, "emocnn": EmoCnn, "paper1_lstm": Paper1Lstm}[arch]().to(device)
+    net = {"paper1_cnn": Paper1Cnn, "emocnn": EmoCnn, "fser": Fser, "paper1_lstm": Paper1Lstm}[arch]().to(device)
+    batch = 64 if arch == "fser" else 32
     rows, frames = net.shape
     x = torch.randn(n, 1, rows, frames, device=device)
     y = torch.randint(0, 8, (n,), device=device)
@@ -116,6 +140,9 @@ def epoch_seconds(arch, threads, n, epochs, device="cpu"):
     elif arch == "paper1_lstm":
         opt = torch.optim.Adam(net.parameters(), lr=5e-4)
         weights = []
+    elif arch == "fser":
+        opt = torch.optim.Adam(net.parameters(), lr=3e-4)
+        weights = []
     else:
         opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=0.05)
         weights = []
@@ -124,8 +151,8 @@ def epoch_seconds(arch, threads, n, epochs, device="cpu"):
     for _ in range(epochs):
         perm = torch.randperm(n, device=device)
         t0 = time.perf_counter()
-        for i in range(0, n, 32):
-            idx = perm[i : i + 32]
+        for i in range(0, n, batch):
+            idx = perm[i : i + batch]
             xb, yb = x[idx], nn.functional.one_hot(y[idx], 8).float()
             if arch == "emocnn":  # mixup, as emoscope's recipe
                 lam = 0.8
@@ -145,13 +172,13 @@ def epoch_seconds(arch, threads, n, epochs, device="cpu"):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--arch", default="paper1_cnn", choices=["paper1_cnn", "emocnn", "paper1_lstm"])
+    ap.add_argument("--arch", default="paper1_cnn", choices=["paper1_cnn", "emocnn", "fser", "paper1_lstm"])
     ap.add_argument("--clips", type=int, default=1200)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--device", default="cpu", help="cpu, or cuda for the same network on the GPU")
     a = ap.parse_args()
-    print(f"# torch {torch.__version__}, {a.arch}, {a.clips} random inputs, batch 32, {a.device}")
+    print(f"# torch {torch.__version__}, {a.arch}, {a.clips} random inputs, batch {64 if a.arch == 'fser' else 32}, {a.device}")
     for threads in [int(t) for t in a.threads.split(",")]:
         t = epoch_seconds(a.arch, threads, a.clips, a.epochs, a.device)
         print(
