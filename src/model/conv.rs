@@ -446,15 +446,19 @@ impl CustomOp2 for BiasAdd {
         if bias.len() != c {
             candle_core::bail!("bias add: {c} channels but {} biases", bias.len());
         }
-        // One parallel pass that writes the sum (a copy first was a single-threaded 49 MB
-        // memmove on FSER's first block).
-        let plane = (h * w).max(1);
-        let out: Vec<f32> = y
-            .par_iter()
+        // Written plane by plane over the threads (a copy first was a single-threaded
+        // 49 MB memmove on FSER's first block).
+        let plane = h * w;
+        let mut out = zeroed(y.len());
+        out.par_chunks_mut(plane.max(1))
+            .zip(y.par_chunks(plane.max(1)))
             .enumerate()
-            .with_min_len(plane)
-            .map(|(i, v)| v + bias[(i / plane) % c])
-            .collect();
+            .for_each(|(k, (o, p))| {
+                let b = bias[k % c];
+                for (o, v) in o.iter_mut().zip(p) {
+                    *o = v + b;
+                }
+            });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
