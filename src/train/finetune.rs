@@ -183,6 +183,7 @@ pub fn finetune(
         max_seconds: None,
         // The user's own clips are the point; corpus clips mixed in only keep the rest.
         balance_corpora: false,
+        every_window: None,
     };
     // Everything trains but an encoder head's feature standardisation (its training
     // statistics, not weights).

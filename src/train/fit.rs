@@ -90,19 +90,48 @@ fn crop_start(frames: usize, win: usize, augment: bool, rng: &mut StdRng) -> isi
 /// The gain range (± dB) of augmentation against a speaker's whole profile.
 pub(super) const SPEAKER_GAIN_DB: f32 = 3.0;
 
+/// The windows an epoch trains on, in order: each clip of `tr` once, its window cropped at
+/// random (`None`); or with the recipe's `every_window`, every window of each clip (of
+/// `frames(clip)` frames) at its fixed start, shuffled from `seed`.
+fn epoch_windows(
+    frames: impl Fn(usize) -> usize,
+    tr: &[usize],
+    win: usize,
+    every: Option<usize>,
+    seed: u64,
+) -> Vec<(usize, Option<usize>)> {
+    match every {
+        None => tr.iter().map(|&i| (i, None)).collect(),
+        Some(hop) => {
+            let mut items: Vec<(usize, Option<usize>)> = tr
+                .iter()
+                .flat_map(|&i| {
+                    let last = frames(i).saturating_sub(win);
+                    (0..=last).step_by(hop.max(1)).map(move |s| (i, Some(s)))
+                })
+                .collect();
+            items.shuffle(&mut StdRng::seed_from_u64(seed));
+            items
+        }
+    }
+}
+
 pub(super) fn training_batch(
     clf: &Classifier,
     pack: &FeaturePack,
-    idx: &[usize],
+    idx: &[(usize, Option<usize>)],
     recipe: &Recipe,
     seed: u64,
 ) -> (Vec<FeatureMatrix>, Vec<usize>) {
     let win = clf.card.features.window_frames();
     let inputs: Vec<FeatureMatrix> = idx
         .par_iter()
-        .map(|&i| {
+        .map(|&(i, fixed)| {
+            // A fixed window's start enters the draw too: two windows of one clip in one
+            // batch are augmented differently.
+            let at = fixed.map_or(0, |s| (s as u64 + 1).wrapping_mul(0xC2B2_AE3D_27D4_EB4F));
             let mut rng =
-                StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                StdRng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ at);
             // Speaker normalisation: mostly by the speaker's whole profile (as `eval` and a
             // long session), sometimes by the clip's own alone (as one short file or the
             // first seconds of a session), so the model copes with both. Against the whole
@@ -134,7 +163,10 @@ pub(super) fn training_batch(
             } else {
                 pack.speaker_profile(i)
             };
-            let start = crop_start(m.frames, win, recipe.augment.enabled, &mut rng);
+            let start = match fixed {
+                Some(s) => s as isize,
+                None => crop_start(m.frames, win, recipe.augment.enabled, &mut rng),
+            };
             let vw = v.as_ref().map(|v| place_filled(v, start, win, f32::NAN));
             let mut x = clf
                 .extractor
@@ -147,12 +179,13 @@ pub(super) fn training_batch(
         .collect();
     (
         inputs,
-        idx.iter().map(|&i| pack.clips[i].clip.label).collect(),
+        idx.iter().map(|&(i, _)| pack.clips[i].clip.label).collect(),
     )
 }
 
 /// One pass over the training clips `tr` (in their order, in batches, with the recipe's
-/// augmentation, mixup and L2); returns the mean batch loss. `on_batch(done, total)` is
+/// augmentation, mixup and L2; with its `every_window`, over every window of them in a
+/// shuffled order); returns the mean batch loss. `on_batch(done, total)` is
 /// called before each batch and once at the end; when it returns false the pass stops
 /// there with [`Error::Cancelled`].
 #[allow(clippy::too_many_arguments)]
@@ -174,8 +207,15 @@ pub fn run_epoch(
         .seed_dropout(seed ^ 0xD0_D0 ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut total = 0.0;
     let mut batches = 0;
-    let n_batches = tr.len().div_ceil(recipe.batch_size.max(1));
-    for (b, idx) in tr.chunks(recipe.batch_size).enumerate() {
+    let items = epoch_windows(
+        |i| pack.clips[i].frames,
+        tr,
+        clf.card.features.window_frames(),
+        recipe.every_window,
+        seed ^ 0x57A7 ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    let n_batches = items.len().div_ceil(recipe.batch_size.max(1));
+    for (b, idx) in items.chunks(recipe.batch_size).enumerate() {
         if !on_batch(b, n_batches) {
             return Err(Error::Cancelled("training".into()));
         }
@@ -344,7 +384,11 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         test_metrics_per_corpus: Vec::new(),
         test_metrics_enrolled: None,
         date: chrono::Utc::now().format("%Y-%m-%d").to_string(),
-        notes: String::new(),
+        notes: a
+            .recipe
+            .every_window
+            .map(|hop| format!("trained on every window of each clip, {hop} frames apart, each epoch (not one random crop)"))
+            .unwrap_or_default(),
         base_model: None,
     };
     // Initial weights from the card's seed (a.seed): see model::init.
@@ -402,8 +446,22 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         tr.shuffle(&mut rng); // keep the shuffle sequence of an uninterrupted run
     }
     log_line(&format!(
-        "training on {} clips ({} validation clips), batch {}, {} thread(s) on {}",
+        "training on {} clips{} ({} validation clips), batch {}, {} thread(s) on {}",
         tr.len(),
+        match a.recipe.every_window {
+            Some(hop) => format!(
+                ", every window {hop} frames apart: {} windows an epoch",
+                epoch_windows(
+                    |i| pack.clips[i].frames,
+                    &tr,
+                    clf.card.features.window_frames(),
+                    Some(hop),
+                    0
+                )
+                .len()
+            ),
+            None => String::new(),
+        },
         va.len(),
         a.recipe.batch_size,
         rayon::current_num_threads(),
@@ -521,4 +579,40 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         per_corpus,
         seconds_per_epoch,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::epoch_windows;
+
+    /// Every window of every training clip, once, at its fixed start; the same seed gives the
+    /// same order; without `every_window` each clip once, its crop left to chance.
+    #[test]
+    fn every_window_draws_each_window_of_each_clip_once() {
+        let frames = |i: usize| [94, 140, 60, 126][i];
+        let tr = [3, 0, 1];
+        let items = epoch_windows(frames, &tr, 94, Some(16), 7);
+        let mut sorted = items.clone();
+        sorted.sort();
+        // 126 frames: starts 0, 16 and 32 (ending at the clip's end); 94: 0; 140: 0, 16, 32
+        // (48 would end past it).
+        let want = [
+            (0, Some(0)),
+            (1, Some(0)),
+            (1, Some(16)),
+            (1, Some(32)),
+            (3, Some(0)),
+            (3, Some(16)),
+            (3, Some(32)),
+        ];
+        assert_eq!(sorted, want);
+        assert_eq!(items, epoch_windows(frames, &tr, 94, Some(16), 7));
+        assert_ne!(items, sorted, "the windows are shuffled");
+        // A clip shorter than a window still gives one (placed from its start).
+        assert_eq!(epoch_windows(frames, &[2], 94, Some(16), 7), [(2, Some(0))]);
+        assert_eq!(
+            epoch_windows(frames, &tr, 94, None, 7),
+            [(3, None), (0, None), (1, None)]
+        );
+    }
 }

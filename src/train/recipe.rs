@@ -134,6 +134,10 @@ pub struct Recipe {
     /// With several corpora: every corpus gives an equal share of each epoch's clips
     /// (smaller ones drawn more often), so the largest does not decide what is learnt.
     pub balance_corpora: bool,
+    /// Which windows of a clip an epoch trains on: `None`, one random crop of each clip;
+    /// `Some(hop)`, every window of each clip, `hop` frames apart from its start (one for a
+    /// clip no longer than a window), all of them each epoch, in a shuffled order.
+    pub every_window: Option<usize>,
 }
 
 impl Recipe {
@@ -152,6 +156,7 @@ impl Recipe {
             cosine: false,
             max_seconds: None,
             balance_corpora: false,
+            every_window: None,
         }
     }
 }
@@ -173,6 +178,7 @@ pub fn default_recipe(arch: &Arch) -> Recipe {
         // Tried with the prosody MLP on the mixed protocol: 59.4 % pooled against 62.2 %
         // without.
         balance_corpora: false,
+        every_window: None,
     };
     match arch {
         // Paper 1: Adam 5e-5 with L2 1e-4 (CNN), Adam 5e-4 (LSTM).

@@ -123,6 +123,11 @@ pub struct TrainCmdArgs {
     /// drawn more often) instead of sampling clips uniformly.
     #[arg(long)]
     pub balance_corpora: bool,
+    /// Train on every window of each clip, FRAMES apart from its start, all of them each
+    /// epoch, instead of one random crop of each clip an epoch (the window models: CNNs
+    /// and LSTMs; e.g. 16 for FSER, as scripts/fser_torch.py draws). The card's notes say so.
+    #[arg(long, value_name = "FRAMES", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub every_window: Option<u32>,
     /// Encoder heads: train the linear head from this many seeds (--seed, --seed + 1, ...),
     /// each picking its own epoch, and keep the mean of their weights: the mean of their
     /// logits at one head's cost. Heads with a hidden layer: train one per --seed and
@@ -203,6 +208,9 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
     if matches!(arch, Arch::EncoderHead { .. }) {
         if a.split.is_some() {
             bail!("--split applies to the networks trained on feature packs (paper1_cnn, paper1_lstm, fser, emocnn, prosody, fusion), not to encoder heads");
+        }
+        if a.every_window.is_some() {
+            bail!("--every-window applies to the networks trained on feature packs (paper1_cnn, paper1_lstm, fser, emocnn, prosody, fusion); an encoder head already trains on every window of its cache");
         }
         let mut arch = arch;
         if let (Arch::EncoderHead { hidden, .. }, Some(width)) = (&mut arch, a.width) {
@@ -318,6 +326,7 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
     }
     recipe.max_seconds = a.max_minutes.map(|m| m * 60.0);
     recipe.balance_corpora |= a.balance_corpora;
+    recipe.every_window = a.every_window.map(|f| f as usize);
     if a.no_augment {
         recipe.augment = crate::train::Augment::NONE;
         recipe.mixup_alpha = 0.0;
