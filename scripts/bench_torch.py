@@ -95,6 +95,10 @@ class Fser(nn.Module):
         ch = [1, 32, 64, 128, 128]
         self.convs = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 3, padding=1) for i in range(4))
         self.fcs = nn.ModuleList([nn.Linear(128 * 4 * 5, 256), nn.Linear(256, 64), nn.Linear(64, 8)])
+        # Keras's defaults, as the paper and emoscope: Glorot-uniform weights, zero biases.
+        for m in list(self.convs) + list(self.fcs):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
 
     def forward(self, x):
         for c in self.convs:

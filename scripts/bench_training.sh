@@ -5,7 +5,8 @@
 # batch 32. PyTorch runs the same layers on random inputs of the same shape and count
 # (scripts/bench_torch.py; `pip install torch`).
 # Usage: bash scripts/bench_training.sh [DATA_DIR] [EPOCHS] [ARCHS]
-#   defaults: ../shared/data, 3, "paper1_cnn emocnn". Needs `cargo build --release` first.
+#   defaults: ../shared/data, 3, "paper1_cnn emocnn" (ARCHS may also name fser). Needs
+#   `cargo build --release` first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${1:-../shared/data}"; epochs="${2:-3}"; archs="${3:-paper1_cnn emocnn}"

@@ -8,7 +8,11 @@ and the window scaled to unit RMS), on a seeded random 80/20 split of RAVDESS's 
 stratified by label (speaker-DEPENDENT, as the paper's protocol). A clip is read as the mean
 of its windows' probabilities. Prints test accuracy by epoch.
 
-Usage: python3 scripts/fser_torch.py MEL_DIR [EPOCHS] [SEED]
+With a fourth argument `crop` it draws as emoscope's trainer draws instead: one random 3 s
+crop of each training clip an epoch (each normalised alone), so the two can be compared
+step for step.
+
+Usage: python3 scripts/fser_torch.py MEL_DIR [EPOCHS] [SEED] [crop]
   MEL_DIR: one .npy per RAVDESS clip, named as the clip, from
   `emoscope features CLIP --kind mel --sr 16000 --n-fft 512 --hop-length 512 --n-mels 64 --db`.
 """
@@ -20,31 +24,41 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_torch import Fser  # noqa: E402  (the same network the speed bench times)
+
 mel_dir = sys.argv[1]
 epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 30
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else 42
+crop = len(sys.argv) > 4 and sys.argv[4] == "crop"
 torch.manual_seed(seed)
 rng = np.random.default_rng(seed)
 torch.set_num_threads(2)
 WIN, HOP = 94, 16
 
 
-def windows(m):
+def padded(m):
     if m.shape[1] < WIN:
         m = np.pad(m, ((0, 0), (0, WIN - m.shape[1])), mode="constant", constant_values=m.min())
-    out = []
-    for s in range(0, m.shape[1] - WIN + 1, HOP):
-        w = m[:, s:s + WIN] - m[:, s:s + WIN].mean(axis=1, keepdims=True)
-        w = w / max(np.sqrt((w ** 2).mean()), 1e-8)
-        out.append(w.astype(np.float32))
-    return out
+    return m
+
+
+def window(m, s):
+    w = m[:, s:s + WIN] - m[:, s:s + WIN].mean(axis=1, keepdims=True)
+    return (w / max(np.sqrt((w ** 2).mean()), 1e-8)).astype(np.float32)
+
+
+def windows(m):
+    m = padded(m)
+    return [window(m, s) for s in range(0, m.shape[1] - WIN + 1, HOP)]
 
 
 files = sorted(glob.glob(os.path.join(mel_dir, "*.npy")))
-clips, labels = [], []
+clips, labels, mels = [], [], []
 for f in files:
     emo = int(os.path.basename(f).split("-")[2]) - 1
-    clips.append(windows(np.load(f)))
+    mels.append(padded(np.load(f)))
+    clips.append(windows(mels[-1]))
     labels.append(emo)
 labels = np.array(labels)
 test = np.zeros(len(files), bool)
@@ -55,38 +69,20 @@ for c in range(8):
 train_idx, test_idx = np.flatnonzero(~test), np.flatnonzero(test)
 xw = np.stack([w for i in train_idx for w in clips[i]])[:, None]
 yw = np.array([labels[i] for i in train_idx for _ in clips[i]])
-print(f"{len(train_idx)} training clips ({len(xw)} windows), {len(test_idx)} test clips", flush=True)
-
-
-class Fser(nn.Module):
-    def __init__(self):
-        super().__init__()
-        ch = [1, 32, 64, 128, 128]
-        self.convs = nn.ModuleList(nn.Conv2d(ch[i], ch[i + 1], 3, padding=1) for i in range(4))
-        h, w = 64, WIN
-        for _ in range(4):
-            h, w = h // 2, w // 2
-        self.fcs = nn.ModuleList([nn.Linear(128 * h * w, 256), nn.Linear(256, 64), nn.Linear(64, 8)])
-        for m in list(self.convs) + list(self.fcs):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
-
-    def forward(self, x):
-        for c in self.convs:
-            x = nn.functional.dropout(nn.functional.max_pool2d(torch.relu(c(x)), 2), 0.25, self.training)
-        x = x.flatten(1)
-        for i, f in enumerate(self.fcs):
-            x = f(x)
-            if i < 2:
-                x = nn.functional.dropout(torch.relu(x), 0.5, self.training)
-        return x
+draw = "one random crop of each an epoch" if crop else f"{len(xw)} windows"
+print(f"{len(train_idx)} training clips ({draw}), {len(test_idx)} test clips", flush=True)
 
 
 net = Fser()
 opt = torch.optim.Adam(net.parameters(), lr=3e-4)
 X, Y = torch.from_numpy(xw), torch.from_numpy(yw)
+if crop:
+    Y = torch.from_numpy(labels[train_idx])
 for ep in range(1, epochs + 1):
     net.train()
+    if crop:  # one random crop of each training clip this epoch
+        X = torch.from_numpy(np.stack([
+            window(mels[i], rng.integers(0, mels[i].shape[1] - WIN + 1)) for i in train_idx])[:, None])
     perm = torch.randperm(len(X))
     tot = 0.0
     for b in range(0, len(X), 64):
