@@ -11,7 +11,7 @@
 //! and its gradients, and with finite differences, is tested below.
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 /// Shape of one convolution: channels, kernel and zero padding (stride is always 1).
@@ -261,6 +261,92 @@ pub(super) fn pieces(batch: usize) -> usize {
 /// Forward: `(x (B, C, H, W), w (O, C, kh, kw)) -> y (B, O, Ho, Wo)`.
 struct ConvFwd(ConvGeom);
 
+/// The forward pass of [`ConvFwd`] and [`ConvBiasFwd`]: im2col and one product a sample,
+/// the bias (one per output channel) added to each plane while it is still in cache.
+fn conv_forward(
+    g: &ConvGeom,
+    (s1, l1): (&CpuStorage, &Layout),
+    (s2, l2): (&CpuStorage, &Layout),
+    bias: Option<&[f32]>,
+) -> Result<(CpuStorage, Shape)> {
+    let (b, c, h, w) = dims4(l1, "input")?;
+    if c != g.c_in || l2.dims() != [g.c_out, g.c_in, g.kh, g.kw] {
+        candle_core::bail!(
+            "conv: input {:?} and weight {:?} do not fit {g:?}",
+            l1.dims(),
+            l2.dims()
+        );
+    }
+    if bias.is_some_and(|bias| bias.len() != g.c_out) {
+        candle_core::bail!("conv: {} output channels but another number of biases", g.c_out);
+    }
+    let (x, wt) = (data(s1, l1, "input")?, data(s2, l2, "weight")?);
+    let (ho, wo) = g.out_hw(h, w)?;
+    let (k, n) = (g.k(), ho * wo);
+    let mut y = zeroed(b * g.c_out * n);
+    let per = b.div_ceil(pieces(b)).max(1);
+    y.par_chunks_mut(per * g.c_out * n)
+        .enumerate()
+        .for_each(|(p, ys)| {
+            let mut col = vec![0f32; k * n];
+            for (s, yb) in ys.chunks_mut(g.c_out * n).enumerate() {
+                let bi = p * per + s;
+                im2col(
+                    g,
+                    &x[bi * c * h * w..(bi + 1) * c * h * w],
+                    (h, w),
+                    &mut col,
+                );
+                matmul((g.c_out, n, k), yb, false, wt, (k, 1), &col, (n, 1));
+                if let Some(bias) = bias {
+                    for (plane, &bo) in yb.chunks_mut(n).zip(bias) {
+                        plane.iter_mut().for_each(|v| *v += bo);
+                    }
+                }
+            }
+        });
+    Ok((CpuStorage::F32(y), Shape::from((b, g.c_out, ho, wo))))
+}
+
+/// The input's and the weight's gradients of a convolution (the input's skipped when it
+/// needs none, as the network's own input).
+fn conv_grads(
+    g: &ConvGeom,
+    x: &Tensor,
+    w: &Tensor,
+    dy: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let dy = dy.contiguous()?;
+    let dx = if x.track_op() {
+        let (_, _, h, wd) = x.dims4()?;
+        Some(dy.apply_op2_no_bwd(w, &ConvBwdData(*g, h, wd))?)
+    } else {
+        None
+    };
+    let dw = x.apply_op2_no_bwd(&dy, &ConvBwdFilter(*g))?;
+    Ok((dx, Some(dw)))
+}
+
+/// A bias's gradient: the sum of each channel's planes of `dy` `(B, C, H, W)`, read in place.
+fn bias_grad(dy: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = dy.dims4()?;
+    let plane = h * w;
+    let db: Vec<f32> = with_values(dy, "output gradient", |g| {
+        (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                (0..b)
+                    .map(|bi| {
+                        let k = bi * c + ch;
+                        g[k * plane..(k + 1) * plane].iter().sum::<f32>() as f64
+                    })
+                    .sum::<f64>() as f32
+            })
+            .collect()
+    })?;
+    Tensor::from_vec(db, c, dy.device())
+}
+
 impl CustomOp2 for ConvFwd {
     fn name(&self) -> &'static str {
         "emoscope-conv2d"
@@ -273,36 +359,7 @@ impl CustomOp2 for ConvFwd {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let g = &self.0;
-        let (b, c, h, w) = dims4(l1, "input")?;
-        if c != g.c_in || l2.dims() != [g.c_out, g.c_in, g.kh, g.kw] {
-            candle_core::bail!(
-                "conv: input {:?} and weight {:?} do not fit {g:?}",
-                l1.dims(),
-                l2.dims()
-            );
-        }
-        let (x, wt) = (data(s1, l1, "input")?, data(s2, l2, "weight")?);
-        let (ho, wo) = g.out_hw(h, w)?;
-        let (k, n) = (g.k(), ho * wo);
-        let mut y = zeroed(b * g.c_out * n);
-        let per = b.div_ceil(pieces(b)).max(1);
-        y.par_chunks_mut(per * g.c_out * n)
-            .enumerate()
-            .for_each(|(p, ys)| {
-                let mut col = vec![0f32; k * n];
-                for (s, yb) in ys.chunks_mut(g.c_out * n).enumerate() {
-                    let bi = p * per + s;
-                    im2col(
-                        g,
-                        &x[bi * c * h * w..(bi + 1) * c * h * w],
-                        (h, w),
-                        &mut col,
-                    );
-                    matmul((g.c_out, n, k), yb, false, wt, (k, 1), &col, (n, 1));
-                }
-            });
-        Ok((CpuStorage::F32(y), Shape::from((b, g.c_out, ho, wo))))
+        conv_forward(&self.0, (s1, l1), (s2, l2), None)
     }
 
     fn bwd(
@@ -312,16 +369,43 @@ impl CustomOp2 for ConvFwd {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dy = dy.contiguous()?;
-        // The network's input needs no gradient: skip the col2im pass for it.
-        let dx = if x.track_op() {
-            let (_, _, h, wd) = x.dims4()?;
-            Some(dy.apply_op2_no_bwd(w, &ConvBwdData(self.0, h, wd))?)
-        } else {
-            None
-        };
-        let dw = x.apply_op2_no_bwd(&dy, &ConvBwdFilter(self.0))?;
-        Ok((dx, Some(dw)))
+        conv_grads(&self.0, x, w, dy)
+    }
+}
+
+/// `conv(x, w) + bias` as one operation: the biased output is the only full-size tensor
+/// the graph keeps (as two operations, candle's backward pass zeroed a gradient buffer of
+/// the unbiased output's size and added into it, and the bias was one more pass over it).
+struct ConvBiasFwd(ConvGeom);
+
+impl CustomOp3 for ConvBiasFwd {
+    fn name(&self) -> &'static str {
+        "emoscope-conv2d-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let bias = data(s3, l3, "bias")?;
+        conv_forward(&self.0, (s1, l1), (s2, l2), Some(bias))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = conv_grads(&self.0, x, w, dy)?;
+        Ok((dx, dw, Some(bias_grad(dy)?)))
     }
 }
 
@@ -424,73 +508,6 @@ impl CustomOp2 for ConvBwdFilter {
     }
 }
 
-/// `y + bias` per channel of a `(B, C, H, W)` tensor. Its bias gradient sums each channel's
-/// planes directly: through candle's `broadcast_add` it was a strided reduction over three
-/// dimensions, which took half of paper 1's epoch.
-struct BiasAdd;
-
-impl CustomOp2 for BiasAdd {
-    fn name(&self) -> &'static str {
-        "emoscope-bias-add"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (_, c, h, w) = dims4(l1, "input")?;
-        let (y, bias) = (data(s1, l1, "input")?, data(s2, l2, "bias")?);
-        if bias.len() != c {
-            candle_core::bail!("bias add: {c} channels but {} biases", bias.len());
-        }
-        // Written plane by plane over the threads (a copy first was a single-threaded
-        // 49 MB memmove on FSER's first block).
-        let plane = h * w;
-        let mut out = zeroed(y.len());
-        out.par_chunks_mut(plane.max(1))
-            .zip(y.par_chunks(plane.max(1)))
-            .enumerate()
-            .for_each(|(k, (o, p))| {
-                let b = bias[k % c];
-                for (o, v) in o.iter_mut().zip(p) {
-                    *o = v + b;
-                }
-            });
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        _y: &Tensor,
-        bias: &Tensor,
-        _res: &Tensor,
-        dres: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (b, c, h, w) = dres.dims4()?;
-        let plane = h * w;
-        let db: Vec<f32> = with_values(dres, "output gradient", |g| {
-            (0..c)
-                .into_par_iter()
-                .map(|ch| {
-                    (0..b)
-                        .map(|bi| {
-                            let k = bi * c + ch;
-                            g[k * plane..(k + 1) * plane].iter().sum::<f32>() as f64
-                        })
-                        .sum::<f64>() as f32
-                })
-                .collect()
-        })?;
-        Ok((
-            Some(dres.clone()),
-            Some(Tensor::from_vec(db, c, bias.device())?),
-        ))
-    }
-}
-
 /// A convolution layer (stride 1, zero padding, optional bias) computed by [`ConvFwd`] on
 /// the CPU and by candle's `conv2d` elsewhere. The weight is `(c_out, c_in, kh, kw)` as in
 /// candle's `Conv2d`, so saved models load unchanged.
@@ -531,12 +548,10 @@ impl Conv {
                 None => Ok(y),
             };
         }
-        let y = x
-            .contiguous()?
-            .apply_op2(&self.weight, ConvFwd(self.geom))?;
+        let x = x.contiguous()?;
         match &self.bias {
-            Some(b) => y.apply_op2(b, BiasAdd),
-            None => Ok(y),
+            Some(b) => x.apply_op3(&self.weight, b, ConvBiasFwd(self.geom)),
+            None => x.apply_op2(&self.weight, ConvFwd(self.geom)),
         }
     }
 }
