@@ -278,7 +278,10 @@ fn conv_forward(
         );
     }
     if bias.is_some_and(|bias| bias.len() != g.c_out) {
-        candle_core::bail!("conv: {} output channels but another number of biases", g.c_out);
+        candle_core::bail!(
+            "conv: {} output channels but another number of biases",
+            g.c_out
+        );
     }
     let (x, wt) = (data(s1, l1, "input")?, data(s2, l2, "weight")?);
     let (ho, wo) = g.out_hw(h, w)?;
