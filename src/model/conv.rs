@@ -277,10 +277,11 @@ fn conv_forward(
             l2.dims()
         );
     }
-    if bias.is_some_and(|bias| bias.len() != g.c_out) {
+    if let Some(bias) = bias.filter(|bias| bias.len() != g.c_out) {
         candle_core::bail!(
-            "conv: {} output channels but another number of biases",
-            g.c_out
+            "conv: {} output channels but {} biases",
+            g.c_out,
+            bias.len()
         );
     }
     let (x, wt) = (data(s1, l1, "input")?, data(s2, l2, "weight")?);
