@@ -555,7 +555,12 @@ pub fn train(pack: &FeaturePack, a: TrainArgs) -> Result<TrainOutcome> {
         let (owner, logits) = window_logits(&clf, pack, &va)?;
         let truth: Vec<usize> = va.iter().map(|&i| pack.clips[i].clip.label).collect();
         clf.card.temperature = fit_temperature(&owner, &logits, &truth);
-        clf.card.notes = format!("weights of epoch {} (best validation UAR {:.3}); temperature {:.2} fitted on the validation speakers", state.best_epoch, state.best_val_uar, clf.card.temperature);
+        // After what the card already says (how the windows were drawn).
+        let chosen = format!("weights of epoch {} (best validation UAR {:.3}); temperature {:.2} fitted on the validation speakers", state.best_epoch, state.best_val_uar, clf.card.temperature);
+        clf.card.notes = match clf.card.notes.is_empty() {
+            true => chosen,
+            false => format!("{}; {chosen}", clf.card.notes),
+        };
     }
     if let Some(e) = stopped_early {
         clf.card.epochs = e;
