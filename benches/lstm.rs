@@ -1,8 +1,9 @@
 //! Paper 1's LSTM layer, one training step (forward and backward) of a batch of 32
 //! sequences of 160 frames, hidden 1024: emoscope's layer (`model::Lstm`: the whole
 //! layer one operation, a few large products and a hand-written backward pass) beside
-//! candle's `LSTM` (autograd through every frame), the same weights. Layer 1 reads 40 MFCCs a frame, layer 2 the 1024 states of layer 1 (candle's
-//! layer only for layer 1: it takes tens of seconds a step).
+//! candle's `LSTM` (autograd through every frame), the same weights. Layer 1 reads 40
+//! MFCCs a frame, layer 2 the 1024 states of layer 1 (candle's layer only for layer 1: it
+//! takes tens of seconds a step).
 //! `RAYON_NUM_THREADS=2 cargo bench --bench lstm` (`EMOSCOPE_BENCH_CANDLE=1` adds candle's
 //! layer); `bash scripts/bench_lstm.sh` runs it beside PyTorch on 2 threads and on 1.
 

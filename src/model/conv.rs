@@ -512,8 +512,8 @@ impl CustomOp2 for ConvBwdFilter {
     }
 }
 
-/// A convolution layer (stride 1, zero padding, optional bias) computed by [`ConvFwd`] on
-/// the CPU and by candle's `conv2d` elsewhere. The weight is `(c_out, c_in, kh, kw)` as in
+/// A convolution layer (stride 1, zero padding, optional bias) computed by [`ConvFwd`]
+/// ([`ConvBiasFwd`] with a bias) on the CPU and by candle's `conv2d` elsewhere. The weight is `(c_out, c_in, kh, kw)` as in
 /// candle's `Conv2d`, so saved models load unchanged.
 #[derive(Debug, Clone)]
 pub struct Conv {
