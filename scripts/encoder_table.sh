@@ -22,6 +22,10 @@
 #   ensemble of them (emoscope ensemble: probabilities averaged, each head at its own
 #   temperature; in folds6, one ensemble per fold, then the mean over folds). The shipped
 #   default: AUGMENT=1 WIDTH=256 NOVAL=4 SEEDS="42 2 3" with encoder_head_enrol.
+#   LAYERS="L1 L2 ..." (with SEEDS) trains each seed once per representation of the encoder
+#   (train --layer; NAME-sS-lL) and ensembles every one of them: heads on different blocks
+#   make a more varied ensemble than seeds alone. The shipped default: AUGMENT=1 WIDTH=256
+#   NOVAL=4 SEEDS=42 LAYERS="2 3 4" with encoder_head_enrol.
 #   A seed's run whose card.json exists is reused, so an interrupted table resumes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,17 +49,23 @@ train() { # name, then train arguments; prints the held-out lines
     grep -E "held-out test|^    [a-z]|folds, " "$out/$name.log" | sed "s/^/$name: /"
     return
   fi
-  local s
+  local s l runs=()
   for s in $SEEDS; do
-    [ -f "$out/$name-s$s/card.json" ] || [ -f "$out/$name-s$s/fold1/card.json" ] \
-      || "$bin" train --arch "$arch" "${all[@]}" --seed "$s" --out "$out/$name-s$s" "$@" \
-        > "$out/$name-s$s.log" 2>&1 || { tail -20 "$out/$name-s$s.log" >&2; exit 1; }
+    if [ -z "${LAYERS:-}" ]; then runs+=("$name-s$s:"); continue; fi
+    for l in $LAYERS; do runs+=("$name-s$s-l$l:$l"); done
   done
-  local folds=("")
-  [ -d "$out/$name-s${SEEDS%% *}/fold1" ] && folds=($(cd "$out/$name-s${SEEDS%% *}" && ls -d fold*/ | tr -d /))
+  local r run
+  for r in "${runs[@]}"; do
+    run=${r%%:*}; l=${r#*:}; s=${run#$name-s}; s=${s%%-*}
+    [ -f "$out/$run/card.json" ] || [ -f "$out/$run/fold1/card.json" ] \
+      || "$bin" train --arch "$arch" "${all[@]}" --seed "$s" ${l:+--layer "$l"} --out "$out/$run" "$@" \
+        > "$out/$run.log" 2>&1 || { tail -20 "$out/$run.log" >&2; exit 1; }
+  done
+  local first=${runs[0]%%:*} folds=("")
+  [ -d "$out/$first/fold1" ] && folds=($(cd "$out/$first" && ls -d fold*/ | tr -d /))
   local f members
   for f in "${folds[@]}"; do
-    members=(); for s in $SEEDS; do members+=("$out/$name-s$s${f:+/$f}"); done
+    members=(); for r in "${runs[@]}"; do members+=("$out/${r%%:*}${f:+/$f}"); done
     "$bin" ensemble "${members[@]}" --out "$out/$name${f:+/$f}" "${data[@]}" > "$out/$name$f.ens.log" 2>&1 \
       || { tail -20 "$out/$name$f.ens.log" >&2; exit 1; }
     grep -E "^ensemble on held-out|^    [a-z]" "$out/$name$f.ens.log" | sed "s/^/$name${f:+ $f}: /"

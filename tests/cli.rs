@@ -312,6 +312,41 @@ fn training_without_validation_speakers_needs_cross_fitting() {
     assert!(!out.exists(), "nothing written on refusal");
 }
 
+/// `--layer` picks the encoder's representation a head reads: 0 to 4, and for encoder
+/// heads only; anything else is refused in one line before anything is written.
+#[test]
+fn a_head_layer_is_checked_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let args = |arch: &'static str, layer: &'static str| {
+        vec![
+            "train",
+            "--data",
+            "ravdess=../shared/data/ravdess",
+            "--arch",
+            arch,
+            "--test-speakers",
+            "ravdess:1,2",
+            "--layer",
+            layer,
+            "--out",
+            out.to_str().unwrap(),
+        ]
+    };
+    // Out of range: clap's usage error (exit 2), naming the range.
+    let o = bin()
+        .args(args("encoder_head_enrol", "5"))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("--layer") && e.contains("0..=4"), "{e}");
+    let e = one_line_error(&args("fser", "2"));
+    assert!(e.contains("--layer applies to encoder heads only"), "{e}");
+    assert!(!out.exists(), "nothing written on refusal");
+}
+
 /// A headless session of a real angry clip turned into the clinician's files: the CSV has
 /// one row per window with the top label, the JSON's distribution is all angry.
 #[test]

@@ -397,3 +397,81 @@ fn an_ensemble_of_cross_fitted_heads_fits_its_own_temperature() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("kept no out-of-fold readings"));
     assert_eq!(card_temperature(&tmp.path().join("e3")), 1.0);
 }
+
+/// A copy of the single enrolment head reading representation `layer` of the encoder (its
+/// card's arch and encoder blocks changed; the same weights).
+fn head_on_layer(dir: &Path, layer: usize) -> PathBuf {
+    let src = root().join("weights/encoder_head_single");
+    let out = dir.join(format!("layer{layer}"));
+    std::fs::create_dir_all(&out).unwrap();
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("card.json")).unwrap()).unwrap();
+    card["arch"]["layer"] = layer.into();
+    card["features"]["encoder"]["blocks"] = layer.into();
+    std::fs::write(out.join("card.json"), card.to_string()).unwrap();
+    std::fs::copy(src.join("model.safetensors"), out.join("model.safetensors")).unwrap();
+    out
+}
+
+/// Heads on different blocks of the encoder (as the default's three) make one ensemble: it
+/// runs the encoder as far as its deepest member reads (the card says so), and each member
+/// reads its own block, so the ensemble's windows are the mean of the members' read alone.
+/// A member on other features than the encoder's blocks is still refused.
+#[test]
+fn heads_on_different_blocks_make_one_ensemble_each_reading_its_own() {
+    if common::no_data("heads_on_different_blocks_make_one_ensemble_each_reading_its_own") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (l2, l3) = (head_on_layer(tmp.path(), 2), head_on_layer(tmp.path(), 3));
+    let ens = tmp.path().join("ens");
+    succeeded(
+        bin()
+            .arg("ensemble")
+            .arg(&l3)
+            .arg(&l2)
+            .arg("--out")
+            .arg(&ens),
+    );
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ens.join("card.json")).unwrap()).unwrap();
+    assert_eq!(card["features"]["encoder"]["blocks"], 3);
+    assert_eq!(card["arch"]["members"][1]["arch"]["layer"], 2);
+    let (p2, p3, pe) = (window_probs(&l2), window_probs(&l3), window_probs(&ens));
+    assert!(pe.len() >= 3 && p2.len() == pe.len() && p3.len() == pe.len());
+    let (mut worst, mut apart) = (0.0f64, 0.0f64);
+    for ((a, b), e) in p2.iter().zip(&p3).zip(&pe) {
+        for k in 0..8 {
+            worst = worst.max((0.5 * (a[k] + b[k]) - e[k]).abs());
+            apart = apart.max((a[k] - b[k]).abs());
+        }
+    }
+    assert!(
+        worst < 2e-5,
+        "ensemble differs from the members' mean by {worst}"
+    );
+    // The two members read different blocks, so they differ: the check above can fail.
+    assert!(
+        apart > 0.05,
+        "members on blocks 2 and 3 read alike ({apart})"
+    );
+
+    // Another level is another feature spec: refused, naming both.
+    let mut other: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(l2.join("card.json")).unwrap()).unwrap();
+    other["features"]["encoder"]["level_db"] = 0.0.into();
+    std::fs::write(l2.join("card.json"), other.to_string()).unwrap();
+    let o = bin()
+        .arg("ensemble")
+        .arg(&l3)
+        .arg(&l2)
+        .arg("--out")
+        .arg(tmp.path().join("e2"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("other features") && e.contains("layer2"),
+        "{e}"
+    );
+}

@@ -87,6 +87,23 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
         .map(|m| Ok((m.clone(), load_model_on(&Some(m.clone()), &device)?)))
         .collect::<Result<_>>()?;
     let (first_dir, first) = &members[0];
+    // Heads on the encoder may read different representations of it: the ensemble runs
+    // the encoder as far as the deepest member reads, each member its own.
+    let but_blocks = |f: &crate::features::FeatureSpec| {
+        let mut f = f.clone();
+        if let Some(e) = f.encoder.as_mut() {
+            e.blocks = 0;
+        }
+        f
+    };
+    let mut features = first.card.features.clone();
+    if let Some(e) = features.encoder.as_mut() {
+        e.blocks = members
+            .iter()
+            .filter_map(|(_, m)| m.card.features.encoder.as_ref().map(|e| e.blocks))
+            .max()
+            .unwrap_or(e.blocks);
+    }
     let sorted = |v: &[String]| -> Vec<String> {
         let mut v = v.to_vec();
         v.sort();
@@ -100,9 +117,9 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
                 display_name(dir)
             );
         }
-        if m.card.features != first.card.features {
+        if but_blocks(&m.card.features) != but_blocks(&first.card.features) {
             bail!(
-                "{} computes other features than {} ({:?} against {:?}): an ensemble's members must share one feature spec",
+                "{} computes other features than {} ({:?} against {:?}): an ensemble's members must share one feature spec (heads on the encoder may read different blocks of it)",
                 display_name(dir), display_name(first_dir), m.card.features, first.card.features
             );
         }
@@ -196,6 +213,7 @@ pub fn ensemble(a: EnsembleArgs) -> Result<()> {
             described.join("; ")
         ),
         base_model: None,
+        features,
         ..first.card.clone()
     };
     let mut clf = Classifier::new(card, &first.device)?;

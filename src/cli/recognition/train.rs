@@ -73,6 +73,11 @@ pub struct TrainCmdArgs {
     /// head; default none, a linear head).
     #[arg(long)]
     pub width: Option<usize>,
+    /// Encoder heads: the representation the head reads, 0 (the front end) to 4 (the
+    /// fourth block); default 3. Heads on different representations of the same clips
+    /// make an ensemble (`emoscope ensemble`), as the default is made.
+    #[arg(long, value_name = "L", value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub layer: Option<u8>,
     /// Feature normalisation (default: the architecture's): `utterance` removes each band's
     /// mean over the window, `level` only the overall level, `speaker` each band's mean and
     /// spread over all of the speaker's speech.
@@ -219,6 +224,9 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
             }
             *hidden = width;
         }
+        if let (Arch::EncoderHead { layer, .. }, Some(l)) = (&mut arch, a.layer) {
+            *layer = Some(l as usize);
+        }
         return crate::cli::head::train(a, arch);
     }
     if a.folds.is_some() && (a.crossfit.is_some() || a.crossfit_corpora) {
@@ -229,6 +237,9 @@ pub fn train(a: TrainCmdArgs) -> Result<()> {
     }
     if a.level_db.is_some() {
         bail!("--level-db applies to encoder heads only");
+    }
+    if a.layer.is_some() {
+        bail!("--layer applies to encoder heads only (the representation of the encoder a head reads)");
     }
     let arch = match (arch, a.width) {
         (Arch::EmoCnn { .. }, Some(width)) => Arch::EmoCnn { width },
