@@ -187,10 +187,11 @@ fn eval_accuracy(model: &str, profile: &str, cache: &Path) -> f64 {
 
 /// The one-emotion protocol (`eval --profile per-emotion`: each speaker's clips split by
 /// label into their own profiles). The default reads no profile of the session, only an
-/// enrolment: RAVDESS actors 1-2 score the same under every session profile, 99 of 120
-/// (82.5 %, its card's RAVDESS figure), and 100 with each actor's other neutral clips as
-/// the enrolment (`--profile enrol`; the single head before read 101 and 99: on RAVDESS
-/// the enrolment cost it 2, on the mixed set as a whole it gains 10 points). The former
+/// enrolment: RAVDESS actors 1-2 score the same under every session profile, 98 of 120
+/// (81.7 %, its card's RAVDESS figure), and 93 with each actor's other neutral clips as
+/// the enrolment (`--profile enrol`; the three heads on block 3 before read 99 and 100, the
+/// single head 101 and 99: on these two actors the enrolment costs the default 5 clips, on
+/// the mixed set as a whole it gains 8 points). The former
 /// default, whose prosody member is speaker-normalised, loses accuracy when the profile
 /// hears one emotion only.
 #[test]
@@ -200,7 +201,7 @@ fn the_one_emotion_protocol_costs_the_default_nothing() {
     }
     let cache = tempfile::tempdir().unwrap();
     let speaker = eval_accuracy("builtin:encoder_head", "speaker", cache.path());
-    assert_eq!((speaker * 120.0).round() as usize, 99, "accuracy {speaker}");
+    assert_eq!((speaker * 120.0).round() as usize, 98, "accuracy {speaker}");
     assert_eq!(
         eval_accuracy("builtin:encoder_head", "per-emotion", cache.path()),
         speaker
@@ -212,7 +213,7 @@ fn the_one_emotion_protocol_costs_the_default_nothing() {
     let enrolled = eval_accuracy("builtin:encoder_head", "enrol", cache.path());
     assert_eq!(
         (enrolled * 120.0).round() as usize,
-        100,
+        93,
         "accuracy {enrolled}"
     );
     let old = eval_accuracy("builtin:fusion_prosody", "speaker", cache.path());
@@ -236,7 +237,7 @@ fn a_card_asking_for_another_encoder_is_refused_by_name() {
     .unwrap();
     let card = std::fs::read_to_string(src.join("card.json")).unwrap();
     for (from, to, says) in [
-        ("\"blocks\": 3", "\"blocks\": 9", "encoder blocks"),
+        ("\"blocks\": 4", "\"blocks\": 9", "encoder blocks"),
         (
             "\"name\": \"whisper_base\"",
             "\"name\": \"whisper_large\"",

@@ -402,10 +402,10 @@ fn shipped_model_scores_its_card_on_actors_one_and_two() {
         assert!(m.get(k).is_some(), "missing key {k}");
     }
     assert_eq!(m["n"], 120);
-    // The card records RAVDESS 1-2 (in its mixed test set) as 99 of 120 right (82.5 %);
+    // The card records RAVDESS 1-2 (in its mixed test set) as 98 of 120 right (81.7 %);
     // allow one clip of numerical wobble.
     let correct = (m["accuracy"].as_f64().unwrap() * 120.0).round() as i64;
-    assert!((correct - 99).abs() <= 1, "{correct} of 120 right");
+    assert!((correct - 98).abs() <= 1, "{correct} of 120 right");
     assert!(m["roc_auc_mean"].as_f64().unwrap() > 0.9);
     assert!(
         std::fs::metadata(&png).unwrap().len() > 10_000,
@@ -817,7 +817,7 @@ fn crossfitting_predicts_every_training_speaker_once_and_never_trains_on_test_sp
 /// speech, as `eval` reads a speaker's clips, instead of each short file alone. Actor 2 of
 /// RAVDESS (never trained on): with the speaker-normalised former default
 /// (builtin:fusion_prosody) 46 of 60 clips right this way, 25 alone (a clip of margin each
-/// way); the default, which reads no profile, 56 of 60 either way and says nothing of it.
+/// way); the default, which reads no profile, 54 of 60 either way and says nothing of it.
 #[test]
 fn same_speaker_analysis_reads_one_persons_files_as_eval_does() {
     if common::no_data("same_speaker_analysis_reads_one_persons_files_as_eval_does") {
@@ -859,8 +859,8 @@ fn same_speaker_analysis_reads_one_persons_files_as_eval_does() {
     };
     let note = |same: bool| note_with("builtin:fusion_prosody", same);
     assert!(!note_with("builtin:encoder_head", false));
-    assert_eq!(right_with("builtin:encoder_head", false), 55);
-    assert_eq!(right_with("builtin:encoder_head", true), 55);
+    assert_eq!(right_with("builtin:encoder_head", false), 54);
+    assert_eq!(right_with("builtin:encoder_head", true), 54);
     assert!(note(false), "no note when files are read alone");
     assert!(!note(true));
     let (alone, same) = (right(false), right(true));
@@ -1056,10 +1056,10 @@ fn a_random_split_model_is_marked_speaker_dependent_everywhere() {
 }
 
 /// A session in one emotion, of a voice the default never heard (nEMO's EB0, a mixed test
-/// speaker): the first 20 of her surprised clips, read alone, are mostly read as happy
-/// (11; 8 surprised); read against an enrolment of her first 12 neutral clips (`analyze
-/// --enrol`, as if she had read them in a neutral voice before the session), 12 are
-/// surprised (the single head that was the default before: 5 alone, 14 enrolled).
+/// speaker): of the first 20 of her surprised clips, read alone, 8 are read as surprised;
+/// read against an enrolment of her first 12 neutral clips (`analyze --enrol`, as if she
+/// had read them in a neutral voice before the session), 13 (the three heads on block 3
+/// that were the default before: 8 and 12; the single head before them: 5 and 14).
 #[test]
 fn an_enrolment_reads_a_session_in_one_emotion_as_that_emotion() {
     if common::no_data("an_enrolment_reads_a_session_in_one_emotion_as_that_emotion") {
@@ -1097,7 +1097,7 @@ fn an_enrolment_reads_a_session_in_one_emotion_as_that_emotion() {
     assert_eq!(alone, 8);
     assert!(note.contains("no enrolment given"), "{note}");
     let (enrolled, note) = read(&neutral);
-    assert_eq!(enrolled, 12);
+    assert_eq!(enrolled, 13);
     // 12 clips of about 2 s: less than the 30 s advised, and the note says so.
     assert!(
         note.contains("enrolment: ")
