@@ -87,38 +87,44 @@ struct Block {
 /// packed once, when the encoder loads, for the kernel the LSTM uses
 /// ([`crate::model::PackedRhs`]): candle's gemm repacks the weight inside every product
 /// and ran the encoder's at about a third of that kernel's speed. Elsewhere candle's own.
+/// The weight is held one way only.
 struct Dense {
-    linear: candle_nn::Linear,
-    packed: Option<(crate::model::PackedRhs, Vec<f32>)>,
+    weight: Weight,
     out: usize,
+}
+
+enum Weight {
+    Packed(crate::model::PackedRhs, Vec<f32>),
+    Candle(candle_nn::Linear),
 }
 
 impl Dense {
     fn new(weight: Tensor, bias: Tensor) -> Result<Self> {
+        Self::held(weight, bias, crate::model::PackedRhs::available())
+    }
+
+    /// The layer with its weight packed (only where the CPU has AVX-512) or candle's.
+    fn held(weight: Tensor, bias: Tensor, packed: bool) -> Result<Self> {
         let (out, inp) = weight.dims2()?;
-        let packed = match crate::model::PackedRhs::available() {
+        let weight = match packed {
             // B = W^T (inp x out): B[r][c] = W[c][r] = w[c * inp + r].
-            true => Some((
+            true => Weight::Packed(
                 crate::model::PackedRhs::new(
                     &weight.flatten_all()?.to_vec1::<f32>()?,
                     (inp, out),
                     (1, inp),
                 ),
                 bias.to_vec1::<f32>()?,
-            )),
-            false => None,
+            ),
+            false => Weight::Candle(candle_nn::Linear::new(weight, Some(bias))),
         };
-        Ok(Self {
-            linear: candle_nn::Linear::new(weight, Some(bias)),
-            packed,
-            out,
-        })
+        Ok(Self { weight, out })
     }
 
     /// `y` of the rows of `x` (`rows x inp`, row-major), row-major `rows x out`.
     fn rows(&self, x: &[f32], rows: usize, inp: usize) -> Result<Vec<f32>> {
-        match &self.packed {
-            Some((w, b)) => {
+        match &self.weight {
+            Weight::Packed(w, b) => {
                 let mut y = vec![0f32; rows * self.out];
                 w.mul(x, rows, inp, &mut y, false);
                 for r in y.chunks_exact_mut(self.out) {
@@ -126,19 +132,19 @@ impl Dense {
                 }
                 Ok(y)
             }
-            None => {
+            Weight::Candle(l) => {
                 let t = Tensor::from_slice(x, (rows, inp), &Device::Cpu)?;
-                Ok(self.linear.forward(&t)?.flatten_all()?.to_vec1::<f32>()?)
+                Ok(l.forward(&t)?.flatten_all()?.to_vec1::<f32>()?)
             }
         }
     }
 
     /// `y` of `x` (`rows x inp`).
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (rows, inp) = x.dims2()?;
-        if self.packed.is_none() {
-            return Ok(self.linear.forward(x)?);
+        if let Weight::Candle(l) = &self.weight {
+            return Ok(l.forward(x)?);
         }
+        let (rows, inp) = x.dims2()?;
         let y = self.rows(&x.flatten_all()?.to_vec1::<f32>()?, rows, inp)?;
         Ok(Tensor::from_vec(y, (rows, self.out), &Device::Cpu)?)
     }
@@ -395,4 +401,42 @@ pub const BUILTIN_BLOCKS: usize = 4;
 /// Length of [`Encoder::pooled`] for `blocks` blocks.
 pub fn pooled_len(blocks: usize) -> usize {
     (blocks + 1) * 2 * WIDTH
+}
+
+#[cfg(test)]
+mod dense_tests {
+    use super::*;
+
+    /// The packed layer gives candle's `x W^T + b` (where this CPU has AVX-512; elsewhere
+    /// only candle's runs, and the test says so by returning).
+    #[test]
+    fn a_packed_dense_layer_equals_candles() {
+        if !crate::model::PackedRhs::available() {
+            eprintln!("no AVX-512 here: only candle's layer runs");
+            return;
+        }
+        let (out, inp, rows) = (70, 45, 13);
+        let v = |n: usize, s: usize| -> Vec<f32> {
+            (0..n).map(|i| ((i * s) % 97) as f32 / 48.0 - 1.0).collect()
+        };
+        let w = Tensor::from_vec(v(out * inp, 31), (out, inp), &Device::Cpu).unwrap();
+        let b = Tensor::from_vec(v(out, 7), out, &Device::Cpu).unwrap();
+        let x = Tensor::from_vec(v(rows * inp, 13), (rows, inp), &Device::Cpu).unwrap();
+        let packed = Dense::held(w.clone(), b.clone(), true).unwrap();
+        let candle = Dense::held(w, b, false).unwrap();
+        assert!(matches!(packed.weight, Weight::Packed(..)));
+        let (p, c) = (packed.forward(&x).unwrap(), candle.forward(&x).unwrap());
+        assert_eq!(p.dims(), &[rows, out]);
+        let worst = (p - c)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(worst < 1e-5, "packed and candle's layers differ by {worst}");
+    }
 }
