@@ -67,15 +67,24 @@ fn window_probs(model: &Path) -> Vec<Vec<f64>> {
 
 /// A copy of the shipped fusion model with another card temperature.
 fn fusion_at(dir: &Path, temperature: f64) -> PathBuf {
-    let src = root().join("weights/fusion");
-    let out = dir.join(format!("fusion_t{temperature}"));
-    std::fs::create_dir_all(&out).unwrap();
+    model_copy(
+        "weights/fusion",
+        &dir.join(format!("fusion_t{temperature}")),
+        &|card| card["temperature"] = temperature.into(),
+    )
+}
+
+/// A copy of the shipped model folder `src` (from the repository root) at `out`, its card
+/// changed by `edit`; the same weights.
+fn model_copy(src: &str, out: &Path, edit: &dyn Fn(&mut serde_json::Value)) -> PathBuf {
+    let src = root().join(src);
+    std::fs::create_dir_all(out).unwrap();
     let mut card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(src.join("card.json")).unwrap()).unwrap();
-    card["temperature"] = temperature.into();
+    edit(&mut card);
     std::fs::write(out.join("card.json"), card.to_string()).unwrap();
     std::fs::copy(src.join("model.safetensors"), out.join("model.safetensors")).unwrap();
-    out
+    out.to_path_buf()
 }
 
 fn card_temperature(dir: &Path) -> f64 {
@@ -300,15 +309,7 @@ fn the_shipped_ensemble_scores_its_card_on_actors_one_and_two() {
 /// `train --crossfit` keeps them: 40 clips, all labelled neutral, read sure (logit 6) of
 /// neutral on the clips `sure` picks and undecided on the rest.
 fn head_with_readings(dir: &Path, name: &str, sure: &dyn Fn(usize) -> bool) -> PathBuf {
-    let out = dir.join(name);
-    std::fs::create_dir_all(&out).unwrap();
-    for f in ["card.json", "model.safetensors"] {
-        std::fs::copy(
-            root().join("weights/encoder_head_single").join(f),
-            out.join(f),
-        )
-        .unwrap();
-    }
+    let out = model_copy("weights/encoder_head_single", &dir.join(name), &|_| ());
     let logits: Vec<Vec<f32>> = (0..40)
         .map(|i| {
             let mut z = vec![0f32; 8];
@@ -401,16 +402,11 @@ fn an_ensemble_of_cross_fitted_heads_fits_its_own_temperature() {
 /// A copy of the single enrolment head reading representation `layer` of the encoder (its
 /// card's arch and encoder blocks changed; the same weights).
 fn head_on_layer(dir: &Path, layer: usize) -> PathBuf {
-    let src = root().join("weights/encoder_head_single");
     let out = dir.join(format!("layer{layer}"));
-    std::fs::create_dir_all(&out).unwrap();
-    let mut card: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("card.json")).unwrap()).unwrap();
-    card["arch"]["layer"] = layer.into();
-    card["features"]["encoder"]["blocks"] = layer.into();
-    std::fs::write(out.join("card.json"), card.to_string()).unwrap();
-    std::fs::copy(src.join("model.safetensors"), out.join("model.safetensors")).unwrap();
-    out
+    model_copy("weights/encoder_head_single", &out, &|card| {
+        card["arch"]["layer"] = layer.into();
+        card["features"]["encoder"]["blocks"] = layer.into();
+    })
 }
 
 /// Heads on different blocks of the encoder (as the default's three) make one ensemble: it
