@@ -85,7 +85,7 @@ struct Block {
 
 /// A linear layer of the encoder, `y = x W^T + b`. Where the CPU has AVX-512 its weight is
 /// packed once, when the encoder loads, for the kernel the LSTM uses
-/// ([`crate::model::PackedRhs`]): candle's gemm repacks the weight inside every product
+/// ([`crate::kernel::packed::PackedRhs`]): candle's gemm repacks the weight inside every product
 /// and ran the encoder's at about a third of that kernel's speed. Elsewhere candle's own.
 /// The weight is held one way only.
 struct Dense {
@@ -94,13 +94,13 @@ struct Dense {
 }
 
 enum Weight {
-    Packed(crate::model::PackedRhs, Vec<f32>),
+    Packed(crate::kernel::packed::PackedRhs, Vec<f32>),
     Candle(candle_nn::Linear),
 }
 
 impl Dense {
     fn new(weight: Tensor, bias: Tensor) -> Result<Self> {
-        Self::held(weight, bias, crate::model::PackedRhs::available())
+        Self::held(weight, bias, crate::kernel::packed::PackedRhs::available())
     }
 
     /// The layer with its weight packed (only where the CPU has AVX-512) or candle's.
@@ -109,7 +109,7 @@ impl Dense {
         let weight = match packed {
             // B = W^T (inp x out): B[r][c] = W[c][r] = w[c * inp + r].
             true => Weight::Packed(
-                crate::model::PackedRhs::new(
+                crate::kernel::packed::PackedRhs::new(
                     &weight.flatten_all()?.to_vec1::<f32>()?,
                     (inp, out),
                     (1, inp),
@@ -150,11 +150,11 @@ impl Dense {
     }
 
     /// `fc2(gelu(fc1(x)))`, the block's feed-forward part, its hidden values kept as one
-    /// vector (the GELU in place, vectorised: [`crate::model::gelu_erf`]).
+    /// vector (the GELU in place, vectorised: [`crate::kernel::activation::gelu_erf`]).
     fn feed_forward(fc1: &Dense, fc2: &Dense, x: &Tensor) -> Result<Tensor> {
         let (rows, inp) = x.dims2()?;
         let mut h = fc1.rows(&x.flatten_all()?.to_vec1::<f32>()?, rows, inp)?;
-        crate::model::gelu_erf(&mut h);
+        crate::kernel::activation::gelu_erf(&mut h);
         let y = fc2.rows(&h, rows, fc1.out)?;
         Ok(Tensor::from_vec(y, (rows, fc2.out), &Device::Cpu)?)
     }
@@ -411,7 +411,7 @@ mod dense_tests {
     /// only candle's runs, and the test says so by returning).
     #[test]
     fn a_packed_dense_layer_equals_candles() {
-        if !crate::model::PackedRhs::available() {
+        if !crate::kernel::packed::PackedRhs::available() {
             eprintln!("no AVX-512 here: only candle's layer runs");
             return;
         }

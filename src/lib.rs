@@ -3,7 +3,7 @@
 //!
 //! Unsafe code: forbidden in every module but six sites, each allowed where it stands
 //! with a `SAFETY:` comment giving its reason: the gemm call of the CPU convolution
-//! (`model::conv`), the AVX-512 kernel of the LSTM's packed products (`model::packed`),
+//! (`model::conv`), the AVX-512 kernel of the LSTM's packed products (`kernel::packed`),
 //! the AVX2 dispatch of the DSP loops (`dsp::vectorised`), the `Send`
 //! of the cpal stream handle (`pipeline::source`) and glibc's `mallopt` (twice:
 //! `util::tune_allocator`, `util::keep_large_buffers`).
@@ -22,6 +22,7 @@ pub mod error;
 pub mod features;
 #[forbid(unsafe_code)]
 pub mod font;
+pub mod kernel;
 #[forbid(unsafe_code)]
 pub mod npy;
 

@@ -10,6 +10,7 @@
 //! candle's `conv2d` (cuDNN-style kernels are fine there). Equality with candle's conv2d
 //! and its gradients, and with finite differences, is tested below.
 
+use crate::kernel::packed::PackedRhs;
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -48,7 +49,7 @@ impl ConvGeom {
 /// `c = [c +] a · b` for row-major `c` (m x n); `a` (m x k) and `b` (k x n) are read with
 /// the given row and column strides, so either may be a transposed view. Callers
 /// parallelise over the batch: where the CPU has AVX-512 the packed kernel
-/// ([`super::packed::matmul`]; its own parallel loops run inline on a busy pool), gemm on
+/// ([`crate::kernel::packed::matmul`]; its own parallel loops run inline on a busy pool), gemm on
 /// one thread elsewhere.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn matmul(
@@ -60,10 +61,29 @@ pub(super) fn matmul(
     b: &[f32],
     b_strides: (usize, usize),
 ) {
-    if super::packed::PackedRhs::available() {
-        super::packed::matmul(dims, c, accumulate, a, a_strides, b, b_strides)
+    if PackedRhs::available() {
+        crate::kernel::packed::matmul(dims, c, accumulate, a, a_strides, b, b_strides)
     } else {
         gemm_on(dims, c, accumulate, a, a_strides, b, b_strides, false)
+    }
+}
+
+/// `C (m x n) (+)= A (m x k) . B (k x n)`, strides as [`matmul`]'s: the packed kernel
+/// where the CPU has AVX-512 (its panels split over the threads), gemm split over the
+/// threads elsewhere ([`matmul_parallel`]). One large product, as the LSTM's.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn product(
+    dims: (usize, usize, usize),
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+) {
+    match PackedRhs::available() {
+        true => crate::kernel::packed::matmul(dims, c, accumulate, a, a_strides, b, b_strides),
+        false => matmul_parallel(dims, c, accumulate, a, a_strides, b, b_strides),
     }
 }
 

@@ -31,8 +31,9 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
+use super::conv::product;
 use super::gates::{gates_backward_wide, gates_forward_wide, GateRow};
-use super::packed::{matmul as product, PackedRhs};
+use crate::kernel::packed::PackedRhs;
 
 use super::conv::{data, with_values, zeroed};
 

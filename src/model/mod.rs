@@ -13,7 +13,6 @@ mod gates;
 mod init;
 #[forbid(unsafe_code)]
 pub mod lstm;
-mod packed;
 
 use std::path::{Path, PathBuf};
 
@@ -26,9 +25,7 @@ pub use arch::{
     MAX_PROFILE_RAMP,
 };
 pub use compute::{device_name, place, Compute, Placement, CUDA_BUILT};
-pub(crate) use gates::gelu_erf;
 pub use lstm::Lstm;
-pub(crate) use packed::PackedRhs;
 
 use crate::features::{FeatureExtractor, FeatureMatrix, FeatureSpec};
 use crate::labels::{LABELS, N_LABELS};

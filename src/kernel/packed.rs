@@ -283,9 +283,9 @@ fn pack_left(
 }
 
 /// `C (m x n) (+)= A (m x k) . B (k x n)`, both given by strides as in
-/// [`PackedRhs::new`] and [`PackedRhs::mul_strided`]: `B` packed, then the blocked kernel,
-/// where the CPU has AVX-512 ([`PackedRhs::available`]); gemm split over the threads
-/// elsewhere.
+/// [`PackedRhs::new`] and [`PackedRhs::mul_strided`]: `B` packed, then the blocked kernel.
+/// Only where the CPU has AVX-512 ([`PackedRhs::available`]; it panics elsewhere): the
+/// model's `conv::product` falls back to gemm.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     dims: (usize, usize, usize),
@@ -297,10 +297,7 @@ pub fn matmul(
     b_strides: (usize, usize),
 ) {
     let (m, n, k) = dims;
-    match PackedRhs::available() {
-        true => PackedRhs::new(b, (k, n), b_strides).mul_strided(a, m, a_strides, c, accumulate),
-        false => super::conv::matmul_parallel(dims, c, accumulate, a, a_strides, b, b_strides),
-    }
+    PackedRhs::new(b, (k, n), b_strides).mul_strided(a, m, a_strides, c, accumulate)
 }
 
 /// Where a kernel call's rows go: `width` (at most [`PANEL`]) columns of rows `ldc` apart
