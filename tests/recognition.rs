@@ -623,12 +623,12 @@ fn finetune_scores_held_out_clips_before_and_after_and_writes_an_honest_card() {
             .unwrap()
     };
     // The shipped model on these 15 clips (deterministic: eval mode, seeded split), each
-    // read against actor 2's other neutral clips as the enrolment: 14 right (11 with the
-    // linear enrolled part before).
+    // read against actor 2's other neutral clips as the enrolment: 12 right (14 with the
+    // three heads on block 3 before, 11 with the linear enrolled part before them).
     let before = acc("before (base model)");
     assert!(
-        (before - 93.3).abs() < 7.0,
-        "before: {before} % (93.3 expected, one clip either way)"
+        (before - 80.0).abs() < 7.0,
+        "before: {before} % (80.0 expected, one clip either way)"
     );
     let after = acc("after (fine-tuned)");
     assert!((0.0..=100.0).contains(&after));
