@@ -31,6 +31,27 @@ fn succeeded(c: &mut Command) -> std::process::Output {
     out
 }
 
+/// `emoscope ensemble ARGS --out OUT`, asserting it was refused: its stderr.
+fn refused<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(args: &[S], out: &Path) -> String {
+    let o = bin()
+        .arg("ensemble")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{args:?} was accepted");
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The JSON file at `path` changed by `edit`, in place.
+fn edit_json(path: &Path, edit: &dyn Fn(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(path, v.to_string()).unwrap();
+}
+
 /// Each analysis window's probabilities, in label order, of every file `analyze --json`
 /// reports (one JSON line each), file after file.
 fn windows_of(out: &std::process::Output) -> Vec<Vec<f64>> {
@@ -79,11 +100,10 @@ fn fusion_at(dir: &Path, temperature: f64) -> PathBuf {
 fn model_copy(src: &str, out: &Path, edit: &dyn Fn(&mut serde_json::Value)) -> PathBuf {
     let src = root().join(src);
     std::fs::create_dir_all(out).unwrap();
-    let mut card: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("card.json")).unwrap()).unwrap();
-    edit(&mut card);
-    std::fs::write(out.join("card.json"), card.to_string()).unwrap();
-    std::fs::copy(src.join("model.safetensors"), out.join("model.safetensors")).unwrap();
+    for f in ["card.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), out.join(f)).unwrap();
+    }
+    edit_json(&out.join("card.json"), edit);
     out.to_path_buf()
 }
 
@@ -221,17 +241,7 @@ fn a_profile_weighted_member_counts_only_once_the_profile_holds_other_speech() {
 #[test]
 fn members_of_other_features_or_fine_tuned_ones_are_refused_by_name() {
     let tmp = tempfile::tempdir().unwrap();
-    let run = |models: &[&str]| -> String {
-        let out = bin()
-            .arg("ensemble")
-            .args(models)
-            .arg("--out")
-            .arg(tmp.path().join("e"))
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{models:?} was accepted");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
+    let run = |models: &[&str]| -> String { refused(models, &tmp.path().join("e")) };
     // emocnn has no prosody row and other test speakers.
     let e = run(&["weights/fusion", "weights/emocnn"]);
     assert!(
@@ -240,11 +250,9 @@ fn members_of_other_features_or_fine_tuned_ones_are_refused_by_name() {
     );
     // A model fine-tuned to particular voices (its card names its base model).
     let tuned = fusion_at(tmp.path(), 1.5);
-    let card_path = tuned.join("card.json");
-    let mut card: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap();
-    card["base_model"] = "builtin:fusion".into();
-    std::fs::write(&card_path, card.to_string()).unwrap();
+    edit_json(&tuned.join("card.json"), &|card| {
+        card["base_model"] = "builtin:fusion".into()
+    });
     let e = run(&["weights/fusion", tuned.to_str().unwrap()]);
     assert!(e.contains("fine-tuned") && e.contains("fusion_t1.5"), "{e}");
     let e = run(&["weights/fusion"]);
@@ -368,23 +376,11 @@ fn an_ensemble_of_cross_fitted_heads_fits_its_own_temperature() {
     );
 
     // A member that read other clips out of fold: refused, naming both.
-    let mut other: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(b.join("crossfit.json")).unwrap()).unwrap();
-    other["readings"][3]["clip"] = "elsewhere.wav".into();
-    std::fs::write(b.join("crossfit.json"), other.to_string()).unwrap();
-    let o = bin()
-        .arg("ensemble")
-        .arg(&a)
-        .arg(&b)
-        .arg("--out")
-        .arg(tmp.path().join("e2"))
-        .output()
-        .unwrap();
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && e.contains("read other clips") && e.contains("/b"),
-        "{e}"
-    );
+    edit_json(&b.join("crossfit.json"), &|oof| {
+        oof["readings"][3]["clip"] = "elsewhere.wav".into()
+    });
+    let e = refused(&[&a, &b], &tmp.path().join("e2"));
+    assert!(e.contains("read other clips") && e.contains("/b"), "{e}");
     // A member without readings: said so, and the average is read as it is.
     std::fs::remove_file(b.join("crossfit.json")).unwrap();
     let o = succeeded(
@@ -453,21 +449,9 @@ fn heads_on_different_blocks_make_one_ensemble_each_reading_its_own() {
     );
 
     // Another level is another feature spec: refused, naming both.
-    let mut other: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(l2.join("card.json")).unwrap()).unwrap();
-    other["features"]["encoder"]["level_db"] = 0.0.into();
-    std::fs::write(l2.join("card.json"), other.to_string()).unwrap();
-    let o = bin()
-        .arg("ensemble")
-        .arg(&l3)
-        .arg(&l2)
-        .arg("--out")
-        .arg(tmp.path().join("e2"))
-        .output()
-        .unwrap();
-    let e = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        !o.status.success() && e.contains("other features") && e.contains("layer2"),
-        "{e}"
-    );
+    edit_json(&l2.join("card.json"), &|card| {
+        card["features"]["encoder"]["level_db"] = 0.0.into()
+    });
+    let e = refused(&[&l3, &l2], &tmp.path().join("e2"));
+    assert!(e.contains("other features") && e.contains("layer2"), "{e}");
 }

@@ -61,11 +61,7 @@ pub(super) fn matmul(
     b: &[f32],
     b_strides: (usize, usize),
 ) {
-    if PackedRhs::available() {
-        crate::kernel::packed::matmul(dims, c, accumulate, a, a_strides, b, b_strides)
-    } else {
-        gemm_on(dims, c, accumulate, a, a_strides, b, b_strides, false)
-    }
+    packed_or_gemm(dims, c, accumulate, a, a_strides, b, b_strides, false)
 }
 
 /// `C (m x n) (+)= A (m x k) . B (k x n)`, strides as [`matmul`]'s: the packed kernel
@@ -81,9 +77,25 @@ pub(super) fn product(
     b: &[f32],
     b_strides: (usize, usize),
 ) {
+    packed_or_gemm(dims, c, accumulate, a, a_strides, b, b_strides, true)
+}
+
+/// The packed kernel where the CPU has AVX-512, else gemm, split over rayon's threads when
+/// `parallel`: [`matmul`] and [`product`] differ only in that.
+#[allow(clippy::too_many_arguments)]
+fn packed_or_gemm(
+    dims: (usize, usize, usize),
+    c: &mut [f32],
+    accumulate: bool,
+    a: &[f32],
+    a_strides: (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+    parallel: bool,
+) {
     match PackedRhs::available() {
         true => crate::kernel::packed::matmul(dims, c, accumulate, a, a_strides, b, b_strides),
-        false => matmul_parallel(dims, c, accumulate, a, a_strides, b, b_strides),
+        false => gemm_on(dims, c, accumulate, a, a_strides, b, b_strides, parallel),
     }
 }
 

@@ -2,7 +2,7 @@
 //! batch row's gates of one frame forward and backward, and those loops compiled for the
 //! widest vectors the CPU has (AVX-512, else AVX2; the crate's baseline is four lanes).
 //! The exp and the widest-vector dispatch are the crate's kernels' ([`crate::kernel`]).
-//! Its own module, as [`super::packed`], because choosing the width at run time takes
+//! Its own module, as [`crate::kernel::packed`], because choosing the width at run time takes
 //! `unsafe` (a function built for features the CPU is first checked for).
 
 use crate::kernel::activation::exp_fast;
