@@ -1,10 +1,12 @@
 //! emoscope: a real-time speech emotion monitor. The library holds everything; `main.rs`
 //! only parses the command line and prints errors.
 //!
-//! Unsafe code: forbidden in every module but six sites, each allowed where it stands
+//! Unsafe code: forbidden in every module but seven sites, each allowed where it stands
 //! with a `SAFETY:` comment giving its reason: the gemm call of the CPU convolution
-//! (`model::conv`), the AVX-512 kernel of the LSTM's packed products (`kernel::packed`),
-//! the AVX2 dispatch of the DSP loops (`dsp::vectorised`), the `Send`
+//! (`model::conv`), the AVX-512 kernel of the packed products (`kernel::packed`), the
+//! widest-instruction-set dispatch of the element-wise loops (`kernel::activation`'s
+//! `widest!`: the LSTM's gates, the encoder's GELU), the AVX2 dispatch of the DSP loops
+//! (`dsp::vectorised`), the `Send`
 //! of the cpal stream handle (`pipeline::source`) and glibc's `mallopt` (twice:
 //! `util::tune_allocator`, `util::keep_large_buffers`).
 #![deny(unsafe_code)]

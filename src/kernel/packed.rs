@@ -126,10 +126,11 @@ impl PackedRhs {
     }
 
     /// As [`PackedRhs::mul`], `A` given by strides: `A[r][kk] = a[r * rs + kk * cs]` (a
-    /// transposed operand has `cs` > 1). The product runs in blocks of [`KC`] of the inner
-    /// dimension and [`MC`] rows: each block of `A` is packed once ([`pack_left`]; it stays
-    /// in L2 across every panel), and each panel's slice of `KC` rows stays in L2 across
-    /// the block's row tiles, so a large `A` is not streamed from memory once per panel.
+    /// transposed operand has `cs` > 1). The product runs in blocks of about [`KC`] of the
+    /// inner dimension ([`depth_block`]) and [`MC`] rows: each block of `A` is packed once ([`pack_left`]; it stays
+    /// in L2 across every panel), and each panel's slice of the block's depth stays in L2
+    /// across the block's row tiles, so a large `A` is not streamed from memory once per
+    /// panel. The threads split the panels, or the row blocks where the panels are few.
     pub fn mul_strided(
         &self,
         a: &[f32],
@@ -154,8 +155,8 @@ impl PackedRhs {
             }
             return;
         }
-        let out = Out(c.as_mut_ptr());
         if m <= MC {
+            let out = Out(c.as_mut_ptr());
             // A few rows (the LSTM's batch, every frame): packed whole, once, and one
             // parallel pass over the panels, each over the whole inner dimension in one
             // kernel call a row tile (its slice read ahead from L2), so the threads meet
@@ -168,9 +169,51 @@ impl PackedRhs {
             });
             return;
         }
-        let mut block = vec![0f32; MC.min(m) * KC.min(k)];
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
+        // By rows where the panels are too few to keep the threads busy and the row blocks
+        // are more (the input gradient of a layer of 40 inputs: 2 panels, 43 row blocks).
+        let panels = n.div_ceil(PANEL);
+        let by_rows = panels < 4 * rayon::current_num_threads() && m.div_ceil(MC) > panels;
+        self.blocked(a, m, (a_rs, a_cs), c, accumulate, by_rows);
+    }
+
+    /// The product of [`PackedRhs::mul_strided`] for more than [`MC`] rows, in blocks;
+    /// the threads split the panels of each block or, with `by_rows`, the row blocks.
+    fn blocked(
+        &self,
+        a: &[f32],
+        m: usize,
+        (a_rs, a_cs): (usize, usize),
+        c: &mut [f32],
+        accumulate: bool,
+        by_rows: bool,
+    ) {
+        let (k, n) = (self.k, self.n);
+        assert!(c.len() >= m * n, "packed product: output too short");
+        let out = Out(c.as_mut_ptr());
+        let kc_max = depth_block(k);
+        let panels = n.div_ceil(PANEL);
+        if by_rows {
+            // Few panels (a narrow output: the input gradient of a layer of few inputs):
+            // split over the row blocks instead, so that every thread has work. The row
+            // blocks write disjoint rows of the output.
+            (0..m.div_ceil(MC)).into_par_iter().for_each(|mb| {
+                let (m0, mc) = (mb * MC, MC.min(m - mb * MC));
+                let mut block = vec![0f32; mc * kc_max];
+                for k0 in (0..k).step_by(kc_max) {
+                    let kc = kc_max.min(k - k0);
+                    let blk = &mut block[..mc * kc];
+                    pack_left(a, (a_rs, a_cs), (m0, mc), (k0, kc), blk);
+                    for p in 0..panels {
+                        let out = Out(out.at(m0 * n));
+                        self.panel_pass(blk, mc, (p, k0, kc), out, accumulate || k0 > 0);
+                    }
+                }
+            });
+            return;
+        }
+        let mut block = vec![0f32; MC.min(m) * kc_max];
+        for k0 in (0..k).step_by(kc_max) {
+            let kc = kc_max.min(k - k0);
             // Every block after the first adds to what the first wrote.
             let add = accumulate || k0 > 0;
             for m0 in (0..m).step_by(MC) {
@@ -178,7 +221,7 @@ impl PackedRhs {
                 let blk = &mut block[..mc * kc];
                 pack_left(a, (a_rs, a_cs), (m0, mc), (k0, kc), blk);
                 let blk = &*blk;
-                (0..n.div_ceil(PANEL)).into_par_iter().for_each(|p| {
+                (0..panels).into_par_iter().for_each(|p| {
                     // The block's rows are m0.. of the output.
                     let out = Out(out.at(m0 * n));
                     self.panel_pass(blk, mc, (p, k0, kc), out, add);
@@ -227,6 +270,15 @@ impl PackedRhs {
             i += rows;
         }
     }
+}
+
+/// The depth of the inner dimension's blocks for an inner dimension `k`: equal blocks of
+/// at most [`KC`] plus a quarter, so that no block is a sliver (an LSTM's input weights
+/// with the bias as one more column are 1025 deep: blocks of 1024 and 1 made one more
+/// pass over the whole output for one depth).
+fn depth_block(k: usize) -> usize {
+    let blocks = k.div_ceil(KC + KC / 4).max(1);
+    k.div_ceil(blocks)
 }
 
 /// Rows `m0..m0+mc` and columns `k0..k0+kc` of `A` (`A[r][kk] = a[r * rs + kk * cs]`) into
@@ -435,32 +487,70 @@ mod tests {
                 .map(|kk| at[kk * m + i] as f64 * b[kk * n + j] as f64)
                 .sum()
         };
-        let mut c = vec![1f32; m * n];
-        matmul((m, n, k), &mut c, true, &at, (1, m), &b, (n, 1));
-        for (i, j) in [
-            (0, 0),
-            (1, 69),
-            (MC - 1, 31),
-            (MC, 32),
-            (m - 1, n - 1),
-            (97, 40),
-        ] {
-            let w = 1.0 + want(i, j);
-            assert!(
-                (c[i * n + j] as f64 - w).abs() < 1e-3,
-                "({i}, {j}): {} vs {w}",
-                c[i * n + j]
-            );
+        let packed = PackedRhs::new(&b, (k, n), (n, 1));
+        // The threads split the panels of each block, or the row blocks.
+        for by_rows in [false, true] {
+            let mut c = vec![1f32; m * n];
+            packed.blocked(&at, m, (1, m), &mut c, true, by_rows);
+            for (i, j) in [
+                (0, 0),
+                (1, 69),
+                (MC - 1, 31),
+                (MC, 32),
+                (m - 1, n - 1),
+                (97, 40),
+            ] {
+                let w = 1.0 + want(i, j);
+                assert!(
+                    (c[i * n + j] as f64 - w).abs() < 1e-3,
+                    "by rows {by_rows} ({i}, {j}): {} vs {w}",
+                    c[i * n + j]
+                );
+            }
+            packed.blocked(&at, m, (1, m), &mut c, false, by_rows);
+            for (i, j) in [(0, 0), (MC, 32), (m - 1, n - 1)] {
+                let w = want(i, j);
+                assert!(
+                    (c[i * n + j] as f64 - w).abs() < 1e-3,
+                    "by rows {by_rows} ({i}, {j}): {} vs {w}",
+                    c[i * n + j]
+                );
+            }
         }
+        // And through the public product (a narrow output: by rows).
+        let mut c = vec![0f32; m * n];
         matmul((m, n, k), &mut c, false, &at, (1, m), &b, (n, 1));
-        for (i, j) in [(0, 0), (MC, 32), (m - 1, n - 1)] {
-            let w = want(i, j);
+        assert!((c[(m - 1) * n + n - 1] as f64 - want(m - 1, n - 1)).abs() < 1e-3);
+    }
+
+    /// The inner dimension in equal blocks of at most KC plus a quarter: none a sliver.
+    #[test]
+    fn depth_blocks_are_even_and_bounded() {
+        for k in [
+            1,
+            37,
+            KC,
+            KC + 1,
+            KC + KC / 4,
+            KC + KC / 4 + 1,
+            4096,
+            5088,
+            5120,
+        ] {
+            let kc = depth_block(k);
+            let blocks = k.div_ceil(kc);
+            assert!(kc <= KC + KC / 4, "k {k}: block {kc}");
+            // The last block is at least the others' size less one per block.
             assert!(
-                (c[i * n + j] as f64 - w).abs() < 1e-3,
-                "({i}, {j}): {} vs {w}",
-                c[i * n + j]
+                k - (blocks - 1) * kc + blocks >= kc,
+                "k {k}: block {kc}, {blocks} blocks"
             );
         }
+        assert_eq!(
+            depth_block(KC + 1),
+            KC + 1,
+            "the LSTM's input weights and bias: one block"
+        );
     }
 }
 
