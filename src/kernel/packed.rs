@@ -127,10 +127,11 @@ impl PackedRhs {
 
     /// As [`PackedRhs::mul`], `A` given by strides: `A[r][kk] = a[r * rs + kk * cs]` (a
     /// transposed operand has `cs` > 1). The product runs in blocks of about [`KC`] of the
-    /// inner dimension ([`depth_block`]) and [`MC`] rows: each block of `A` is packed once ([`pack_left`]; it stays
-    /// in L2 across every panel), and each panel's slice of the block's depth stays in L2
-    /// across the block's row tiles, so a large `A` is not streamed from memory once per
-    /// panel. The threads split the panels, or the row blocks where the panels are few.
+    /// inner dimension ([`depth_block`]) and [`MC`] rows: each block of `A` is packed once
+    /// ([`pack_left`]; it stays in L2 across every panel), and each panel's slice of the
+    /// block's depth stays in L2 across the block's row tiles, so a large `A` is not
+    /// streamed from memory once per panel. The threads split the panels, or the row
+    /// blocks where the panels are few.
     pub fn mul_strided(
         &self,
         a: &[f32],
