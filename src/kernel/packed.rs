@@ -40,8 +40,8 @@ pub struct PackedRhs {
 /// The output pointer shared by the threads, each writing its own columns.
 #[derive(Clone, Copy)]
 struct Out(*mut f32);
-// SAFETY: the threads write disjoint column ranges of the output (one panel each), and the
-// output outlives the parallel loop that uses the pointer.
+// SAFETY: the threads write disjoint parts of the output (one panel's columns each, or one
+// row block's rows each), and the output outlives the parallel loop that uses the pointer.
 impl Out {
     /// The pointer `offset` values in (a method, so a closure captures the whole `Out`).
     fn at(self, offset: usize) -> *mut f32 {
@@ -262,7 +262,8 @@ impl PackedRhs {
             assert!(rows * kc <= tile.len(), "packed product: tile out of A");
             // SAFETY: AVX-512 is checked by every caller; `tile` holds kc depths of `rows`
             // values (asserted), the panel's slice kc x 32; the callers' output holds rows
-            // 0..m and columns c0..c0+width <= n, and no other thread writes these columns.
+            // 0..m and columns c0..c0+width <= n, and no other thread writes these rows of
+            // these columns (the threads split the panels, or the row blocks).
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             unsafe {
