@@ -402,10 +402,10 @@ fn shipped_model_scores_its_card_on_actors_one_and_two() {
         assert!(m.get(k).is_some(), "missing key {k}");
     }
     assert_eq!(m["n"], 120);
-    // The card records RAVDESS 1-2 (in its mixed test set) as 98 of 120 right (81.7 %);
+    // The card records RAVDESS 1-2 (in its mixed test set) as 103 of 120 right (85.8 %);
     // allow one clip of numerical wobble.
     let correct = (m["accuracy"].as_f64().unwrap() * 120.0).round() as i64;
-    assert!((correct - 98).abs() <= 1, "{correct} of 120 right");
+    assert!((correct - 103).abs() <= 1, "{correct} of 120 right");
     assert!(m["roc_auc_mean"].as_f64().unwrap() > 0.9);
     assert!(
         std::fs::metadata(&png).unwrap().len() > 10_000,
