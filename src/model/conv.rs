@@ -66,7 +66,8 @@ pub(super) fn matmul(
 
 /// `C (m x n) (+)= A (m x k) . B (k x n)`, strides as [`matmul`]'s: the packed kernel
 /// where the CPU has AVX-512 (its panels split over the threads), gemm split over the
-/// threads elsewhere ([`matmul_parallel`]). One large product, as the LSTM's.
+/// threads elsewhere (for one large product, as the LSTM's whole batch each frame, its
+/// right operand packed once instead of once per thread).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn product(
     dims: (usize, usize, usize),
@@ -97,22 +98,6 @@ fn packed_or_gemm(
         true => crate::kernel::packed::matmul(dims, c, accumulate, a, a_strides, b, b_strides),
         false => gemm_on(dims, c, accumulate, a, a_strides, b, b_strides, parallel),
     }
-}
-
-/// As [`matmul`], one product split by gemm over rayon's threads: for one large product
-/// (the LSTM's whole batch each frame) instead of one per thread, so its right operand is
-/// packed once, not once per thread.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn matmul_parallel(
-    dims: (usize, usize, usize),
-    c: &mut [f32],
-    accumulate: bool,
-    a: &[f32],
-    a_strides: (usize, usize),
-    b: &[f32],
-    b_strides: (usize, usize),
-) {
-    gemm_on(dims, c, accumulate, a, a_strides, b, b_strides, true)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -58,8 +58,9 @@ impl<'a> Recurrent<'a> {
     fn mul(&self, a: &[f32], m: usize, a_rs: usize, c: &mut [f32], accumulate: bool) {
         match self {
             Self::Packed(p) => p.mul(a, m, a_rs, c, accumulate),
+            // No AVX-512 here, so `product` is gemm split over the threads.
             Self::Gemm(b, (k, n), strides) => {
-                super::conv::matmul_parallel((m, *n, *k), c, accumulate, a, (a_rs, 1), b, *strides)
+                product((m, *n, *k), c, accumulate, a, (a_rs, 1), b, *strides)
             }
         }
     }
