@@ -436,6 +436,13 @@ unsafe fn kernel(a: &[f32], rows: usize, k: usize, panel: &[f32], dst: Tile) {
 mod tests {
     use super::*;
 
+    /// `n` test values `((i * step) % modulus - modulus / 2) / 10`: small, signed, varied.
+    fn ramp(n: usize, step: usize, modulus: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((i * step % modulus) as f32 - (modulus / 2) as f32) * 0.1)
+            .collect()
+    }
+
     #[test]
     fn a_packed_product_equals_the_plain_one() {
         if !PackedRhs::available() {
@@ -443,13 +450,9 @@ mod tests {
             return;
         }
         let (m, k, n) = (13, KC + 37, 70);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1)
-            .collect();
+        let a = ramp(m * k, 7, 11);
         // B read transposed from a row-major n x k matrix, as the LSTM reads W_hh.
-        let w: Vec<f32> = (0..n * k)
-            .map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.1)
-            .collect();
+        let w = ramp(n * k, 5, 13);
         let packed = PackedRhs::new(&w, (k, n), (1, k));
         let mut c = vec![1f32; m * n];
         packed.mul(&a, m, k, &mut c, true);
@@ -478,12 +481,8 @@ mod tests {
         }
         let (m, k, n) = (MC + 45, 2 * KC + 37, 70);
         // A (m x k) stored transposed: A[r][kk] = at[kk * m + r].
-        let at: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 7 % 11) as f32 - 5.0) * 0.1)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 5 % 13) as f32 - 6.0) * 0.1)
-            .collect();
+        let at = ramp(m * k, 7, 11);
+        let b = ramp(k * n, 5, 13);
         let want = |i: usize, j: usize| -> f64 {
             (0..k)
                 .map(|kk| at[kk * m + i] as f64 * b[kk * n + j] as f64)
@@ -491,33 +490,31 @@ mod tests {
         };
         let packed = PackedRhs::new(&b, (k, n), (n, 1));
         // The threads split the panels of each block, or the row blocks.
+        // Elements (i, j) of `c` against the plain product plus `start`.
+        let check = |c: &[f32], points: &[(usize, usize)], start: f64, by_rows: bool| {
+            for &(i, j) in points {
+                let w = start + want(i, j);
+                assert!(
+                    (c[i * n + j] as f64 - w).abs() < 1e-3,
+                    "by rows {by_rows} ({i}, {j}): {} vs {w}",
+                    c[i * n + j]
+                );
+            }
+        };
         for by_rows in [false, true] {
             let mut c = vec![1f32; m * n];
             packed.blocked(&at, m, (1, m), &mut c, true, by_rows);
-            for (i, j) in [
+            let points = [
                 (0, 0),
                 (1, 69),
                 (MC - 1, 31),
                 (MC, 32),
                 (m - 1, n - 1),
                 (97, 40),
-            ] {
-                let w = 1.0 + want(i, j);
-                assert!(
-                    (c[i * n + j] as f64 - w).abs() < 1e-3,
-                    "by rows {by_rows} ({i}, {j}): {} vs {w}",
-                    c[i * n + j]
-                );
-            }
+            ];
+            check(&c, &points, 1.0, by_rows);
             packed.blocked(&at, m, (1, m), &mut c, false, by_rows);
-            for (i, j) in [(0, 0), (MC, 32), (m - 1, n - 1)] {
-                let w = want(i, j);
-                assert!(
-                    (c[i * n + j] as f64 - w).abs() < 1e-3,
-                    "by rows {by_rows} ({i}, {j}): {} vs {w}",
-                    c[i * n + j]
-                );
-            }
+            check(&c, &[(0, 0), (MC, 32), (m - 1, n - 1)], 0.0, by_rows);
         }
         // And through the public product (a narrow output: by rows).
         let mut c = vec![0f32; m * n];
