@@ -27,16 +27,22 @@ class Export:
         at = b * 1024 + (512 if std else 0)
         return np.asarray(self.X[:, at:at + 512], dtype=dtype)
 
-    def enrolment(self, M):
-        """Each window's enrolment reference in M (the mean of its speaker's speech windows
-        labelled neutral, its own clip's left out) and whether it has one (2 windows or more)."""
-        ref, has = np.zeros_like(M), np.zeros(len(M), dtype=bool)
+    def enrolment_windows(self):
+        """(window, its enrolment's windows) for every window that has an enrolment: its
+        speaker's speech windows labelled neutral, its own clip's left out, 2 or more."""
         for s in np.unique(self.spk):
             e = np.where((self.spk == s) & self.speech & (self.y == 0))[0]
             for i in np.where(self.spk == s)[0]:
                 others = e[self.clip[e] != self.clip[i]]
                 if len(others) >= 2:
-                    ref[i], has[i] = M[others].mean(0), True
+                    yield i, others
+
+    def enrolment(self, M):
+        """Each window's enrolment reference in M (the mean of its enrolment's windows) and
+        whether it has one."""
+        ref, has = np.zeros_like(M), np.zeros(len(M), dtype=bool)
+        for i, others in self.enrolment_windows():
+            ref[i], has[i] = M[others].mean(0), True
         return ref, has
 
     def held_out(self):
@@ -56,11 +62,12 @@ class Export:
         return 100 * np.mean(hits)
 
 
-def logistic(A, labels, C=0.01):
-    """scikit-learn's logistic regression on standardised A; returns predict(Z) -> (n, 8)."""
+def logistic(A, labels, C=0.01, sample_weight=None):
+    """scikit-learn's logistic regression on standardised A (each row weighted by
+    sample_weight where given); returns predict(Z) -> (n, 8)."""
     from sklearn.linear_model import LogisticRegression
     m, s = A.mean(0), A.std(0) + 1e-6
-    clf = LogisticRegression(C=C, max_iter=3000).fit((A - m) / s, labels)
+    clf = LogisticRegression(C=C, max_iter=3000).fit((A - m) / s, labels, sample_weight=sample_weight)
 
     def predict(Z):
         P = np.zeros((len(Z), 8))

@@ -24,9 +24,8 @@ import sys
 import warnings
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
-from enc_export import Export
+from enc_export import Export, logistic
 
 warnings.filterwarnings("ignore")
 BLOCKS = [2, 3, 4]
@@ -42,23 +41,12 @@ def balanced_weights(corpus):
     return w
 
 
-def fit(A, labels, w, C=0.01):
-    """Weighted logistic regression on standardised A; returns predict(Z) -> (n, 8)."""
-    m, s = A.mean(0), A.std(0) + 1e-6
-    clf = LogisticRegression(C=C, max_iter=3000).fit((A - m) / s, labels, sample_weight=w)
-
-    def predict(Z):
-        P = np.zeros((len(Z), 8))
-        P[:, clf.classes_] = clf.predict_proba((Z - m) / s)
-        return P
-    return predict
-
-
 class Screens:
     def __init__(self, d):
         self.ex = ex = Export(d)
         self.F = {b: ex.block(b) for b in BLOCKS}
         self.E = {b: ex.enrolment(self.F[b]) for b in BLOCKS}
+        self.spreads = {}
 
     def speaker_directions(self, X, tr, k):
         """The top k directions of the training speakers' emotion-balanced centroids."""
@@ -73,16 +61,14 @@ class Screens:
         return vt[:k].T
 
     def spread(self, b):
-        """Per window: the RMS over values of its enrolment windows' standard deviation."""
-        ex, M = self.ex, self.F[b]
-        out = np.ones(len(M))
-        for s in np.unique(ex.spk):
-            e = np.where((ex.spk == s) & ex.speech & (ex.y == 0))[0]
-            for i in np.where(ex.spk == s)[0]:
-                o = e[ex.clip[e] != ex.clip[i]]
-                if len(o) >= 2:
-                    out[i] = np.sqrt(M[o].var(0).mean())
-        return out
+        """Per window: the RMS over values of its enrolment windows' standard deviation
+        (1 without an enrolment); computed once per block."""
+        if b not in self.spreads:
+            M, out = self.F[b], np.ones(len(self.F[b]))
+            for i, others in self.ex.enrolment_windows():
+                out[i] = np.sqrt(M[others].var(0).mean())
+            self.spreads[b] = out
+        return self.spreads[b]
 
     def run(self, variant):
         """{held-out set: (accuracy without an enrolment, with one[, geometric mix])}."""
@@ -107,8 +93,8 @@ class Screens:
                 elif kind == "spread":
                     D = D / self.spread(b)[:, None]
                 h = has[tr]
-                alone = fit(proj(X[tr]), ex.y[tr], w)(proj(X[te]))
-                enrolled = fit(proj(D[tr][h]), ex.y[tr][h], w[h])(proj(D[te]))
+                alone = logistic(proj(X[tr]), ex.y[tr], sample_weight=w)(proj(X[te]))
+                enrolled = logistic(proj(D[tr][h]), ex.y[tr][h], sample_weight=w[h])(proj(D[te]))
                 enrolled = np.where(has[te][:, None], enrolled, alone)
                 a = float(arg) if kind == "mix" else 0.0
                 p_alone = p_alone + alone / 3
