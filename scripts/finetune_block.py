@@ -168,8 +168,9 @@ def train(ex, frames, lens, tr, epochs, lr, enrol, seed=0):
     return block, head, head_e
 
 
-def screens(ex, M, tr, te, has_ref):
-    """Clip accuracy without an enrolment and with one of the regressions on M."""
+def screens(ex, M, tr, te, has_ref, probabilities=False):
+    """Clip accuracy without an enrolment and with one of the regressions on M, and the
+    enrolled reading's window probabilities (with `probabilities`, both readings')."""
     ref, has = has_ref
     w = balanced_weights(ex.corpus[tr])
     alone = logistic(M[tr], ex.y[tr], sample_weight=w)(M[te])
@@ -177,7 +178,9 @@ def screens(ex, M, tr, te, has_ref):
     h = has[tr]
     enrolled = logistic(D[tr][h], ex.y[tr][h], sample_weight=w[h])(D[te])
     enrolled = np.where(has[te][:, None], enrolled, alone)
-    return ex.clip_accuracy(alone, te), ex.clip_accuracy(enrolled, te)
+    if probabilities:
+        return alone, enrolled
+    return ex.clip_accuracy(alone, te), ex.clip_accuracy(enrolled, te), enrolled
 
 
 def main():
@@ -209,12 +212,20 @@ def main():
             own = torch.softmax(head(torch.from_numpy(M[te]).float()), 1).numpy()
             own_e = torch.softmax(head_e(torch.from_numpy((M - ref)[te]).float()), 1).numpy()
         own_e = np.where(has[te][:, None], own_e, own)
-        a0, e0 = screens(ex, frozen, tr, te, frozen_ref)
-        a1, e1 = screens(ex, M, tr, te, (ref, has))
+        a0, e0, _ = screens(ex, frozen, tr, te, frozen_ref)
+        a1, e1, tuned_e = screens(ex, M, tr, te, (ref, has))
         mine = f" / {ex.clip_accuracy(own_e, te):.1f}" if a.enrol else ""
         print(f"{name}: frozen block 3 {a0:.1f} / {e0:.1f} %, tuned {a1:.1f} / {e1:.1f} %, "
               f"tuned network's own heads {ex.clip_accuracy(own, te):.1f}{mine} % (without / with an enrolment)",
               flush=True)
+        # The tuned block as a fourth member beside the reference's three frozen blocks:
+        # its own head without an enrolment, the regression on its deviation with one.
+        three = [screens(ex, ex.block(b), tr, te, ex.enrolment(ex.block(b)), probabilities=True) for b in (2, 3, 4)]
+        alone3, with3 = sum(t[0] for t in three) / 3, sum(t[1] for t in three) / 3
+        alone4, with4 = (3 * alone3 + own) / 4, (3 * with3 + tuned_e) / 4
+        print(f"{name}: frozen blocks 2-4 {ex.clip_accuracy(alone3, te):.1f} / {ex.clip_accuracy(with3, te):.1f} %, "
+              f"with the tuned block a fourth member {ex.clip_accuracy(alone4, te):.1f} / "
+              f"{ex.clip_accuracy(with4, te):.1f} %", flush=True)
 
 
 if __name__ == "__main__":
