@@ -9,8 +9,9 @@ window's frames; block 2's frames are the fixed input (`encoder_frames DIR 2`). 
 corpus is an equal share of every epoch. Then it reads every window through the tuned
 block and fits the screens' logistic regressions on its time-mean, without an enrolment
 and with one (minus the speaker's other neutral windows' mean), beside the same
-regressions on the frozen block's mean, and prints clip accuracy (%) both ways, and the
-tuned network's own head (without an enrolment).
+regressions on the frozen block's mean, and prints clip accuracy (%) both ways, the
+tuned network's own head (and with `--enrol` its own enrolled head), and the screens'
+reference (frozen blocks 2, 3, 4 averaged) with the tuned block as a fourth member.
 
     emoscope encode --data ravdess=D/ravdess --data csv=D/emovo/labels.csv \\
         --data csv=D/nemo/labels.csv --export runs/enc-npy
@@ -21,7 +22,6 @@ Needs numpy, pandas, scikit-learn, torch; about 3 GB of memory; 5 epochs of 3000
 and the readings take about 6 minutes a held-out set on two cores.
 """
 import json
-import sys
 import time
 import warnings
 
