@@ -41,6 +41,16 @@ def balanced_weights(corpus):
     return w
 
 
+def readings(ex, X, D, has, tr, te, w):
+    """The window probabilities of te read by two regressions fitted on tr (each window
+    weighted by w): on X (without an enrolment) and on D, the deviation from the
+    enrolment, for the windows that have one (`has`; the others keep the first reading)."""
+    h = has[tr]
+    alone = logistic(X[tr], ex.y[tr], sample_weight=w)(X[te])
+    enrolled = logistic(D[tr][h], ex.y[tr][h], sample_weight=w[h])(D[te])
+    return alone, np.where(has[te][:, None], enrolled, alone)
+
+
 class Screens:
     def __init__(self, d):
         self.ex = ex = Export(d)
@@ -92,10 +102,7 @@ class Screens:
                     D = D / n if kind == "unit" else np.hstack([D / n, np.log(n)])
                 elif kind == "spread":
                     D = D / self.spread(b)[:, None]
-                h = has[tr]
-                alone = logistic(proj(X[tr]), ex.y[tr], sample_weight=w)(proj(X[te]))
-                enrolled = logistic(proj(D[tr][h]), ex.y[tr][h], sample_weight=w[h])(proj(D[te]))
-                enrolled = np.where(has[te][:, None], enrolled, alone)
+                alone, enrolled = readings(ex, proj(X), proj(D), has, tr, te, w)
                 a = float(arg) if kind == "mix" else 0.0
                 p_alone = p_alone + alone / 3
                 p_with = p_with + ((1 - a) * enrolled + a * alone) / 3

@@ -29,8 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from enc_export import Export, logistic
-from encoder_screens import balanced_weights
+from encoder_screens import BLOCKS, Screens, balanced_weights, readings
 
 warnings.filterwarnings("ignore")
 WIDTH, HEADS = 512, 8
@@ -123,17 +122,17 @@ def standardised_head(A):
     return torch.nn.Sequential(Standardise(mu, sd), torch.nn.Linear(WIDTH, 8))
 
 
-def train(ex, frames, lens, tr, epochs, lr, enrol, seed=0):
+def train(ex, frames, lens, tr, frozen, epochs, lr, enrol, seed=0):
     """The tuned block and its heads (without an enrolment; with one where `enrol`: each
     training window's mean minus its enrolment's, the enrolment read through the block as
-    it stood at the epoch's start)."""
+    it stood at the epoch's start). `frozen`: the frozen block's mean and its enrolment
+    (reference, has one), whose statistics standardise the heads' inputs."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     block = Block(safetensors(WEIGHTS), 2)
-    frozen = ex.block(3)
-    ref, has = ex.enrolment(frozen)
-    head = standardised_head(frozen[tr])
-    head_e = standardised_head((frozen - ref)[tr][has[tr]])
+    X, (ref, has) = frozen
+    head = standardised_head(X[tr])
+    head_e = standardised_head((X - ref)[tr][has[tr]])
     params = list(head.parameters()) + (list(head_e.parameters()) if enrol else [])
     opt = torch.optim.AdamW([{"params": block.parameters(), "lr": lr},
                              {"params": params, "lr": 1e-3}], weight_decay=1e-2)
@@ -168,21 +167,6 @@ def train(ex, frames, lens, tr, epochs, lr, enrol, seed=0):
     return block, head, head_e
 
 
-def screens(ex, M, tr, te, has_ref, probabilities=False):
-    """Clip accuracy without an enrolment and with one of the regressions on M, and the
-    enrolled reading's window probabilities (with `probabilities`, both readings')."""
-    ref, has = has_ref
-    w = balanced_weights(ex.corpus[tr])
-    alone = logistic(M[tr], ex.y[tr], sample_weight=w)(M[te])
-    D = M - ref
-    h = has[tr]
-    enrolled = logistic(D[tr][h], ex.y[tr][h], sample_weight=w[h])(D[te])
-    enrolled = np.where(has[te][:, None], enrolled, alone)
-    if probabilities:
-        return alone, enrolled
-    return ex.clip_accuracy(alone, te), ex.clip_accuracy(enrolled, te), enrolled
-
-
 def main():
     import argparse
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -194,38 +178,39 @@ def main():
                     help="also train a head on the mean minus the enrolment's, through the block")
     a = ap.parse_args()
     torch.set_num_threads(2)
-    ex = Export(a.dir)
+    screens = Screens(a.dir)  # the frozen blocks' means and enrolments, once for every set
+    ex = screens.ex
     frames = np.load(f"{a.dir}/frames_b2.npy", mmap_mode="r")
     lens = np.load(f"{a.dir}/frames_b2_len.npy").astype(np.int64)
-    frozen = ex.block(3)
-    frozen_ref = ex.enrolment(frozen)
     for name, te_mask in ex.held_out():
         if name.replace("LOCO ", "") not in a.sets.split(","):
             continue
         tr, te = np.where(~te_mask)[0], np.where(te_mask)[0]
         print(f"{name}: {len(tr)} training windows, {len(te)} test windows, {a.epochs} epochs, "
               f"lr {a.lr}{', enrolled head' if a.enrol else ''}", flush=True)
-        block, head, head_e = train(ex, frames, lens, tr, a.epochs, a.lr, a.enrol)
+        block, head, head_e = train(ex, frames, lens, tr, (screens.F[3], screens.E[3]), a.epochs, a.lr, a.enrol)
         M = tuned_means(block, frames, lens)
         ref, has = ex.enrolment(M)
         with torch.no_grad():
             own = torch.softmax(head(torch.from_numpy(M[te]).float()), 1).numpy()
             own_e = torch.softmax(head_e(torch.from_numpy((M - ref)[te]).float()), 1).numpy()
         own_e = np.where(has[te][:, None], own_e, own)
-        a0, e0, _ = screens(ex, frozen, tr, te, frozen_ref)
-        a1, e1, tuned_e = screens(ex, M, tr, te, (ref, has))
-        mine = f" / {ex.clip_accuracy(own_e, te):.1f}" if a.enrol else ""
-        print(f"{name}: frozen block 3 {a0:.1f} / {e0:.1f} %, tuned {a1:.1f} / {e1:.1f} %, "
-              f"tuned network's own heads {ex.clip_accuracy(own, te):.1f}{mine} % (without / with an enrolment)",
-              flush=True)
+        w = balanced_weights(ex.corpus[tr])
+        three = {b: readings(ex, screens.F[b], screens.F[b] - screens.E[b][0], screens.E[b][1], tr, te, w)
+                 for b in BLOCKS}
+        tuned, tuned_e = readings(ex, M, M - ref, has, tr, te, w)
+        acc = lambda P: f"{ex.clip_accuracy(P, te):.1f}"  # noqa: E731
+        mine = f" / {acc(own_e)}" if a.enrol else ""
+        print(f"{name}: frozen block 3 {acc(three[3][0])} / {acc(three[3][1])} %, "
+              f"tuned {acc(tuned)} / {acc(tuned_e)} %, "
+              f"tuned network's own heads {acc(own)}{mine} % (without / with an enrolment)", flush=True)
         # The tuned block as a fourth member beside the reference's three frozen blocks:
         # its own head without an enrolment, the regression on its deviation with one.
-        three = [screens(ex, ex.block(b), tr, te, ex.enrolment(ex.block(b)), probabilities=True) for b in (2, 3, 4)]
-        alone3, with3 = sum(t[0] for t in three) / 3, sum(t[1] for t in three) / 3
-        alone4, with4 = (3 * alone3 + own) / 4, (3 * with3 + tuned_e) / 4
-        print(f"{name}: frozen blocks 2-4 {ex.clip_accuracy(alone3, te):.1f} / {ex.clip_accuracy(with3, te):.1f} %, "
-              f"with the tuned block a fourth member {ex.clip_accuracy(alone4, te):.1f} / "
-              f"{ex.clip_accuracy(with4, te):.1f} %", flush=True)
+        alone3 = sum(r[0] for r in three.values()) / 3
+        with3 = sum(r[1] for r in three.values()) / 3
+        print(f"{name}: frozen blocks 2-4 {acc(alone3)} / {acc(with3)} %, with the tuned block a "
+              f"fourth member {acc((3 * alone3 + own) / 4)} / {acc((3 * with3 + tuned_e) / 4)} %",
+              flush=True)
 
 
 if __name__ == "__main__":
